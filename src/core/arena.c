@@ -209,7 +209,8 @@ char *arena_vprintf(arena *a, const char *fmt, va_list ap)
 {
     va_list aq;
     va_copy(aq, ap);
-    int n = vsnprintf(NULL, 0, fmt, aq);
+    char probe[1];
+    int n = vsnprintf(probe, sizeof probe, fmt, aq);
     va_end(aq);
     if (n < 0)
         panic("arena_vprintf: bad format %s", fmt);
