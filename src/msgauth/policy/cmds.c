@@ -1,7 +1,9 @@
 /* policy/cmds.c: postern-auth subcommands for SPF, DMARC, SRS. */
 #include "msgauth/cli.h"
+#include "msgauth/policy/cmds.h"
 #include <stddef.h>
 
 const auth_cmd policy_cmds[] = {
+    { "spf", "SPF check_host(): --ip IP --sender ADDR --helo NAME [--received-spf]", cmd_spf },
     { NULL, NULL, NULL },
 };
