@@ -1,0 +1,151 @@
+/* dkim.h: DKIM signatures (RFC 6376, RFC 8301, RFC 8463): verify every
+ * DKIM-Signature of a message, and sign one.
+ *
+ * Verification results use Exim's vocabulary: status none / invalid /
+ * fail / pass ($dkim_verify_status) and, for invalid and fail, a reason
+ * ($dkim_verify_reason: pubkey_unavailable, pubkey_dns_syntax,
+ * pubkey_der_syntax, pubkey_too_short, bodyhash_mismatch,
+ * signature_incorrect; other invalid signatures carry a reason naming the
+ * problem).  A DNS failure (timeout, SERVFAIL) is "invalid" with reason
+ * pubkey_unavailable for Exim, and sets temperror so callers can defer.
+ * rsa-sha1 signatures are verified but flagged weak (RFC 8301).
+ *
+ * No MTA state: DNS goes through the dns_iface given, memory through the
+ * arena given. */
+#ifndef POSTERN_MSGAUTH_DKIM_H
+#define POSTERN_MSGAUTH_DKIM_H
+
+#include "core/arena.h"
+#include "dns/dns.h"
+#include "msgauth/mail.h"
+#include "msgauth/sig/authres.h"
+#include "msgauth/sig/sigutil.h"
+#include <stdbool.h>
+#include <time.h>
+
+#define DKIM_MAX_SIGS 32            /* signatures examined per message */
+#define DKIM_NO_LIMIT (-1LL)
+
+typedef enum dkim_status {
+    DKIM_NONE = 0, DKIM_INVALID, DKIM_FAIL, DKIM_PASS,
+} dkim_status;
+
+const char *dkim_status_name(dkim_status s);   /* "none" "invalid" "fail" "pass" */
+
+/* A parsed DKIM-Signature (or ARC-Message-Signature, which shares it). */
+typedef struct dkim_sig {
+    const char *v, *a, *b, *bh, *d, *s, *i, *q, *z;
+    const char **h;              /* signed header names */
+    int nh;
+    const char *h_raw;           /* h= as written */
+    sig_keytype kt;
+    sig_hash hash;
+    canon hc, bc;
+    long long l;                 /* body length, DKIM_NO_LIMIT if absent */
+    long long t, x;              /* -1 if absent */
+    unsigned char *sig;          /* decoded b= */
+    size_t siglen;
+    unsigned char *bhash;        /* decoded bh= */
+    size_t bhlen;
+    sig_tags tags;
+} dkim_sig;
+
+/* Parse a signature's tag list into *out (syntax only; the DKIM-specific
+ * requirements are checked by dkim_sig_check()). */
+status dkim_sig_parse(arena *a, const char *value, size_t len, dkim_sig *out, const char **err);
+/* RFC 6376 6.1.1 checks: required tags, v=1, known a= c= q=, i= within
+ * d=, h= includes From, x= not passed at now. */
+status dkim_sig_check(arena *a, dkim_sig *s, time_t now, const char **err);
+
+/* A parsed key record (RFC 6376 3.6.1). */
+typedef struct dkim_key {
+    sig_keytype kt;
+    const char *h;               /* acceptable hashes (colon list) or NULL */
+    const char *srv;             /* s= service types or NULL */
+    const char *g;               /* RFC 4871 granularity or NULL */
+    const char *n;               /* notes */
+    const char *flags;           /* t= */
+    bool testing, strict;
+    bool revoked;                /* p= empty */
+    unsigned char *p;
+    size_t plen;
+} dkim_key;
+
+/* Parse a key record.  ST_FAIL with *err for syntax errors and unknown
+ * v= or k=. */
+status dkim_key_parse(arena *a, const char *txt, size_t len, dkim_key *out, const char **err);
+
+typedef struct dkim_verify_opts {
+    dns_iface dns;
+    time_t now;                  /* 0: time(NULL) */
+    int min_rsa_bits;            /* Exim's dkim_verify_min_keysizes: rsa=1024 */
+    int min_ed25519_bits;        /* ed25519=250 */
+    bool sha1_invalid;           /* treat rsa-sha1 as invalid (ARC, strict use) */
+} dkim_verify_opts;
+
+typedef struct dkim_result {
+    dkim_status status;
+    const char *reason;          /* $dkim_verify_reason, or "" */
+    bool temperror;              /* DNS failure: try later */
+    bool weak;                   /* rsa-sha1 */
+    bool testing;                /* key t=y */
+    const char *domain, *selector, *identity, *algo;
+    const char *canon_head, *canon_body;
+    const char *headernames;     /* colon list */
+    long long bodylength, created, expires;
+    int key_bits;
+    const char *b_prefix;        /* first 8 chars of b= (RFC 6008 header.b) */
+    int hdr_index;               /* index of the DKIM-Signature in the message */
+} dkim_result;
+
+/* Verify every DKIM-Signature (at most DKIM_MAX_SIGS).  Returns the
+ * number of results stored in *out (0: no signatures, status none). */
+int dkim_verify(arena *a, const mail_msg *m, const dkim_verify_opts *o, dkim_result **out);
+
+/* Verify one signature header of m (also used by ARC for AMS, with
+ * is_ams set: no v=, i= is the ARC instance). */
+void dkim_verify_one(arena *a, const mail_msg *m, int hdr_index, const dkim_verify_opts *o,
+                     dkim_result *r);
+
+/* Body hash of m under s's canonicalization, hash and l=. */
+size_t dkim_body_hash(arena *a, const mail_msg *m, canon bc, sig_hash h, long long l,
+                      unsigned char *out, const char **err);
+
+/* Hash of the headers named in names (bottom-up selection, RFC 6376
+ * 5.4.2) followed by the signature header sighdr with its b= emptied and
+ * without final CRLF, canonicalized with c.  exclude marks header indexes
+ * that are never selected (e.g. the signature itself). */
+size_t dkim_header_hash(arena *a, const mail_msg *m, const char *const *names, int n, canon c,
+                        sig_hash h, const mail_header *sighdr, unsigned char *out);
+
+/* Fetch and parse the key selector._domainkey.domain; returns ST_OK,
+ * ST_DEFER (DNS temporary), ST_NOTFOUND, or ST_FAIL (syntax: *err). */
+status dkim_key_fetch(arena *a, const dns_iface *dns, const char *selector, const char *domain,
+                      dkim_key *key, const char **err);
+
+typedef struct dkim_sign_opts {
+    const char *domain, *selector;
+    const char *identity;        /* i=, or NULL */
+    sig_key *key;
+    sig_hash hash;               /* HASH_SHA256 (sha1 signing is refused) */
+    canon hc, bc;
+    const char *headers;         /* colon list to sign; NULL: Exim's default
+                                    list, each present header once per occurrence */
+    const char *hsep;            /* separator written between h= names, default ":" */
+    long long timestamp;         /* t=, -1 for none */
+    long long expire;            /* x=, -1 for none */
+    long long bodylength;        /* l=, -1 for none */
+} dkim_sign_opts;
+
+/* The "DKIM-Signature: ...\r\n" field to prepend to m, or NULL with *err. */
+char *dkim_sign(arena *a, const mail_msg *m, const dkim_sign_opts *o, const char **err);
+
+/* The Authentication-Results resinfo for r (RFC 8601 dkim=, with
+ * header.d/i/s/a/b); r == NULL gives "dkim=none".  invalid maps to
+ * permerror, a DNS failure to temperror. */
+void dkim_authres(arena *a, const dkim_result *r, authres_result *out);
+
+/* Exim's default list of headers to sign. */
+extern const char dkim_default_sign_headers[];
+
+#endif
