@@ -736,60 +736,6 @@ static status rewrite_line(reader *r, const char *line)
 
 /* ---- builtin macros and computed defaults ------------------------------- */
 
-static void upcase_into(char *dst, size_t len, const char *prefix, const char *name)
-{
-    size_t o = (size_t)snprintf(dst, len, "%s", prefix);
-    for (const char *p = name; *p && o + 1 < len; p++)
-        dst[o++] = (char)toupper((unsigned char)*p);
-    dst[o] = '\0';
-}
-
-static void define_builtins(reader *r)
-{
-    static const char *const have[] = {
-        "ARC", "DCC", "DKIM", "DMARC", "DANE", "DNSSEC", "DOMAINKEYS", "OPENSSL",
-        "SPF", "SRS", "TLS", "XCLIENT", "LOOKUP_CDB", "LOOKUP_DNSDB", "LOOKUP_DSEARCH",
-        "LOOKUP_LMDB", "LOOKUP_LSEARCH", "AUTH_DOVECOT", "AUTH_PLAINTEXT",
-        "TRANSPORT_QUEUEFILE", "DSN_INFO", "LOG_PROTOCOL_DETAIL",
-    };
-    char buf[256];
-    for (size_t i = 0; i < sizeof have / sizeof have[0]; i++) {
-        upcase_into(buf, sizeof buf, "_HAVE_", have[i]);
-        reader_define(r, buf, "y", false, true, false);
-    }
-    static const char *const cls_upper[DC__COUNT] = { "ROUTER", "TRANSPORT", "AUTHENTICATOR" };
-    static const char *const gen_upper[DC__COUNT] = { "ROUTERS", "TRANSPORTS", "AUTHENTICATORS" };
-    for (int c = 0; c < DC__COUNT; c++) {
-        const driver_table *t = &driver_tables[c];
-        for (int i = 0; i < t->ngeneric; i++) {
-            char pre[256];
-            snprintf(pre, sizeof pre, "_OPT_%s_", gen_upper[c]);
-            upcase_into(buf, sizeof buf, pre, t->generic[i].name);
-            reader_define(r, buf, "y", false, true, false);
-        }
-        for (int d = 0; d < t->ndrivers; d++) {
-            const driver_entry *e = &t->drivers[d];
-            if (!e->available)
-                continue;
-            char pre[256];
-            snprintf(pre, sizeof pre, "_DRIVER_%s_", cls_upper[c]);
-            upcase_into(buf, sizeof buf, pre, e->info.name);
-            reader_define(r, buf, "y", false, true, false);
-            for (int i = 0; i < e->info.nopts; i++) {
-                char pre2[128];
-                upcase_into(pre2, sizeof pre2, "", e->info.name);
-                snprintf(pre, sizeof pre, "_OPT_%s_%s_", cls_upper[c], pre2);
-                upcase_into(buf, sizeof buf, pre, e->info.opts[i].name);
-                reader_define(r, buf, "y", false, true, false);
-            }
-        }
-    }
-    for (int i = 0; i < MO__COUNT; i++) {
-        upcase_into(buf, sizeof buf, "_OPT_MAIN_", main_optdefs[i].name);
-        reader_define(r, buf, "y", false, true, false);
-    }
-}
-
 static const char *host_name(arena *a)
 {
     struct utsname u;
@@ -955,7 +901,6 @@ static status load(const char *name, FILE *f, const char *text, const char **def
         }
         reader_define(&r, nm, eq ? eq + 1 : "", true, false, false);
     }
-    define_builtins(&r);
     apply_defaults(&r, main_optdefs, MO__COUNT, c->main);
     if (parse_all(&r) != ST_OK) {
         /* The message outlives the arena of the failed configuration. */

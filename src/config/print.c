@@ -1,6 +1,7 @@
 /* print.c: -bP output in Exim's format: main options, named lists,
  * macros, drivers and their options. */
 #include "config/config.h"
+#include "config/builtins.h"
 #include "config/drivers.h"
 
 #include <string.h>
@@ -59,8 +60,15 @@ bool config_print(const config *c, const char *name, FILE *f, bool admin)
     if (strcmp(name, "macros") == 0 || strncmp(name, "macro ", 6) == 0) {
         const char *want = name[5] == ' ' ? name + 6 : NULL;
         bool found = false;
+        int nb;
+        const char *const *b = builtin_macros(&nb);
+        for (int i = 0; i < nb; i++)
+            if (want ? strcmp(b[i], want) == 0 : strncmp(b[i], "_HAVE_", 6) == 0) {
+                fprintf(f, "%s=y\n", b[i]);
+                found = true;
+            }
         for (const macro *m = c->macros; m; m = m->next)
-            if (want ? strcmp(m->name, want) == 0 : !m->builtin || strncmp(m->name, "_HAVE_", 6) == 0) {
+            if (!want || strcmp(m->name, want) == 0) {
                 fprintf(f, "%s=%s\n", m->name, m->value);
                 found = true;
             }

@@ -2,6 +2,7 @@
  * reader.  Order per physical line: macro substitution, then directives
  * (.include, .ifdef, ...), then comment removal, then continuation. */
 #include "config/reader.h"
+#include "config/builtins.h"
 #include "core/log.h"
 
 #include <ctype.h>
@@ -139,8 +140,6 @@ static void substitute(reader *r, gstr *g, bool at_start, bool *found)
     if (!any_upper)
         return;
     for (macro *m = r->c->macros; m; m = m->next) {
-        if (m->builtin && !any_builtin)
-            continue;
         size_t nl = strlen(m->name), vl = strlen(m->value);
         size_t pos = from;
         char *hit;
@@ -155,6 +154,22 @@ static void substitute(reader *r, gstr *g, bool at_start, bool *found)
             pos = at + vl;
             *found = true;
         }
+    }
+    if (!any_builtin)
+        return;
+    for (size_t pos = from; pos < g->len; pos++) {
+        if (g->s[pos] != '_' || !isupper((unsigned char)g->s[pos + 1]))
+            continue;
+        size_t nl = builtin_macro_at(g->s + pos);
+        if (!nl)
+            continue;
+        gstr ng;
+        gstr_init(&ng, r->a, g->len + 2);
+        gstr_catn(&ng, g->s, pos);
+        gstr_catc(&ng, 'y');
+        gstr_cat(&ng, g->s + pos + nl);
+        *g = ng;
+        *found = true;
     }
 }
 
