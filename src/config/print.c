@@ -6,33 +6,29 @@
 
 #include <string.h>
 
-static void print_driver(const driver_inst *d, FILE *f, bool admin)
+static void print_driver(const driver_inst *d, FILE *f, bool admin, bool header)
 {
     int ng;
     const optdef *g = config_generic_opts(d->cls, &ng);
-    fprintf(f, "%s:\n", d->name);
-    /* generic and private options together, in alphabetical order */
-    int i = 0, j = 0, np = d->info ? d->info->nopts : 0;
-    while (i < ng || j < np) {
-        const optdef *od;
-        const optval *ov;
-        if (j >= np || (i < ng && strcmp(g[i].name, d->info->opts[j].name) < 0)) {
-            od = &g[i];
-            ov = &d->generic[i++];
-        } else {
-            od = &d->info->opts[j];
-            ov = &d->priv[j++];
+    if (header)
+        fprintf(f, "%s:\n", d->name);
+    /* generic options, then the driver's own, each in alphabetical order */
+    for (int pass = 0; pass < 2; pass++) {
+        int n = pass ? (d->info ? d->info->nopts : 0) : ng;
+        const optdef *defs = pass ? d->info->opts : g;
+        const optval *vals = pass ? d->priv : d->generic;
+        for (int i = 0; i < n; i++) {
+            if (!defs[i].name)
+                continue;
+            if (strcmp(defs[i].name, "driver") == 0) {
+                fprintf(f, "driver = %s\n", d->info->name);
+                continue;
+            }
+            optval v = vals[i];
+            if (admin)
+                v.hidden = false;
+            opt_format(&defs[i], &v, f);
         }
-        if (!od->name)
-            continue;
-        if (strcmp(od->name, "driver") == 0) {
-            fprintf(f, "driver = %s\n", d->info->name);
-            continue;
-        }
-        optval v = *ov;
-        if (admin)
-            v.hidden = false;
-        opt_format(od, &v, f);
     }
 }
 
@@ -90,7 +86,7 @@ bool config_print(const config *c, const char *name, FILE *f, bool admin)
         }
         if (strcmp(name, dn[k].all) == 0) {
             for (const driver_inst *d = c->drivers[dn[k].cls]; d; d = d->next) {
-                print_driver(d, f, admin);
+                print_driver(d, f, admin, true);
                 if (d->next)
                     fputc('\n', f);
             }
@@ -99,7 +95,7 @@ bool config_print(const config *c, const char *name, FILE *f, bool admin)
         if (strncmp(name, dn[k].one, ol) == 0 && name[ol] == ' ') {
             for (const driver_inst *d = c->drivers[dn[k].cls]; d; d = d->next)
                 if (strcmp(d->name, name + ol + 1) == 0) {
-                    print_driver(d, f, admin);
+                    print_driver(d, f, admin, false);
                     return true;
                 }
             fprintf(f, "%s %s not found\n", dn[k].one, name + ol + 1);
