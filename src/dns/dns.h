@@ -39,6 +39,9 @@ typedef struct dns_rr {
     unsigned pref;                /* MX preference, SRV priority */
     unsigned weight, port;        /* SRV */
     unsigned tlsa_usage, tlsa_selector, tlsa_mtype;  /* TLSA (data in rdata+3) */
+    /* SOA: text is the primary name server, text2 the responsible mailbox */
+    const char *text2;
+    uint32_t soa_serial, soa_refresh, soa_retry, soa_expire, soa_minimum;
 } dns_rr;
 
 typedef struct dns_answer {
@@ -52,6 +55,8 @@ typedef struct dns_answer {
     int nrr;
     dns_rr *rr;         /* only records of the asked type */
     const char *why;    /* text for logs/errors when st != ST_OK */
+    uint32_t min_ttl;   /* smallest TTL of the records (0 when none) */
+    int ncname;         /* CNAMEs followed from the asked name to canon */
 } dns_answer;
 
 typedef struct dns_iface {
@@ -65,7 +70,30 @@ typedef struct dns_options {
     int retrans;                  /* seconds, 0 = default */
     int retry;
     bool dnssec_ok;
+    /* Added by the dns module (all optional, 0/NULL = default): */
+    int max_lookups;              /* lookups per process before ST_DEFER; 0 = DNS_MAX_LOOKUPS */
+    const char *check_names_pattern; /* PCRE2 that names (not PTR/TXT) must
+                                     match, else ST_NOTFOUND; NULL/"" = none */
+    /* dns_again_means_nonexist: called on a temporary failure (not for TLSA);
+       true turns it into ST_NOTFOUND. */
+    bool (*again_means_nonexist)(void *ctx, const char *name);
+    void *again_ctx;
 } dns_options;
+
+/* Limits (DESIGN.md section 8).  Exim's dns_cname_loops is about the
+   resolver; libunbound follows chains itself, we accept at most this many. */
+enum {
+    DNS_MAX_CNAME_CHAIN = 16,
+    DNS_MAX_RRS = 256,            /* records kept from one answer */
+    DNS_MAX_LOOKUPS = 10000,      /* default per-process lookup budget */
+    DNS_MAX_NAME = 255,           /* presentation form, without escapes */
+    DNS_DEFAULT_RETRANS = 5,      /* seconds: resolv.conf's default */
+    DNS_DEFAULT_RETRY = 2,        /* tries: resolv.conf's default */
+};
+#define DNS_DEFAULT_TRUST_ANCHOR "/usr/share/dns/root.key"
+/* Exim's default check_dns_names_pattern */
+#define DNS_CHECK_NAMES_DEFAULT \
+    "(?i)^(?>(?(1)\\.|())[^\\W](?>[a-z0-9/_-]*[^\\W])?)+(\\.?)$"
 
 typedef struct dns_resolver dns_resolver;
 
@@ -74,6 +102,27 @@ void dns_resolver_free(dns_resolver *r);
 status dns_lookup(dns_resolver *r, const char *name, int type, arena *a, dns_answer *out);
 /* A dns_iface backed by r. */
 dns_iface dns_iface_unbound(dns_resolver *r);
+
+/* The resolver belongs to the process that created it; a child process
+   that uses it gets a fresh libunbound context automatically. */
+
+/* Per-lookup deadline: retrans seconds per try, retry tries (dnsdb's
+   retrans_/retry_ modifiers).  0 restores the configured value. */
+void dns_resolver_timeouts(dns_resolver *r, int retrans, int retry);
+/* Lookups done so far, and a reset (e.g. per message). */
+unsigned dns_lookup_count(const dns_resolver *r);
+void dns_lookup_count_reset(dns_resolver *r);
+
+/* Decode a wire-format DNS response to a question (qname, qtype): header,
+   answer section, CNAME chain from qname.  Bounded and safe on hostile
+   input; used by dns_lookup and by the fuzz target.  Sets out->st, rcode,
+   nxdomain, canon, rr, min_ttl; leaves sec alone. */
+status dns_answer_parse(const unsigned char *pkt, size_t len, const char *qname,
+                        int qtype, arena *a, dns_answer *out);
+
+/* "1.2.3.4" -> "4.3.2.1.<suffix>", IPv6 -> nibbles; suffix NULL gives
+   in-addr.arpa / ip6.arpa.  NULL when ip is not an IP address. */
+char *dns_reverse_name(const char *ip, const char *suffix, arena *a);
 
 const char *dns_type_name(int type);
 int dns_type_from_name(const char *name);   /* "mx" -> DNS_T_MX, -1 if unknown */

@@ -1,0 +1,98 @@
+/* dnsq: drive src/dns from the command line for the integration tests.
+ *   dnsq [-s servers] [-T trust_anchor_file] [-r retrans] [-R retry]
+ *        [-n max_lookups] [-p check_names_pattern] NAME TYPE [NAME TYPE...]
+ *   dnsq ... -l DNSLIST [-i HOST_IP]
+ * Prints, per lookup:
+ *   <status> rcode=<n> nxdomain=<0|1> sec=<sec> canon=<name> nrr=<n>
+ *   rr <type> <ttl> <owner> <decoded fields>
+ * and for -l: the status and the four $dnslist_* values. */
+#include "core/arena.h"
+#include "dns/dns.h"
+#include "dns/dnslist.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static const char *secname[] = { "indeterminate", "insecure", "secure", "bogus" };
+
+static void print_rr(const dns_rr *rr)
+{
+    printf("rr %s %u %s", dns_type_name(rr->type), rr->ttl, rr->owner);
+    switch (rr->type) {
+    case DNS_T_MX: printf(" %u %s", rr->pref, rr->text); break;
+    case DNS_T_SRV: printf(" %u %u %u %s", rr->pref, rr->weight, rr->port, rr->text); break;
+    case DNS_T_SOA:
+        printf(" %s %s %u %u %u %u %u", rr->text, rr->text2, rr->soa_serial, rr->soa_refresh,
+               rr->soa_retry, rr->soa_expire, rr->soa_minimum);
+        break;
+    case DNS_T_TLSA:
+        printf(" %u %u %u ", rr->tlsa_usage, rr->tlsa_selector, rr->tlsa_mtype);
+        for (size_t i = 3; i < rr->rdlen; i++)
+            printf("%02x", rr->rdata[i]);
+        break;
+    case DNS_T_TXT: case DNS_T_SPF:
+        printf(" %d", rr->nstrings);
+        for (int i = 0; i < rr->nstrings; i++)
+            printf(" [%zu:%.*s]", rr->string_lens[i], (int)rr->string_lens[i], rr->strings[i]);
+        break;
+    default:
+        printf(" %s", rr->text ? rr->text : "-");
+    }
+    putchar('\n');
+}
+
+static void logfn(void *ctx, const char *msg) { printf("log %s\n", msg); }
+
+int main(int argc, char **argv)
+{
+    dns_options o = { 0 };
+    const char *list = NULL, *ip = NULL;
+    int c;
+    while ((c = getopt(argc, argv, "s:T:r:R:n:p:l:i:")) != -1) {
+        switch (c) {
+        case 's': o.servers = optarg; break;
+        case 'T': o.trust_anchor_file = optarg; break;
+        case 'r': o.retrans = atoi(optarg); break;
+        case 'R': o.retry = atoi(optarg); break;
+        case 'n': o.max_lookups = atoi(optarg); break;
+        case 'p': o.check_names_pattern = optarg; break;
+        case 'l': list = optarg; break;
+        case 'i': ip = optarg; break;
+        default: return 2;
+        }
+    }
+    arena *a = arena_new("dnsq", true);
+    char *err = NULL;
+    dns_resolver *r = dns_resolver_new(&o, &err, a);
+    if (!r) {
+        printf("ERROR %s\n", err);
+        arena_free(a);
+        return 1;
+    }
+    if (list) {
+        dnslist_ctx ctx = { .dns = dns_iface_unbound(r), .host_ip = ip, .log = logfn };
+        dnslist_result res = { 0 };
+        status st = dnslist_check(&ctx, list, a, &res);
+        printf("%s\ndomain=%s\nmatched=%s\ntext=%s\nvalue=%s\n", status_name(st),
+               res.domain ? res.domain : "<unset>", res.matched ? res.matched : "<unset>",
+               res.text ? res.text : "<unset>", res.value ? res.value : "<unset>");
+    }
+    for (int i = optind; i + 1 < argc; i += 2) {
+        int type = dns_type_from_name(argv[i + 1]);
+        if (type < 0)
+            type = atoi(argv[i + 1]);
+        dns_answer ans;
+        status st = dns_lookup(r, argv[i], type, a, &ans);
+        printf("%s rcode=%d nxdomain=%d sec=%s canon=%s nrr=%d why=%s\n", status_name(st),
+               ans.rcode, ans.nxdomain, secname[ans.sec], ans.canon ? ans.canon : "-",
+               ans.nrr, st == ST_OK ? "-" : ans.why ? ans.why : "?");
+        for (int j = 0; j < ans.nrr; j++)
+            print_rr(&ans.rr[j]);
+    }
+    printf("lookups=%u\n", dns_lookup_count(r));
+    dns_resolver_free(r);
+    arena_free(a);
+    return 0;
+}
