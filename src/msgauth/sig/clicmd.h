@@ -38,6 +38,7 @@ void cli_write_signed(const char *fields, const mail_msg *m, arena *a);
 
 int cmd_dkim_sign(int argc, char **argv);
 int cmd_dkim_verify(int argc, char **argv);
+int cmd_dkim_canon(int argc, char **argv);
 int cmd_arc_sign(int argc, char **argv);
 int cmd_arc_verify(int argc, char **argv);
 int cmd_dk_sign(int argc, char **argv);

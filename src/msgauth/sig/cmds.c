@@ -91,7 +91,7 @@ int cli_parse(int argc, char **argv, const cli_spec *spec, cli_opts *o)
         else if (IS("--key")) o->key = val;
         else if (IS("--algorithm")) o->algorithm = val;
         else if (IS("--canon")) o->canon = val;
-        else if (IS("--headers")) o->headers = val;
+        else if (IS("--headers") || IS("--part")) o->headers = val;
         else if (IS("--identity")) o->identity = val;
         else if (IS("--srv-id")) o->srv_id = val;
         else if (IS("--hsep")) o->hsep = val;
@@ -189,5 +189,6 @@ void cli_write_signed(const char *fields, const mail_msg *m, arena *a)
 const auth_cmd sig_cmds[] = {
     { "dkim-sign", "sign with DKIM (RFC 6376/8463); signed message on stdout", cmd_dkim_sign },
     { "dkim-verify", "verify every DKIM signature; one line per signature", cmd_dkim_verify },
+    { "dkim-canon", "print a message canonicalized as DKIM hashes it", cmd_dkim_canon },
     { NULL, NULL, NULL },
 };

@@ -172,13 +172,15 @@ static status sig_common_check(arena *a, dkim_sig *s, const char **err)
     return ST_OK;
 }
 
-status dkim_sig_check(arena *a, dkim_sig *s, time_t now, const char **err)
+status dkim_sig_check(arena *a, dkim_sig *s, time_t now, bool strict, const char **err)
 {
-    if (!s->v) {
+    /* Pre-RFC drafts (no v=, v=0.5) share the final format once bh= exists;
+     * they are accepted unless strict. */
+    if (!s->v && strict) {
         *err = "signature lacks a required tag";
         return ST_FAIL;
     }
-    if (strcmp(s->v, "1") != 0) {
+    if (s->v && strcmp(s->v, "1") != 0 && (strict || strcmp(s->v, "0.5") != 0)) {
         *err = "unsupported version";
         return ST_FAIL;
     }
@@ -189,8 +191,8 @@ status dkim_sig_check(arena *a, dkim_sig *s, time_t now, const char **err)
         int nq = split_colon(a, s->q, &qv);
         bool ok = false;
         for (int k = 0; k < nq; k++)
-            if (strcasecmp(qv[k], "dns/txt") == 0)
-                ok = true;
+            if (strcasecmp(qv[k], "dns/txt") == 0 || (!strict && strcasecmp(qv[k], "dns") == 0))
+                ok = true;   /* "dns" is the pre-RFC drafts' spelling */
         if (!ok) {
             *err = "unsupported query method";
             return ST_FAIL;
@@ -401,7 +403,7 @@ void dkim_verify_one(arena *a, const mail_msg *m, int idx, const dkim_verify_opt
     r->headernames = s.h_raw ? str_nows(a, s.h_raw) : NULL;
     if (s.b)
         r->b_prefix = arena_strndup(a, str_nows(a, s.b), 8);
-    if (dkim_sig_check(a, &s, now, &err) != ST_OK) {
+    if (dkim_sig_check(a, &s, now, o->strict, &err) != ST_OK) {
         invalid(r, err);
         return;
     }
@@ -414,7 +416,7 @@ void dkim_verify_one(arena *a, const mail_msg *m, int idx, const dkim_verify_opt
     r->created = s.t;
     r->expires = s.x;
     r->weak = s.hash == HASH_SHA1;
-    if (r->weak && o->sha1_invalid) {
+    if (r->weak && o->strict) {
         invalid(r, "rsa-sha1 is not acceptable");
         return;
     }

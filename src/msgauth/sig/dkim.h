@@ -54,8 +54,9 @@ typedef struct dkim_sig {
  * requirements are checked by dkim_sig_check()). */
 status dkim_sig_parse(arena *a, const char *value, size_t len, dkim_sig *out, const char **err);
 /* RFC 6376 6.1.1 checks: required tags, v=1, known a= c= q=, i= within
- * d=, h= includes From, x= not passed at now. */
-status dkim_sig_check(arena *a, dkim_sig *s, time_t now, const char **err);
+ * d=, h= includes From, x= not passed at now.  Unless strict, signatures
+ * of the pre-RFC drafts (no v=, or v=0.5) are accepted too. */
+status dkim_sig_check(arena *a, dkim_sig *s, time_t now, bool strict, const char **err);
 
 /* A parsed key record (RFC 6376 3.6.1). */
 typedef struct dkim_key {
@@ -80,7 +81,7 @@ typedef struct dkim_verify_opts {
     time_t now;                  /* 0: time(NULL) */
     int min_rsa_bits;            /* Exim's dkim_verify_min_keysizes: rsa=1024 */
     int min_ed25519_bits;        /* ed25519=250 */
-    bool sha1_invalid;           /* treat rsa-sha1 as invalid (ARC, strict use) */
+    bool strict;                 /* RFC-only: rsa-sha1 invalid (RFC 8301), v=1 required */
 } dkim_verify_opts;
 
 typedef struct dkim_result {
