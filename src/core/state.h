@@ -10,6 +10,13 @@
 #include <sys/types.h>
 #include <time.h>
 
+/* An ACL variable ($acl_c..., $acl_m...), kept in a short list. */
+typedef struct acl_var {
+    const char *name;
+    const char *value;
+    struct acl_var *next;
+} acl_var;
+
 typedef struct proc_state {
     /* arenas */
     arena *config;      /* lives as long as the loaded configuration */
@@ -23,6 +30,14 @@ typedef struct proc_state {
     pid_t pid;
     time_t started;
     bool debug;
+
+    /* string expansion (src/expand) */
+    const char *exp_num[10];  /* $0..$9 from the last successful match */
+    int exp_nmax;             /* number of $n set (0 = none) */
+    const char *exp_item;     /* $item in forall/forany/map/filter/reduce/sort */
+    const char *exp_value;    /* $value: lookup/extract result, reduce value */
+    acl_var *acl_c;           /* connection ACL variables (conn lifetime) */
+    acl_var *acl_m;           /* message ACL variables (msg lifetime) */
 } proc_state;
 
 extern proc_state ps;

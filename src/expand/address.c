@@ -1,0 +1,204 @@
+/* address.c: RFC 5322 address extraction for ${address:}, ${domain:},
+ * ${local_part:} and ${addresses:}: comments are removed, a "phrase <addr>"
+ * form yields addr, and anything that is not one address is an error. */
+#include "expand_int.h"
+
+#include <ctype.h>
+#include <string.h>
+
+typedef struct ap {
+    const char *s;
+    gstr *out;
+    char *err;
+    arena *a;
+} ap;
+
+static void skip_cfws(ap *p)
+{
+    for (;;) {
+        while (isspace((unsigned char)*p->s))
+            p->s++;
+        if (*p->s != '(')
+            return;
+        int depth = 0;
+        while (*p->s) {
+            if (*p->s == '\\' && p->s[1])
+                p->s++;
+            else if (*p->s == '(')
+                depth++;
+            else if (*p->s == ')' && --depth == 0) {
+                p->s++;
+                break;
+            }
+            p->s++;
+        }
+    }
+}
+
+static bool atext(int c)
+{
+    return c > 32 && c < 127 && !strchr("()<>@,;:\\\".[]", c);
+}
+
+/* a word: atom or quoted string (kept with its quotes) */
+static bool word(ap *p)
+{
+    skip_cfws(p);
+    if (*p->s == '"') {
+        gstr_catc(p->out, '"');
+        p->s++;
+        while (*p->s && *p->s != '"') {
+            if (*p->s == '\\' && p->s[1]) {
+                gstr_catc(p->out, *p->s++);
+            }
+            gstr_catc(p->out, *p->s++);
+        }
+        if (*p->s != '"')
+            return false;
+        gstr_catc(p->out, '"');
+        p->s++;
+        return true;
+    }
+    if (!atext((unsigned char)*p->s))
+        return false;
+    while (atext((unsigned char)*p->s))
+        gstr_catc(p->out, *p->s++);
+    return true;
+}
+
+static bool addr_spec(ap *p, int *dom_off)
+{
+    if (!word(p)) {
+        p->err = "malformed address";
+        return false;
+    }
+    for (;;) {
+        skip_cfws(p);
+        if (*p->s != '.')
+            break;
+        p->s++;
+        gstr_catc(p->out, '.');
+        if (!word(p)) {
+            p->err = "malformed address";
+            return false;
+        }
+    }
+    skip_cfws(p);
+    if (*p->s != '@') {
+        *dom_off = -1;
+        return true;
+    }
+    p->s++;
+    gstr_catc(p->out, '@');
+    *dom_off = (int)p->out->len;
+    skip_cfws(p);
+    if (*p->s == '[') {
+        while (*p->s && *p->s != ']')
+            gstr_catc(p->out, *p->s++);
+        if (*p->s != ']') {
+            p->err = "malformed domain literal";
+            return false;
+        }
+        gstr_catc(p->out, *p->s++);
+        return true;
+    }
+    for (;;) {
+        skip_cfws(p);
+        if (!atext((unsigned char)*p->s)) {
+            p->err = "domain missing or malformed";
+            return false;
+        }
+        while (atext((unsigned char)*p->s))
+            gstr_catc(p->out, *p->s++);
+        skip_cfws(p);
+        if (*p->s != '.')
+            break;
+        p->s++;
+        gstr_catc(p->out, '.');
+    }
+    return true;
+}
+
+char *x_parse_address(arena *a, const char *s, char **err, int *dom_off)
+{
+    gstr g;
+    gstr_init(&g, a, 64);
+    ap p = {.s = s, .out = &g, .a = a};
+    int doff = -1;
+    /* plain addr-spec */
+    skip_cfws(&p);
+    if (!*p.s) {
+        *err = "empty address";
+        return NULL;
+    }
+    const char *start = p.s;
+    if (*p.s != '<' && addr_spec(&p, &doff)) {
+        skip_cfws(&p);
+        if (!*p.s) {
+            *dom_off = doff;
+            return g.s;
+        }
+    }
+    /* phrase <route-addr> */
+    p.s = start;
+    const char *q = start;
+    bool inq = false;
+    int depth = 0;
+    for (; *q; q++) {
+        if (*q == '\\' && q[1]) {
+            q++;
+            continue;
+        }
+        if (*q == '"' && !depth)
+            inq = !inq;
+        else if (!inq && *q == '(')
+            depth++;
+        else if (!inq && *q == ')' && depth)
+            depth--;
+        else if (!inq && !depth && *q == '<')
+            break;
+    }
+    if (*q != '<') {
+        *err = p.err ? p.err : "malformed address";
+        return NULL;
+    }
+    p.s = q + 1;
+    gstr_reset(&g);
+    skip_cfws(&p);
+    if (*p.s == '>') {
+        p.s++;
+        skip_cfws(&p);
+        if (*p.s) {
+            *err = "malformed address";
+            return NULL;
+        }
+        *dom_off = -1;
+        return g.s;
+    }
+    if (*p.s == '@') {
+        /* source route: skip up to the colon */
+        const char *c = strchr(p.s, ':');
+        if (!c) {
+            *err = "malformed route";
+            return NULL;
+        }
+        p.s = c + 1;
+    }
+    if (!addr_spec(&p, &doff)) {
+        *err = p.err;
+        return NULL;
+    }
+    skip_cfws(&p);
+    if (*p.s != '>') {
+        *err = "> missing at end of address";
+        return NULL;
+    }
+    p.s++;
+    skip_cfws(&p);
+    if (*p.s) {
+        *err = "malformed address";
+        return NULL;
+    }
+    *dom_off = doff;
+    return g.s;
+}

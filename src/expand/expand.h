@@ -1,0 +1,49 @@
+/* expand.h: Exim-compatible string expansion ($variables, ${items},
+ * ${operators:...}, conditions) and the -be test mode.
+ *
+ * Results live in the caller's arena, or in a tainted arena (ps.conn_t or
+ * ps.msg_t, or the caller's arena if that is tainted) when tainted data went
+ * into them, so is_tainted() on a result tells whether outside data is in it. */
+#ifndef POSTERN_EXPAND_H
+#define POSTERN_EXPAND_H
+
+#include "core/arena.h"
+#include "core/status.h"
+#include <stdbool.h>
+
+/* Limits (Exim's where Exim has one). */
+#define EXPAND_MAX_DEPTH     200     /* nesting of items / recursion */
+#define EXPAND_MAX_NUMVARS   10      /* $0 .. $9 */
+#define EXPAND_MAX_RESULT    (64 * 1024 * 1024)  /* bytes in one expansion */
+#define EXPAND_MAX_READFILE  (16 * 1024 * 1024)  /* ${readfile} size */
+
+/* ST_OK: *out set.  ST_FAIL_FORCED: "fail" was requested (*err says so).
+ * ST_FAIL / ST_ERROR: *err is an Exim-like message.  ST_DEFER: a lookup
+ * deferred.  *err is in a (may be NULL if err is NULL). */
+status expand_string(const char *s, arena *a, char **out, char **err);
+
+/* Expand a condition (the text of e.g. "eq{$a}{b}" or a plain string that
+ * is then interpreted as a boolean like Exim's "condition =" option:
+ * "", "0", "no", "false" are false, "1", "yes", "true" are true). */
+status expand_condition(const char *s, arena *a, bool *result, char **err);
+
+/* Expand a string and interpret as a boolean the way generic "condition"
+ * options do (see above). */
+status expand_check_bool(const char *s, arena *a, bool *result, char **err);
+
+/* Expand and convert to an integer (with K/M/G suffixes). */
+status expand_integer(const char *s, arena *a, long long *out, char **err);
+
+/* postern -be: expand each argument (or each line of stdin) and print the
+ * result; "Failed: reason" on failure.  Returns the exit code. */
+int expand_test_mode(int argc, char **argv);
+
+/* Reset the per-message expansion state ($acl_m*, $1.., $value, $item). */
+void expand_reset_message(void);
+
+/* ACL variables: name is "acl_c..." or "acl_m..."; value copied into the
+ * connection or message arena (tainted arena if value is tainted). */
+status expand_set_acl_var(const char *name, const char *value, char **err);
+const char *expand_get_acl_var(const char *name);
+
+#endif

@@ -1,0 +1,858 @@
+/* items.c: expansion items of the form ${name{arg}...}: if, lookup,
+ * extract, listextract, reduce, map, filter, sort, sg, substr, length,
+ * hash, nhash, hmac, tr, readfile, env, listquote. */
+#include "expand_int.h"
+#include "expand.h"
+#include "config/config.h"
+#include "core/list.h"
+#include "lookup/lookup.h"
+
+#define PCRE2_CODE_UNIT_WIDTH 8
+#include <ctype.h>
+#include <errno.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <pcre2.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+static void skip_ws(const char **sp)
+{
+    while (isspace((unsigned char)**sp))
+        (*sp)++;
+}
+
+/* ---- if / lookup ---------------------------------------------------------- */
+
+static status it_if(xs *x, const char **sp, bool skip, gstr *out, bool *taint)
+{
+    bool r = false;
+    status st = xp_cond(x, sp, skip, &r);
+    if (st != ST_OK)
+        return st;
+    const char *save = ps.exp_value;
+    /* match_* and inlist set $value for the yes/no strings */
+    st = xp_yesno(x, sp, skip, r, NULL, false, "if", out, taint);
+    ps.exp_value = save;
+    return st;
+}
+
+static status it_lookup(xs *x, const char **sp, bool skip, gstr *out, bool *taint)
+{
+    const char *s = *sp;
+    status st;
+    char *key = NULL, *file = NULL;
+    bool kt = false, ft = false;
+    skip_ws(&s);
+    if (*s == '{') {
+        if ((st = xp_braced(x, &s, skip, &key, &kt)) != ST_OK)
+            goto out;
+        skip_ws(&s);
+    }
+    const char *t0 = s;
+    while (*s && !isspace((unsigned char)*s) && *s != '{' && *s != '}')
+        s++;
+    if (s == t0) {
+        st = xfail(x, "missing lookup type");
+        goto out;
+    }
+    char *type = arena_strndup(x->w, t0, (size_t)(s - t0));
+    lookup_spec spec;
+    char *err = NULL;
+    if (lookup_parse_type(type, &spec, x->w, &err) != ST_OK) {
+        st = xfail(x, "%s", err);
+        goto out;
+    }
+    if (!spec.drv->query_style && !key) {
+        st = xfail(x, "missing {key} for single-key \"%s\" lookup", spec.drv->name);
+        goto out;
+    }
+    if (spec.drv->query_style && key) {
+        st = xfail(x, "a single key was given for lookup type \"%s\", which is not a single-key lookup type", spec.drv->name);
+        goto out;
+    }
+    skip_ws(&s);
+    if (*s != '{') {
+        st = xfail(x, "missing '{' for lookup file-or-query arg");
+        goto out;
+    }
+    if ((st = xp_braced(x, &s, skip, &file, &ft)) != ST_OK)
+        goto out;
+    char *val = NULL;
+    bool found = false;
+    if (!skip) {
+        if (!spec.drv->query_style && file[0] != '/') {
+            st = xfail(x, "absolute file name expected for \"%s\" lookup", spec.drv->name);
+            goto out;
+        }
+        status ls = lookup_search(&spec, file, key, x->w, &val, &err);
+        if (ls == ST_OK)
+            found = true;
+        else if (ls == ST_DEFER) {
+            st = xfail(x, "lookup of \"%s\" gave DEFER: %s", key ? key : file, err ? err : "");
+            goto out;
+        } else if (ls == ST_ERROR) {
+            st = xfail(x, "%s", err ? err : "lookup error");
+            goto out;
+        }
+    }
+    st = xp_yesno(x, &s, skip, found, found ? val : NULL, false, "lookup", out, taint);
+    if (!found && st == ST_OK) {
+        /* no "no" string and not found: nothing appended */
+    }
+out:
+    *sp = s;
+    return st;
+}
+
+/* ---- extract ---------------------------------------------------------------- */
+
+static bool is_num(const char *s, long *v)
+{
+    const char *p = s;
+    while (isspace((unsigned char)*p))
+        p++;
+    if (*p == '-')
+        p++;
+    if (!isdigit((unsigned char)*p))
+        return false;
+    char *e;
+    *v = strtol(s, &e, 10);
+    while (isspace((unsigned char)*e))
+        e++;
+    return *e == 0;
+}
+
+/* keyed: key=value pairs, value optionally quoted */
+static char *extract_keyed(arena *a, const char *key, const char *s)
+{
+    size_t kl = strlen(key);
+    if (!kl)
+        return NULL;
+    for (const char *p = s; *p;) {
+        while (isspace((unsigned char)*p))
+            p++;
+        if (!*p)
+            break;
+        const char *k0 = p;
+        while (*p && *p != '=' && !isspace((unsigned char)*p))
+            p++;
+        size_t klen = (size_t)(p - k0);
+        while (isspace((unsigned char)*p))
+            p++;
+        bool hit = klen == kl && strncasecmp(k0, key, kl) == 0;
+        gstr v;
+        gstr_init(&v, a, 16);
+        if (*p == '=') {
+            p++;
+            while (isspace((unsigned char)*p))
+                p++;
+            if (*p == '"') {
+                p++;
+                while (*p && *p != '"') {
+                    if (*p == '\\' && p[1]) {
+                        p++;
+                        switch (*p) {
+                        case 'n': gstr_catc(&v, '\n'); break;
+                        case 't': gstr_catc(&v, '\t'); break;
+                        case 'r': gstr_catc(&v, '\r'); break;
+                        default: gstr_catc(&v, *p); break;
+                        }
+                        p++;
+                        continue;
+                    }
+                    gstr_catc(&v, *p++);
+                }
+                if (*p == '"')
+                    p++;
+            } else {
+                while (*p && !isspace((unsigned char)*p))
+                    gstr_catc(&v, *p++);
+            }
+        }
+        if (hit)
+            return v.s;
+    }
+    return NULL;
+}
+
+static char *extract_field(arena *a, long n, const char *seps, const char *s)
+{
+    if (n == 0)
+        return arena_strdup(a, s);
+    /* count fields */
+    long count = 1;
+    for (const char *p = s; *p; p++)
+        if (strchr(seps, *p))
+            count++;
+    if (n < 0)
+        n = count + n + 1;
+    if (n <= 0 || n > count)
+        return NULL;
+    const char *p = s;
+    for (long i = 1; i < n; i++)
+        p += strcspn(p, seps) + 1;
+    return arena_strndup(a, p, strcspn(p, seps));
+}
+
+static status it_extract(xs *x, const char **sp, bool skip, gstr *out, bool *taint)
+{
+    const char *s = *sp;
+    char *a0, *a1, *a2 = NULL;
+    bool t0, t1, t2 = false;
+    status st;
+    skip_ws(&s);
+    if ((st = xp_braced(x, &s, skip, &a0, &t0)) != ST_OK)
+        goto out;
+    skip_ws(&s);
+    if ((st = xp_braced(x, &s, skip, &a1, &t1)) != ST_OK)
+        goto out;
+    long n = 0;
+    bool numbered = !skip && is_num(a0, &n);
+    skip_ws(&s);
+    if (skip) {
+        /* cannot know the form: a third argument is taken when the
+         * text after it is not a yes/no pair ending the item */
+        const char *save = s;
+        if (*s == '{') {
+            char *d;
+            const char *p = s;
+            if (xp_braced(x, &p, true, &d, NULL) == ST_OK) {
+                skip_ws(&p);
+                s = p;
+                if (*p == '{' || *p == '}' || strncmp(p, "fail", 4) == 0) {
+                    /* fine either way */
+                }
+            } else
+                s = save;
+        }
+        st = xp_yesno(x, &s, true, false, NULL, false, "extract", out, taint);
+        goto out;
+    }
+    if (numbered) {
+        if (*s != '{') {
+            st = xfail(x, "missing '{' for field number extraction");
+            goto out;
+        }
+        if ((st = xp_braced(x, &s, skip, &a2, &t2)) != ST_OK)
+            goto out;
+        char *v = extract_field(x->w, n, a1, a2);
+        st = xp_yesno(x, &s, skip, v != NULL, v ? v : NULL, t2, "extract", out, taint);
+    } else {
+        const char *k = x_strip(x->w, a0);
+        char *v = extract_keyed(x->w, k, a1);
+        st = xp_yesno(x, &s, skip, v != NULL, v, t1, "extract", out, taint);
+    }
+out:
+    *sp = s;
+    return st;
+}
+
+/* ---- list items ------------------------------------------------------------ */
+
+static int list_sep_of(const char *list)
+{
+    const char *p = list;
+    while (isspace((unsigned char)*p))
+        p++;
+    if (p[0] == '<' && p[1] && (ispunct((unsigned char)p[1]) || iscntrl((unsigned char)p[1])))
+        return (unsigned char)p[1];
+    return ':';
+}
+
+static status it_listextract(xs *x, const char **sp, bool skip, gstr *out, bool *taint)
+{
+    char *v[2];
+    bool t[2];
+    status st = xp_args(x, sp, skip, 2, 2, false, "listextract", v, t, NULL);
+    if (st != ST_OK)
+        return st;
+    char *found = NULL;
+    if (!skip) {
+        long n;
+        if (!is_num(v[0], &n))
+            return xfail(x, "first argument of \"listextract\" must be an integer");
+        int cnt = list_count(v[1], 0, x->w);
+        if (n < 0)
+            n = cnt + n + 1;
+        if (n > 0 && n <= cnt) {
+            const char *l = v[1];
+            int sep = 0;
+            for (long i = 1; i <= n; i++)
+                found = list_next(&l, &sep, x->w);
+        }
+    }
+    return xp_yesno(x, sp, skip, found != NULL, found, t[1], "listextract", out, taint);
+}
+
+static status it_listquote(xs *x, const char **sp, bool skip, gstr *out, bool *taint)
+{
+    char *v[2];
+    bool t[2];
+    status st = xp_args(x, sp, skip, 2, 2, true, "listquote", v, t, NULL);
+    if (st != ST_OK || skip)
+        return st;
+    char sep = v[0][0] ? v[0][0] : ':';
+    for (const char *p = v[1]; *p; p++) {
+        if (*p == sep)
+            gstr_catc(out, sep);
+        gstr_catc(out, *p);
+    }
+    *taint |= t[1];
+    return ST_OK;
+}
+
+/* map, filter, reduce, sort: the list is expanded first, then the
+ * expression once per item with $item (and $value for reduce). */
+static status it_iter(xs *x, const char *name, const char **sp, bool skip, gstr *out, bool *taint)
+{
+    const char *s = *sp;
+    status st;
+    char *list, *init = NULL;
+    bool lt = false, it_ = false;
+    skip_ws(&s);
+    if (*s != '{') {
+        *sp = s;
+        return xfail(x, "missing '{' for first arg of %s", name);
+    }
+    if ((st = xp_braced(x, &s, skip, &list, &lt)) != ST_OK)
+        goto out;
+    bool is_reduce = strcmp(name, "reduce") == 0;
+    bool is_filter = strcmp(name, "filter") == 0;
+    bool is_sort = strcmp(name, "sort") == 0;
+    if (is_reduce) {
+        skip_ws(&s);
+        if (*s != '{') {
+            st = xfail(x, "missing '{' for second arg of reduce");
+            goto out;
+        }
+        if ((st = xp_braced(x, &s, skip, &init, &it_)) != ST_OK)
+            goto out;
+    }
+    skip_ws(&s);
+    if (*s != '{') {
+        st = xfail(x, "missing '{' for %s arg of %s", is_reduce ? "third" : "second", name);
+        goto out;
+    }
+    s++;
+    const char *expr = s;
+    const char *cmp = NULL, *xtr = NULL;
+    if (is_filter) {
+        bool d;
+        if ((st = xp_cond(x, &s, true, &d)) != ST_OK)
+            goto out;
+        skip_ws(&s);
+    } else if (is_sort) {
+        skip_ws(&s);
+        const char *c0 = s;
+        while (*s && *s != '}' && !isspace((unsigned char)*s))
+            s++;
+        cmp = arena_strndup(x->w, c0, (size_t)(s - c0));
+        skip_ws(&s);
+        if (*s != '}') {
+            st = xfail(x, "missing '}' for comparator of sort");
+            goto out;
+        }
+        s++;
+        skip_ws(&s);
+        if (*s != '{') {
+            st = xfail(x, "missing '{' for extractor of sort");
+            goto out;
+        }
+        s++;
+        xtr = s;
+        gstr dummy;
+        gstr_init(&dummy, x->w, 8);
+        bool dt;
+        if ((st = xp_sub(x, &s, true, true, &dummy, &dt)) != ST_OK)
+            goto out;
+    } else {
+        gstr dummy;
+        gstr_init(&dummy, x->w, 8);
+        bool dt;
+        if ((st = xp_sub(x, &s, true, true, &dummy, &dt)) != ST_OK)
+            goto out;
+    }
+    if (*s != '}') {
+        st = xfail(x, "missing } at end of condition or expression inside \"%s\"", name);
+        goto out;
+    }
+    s++;
+    skip_ws(&s);
+    if (*s != '}') {
+        st = xfail(x, "missing } at end of \"%s\"", name);
+        goto out;
+    }
+    s++;
+    if (skip)
+        goto out;
+
+    const char *save_item = ps.exp_item, *save_value = ps.exp_value;
+    int sep = 0;
+    const char *l = list;
+    char *item;
+    gstr res;
+    gstr_init(&res, x->w, 64);
+    bool rt = false;
+    if (is_reduce) {
+        const char *value = init;
+        rt = it_;
+        while ((item = list_next(&l, &sep, x->w))) {
+            ps.exp_item = item;
+            ps.exp_value = value;
+            const char *e = expr;
+            gstr g;
+            gstr_init(&g, x->w, 32);
+            bool t = false;
+            if ((st = xp_sub(x, &e, true, false, &g, &t)) != ST_OK)
+                break;
+            value = g.s;
+            rt = t || (lt && strstr(expr, "$item"));
+        }
+        if (st == ST_OK) {
+            gstr_cat(out, value);
+            *taint |= rt || is_tainted(value);
+        }
+    } else if (is_sort) {
+        int n = list_count(list, 0, x->w);
+        char **items = arena_alloc(x->w, sizeof(char *) * (size_t)(n + 1));
+        char **keys = arena_alloc(x->w, sizeof(char *) * (size_t)(n + 1));
+        int k = 0;
+        while ((item = list_next(&l, &sep, x->w)) && k < n) {
+            ps.exp_item = item;
+            const char *e = xtr;
+            gstr g;
+            gstr_init(&g, x->w, 32);
+            bool t = false;
+            if ((st = xp_sub(x, &e, true, false, &g, &t)) != ST_OK)
+                break;
+            items[k] = item;
+            keys[k] = g.s;
+            k++;
+        }
+        /* insertion sort (stable) with the comparator condition */
+        for (int i = 1; st == ST_OK && i < k; i++) {
+            for (int j = i; j > 0; j--) {
+                char *c = arena_printf(x->w, "%s{%s}{%s}", cmp, "\\N", "");
+                (void)c;
+                /* evaluate "cmp{a}{b}" literally (keys are not re-expanded) */
+                gstr cs;
+                gstr_init(&cs, x->w, 64);
+                gstr_printf(&cs, "%s{\\N%s\\N}{\\N%s\\N}", cmp, keys[j], keys[j - 1]);
+                if (strstr(keys[j], "\\N") || strstr(keys[j - 1], "\\N")) {
+                    st = xfail(x, "sort key contains \\N");
+                    break;
+                }
+                const char *cp = cs.s;
+                bool lt2;
+                if ((st = xp_cond(x, &cp, false, &lt2)) != ST_OK) {
+                    x->err = arena_printf(x->w, "%s (sort comparator)", x->err ? x->err : "");
+                    break;
+                }
+                if (!lt2)
+                    break;
+                char *ti = items[j], *tk = keys[j];
+                items[j] = items[j - 1];
+                keys[j] = keys[j - 1];
+                items[j - 1] = ti;
+                keys[j - 1] = tk;
+            }
+        }
+        if (st == ST_OK) {
+            int osep = list_sep_of(list);
+            for (int i = 0; i < k; i++)
+                list_append(&res, osep, items[i], i == 0);
+            gstr_catn(out, res.s, res.len);
+            *taint |= lt;
+        }
+    } else {
+        int osep = list_sep_of(list);
+        bool first = true;
+        while ((item = list_next(&l, &sep, x->w))) {
+            ps.exp_item = item;
+            const char *e = expr;
+            if (is_filter) {
+                bool r;
+                if ((st = xp_cond(x, &e, false, &r)) != ST_OK)
+                    break;
+                if (r) {
+                    list_append(&res, osep, item, first);
+                    first = false;
+                }
+                rt |= lt;
+            } else {
+                gstr g;
+                gstr_init(&g, x->w, 32);
+                bool t = false;
+                if ((st = xp_sub(x, &e, true, false, &g, &t)) != ST_OK)
+                    break;
+                list_append(&res, osep, g.s, first);
+                first = false;
+                rt |= t || lt;
+            }
+        }
+        if (st == ST_OK) {
+            gstr_catn(out, res.s, res.len);
+            *taint |= rt;
+        }
+    }
+    ps.exp_item = save_item;
+    ps.exp_value = save_value;
+out:
+    *sp = s;
+    return st;
+}
+
+/* ---- sg --------------------------------------------------------------------- */
+
+static status it_sg(xs *x, const char **sp, bool skip, gstr *out, bool *taint)
+{
+    char *v[3];
+    bool t[3];
+    status st = xp_args(x, sp, skip, 3, 3, true, "sg", v, t, NULL);
+    if (st != ST_OK || skip)
+        return st;
+    int ec;
+    PCRE2_SIZE eo;
+    pcre2_code *code = pcre2_compile((PCRE2_SPTR)v[1], PCRE2_ZERO_TERMINATED, 0, &ec, &eo, NULL);
+    if (!code) {
+        char msg[256];
+        pcre2_get_error_message(ec, (PCRE2_UCHAR *)msg, sizeof msg);
+        return xfail(x, "regular expression error in \"%s\": %s at offset %d", v[1], msg, (int)eo);
+    }
+    pcre2_match_data *md = pcre2_match_data_create_from_pattern(code, NULL);
+    const char *subj = v[0];
+    size_t len = strlen(subj), off = 0;
+    uint32_t flags = 0;
+    const char *save_num[EXPAND_MAX_NUMVARS];
+    memcpy(save_num, ps.exp_num, sizeof save_num);
+    int save_nmax = ps.exp_nmax;
+    bool rt = t[0] || t[2];
+    for (;;) {
+        int rc = pcre2_match(code, (PCRE2_SPTR)subj, len, off, flags, md, NULL);
+        if (rc < 0) {
+            if (rc == PCRE2_ERROR_NOMATCH && flags) {
+                /* empty match at off failed: copy one char and retry */
+                if (off >= len)
+                    break;
+                gstr_catc(out, subj[off]);
+                off++;
+                flags = 0;
+                continue;
+            }
+            break;
+        }
+        PCRE2_SIZE *ov = pcre2_get_ovector_pointer(md);
+        gstr_catn(out, subj + off, ov[0] - off);
+        int n = rc == 0 ? (int)pcre2_get_ovector_count(md) : rc;
+        if (n > EXPAND_MAX_NUMVARS)
+            n = EXPAND_MAX_NUMVARS;
+        for (int i = 0; i < n; i++)
+            ps.exp_num[i] = ov[2 * i] == PCRE2_UNSET ? "" :
+                arena_strndup(t[0] && ps.msg_t ? ps.msg_t : x->w, subj + ov[2 * i], ov[2 * i + 1] - ov[2 * i]);
+        ps.exp_nmax = n;
+        const char *r = v[2];
+        bool tt = false;
+        if ((st = xp_sub(x, &r, false, false, out, &tt)) != ST_OK)
+            break;
+        off = ov[1];
+        /* after an empty match, try a non-empty one at the same place */
+        flags = ov[0] == ov[1] ? PCRE2_NOTEMPTY_ATSTART | PCRE2_ANCHORED : 0;
+        if (out->len > EXPAND_MAX_RESULT) {
+            st = xfail(x, "expansion result too long");
+            break;
+        }
+    }
+    if (st == ST_OK && off < len)
+        gstr_catn(out, subj + off, len - off);
+    memcpy(ps.exp_num, save_num, sizeof save_num);
+    ps.exp_nmax = save_nmax;
+    pcre2_match_data_free(md);
+    pcre2_code_free(code);
+    *taint |= rt;
+    return st;
+}
+
+/* ---- substr, length, hash, nhash ---------------------------------------- */
+
+static const char hashcodes[] = "abcdefghijklmnopqrtsuvwxyz"
+                                "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+static const unsigned primes[] = {2, 3, 5, 7, 11, 13, 17, 19, 23, 29, 31, 37, 41, 43, 47,
+                                  53, 59, 61, 67, 71, 73, 79, 83, 89, 97, 101, 103, 107, 109, 113};
+
+void x_substr(gstr *out, const char *s, int start, int len)
+{
+    int sl = (int)strlen(s);
+    if (start < 0) {
+        start += sl;
+        if (start < 0) {
+            len += start;
+            if (len < 0)
+                len = 0;
+            start = 0;
+        } else if (len < 0) {
+            len = start;
+            start = 0;
+        }
+    } else {
+        if (start > sl) {
+            start = sl;
+            len = 0;
+        } else if (len < 0)
+            len = sl;
+    }
+    if (start + len > sl)
+        len = sl - start;
+    gstr_catn(out, s + start, (size_t)len);
+}
+
+status x_hash(xs *x, gstr *out, const char *s, int n, int m)
+{
+    if (m <= 0)
+        m = 26;
+    else if (m > (int)strlen(hashcodes))
+        return xfail(x, "hash count \"%d\" too big", m);
+    int sl = (int)strlen(s);
+    if (n < 0)
+        n = 0;
+    if (n >= sl) {
+        gstr_cat(out, s);
+        return ST_OK;
+    }
+    unsigned char *h = (unsigned char *)arena_strdup(x->w, s);
+    int i = 0;
+    for (int j = n; h[j]; j++) {
+        int c = h[j];
+        int shift = (c + j) & 7;
+        h[i] ^= (unsigned char)((c << shift) | (c >> (8 - shift)));
+        if (++i >= n)
+            i = 0;
+    }
+    for (i = 0; i < n; i++)
+        gstr_catc(out, hashcodes[h[i] % m]);
+    return ST_OK;
+}
+
+status x_nhash(xs *x, gstr *out, const char *s, int n, int m)
+{
+    unsigned long total = 0;
+    int i = 0;
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        if (i == 0)
+            i = (int)(sizeof primes / sizeof primes[0]) - 1;
+        total += primes[i--] * (unsigned)*p;
+    }
+    if (m < 0) {
+        if (n <= 0)
+            return xfail(x, "nhash divisor must be positive");
+        gstr_printf(out, "%lu", total % (unsigned long)n);
+        return ST_OK;
+    }
+    if (n <= 0 || m <= 0)
+        return xfail(x, "nhash divisors must be positive");
+    total %= (unsigned long)n * (unsigned long)m;
+    gstr_printf(out, "%lu/%lu", total / (unsigned long)m, total % (unsigned long)m);
+    return ST_OK;
+}
+
+static status it_numeric(xs *x, const char *name, const char **sp, bool skip, gstr *out, bool *taint)
+{
+    bool is_len = strcmp(name, "length") == 0;
+    char *v[3];
+    bool t[3];
+    int cnt;
+    status st = xp_args(x, sp, skip, 2, is_len ? 2 : 3, true, name, v, t, &cnt);
+    if (st != ST_OK || skip)
+        return st;
+    char *str = cnt == 3 ? v[2] : v[1];
+    bool st_t = cnt == 3 ? t[2] : t[1];
+    char *a1 = v[0], *a2 = cnt == 3 ? v[1] : NULL;
+    int val[2] = {0, -1};
+    if (is_len) {
+        a2 = a1;
+        a1 = NULL;
+    }
+    const char *args[2] = {a1, a2};
+    for (int i = 0; i < 2; i++) {
+        if (!args[i])
+            continue;
+        char *e;
+        errno = 0;
+        long l = strtol(args[i], &e, 10);
+        if (*e || (i != 0 && l < 0))
+            return xfail(x, "\"%s\" is not a%s number (in \"%s\" expansion)", args[i],
+                         i != 0 ? " positive" : "", name);
+        val[i] = (int)l;
+    }
+    *taint |= st_t;
+    if (strcmp(name, "hash") == 0)
+        return x_hash(x, out, str, val[0], val[1]);
+    if (strcmp(name, "nhash") == 0)
+        return x_nhash(x, out, str, val[0], val[1]);
+    x_substr(out, str, val[0], val[1]);
+    return ST_OK;
+}
+
+/* ---- hmac, tr, readfile, env ---------------------------------------------- */
+
+static status it_hmac(xs *x, const char **sp, bool skip, gstr *out, bool *taint)
+{
+    char *v[3];
+    status st = xp_args(x, sp, skip, 3, 3, true, "hmac", v, NULL, NULL);
+    if (st != ST_OK || skip)
+        return st;
+    const EVP_MD *md = NULL;
+    if (strcmp(v[0], "md5") == 0)
+        md = EVP_md5();
+    else if (strcmp(v[0], "sha1") == 0)
+        md = EVP_sha1();
+    else if (strcmp(v[0], "sha256") == 0)
+        md = EVP_sha256();
+    else
+        return xfail(x, "hmac algorithm \"%s\" is not recognised", v[0]);
+    unsigned char d[EVP_MAX_MD_SIZE];
+    unsigned int n = 0;
+    HMAC(md, v[1], (int)strlen(v[1]), (const unsigned char *)v[2], strlen(v[2]), d, &n);
+    gstr_cat(out, x_hex(x->w, d, n));
+    return ST_OK;
+}
+
+static status it_tr(xs *x, const char **sp, bool skip, gstr *out, bool *taint)
+{
+    char *v[3];
+    bool t[3];
+    status st = xp_args(x, sp, skip, 3, 3, true, "tr", v, t, NULL);
+    if (st != ST_OK || skip)
+        return st;
+    size_t fl = strlen(v[1]), tl = strlen(v[2]);
+    for (const char *p = v[0]; *p; p++) {
+        const char *m = tl ? memrchr(v[1], *p, fl) : NULL;
+        if (m) {
+            size_t o = (size_t)(m - v[1]);
+            gstr_catc(out, v[2][o < tl ? o : tl - 1]);
+        } else {
+            gstr_catc(out, *p);
+        }
+    }
+    *taint |= t[0];
+    return ST_OK;
+}
+
+static status it_readfile(xs *x, const char **sp, bool skip, gstr *out, bool *taint)
+{
+    char *v[2];
+    bool t[2];
+    status st = xp_args(x, sp, skip, 1, 2, true, "readfile", v, t, NULL);
+    if (st != ST_OK || skip)
+        return st;
+    if (t[0])
+        return xfail(x, "Tainted filename '%s'", v[0]);
+    FILE *f = fopen(v[0], "r");
+    if (!f)
+        return xfail(x, "failed to open %s: %s", v[0], strerror(errno));
+    int c;
+    size_t n = 0;
+    while ((c = getc(f)) != EOF) {
+        if (++n > EXPAND_MAX_READFILE) {
+            fclose(f);
+            return xfail(x, "file %s too big for ${readfile}", v[0]);
+        }
+        if (c == '\n' && v[1])
+            gstr_cat(out, v[1]);
+        else
+            gstr_catc(out, (char)c);
+    }
+    fclose(f);
+    return ST_OK;
+}
+
+/* Exim clears the environment except keep_environment (and adds
+ * add_environment); ${env} sees only that. */
+static const char *env_value(xs *x, const char *name)
+{
+    if (!cfg)
+        return getenv(name);
+    const char *add = cfg_str(MO_add_environment);
+    if (add) {
+        int sep = 0;
+        char *it;
+        size_t nl = strlen(name);
+        while ((it = list_next(&add, &sep, x->w)))
+            if (strncmp(it, name, nl) == 0 && it[nl] == '=')
+                return it + nl + 1;
+    }
+    const char *keep = cfg_str(MO_keep_environment);
+    if (keep) {
+        int sep = 0;
+        char *it;
+        while ((it = list_next(&keep, &sep, x->w)))
+            if (strcmp(it, name) == 0 || (it[0] == '^' && 0))
+                return getenv(name);
+    }
+    if (strcmp(name, "TZ") == 0)
+        return getenv(name);
+    return NULL;
+}
+
+static status it_env(xs *x, const char **sp, bool skip, gstr *out, bool *taint)
+{
+    const char *s = *sp;
+    char *name;
+    skip_ws(&s);
+    status st = xp_braced(x, &s, skip, &name, NULL);
+    if (st != ST_OK) {
+        *sp = s;
+        return st;
+    }
+    const char *v = skip ? NULL : env_value(x, name);
+    st = xp_yesno(x, &s, skip, v != NULL, v ? arena_strdup(x->w, v) : NULL, false, "env", out, taint);
+    *sp = s;
+    return st;
+}
+
+/* ---- dispatch ---------------------------------------------------------------- */
+
+status xp_item(xs *x, const char *name, const char **sp, bool skip, gstr *out, bool *taint)
+{
+    status st;
+    x->depth++;
+    if (x->depth > EXPAND_MAX_DEPTH) {
+        x->depth--;
+        return xfail(x, "expansion nesting too deep (limit %d)", EXPAND_MAX_DEPTH);
+    }
+    if (strcmp(name, "if") == 0)
+        st = it_if(x, sp, skip, out, taint);
+    else if (strcmp(name, "lookup") == 0)
+        st = it_lookup(x, sp, skip, out, taint);
+    else if (strcmp(name, "extract") == 0)
+        st = it_extract(x, sp, skip, out, taint);
+    else if (strcmp(name, "listextract") == 0)
+        st = it_listextract(x, sp, skip, out, taint);
+    else if (strcmp(name, "listquote") == 0)
+        st = it_listquote(x, sp, skip, out, taint);
+    else if (!strcmp(name, "map") || !strcmp(name, "filter") || !strcmp(name, "reduce") || !strcmp(name, "sort"))
+        st = it_iter(x, name, sp, skip, out, taint);
+    else if (strcmp(name, "sg") == 0)
+        st = it_sg(x, sp, skip, out, taint);
+    else if (!strcmp(name, "substr") || !strcmp(name, "length") || !strcmp(name, "hash") || !strcmp(name, "nhash"))
+        st = it_numeric(x, name, sp, skip, out, taint);
+    else if (strcmp(name, "hmac") == 0)
+        st = it_hmac(x, sp, skip, out, taint);
+    else if (strcmp(name, "tr") == 0)
+        st = it_tr(x, sp, skip, out, taint);
+    else if (strcmp(name, "readfile") == 0)
+        st = it_readfile(x, sp, skip, out, taint);
+    else if (strcmp(name, "env") == 0)
+        st = it_env(x, sp, skip, out, taint);
+    else if (!strcmp(name, "acl") || !strcmp(name, "run") || !strcmp(name, "readsocket") ||
+             !strcmp(name, "perl") || !strcmp(name, "dlfunc") || !strcmp(name, "prvs") ||
+             !strcmp(name, "prvscheck") || !strcmp(name, "certextract") || !strcmp(name, "srs_encode") ||
+             !strcmp(name, "imapfolder") || !strcmp(name, "authresults"))
+        st = xfail(x, "the \"%s\" expansion item is not supported by postern", name);
+    else
+        st = ST_NOTFOUND;
+    x->depth--;
+    return st;
+}

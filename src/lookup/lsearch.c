@@ -1,0 +1,200 @@
+/* lsearch.c: the linear-search file lookups: lsearch (exact key,
+ * caseless), wildlsearch (keys are expanded, then matched as domain-list
+ * patterns), nwildlsearch (the same without expansion) and iplsearch
+ * (keys are IP addresses or CIDR networks). */
+#include "lookup.h"
+#include "expand/expand.h"
+#include "expand/match.h"
+#include "core/gstr.h"
+#include "core/log.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+
+enum ls_mode { LS_PLAIN, LS_WILD, LS_NWILD, LS_IP };
+
+/* Read the next logical record (a line plus its continuation lines) into
+ * g; returns false at EOF. */
+static bool next_record(FILE *f, gstr *g, bool *pending, char *line, size_t linesz)
+{
+    gstr_reset(g);
+    for (;;) {
+        if (!*pending) {
+            if (!fgets(line, (int)linesz, f))
+                return false;
+        }
+        *pending = false;
+        if (line[0] == '#' || line[0] == '\n' || line[0] == '\0')
+            continue;
+        if (isspace((unsigned char)line[0])) {
+            const char *p = line;
+            while (isspace((unsigned char)*p))
+                p++;
+            if (!*p)
+                continue;
+            continue;   /* continuation with no record: ignore */
+        }
+        break;
+    }
+    size_t n = strlen(line);
+    while (n && (line[n - 1] == '\n' || line[n - 1] == '\r'))
+        n--;
+    gstr_catn(g, line, n);
+    /* continuation lines */
+    while (fgets(line, (int)linesz, f)) {
+        if (!isspace((unsigned char)line[0]) || line[0] == '\n') {
+            if (line[0] == '\n')
+                continue;
+            *pending = true;
+            break;
+        }
+        const char *p = line;
+        while (isspace((unsigned char)*p))
+            p++;
+        if (!*p)
+            continue;
+        n = strlen(p);
+        while (n && (p[n - 1] == '\n' || p[n - 1] == '\r'))
+            n--;
+        while (g->len && isspace((unsigned char)g->s[g->len - 1]))
+            g->len--;
+        gstr_catc(g, ' ');
+        gstr_catn(g, p, n);
+        if (g->len > LOOKUP_MAX_LINE)
+            break;
+    }
+    return true;
+}
+
+/* Split a record into key and data; the key may be quoted. */
+static void split_record(char *rec, arena *a, char **key, char **data, bool colon_ends)
+{
+    char *s = rec;
+    gstr k;
+    gstr_init(&k, a, 32);
+    if (*s == '"') {
+        s++;
+        while (*s && *s != '"') {
+            if (*s == '\\' && s[1]) {
+                s++;
+                switch (*s) {
+                case 'n': gstr_catc(&k, '\n'); break;
+                case 't': gstr_catc(&k, '\t'); break;
+                case 'r': gstr_catc(&k, '\r'); break;
+                default: gstr_catc(&k, *s); break;
+                }
+                s++;
+                continue;
+            }
+            gstr_catc(&k, *s++);
+        }
+        if (*s == '"')
+            s++;
+    } else {
+        while (*s && !isspace((unsigned char)*s) && !(colon_ends && *s == ':'))
+            gstr_catc(&k, *s++);
+    }
+    while (isspace((unsigned char)*s))
+        s++;
+    if (*s == ':')
+        s++;
+    while (isspace((unsigned char)*s))
+        s++;
+    size_t n = strlen(s);
+    while (n && isspace((unsigned char)s[n - 1]))
+        n--;
+    *key = k.s;
+    *data = arena_strndup(a, s, n);
+}
+
+static status ls_find(enum ls_mode mode, const char *file, const char *key, const char *opts,
+                      arena *a, char **result, char **err)
+{
+    unsigned char kip[16];
+    int kfam = 0, kmask = -1;
+    if (mode == LS_IP && !ip_parse(key, kip, &kfam, &kmask)) {
+        *err = arena_printf(a, "\"%s\" is not a valid iplsearch key (an IP address, with optional "
+                            "CIDR mask, is wanted): in a host list, use net-iplsearch as the search type", key);
+        return ST_DEFER;
+    }
+    FILE *f = fopen(file, "r");
+    if (!f) {
+        *err = arena_printf(a, "failed to open %s for linear search: %s", file, strerror(errno));
+        return ST_ERROR;
+    }
+    arena *w = arena_new("lsearch", false);
+    char *line = arena_alloc(w, LOOKUP_MAX_LINE);
+    gstr rec;
+    gstr_init(&rec, w, 256);
+    bool pending = false;
+    status st = ST_NOTFOUND;
+    const char *ret = opts ? lookup_opt(opts, "ret", w) : NULL;
+    while (next_record(f, &rec, &pending, line, LOOKUP_MAX_LINE)) {
+        char *k, *d;
+        split_record(rec.s, w, &k, &d, true);
+        bool hit = false;
+        switch (mode) {
+        case LS_PLAIN:
+            hit = strcasecmp(k, key) == 0;
+            break;
+        case LS_NWILD:
+            hit = match_domain_pattern(key, k, w);
+            break;
+        case LS_WILD: {
+            char *ek, *e2;
+            if (expand_string(k, w, &ek, &e2) != ST_OK) {
+                log_write(LOG_MAIN | LOG_PANIC, "failed to expand \"%s\" while checking a list: %s", k, e2);
+                *err = arena_strdup(a, "");
+                st = ST_DEFER;
+                goto out;
+            }
+            hit = match_domain_pattern(key, ek, w);
+            break;
+        }
+        case LS_IP: {
+            unsigned char nip[16];
+            int nfam, nmask;
+            if (strcmp(k, "*") == 0)
+                hit = true;
+            else if (ip_parse(k, nip, &nfam, &nmask))
+                hit = ip_in_net(kip, kfam, nip, nfam, nmask < 0 ? (nfam == 4 ? 32 : 128) : nmask);
+            break;
+        }
+        }
+        if (hit) {
+            *result = arena_strdup(a, ret && strcmp(ret, "key") == 0 ? k : d);
+            st = ST_OK;
+            break;
+        }
+    }
+out:
+    fclose(f);
+    arena_free(w);
+    return st;
+}
+
+static status f_lsearch(const char *file, const char *key, const char *opts, arena *a, char **r, char **e)
+{
+    return ls_find(LS_PLAIN, file, key, opts, a, r, e);
+}
+static status f_wild(const char *file, const char *key, const char *opts, arena *a, char **r, char **e)
+{
+    return ls_find(LS_WILD, file, key, opts, a, r, e);
+}
+static status f_nwild(const char *file, const char *key, const char *opts, arena *a, char **r, char **e)
+{
+    return ls_find(LS_NWILD, file, key, opts, a, r, e);
+}
+static status f_ip(const char *file, const char *key, const char *opts, arena *a, char **r, char **e)
+{
+    return ls_find(LS_IP, file, key, opts, a, r, e);
+}
+
+/* Quote for lsearch: nothing to do (keys are used as given). */
+const lookup_driver lookup_lsearch = {"lsearch", false, f_lsearch, NULL};
+const lookup_driver lookup_wildlsearch = {"wildlsearch", false, f_wild, NULL};
+const lookup_driver lookup_nwildlsearch = {"nwildlsearch", false, f_nwild, NULL};
+const lookup_driver lookup_iplsearch = {"iplsearch", false, f_ip, NULL};
