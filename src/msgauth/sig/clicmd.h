@@ -20,7 +20,7 @@ typedef struct cli_opts {
     const char *dns, *dns_zone;
     long long now;               /* 0: real clock */
     const char *domain, *selector, *key, *algorithm, *canon, *headers, *identity;
-    const char *srv_id, *hsep, *expire_str;
+    const char *srv_id, *hsep, *expire_str, *cv;
     long long timestamp;         /* -1 none, -2 "now" (--timestamps) */
     long long expire;
     long long bodylength;

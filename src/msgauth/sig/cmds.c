@@ -96,6 +96,7 @@ int cli_parse(int argc, char **argv, const cli_spec *spec, cli_opts *o)
         else if (IS("--srv-id")) o->srv_id = val;
         else if (IS("--hsep")) o->hsep = val;
         else if (IS("--expire")) o->expire_str = val;
+        else if (IS("--cv")) o->cv = val;
         else if (IS("--now") && parse_ll(val, &n) && n > 0) o->now = n;
         else if (IS("--timestamp") && parse_ll(val, &n) && n >= 0) o->timestamp = n;
         else if (IS("--body-length") && parse_ll(val, &n) && n >= 0) o->bodylength = n;
@@ -189,6 +190,8 @@ void cli_write_signed(const char *fields, const mail_msg *m, arena *a)
 const auth_cmd sig_cmds[] = {
     { "dkim-sign", "sign with DKIM (RFC 6376/8463); signed message on stdout", cmd_dkim_sign },
     { "dkim-verify", "verify every DKIM signature; one line per signature", cmd_dkim_verify },
+    { "arc-sign", "add an ARC set (RFC 8617); sealed message on stdout", cmd_arc_sign },
+    { "arc-verify", "validate the ARC chain; one line: pass, fail or none", cmd_arc_verify },
     { "dkim-canon", "print a message canonicalized as DKIM hashes it", cmd_dkim_canon },
     { NULL, NULL, NULL },
 };

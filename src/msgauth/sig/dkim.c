@@ -73,9 +73,9 @@ static int split_colon(arena *a, const char *s, const char ***out)
 
 static bool algo_parse(const char *a, sig_keytype *kt, sig_hash *h)
 {
-    if (strcasecmp(a, "rsa-sha256") == 0) { *kt = KEY_RSA; *h = HASH_SHA256; return true; }
-    if (strcasecmp(a, "rsa-sha1") == 0) { *kt = KEY_RSA; *h = HASH_SHA1; return true; }
-    if (strcasecmp(a, "ed25519-sha256") == 0) { *kt = KEY_ED25519; *h = HASH_SHA256; return true; }
+    if (strcmp(a, "rsa-sha256") == 0) { *kt = KEY_RSA; *h = HASH_SHA256; return true; }
+    if (strcmp(a, "rsa-sha1") == 0) { *kt = KEY_RSA; *h = HASH_SHA1; return true; }
+    if (strcmp(a, "ed25519-sha256") == 0) { *kt = KEY_ED25519; *h = HASH_SHA256; return true; }
     return false;
 }
 
@@ -122,7 +122,7 @@ static char *qp_decode(arena *a, const char *s)
 }
 
 /* Checks shared by DKIM-Signature and ARC-Message-Signature. */
-static status sig_common_check(arena *a, dkim_sig *s, const char **err)
+status dkim_sig_check_common(arena *a, dkim_sig *s, const char **err)
 {
     if (!s->a || !s->b || !s->bh || !s->d || !s->h_raw || !s->s) {
         *err = "signature lacks a required tag";
@@ -146,15 +146,10 @@ static status sig_common_check(arena *a, dkim_sig *s, const char **err)
         *err = "bad bh= value";
         return ST_FAIL;
     }
-    if (!*s->d || !*s->s) {
-        *err = "empty d= or s=";
+    if (!domain_syntax_ok(s->d) || !*s->s) {
+        *err = "bad d= or s= value";
         return ST_FAIL;
     }
-    for (int k = 0; k < s->nh; k++)
-        if (!*s->h[k]) {
-            *err = "empty name in h=";
-            return ST_FAIL;
-        }
     const char *l = tags_get(&s->tags, "l");
     if (l) {
         if (!all_digits(l, 76)) {
@@ -184,7 +179,7 @@ status dkim_sig_check(arena *a, dkim_sig *s, time_t now, bool strict, const char
         *err = "unsupported version";
         return ST_FAIL;
     }
-    if (sig_common_check(a, s, err) != ST_OK)
+    if (dkim_sig_check_common(a, s, err) != ST_OK)
         return ST_FAIL;
     if (s->q) {
         const char **qv;
@@ -199,9 +194,14 @@ status dkim_sig_check(arena *a, dkim_sig *s, time_t now, bool strict, const char
         }
     }
     bool from = false;
-    for (int k = 0; k < s->nh; k++)
+    for (int k = 0; k < s->nh; k++) {
+        if (!*s->h[k]) {
+            *err = "empty name in h=";
+            return ST_FAIL;
+        }
         if (strcasecmp(s->h[k], "from") == 0)
             from = true;
+    }
     if (!from) {
         *err = "From: is not signed";
         return ST_FAIL;
@@ -380,47 +380,13 @@ static void invalid(dkim_result *r, const char *reason)
     r->reason = reason;
 }
 
-void dkim_verify_one(arena *a, const mail_msg *m, int idx, const dkim_verify_opts *o,
-                     dkim_result *r)
+/* Key lookup, key checks, body and header hashes for a checked signature
+ * (shared with ARC's AMS).  r->identity must be set. */
+void dkim_verify_parsed(arena *a, const mail_msg *m, const mail_header *hdr, dkim_sig *sp,
+                        const dkim_verify_opts *o, dkim_result *r)
 {
-    const mail_header *hdr = &m->hdr[idx];
-    memset(r, 0, sizeof *r);
-    r->hdr_index = idx;
-    r->bodylength = DKIM_NO_LIMIT;
-    r->created = r->expires = -1;
-    r->reason = "";
-    time_t now = o->now ? o->now : time(NULL);
-    dkim_sig s;
+    dkim_sig s = *sp;
     const char *err = NULL;
-    if (dkim_sig_parse(a, hdr->value, hdr->value_len, &s, &err) != ST_OK) {
-        invalid(r, err);
-        return;
-    }
-    r->domain = s.d ? arena_strdup(a, s.d) : NULL;
-    r->selector = s.s;
-    r->algo = s.a;
-    r->identity = s.i;
-    r->headernames = s.h_raw ? str_nows(a, s.h_raw) : NULL;
-    if (s.b)
-        r->b_prefix = arena_strndup(a, str_nows(a, s.b), 8);
-    if (dkim_sig_check(a, &s, now, o->strict, &err) != ST_OK) {
-        invalid(r, err);
-        return;
-    }
-    for (char *p = (char *)r->domain; *p; p++)
-        *p = (char)tolower((unsigned char)*p);
-    r->identity = s.i ? s.i : arena_printf(a, "@%s", s.d);
-    r->canon_head = canon_name(s.hc);
-    r->canon_body = canon_name(s.bc);
-    r->bodylength = s.l;
-    r->created = s.t;
-    r->expires = s.x;
-    r->weak = s.hash == HASH_SHA1;
-    if (r->weak && o->strict) {
-        invalid(r, "rsa-sha1 is not acceptable");
-        return;
-    }
-
     dkim_key key;
     status st = dkim_key_fetch(a, &o->dns, s.s, s.d, &key, &err);
     if (st == ST_DEFER) {
@@ -497,6 +463,50 @@ void dkim_verify_one(arena *a, const mail_msg *m, int idx, const dkim_verify_opt
         return;
     }
     r->status = DKIM_PASS;
+}
+
+void dkim_verify_one(arena *a, const mail_msg *m, int idx, const dkim_verify_opts *o,
+                     dkim_result *r)
+{
+    const mail_header *hdr = &m->hdr[idx];
+    memset(r, 0, sizeof *r);
+    r->hdr_index = idx;
+    r->bodylength = DKIM_NO_LIMIT;
+    r->created = r->expires = -1;
+    r->reason = "";
+    time_t now = o->now ? o->now : time(NULL);
+    dkim_sig s;
+    const char *err = NULL;
+    if (dkim_sig_parse(a, hdr->value, hdr->value_len, &s, &err) != ST_OK) {
+        invalid(r, err);
+        return;
+    }
+    r->domain = s.d ? arena_strdup(a, s.d) : NULL;
+    r->selector = s.s;
+    r->algo = s.a;
+    r->identity = s.i;
+    r->headernames = s.h_raw ? str_nows(a, s.h_raw) : NULL;
+    if (s.b)
+        r->b_prefix = arena_strndup(a, str_nows(a, s.b), 8);
+    if (dkim_sig_check(a, &s, now, o->strict, &err) != ST_OK) {
+        invalid(r, err);
+        return;
+    }
+    for (char *p = (char *)r->domain; *p; p++)
+        *p = (char)tolower((unsigned char)*p);
+    r->identity = s.i ? s.i : arena_printf(a, "@%s", s.d);
+    r->canon_head = canon_name(s.hc);
+    r->canon_body = canon_name(s.bc);
+    r->bodylength = s.l;
+    r->created = s.t;
+    r->expires = s.x;
+    r->weak = s.hash == HASH_SHA1;
+    if (r->weak && o->strict) {
+        invalid(r, "rsa-sha1 is not acceptable");
+        return;
+    }
+
+    dkim_verify_parsed(a, m, hdr, &s, o, r);
 }
 
 int dkim_verify(arena *a, const mail_msg *m, const dkim_verify_opts *o, dkim_result **out)
@@ -623,7 +633,7 @@ char *dkim_sign(arena *a, const mail_msg *m, const dkim_sign_opts *o, const char
         gstr_printf(&t, "%s%s", i ? hsep : "", names[i]);
     gstr_printf(&t, "; bh=%s; b=", b64_encode(a, bh, bhl));
 
-    char *field = fold_tags(a, "DKIM-Signature", t.s);
+    char *field = fold_tags(a, "DKIM-Signature", t.s, true);
     mail_msg fm;
     if (mail_parse(a, field, strlen(field), &fm, (char **)err) != ST_OK || fm.nhdr != 1) {
         *err = "internal error building the signature field";

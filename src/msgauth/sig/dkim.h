@@ -58,6 +58,11 @@ status dkim_sig_parse(arena *a, const char *value, size_t len, dkim_sig *out, co
  * of the pre-RFC drafts (no v=, or v=0.5) are accepted too. */
 status dkim_sig_check(arena *a, dkim_sig *s, time_t now, bool strict, const char **err);
 
+/* The checks DKIM-Signature and ARC-Message-Signature share: required
+ * tags (a b bh d h s), known a= and c=, base64 of b=/bh=, d= syntax,
+ * l= t= x= syntax. */
+status dkim_sig_check_common(arena *a, dkim_sig *s, const char **err);
+
 /* A parsed key record (RFC 6376 3.6.1). */
 typedef struct dkim_key {
     sig_keytype kt;
@@ -107,6 +112,11 @@ int dkim_verify(arena *a, const mail_msg *m, const dkim_verify_opts *o, dkim_res
  * is_ams set: no v=, i= is the ARC instance). */
 void dkim_verify_one(arena *a, const mail_msg *m, int hdr_index, const dkim_verify_opts *o,
                      dkim_result *r);
+
+/* Key lookup, key record checks, body hash and signature check of a
+ * parsed and checked signature hdr; r->identity must be set. */
+void dkim_verify_parsed(arena *a, const mail_msg *m, const mail_header *hdr, dkim_sig *s,
+                        const dkim_verify_opts *o, dkim_result *r);
 
 /* Body hash of m under s's canonicalization, hash and l=. */
 size_t dkim_body_hash(arena *a, const mail_msg *m, canon bc, sig_hash h, long long l,

@@ -283,7 +283,7 @@ char *b64_encode(arena *a, const unsigned char *p, size_t n)
 
 /* ---- misc --------------------------------------------------------------- */
 
-char *fold_tags(arena *a, const char *name, const char *value)
+char *fold_tags(arena *a, const char *name, const char *value, bool break_b)
 {
     gstr g;
     gstr_init(&g, a, strlen(value) + 64);
@@ -303,7 +303,7 @@ char *fold_tags(arena *a, const char *name, const char *value)
             col++;
         }
         first = false;
-        if (is_b && col + n > 76) {
+        if (is_b && break_b && col + n > 76) {
             /* break a long base64 value; folding inside b=/bh= is allowed */
             size_t i = 0;
             while (i < n) {
@@ -384,4 +384,23 @@ bool domain_within(const char *sub, const char *parent)
     if (ns > np && sub[ns - np - 1] == '.')
         return strncasecmp(sub + ns - np, parent, np) == 0;
     return false;
+}
+
+bool domain_syntax_ok(const char *d)
+{
+    size_t n = strlen(d), label = 0;
+    if (n == 0 || n > 253)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)d[i];
+        if (c == '.') {
+            if (label == 0 && !(i == n - 1 && i > 0))
+                return false;
+            label = 0;
+            continue;
+        }
+        if (!(isalnum(c) || c == '-' || c == '_' || c >= 0x80) || ++label > 63)
+            return false;
+    }
+    return true;
 }

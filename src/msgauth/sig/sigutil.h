@@ -86,8 +86,10 @@ bool sig_verify(const sig_key *k, sig_hash h, const unsigned char *dig, size_t d
 /* ---- misc ---------------------------------------------------------------- */
 
 /* Fold a "tag=value; tag=value" header value for output at width 76:
- * breaks after "; " and inside long b=/bh= values. */
-char *fold_tags(arena *a, const char *name, const char *value);
+ * breaks after "; ", and inside long b=/bh= values if break_b (not for
+ * ARC, whose seal covers the AMS as written: folding inside b= would
+ * become a space in the sealed text). */
+char *fold_tags(arena *a, const char *name, const char *value, bool break_b);
 /* field (a folded "Name: ...b=\r\n") with the base64 b64 appended to
  * the b= tag, folded; the result ends in CRLF. */
 char *append_b(arena *a, const char *field, const char *b64);
@@ -97,5 +99,7 @@ void strip_b_value(arena *a, const mail_header *h, mail_header *out);
 /* Domain comparison helpers. */
 bool domain_eq(const char *a, const char *b);
 bool domain_within(const char *sub, const char *parent);   /* sub == parent or below */
+/* Labels of letters, digits, '-', '_' (or UTF-8), none empty. */
+bool domain_syntax_ok(const char *d);
 
 #endif
