@@ -24,7 +24,9 @@ typedef enum dns_sec {
 } dns_sec;
 
 typedef struct dns_rr {
-    const char *owner;            /* owner name, no trailing dot */
+    const char *owner;            /* owner name, no trailing dot; names are in
+                                     presentation form as dn_expand gives them
+                                     (special characters escaped, the root "") */
     int type;
     uint32_t ttl;
     const unsigned char *rdata;   /* raw rdata (wire format) */
@@ -123,6 +125,17 @@ status dns_answer_parse(const unsigned char *pkt, size_t len, const char *qname,
 /* "1.2.3.4" -> "4.3.2.1.<suffix>", IPv6 -> nibbles; suffix NULL gives
    in-addr.arpa / ip6.arpa.  NULL when ip is not an IP address. */
 char *dns_reverse_name(const char *ip, const char *suffix, arena *a);
+
+/* The process's resolver for code without a context argument (lookup
+   drivers, ACL conditions).  The config glue calls dns_process_configure
+   once the configuration is loaded; the resolver is created on first use
+   (with default options if nothing was configured).  NULL with *err when
+   it cannot be created.  $lookup_dnssec_authenticated lives here too
+   ("yes", "no", or NULL when unset). */
+void dns_process_configure(const dns_options *o);
+dns_resolver *dns_process_resolver(char **err, arena *a);
+const char *dns_lookup_dnssec_authenticated(void);
+void dns_set_lookup_dnssec_authenticated(const char *v);
 
 const char *dns_type_name(int type);
 int dns_type_from_name(const char *name);   /* "mx" -> DNS_T_MX, -1 if unknown */

@@ -77,7 +77,7 @@ static bool read_name(const wire *w, size_t *off, char *out, size_t outsz)
     }
     if (!jumped)
         *off = o;
-    out[n] = '\0';
+    out[n] = '\0';                      /* the root is "", as glibc's dn_expand gives */
     return true;
 }
 

@@ -81,6 +81,13 @@ In a subprocess (data given as a Python literal, or a zone file):
     /usr/bin/python3 tests/integration/dnsfixture.py serve ZONEFILE|PYFILE \\
         [--origin O] [--port 0] [--lifetime 600]     # prints "PORT <n>"
 
+With the system resolver pointed at the zone (to compare with programs that
+only use /etc/resolv.conf, such as exim4): as root, in private mount and
+network namespaces, serve the zone on 127.0.0.1:53 and run commands there:
+    outs = run_with_system_dns(zone, [["exim4", "-C", conf, "-be", expr], ...])
+    # -> list of CompletedProcess (text); raises SystemDnsUnavailable when
+    #    namespaces cannot be made (not root, no unshare)
+
 pytest fixtures (import them into a test module or conftest):
     dns_server(zone) factory -> started DnsServer, stopped at teardown
     nsd_server(zones...) factory -> started NsdServer, stopped at teardown
@@ -133,7 +140,7 @@ from dnslib import (AAAA, CNAME, DNAME, MX, NS, PTR, QTYPE, RCODE, RD, RR,
 from dnslib import dns as _dnslib_dns
 
 __all__ = ["DnsServer", "NsdServer", "default_dnssec_zones", "split_txt",
-           "dns_server", "nsd_server"]
+           "dns_server", "nsd_server", "run_with_system_dns", "SystemDnsUnavailable"]
 
 BEHAVIOURS = {"SERVFAIL", "REFUSED", "NXDOMAIN", "NOTIMP", "FORMERR",
               "TIMEOUT", "TRUNCATE", "TRUNCATE_ALL", "EMPTY", "GARBAGE"}
@@ -981,6 +988,54 @@ class NsdServer:
         self.stop()
 
 
+# --- the system resolver pointed at a zone (namespaces) ----------------------
+
+class SystemDnsUnavailable(RuntimeError):
+    pass
+
+
+def run_with_system_dns(data, commands, timeout=120, origin=""):
+    """Run commands (argv lists) where /etc/resolv.conf names 127.0.0.1 and
+    a DnsServer for data listens on 127.0.0.1:53 (private mount and network
+    namespaces, so nothing outside is touched).  -> [CompletedProcess]."""
+    import json
+    if os.geteuid() != 0 or not shutil.which("unshare"):
+        raise SystemDnsUnavailable("needs root and unshare")
+    with tempfile.TemporaryDirectory(prefix="sysdns") as d:
+        src = pathlib.Path(d) / "zone.py"
+        src.write_text(repr(data))
+        cmds = pathlib.Path(d) / "cmds.json"
+        cmds.write_text(json.dumps(commands))
+        r = subprocess.run(["unshare", "-mn", "/usr/bin/python3", __file__, "netns-run",
+                            str(src), str(cmds), "--origin", origin],
+                           capture_output=True, text=True, timeout=timeout)
+        if r.returncode != 0:
+            raise SystemDnsUnavailable(f"namespace run failed: {r.stderr[-2000:]}")
+        return [subprocess.CompletedProcess(c, x["rc"], x["out"], x["err"])
+                for c, x in zip(commands, json.loads(r.stdout))]
+
+
+def _netns_run(src, cmdfile, origin):
+    import json
+    subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
+    d = tempfile.mkdtemp(prefix="sysdns")
+    rc = pathlib.Path(d) / "resolv.conf"
+    rc.write_text("nameserver 127.0.0.1\noptions attempts:1 timeout:1\n")
+    subprocess.run(["mount", "--bind", str(rc), "/etc/resolv.conf"], check=True)
+    data = ast.literal_eval(pathlib.Path(src).read_text())
+    srv = DnsServer(data, origin=origin, lifetime=0, port=53).start()
+    out = []
+    try:
+        for argv in json.loads(pathlib.Path(cmdfile).read_text()):
+            r = subprocess.run(argv, capture_output=True, text=True, timeout=60)
+            out.append({"rc": r.returncode, "out": r.stdout, "err": r.stderr})
+    finally:
+        srv.stop()
+        subprocess.run(["umount", "/etc/resolv.conf"])
+        shutil.rmtree(d, ignore_errors=True)
+    print(json.dumps(out))
+
+
 # --- pytest fixtures ---------------------------------------------------------
 
 try:
@@ -1026,7 +1081,14 @@ def _main(argv):
     np_ = sub.add_parser("nsd", help="run NSD with the default signed zones")
     np_.add_argument("--dir", default=None)
     np_.add_argument("--lifetime", type=float, default=600)
+    nr = sub.add_parser("netns-run", help=argparse.SUPPRESS)
+    nr.add_argument("source")
+    nr.add_argument("cmds")
+    nr.add_argument("--origin", default="")
     a = ap.parse_args(argv)
+    if a.cmd == "netns-run":
+        _netns_run(a.source, a.cmds, a.origin)
+        return
     if a.cmd == "serve":
         text = pathlib.Path(a.source).read_text()
         try:

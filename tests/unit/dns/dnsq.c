@@ -2,6 +2,7 @@
  *   dnsq [-s servers] [-T trust_anchor_file] [-r retrans] [-R retry]
  *        [-n max_lookups] [-p check_names_pattern] NAME TYPE [NAME TYPE...]
  *   dnsq ... -l DNSLIST [-i HOST_IP]
+ *   dnsq ... -d DNSDB_QUERY      (prints status, dnssec=, then the result)
  * Prints, per lookup:
  *   <status> rcode=<n> nxdomain=<0|1> sec=<sec> canon=<name> nrr=<n>
  *   rr <type> <ttl> <owner> <decoded fields>
@@ -9,6 +10,7 @@
 #include "core/arena.h"
 #include "dns/dns.h"
 #include "dns/dnslist.h"
+#include "lookup/dnsdb.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -43,14 +45,19 @@ static void print_rr(const dns_rr *rr)
     putchar('\n');
 }
 
+static void set_timeouts(void *ctx, int retrans, int retry)
+{
+    dns_resolver_timeouts(ctx, retrans, retry);
+}
+
 static void logfn(void *ctx, const char *msg) { printf("log %s\n", msg); }
 
 int main(int argc, char **argv)
 {
     dns_options o = { 0 };
-    const char *list = NULL, *ip = NULL;
+    const char *list = NULL, *ip = NULL, *dnsdb = NULL;
     int c;
-    while ((c = getopt(argc, argv, "s:T:r:R:n:p:l:i:")) != -1) {
+    while ((c = getopt(argc, argv, "s:T:r:R:n:p:l:i:d:")) != -1) {
         switch (c) {
         case 's': o.servers = optarg; break;
         case 'T': o.trust_anchor_file = optarg; break;
@@ -60,6 +67,7 @@ int main(int argc, char **argv)
         case 'p': o.check_names_pattern = optarg; break;
         case 'l': list = optarg; break;
         case 'i': ip = optarg; break;
+        case 'd': dnsdb = optarg; break;
         default: return 2;
         }
     }
@@ -78,6 +86,17 @@ int main(int argc, char **argv)
         printf("%s\ndomain=%s\nmatched=%s\ntext=%s\nvalue=%s\n", status_name(st),
                res.domain ? res.domain : "<unset>", res.matched ? res.matched : "<unset>",
                res.text ? res.text : "<unset>", res.value ? res.value : "<unset>");
+    }
+    if (dnsdb) {
+        dns_iface dif = dns_iface_unbound(r);
+        dnsdb_env env = { .dns = dif, .timeouts = set_timeouts };
+        char *result = NULL, *derr = NULL;
+        status st = dnsdb_run(&env, dnsdb, a, &result, &derr);
+        printf("%s\ndnssec=%s\n", status_name(st), env.dnssec_auth ? env.dnssec_auth : "<unset>");
+        if (st == ST_OK)
+            printf("%s\n", result);
+        else
+            printf("why=%s\n", derr ? derr : "");
     }
     for (int i = optind; i + 1 < argc; i += 2) {
         int type = dns_type_from_name(argv[i + 1]);
