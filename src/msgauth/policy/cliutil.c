@@ -12,6 +12,7 @@
 /* The unbound resolver (src/dns/dns.c) is linked when present. */
 #pragma weak dns_resolver_new
 #pragma weak dns_iface_unbound
+#pragma weak dns_resolver_free
 
 const char *pol_optval(int argc, char **argv, int *i)
 {
@@ -75,7 +76,7 @@ char *pol_read_file(const char *path, arena *a, size_t *len)
     return g.s;
 }
 
-bool pol_dns(const pol_common *c, arena *a, dns_iface *out)
+bool pol_dns(pol_common *c, arena *a, dns_iface *out)
 {
     if (c->zone) {
         size_t n;
@@ -104,8 +105,16 @@ bool pol_dns(const pol_common *c, arena *a, dns_iface *out)
         fprintf(stderr, "postern-auth: resolver: %s\n", err ? err : "cannot start");
         return false;
     }
+    c->resolver = r;
     *out = dns_iface_unbound(r);
     return true;
+}
+
+void pol_dns_free(pol_common *c)
+{
+    if (c->resolver && dns_resolver_free)
+        dns_resolver_free(c->resolver);
+    c->resolver = NULL;
 }
 
 void json_str(gstr *g, const char *s)

@@ -17,6 +17,7 @@ typedef struct pol_common {
     int dns_retry;          /* --dns-retry count */
     time_t now;             /* --now */
     bool json;              /* --json */
+    dns_resolver *resolver; /* set by pol_dns(), freed by pol_dns_free() */
 } pol_common;
 
 /* If argv[*i] is a common option, consume it (and its value) and return 1;
@@ -27,7 +28,8 @@ int pol_common_opt(pol_common *c, int argc, char **argv, int *i);
 const char *pol_optval(int argc, char **argv, int *i);
 
 /* Set up the resolver the options ask for.  false (message printed) on error. */
-bool pol_dns(const pol_common *c, arena *a, dns_iface *out);
+bool pol_dns(pol_common *c, arena *a, dns_iface *out);
+void pol_dns_free(pol_common *c);
 
 /* Read all of a file ("-" = stdin) into the arena. */
 char *pol_read_file(const char *path, arena *a, size_t *len);

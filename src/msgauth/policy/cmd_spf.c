@@ -93,6 +93,7 @@ int cmd_spf(int argc, char **argv)
         printf("%s %s\n", spf_result_name(o.result), why ? why : "");
     }
     int rc = spf_exit_code(o.result);
+    pol_dns_free(&c);
     arena_free(a);
     return rc;
 }

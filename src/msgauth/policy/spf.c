@@ -33,9 +33,31 @@ static level_res check_host(spf_ctx *c, const char *domain, int depth, bool in_i
 
 /* ---- DNS helpers ------------------------------------------------------- */
 
+/* Names go to the resolver in presentation form: bytes that are not
+ * printable (a macro can put spaces into a name) become \DDD. */
+static const char *presentation(arena *a, const char *name)
+{
+    const unsigned char *p = (const unsigned char *)name;
+    for (; *p; p++)
+        if (*p <= 0x20 || *p >= 0x7f || *p == '\\')
+            break;
+    if (!*p)
+        return name;
+    gstr g;
+    gstr_init(&g, a, strlen(name) + 16);
+    for (p = (const unsigned char *)name; *p; p++) {
+        if (*p <= 0x20 || *p >= 0x7f || *p == '\\')
+            gstr_printf(&g, "\\%03u", *p);
+        else
+            gstr_catc(&g, (char)*p);
+    }
+    return g.s;
+}
+
 static status lookup(spf_ctx *c, const char *name, int type, dns_answer *ans)
 {
     memset(ans, 0, sizeof *ans);
+    name = presentation(c->a, name);
     status st = c->dns->lookup(c->dns->ctx, name, type, c->a, ans);
     ans->st = st;
     return st;
@@ -232,14 +254,17 @@ static int mech_mx(spf_ctx *c, const char *name, int cidr4, int cidr6)
     }
     if (st != ST_OK || ans.nrr == 0)
         return void_hit(c) ? M_PERM : M_NOMATCH;
-    if (ans.nrr > SPF_MAX_MX_NAMES) {
-        c->problem = arena_printf(c->a, "more than %d MX records for %s", SPF_MAX_MX_NAMES, name);
-        return M_PERM;
-    }
+    /* RFC 7208 4.6.4: no more than SPF_MAX_MX_NAMES address lookups per
+     * mx; needing one more is permerror (a match before that stands). */
+    int queried = 0;
     for (int i = 0; i < ans.nrr; i++) {
         const char *h = ans.rr[i].text;
         if (!h || !*h || strcmp(h, ".") == 0)
             continue;
+        if (++queried > SPF_MAX_MX_NAMES) {
+            c->problem = arena_printf(c->a, "more than %d MX names for %s", SPF_MAX_MX_NAMES, name);
+            return M_PERM;
+        }
         dns_answer aa;
         st = lookup(c, h, c->v6 ? DNS_T_AAAA : DNS_T_A, &aa);
         if (st == ST_DEFER) {
@@ -410,7 +435,10 @@ static level_res check_host(spf_ctx *c, const char *domain, int depth, bool in_i
             m = (!c->v6 && ip_match(c->ip + 12, t->net + 12, t->cidr4)) ? M_MATCH : M_NOMATCH;
             break;
         case SPF_M_IP6:
-            m = (c->v6 && ip_match(c->ip, t->net, t->cidr6)) ? M_MATCH : M_NOMATCH;
+            /* an IPv4 client matches an ip6 network only inside the
+             * IPv4-mapped block ::ffff:0:0/96 (RFC 4291 2.5.5.2) */
+            if (c->v6 || (t->cidr6 >= 96 && ip_match(t->net, c->ip, 96)))
+                m = ip_match(c->ip, t->net, t->cidr6) ? M_MATCH : M_NOMATCH;
             break;
         case SPF_M_A:
             m = mech_a(c, name, t->cidr4, t->cidr6);
