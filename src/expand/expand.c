@@ -10,6 +10,15 @@
 #include <stdio.h>
 #include <string.h>
 
+arena *x_arena(xs *x, bool tainted)
+{
+    if (!tainted)
+        return x->w;
+    if (!x->wt)
+        x->wt = arena_new("expand-tainted", true);
+    return x->wt;
+}
+
 status xfail(xs *x, const char *fmt, ...)
 {
     if (!x->err) {
@@ -190,11 +199,21 @@ status xp_sub(xs *x, const char **sp, bool brace_end, bool skip, gstr *out, bool
             continue;
         }
         size_t n = name_len(s);
+        /* operator arguments may be negative: ${s_-3:...} */
+        while (n && s[n - 1] == '_' && s[n] == '-' && isdigit((unsigned char)s[n + 1])) {
+            n++;
+            n += name_len(s + n);
+        }
         char *name = arena_strndup(x->w, s, n);
         s += n;
-        if (is_header_var(name) && *s == ':') {
-            st = xfail(x, "non-digit after underscore in \"%s\"", name);
-            goto done;
+        if (n && xp_is_item(name)) {
+            const char *t = s;
+            while (isspace((unsigned char)*t))
+                t++;
+            s = t;
+            if ((st = xp_item(x, name, &s, skip, out, taint)) != ST_OK)
+                goto done;
+            continue;
         }
         if (*s == '}') {
             s++;
@@ -228,27 +247,6 @@ status xp_sub(xs *x, const char **sp, bool brace_end, bool skip, gstr *out, bool
                 st = xfail(x, "\"${%s\" is not a known operator (or a } is missing in a variable reference)", name);
                 goto done;
             }
-            if (st != ST_OK)
-                goto done;
-            continue;
-        }
-        if (n && isspace((unsigned char)*s)) {
-            /* "${if eq..." style: an item followed by white space */
-            const char *t = s;
-            while (isspace((unsigned char)*t))
-                t++;
-            if (*t == '{' || strcmp(name, "if") == 0 || strcmp(name, "lookup") == 0) {
-                s = t;
-                st = xp_item(x, name, &s, skip, out, taint);
-                if (st == ST_NOTFOUND)
-                    st = xfail(x, "\"${%s\" is not a known operator (or a } is missing in a variable reference)", name);
-                if (st != ST_OK)
-                    goto done;
-                continue;
-            }
-        }
-        if (n && (strcmp(name, "if") == 0 || strcmp(name, "lookup") == 0)) {
-            st = xp_item(x, name, &s, skip, out, taint);
             if (st != ST_OK)
                 goto done;
             continue;
@@ -471,6 +469,8 @@ status expand_string(const char *s, arena *a, char **out, char **err)
     st = finish(&x, st, a, err);
     restore_state(&sv);
     arena_free(x.w);
+    if (x.wt)
+        arena_free(x.wt);
     return st;
 }
 
@@ -492,6 +492,8 @@ status expand_condition(const char *s, arena *a, bool *result, char **err)
     st = finish(&x, st, a, err);
     restore_state(&sv);
     arena_free(x.w);
+    if (x.wt)
+        arena_free(x.wt);
     return st;
 }
 

@@ -11,6 +11,7 @@
 
 typedef struct xs {
     arena *w;        /* working arena for intermediate strings */
+    arena *wt;       /* tainted working arena (made on first use) */
     int depth;
     char *err;       /* failure text (in w) */
     bool forced;     /* forced failure */
@@ -44,6 +45,8 @@ status xp_yesno(xs *x, const char **sp, bool skip, bool yes, const char *value,
 /* Items: ST_NOTFOUND when name is not an item. */
 status xp_item(xs *x, const char *name, const char **sp, bool skip, gstr *out, bool *taint);
 
+bool xp_is_item(const char *name);
+
 /* Operators: ST_NOTFOUND when name is not an operator. */
 status xp_op(xs *x, const char *name, const char *arg, bool argt, gstr *out, bool *taint);
 
@@ -54,8 +57,11 @@ const char *var_get(xs *x, const char *name, bool *known);
 bool x_number(const char *s, long long *out);          /* decimal, K/M/G */
 status x_eval(xs *x, const char *s, bool decimal_only, long long *out);
 char *x_hex(arena *a, const unsigned char *p, size_t n);
-status x_regex_match(xs *x, const char *subject, const char *re, bool caseless,
-                     bool set_numbers, bool *matched);
+status x_regex_match(xs *x, const char *subject, bool subj_tainted, const char *re,
+                     bool caseless, bool set_numbers, bool *matched);
+/* Arena for strings that are stored in variables ($item, $value, $1...):
+ * the tainted working arena when tainted, so is_tainted() tells later. */
+arena *x_arena(xs *x, bool tainted);
 void x_set_numbers_clear(void);
 const char *x_strip(arena *a, const char *s);   /* trim white space */
 

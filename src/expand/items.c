@@ -29,13 +29,17 @@ static void skip_ws(const char **sp)
 static status it_if(xs *x, const char **sp, bool skip, gstr *out, bool *taint)
 {
     bool r = false;
-    status st = xp_cond(x, sp, skip, &r);
-    if (st != ST_OK)
-        return st;
     const char *save = ps.exp_value;
-    /* match_* and inlist set $value for the yes/no strings */
-    st = xp_yesno(x, sp, skip, r, NULL, false, "if", out, taint);
+    const char *save_num[EXPAND_MAX_NUMVARS];
+    memcpy(save_num, ps.exp_num, sizeof save_num);
+    int save_nmax = ps.exp_nmax;
+    status st = xp_cond(x, sp, skip, &r);
+    /* match_* and inlist set $value, match sets $1.. for the yes/no strings */
+    if (st == ST_OK)
+        st = xp_yesno(x, sp, skip, r, NULL, false, "if", out, taint);
     ps.exp_value = save;
+    memcpy(ps.exp_num, save_num, sizeof save_num);
+    ps.exp_nmax = save_nmax;
     return st;
 }
 
@@ -52,9 +56,9 @@ static status it_lookup(xs *x, const char **sp, bool skip, gstr *out, bool *tain
         skip_ws(&s);
     }
     const char *t0 = s;
-    while (*s && !isspace((unsigned char)*s) && *s != '{' && *s != '}')
+    while (*s && !isspace((unsigned char)*s) && *s != '{')
         s++;
-    if (s == t0) {
+    if (s == t0 || *t0 == '}') {
         st = xfail(x, "missing lookup type");
         goto out;
     }
@@ -83,8 +87,8 @@ static status it_lookup(xs *x, const char **sp, bool skip, gstr *out, bool *tain
     char *val = NULL;
     bool found = false;
     if (!skip) {
-        if (!spec.drv->query_style && file[0] != '/') {
-            st = xfail(x, "absolute file name expected for \"%s\" lookup", spec.drv->name);
+        if (ft) {
+            st = xfail(x, "Tainted filename for search: '%s'", file);
             goto out;
         }
         status ls = lookup_search(&spec, file, key, x->w, &val, &err);
@@ -204,9 +208,17 @@ static status it_extract(xs *x, const char **sp, bool skip, gstr *out, bool *tai
     bool t0, t1, t2 = false;
     status st;
     skip_ws(&s);
+    if (*s != '{') {
+        st = xfail(x, "missing '{' for arg 1 of extract");
+        goto out;
+    }
     if ((st = xp_braced(x, &s, skip, &a0, &t0)) != ST_OK)
         goto out;
     skip_ws(&s);
+    if (*s != '{') {
+        st = xfail(x, "missing '{' for arg 2 of extract");
+        goto out;
+    }
     if ((st = xp_braced(x, &s, skip, &a1, &t1)) != ST_OK)
         goto out;
     long n = 0;
@@ -238,11 +250,11 @@ static status it_extract(xs *x, const char **sp, bool skip, gstr *out, bool *tai
         }
         if ((st = xp_braced(x, &s, skip, &a2, &t2)) != ST_OK)
             goto out;
-        char *v = extract_field(x->w, n, a1, a2);
+        char *v = extract_field(x_arena(x, t2), n, a1, a2);
         st = xp_yesno(x, &s, skip, v != NULL, v ? v : NULL, t2, "extract", out, taint);
     } else {
         const char *k = x_strip(x->w, a0);
-        char *v = extract_keyed(x->w, k, a1);
+        char *v = extract_keyed(x_arena(x, t1), k, a1);
         st = xp_yesno(x, &s, skip, v != NULL, v, t1, "extract", out, taint);
     }
 out:
@@ -266,14 +278,22 @@ static status it_listextract(xs *x, const char **sp, bool skip, gstr *out, bool 
 {
     char *v[2];
     bool t[2];
-    status st = xp_args(x, sp, skip, 2, 2, false, "listextract", v, t, NULL);
-    if (st != ST_OK)
-        return st;
+    status st;
+    for (int i = 0; i < 2; i++) {
+        skip_ws(sp);
+        if (**sp != '{')
+            return xfail(x, "missing '{' for arg %d of listextract", i + 1);
+        if ((st = xp_braced(x, sp, skip, &v[i], &t[i])) != ST_OK)
+            return st;
+    }
     char *found = NULL;
     if (!skip) {
         long n;
-        if (!is_num(v[0], &n))
-            return xfail(x, "first argument of \"listextract\" must be an integer");
+        const char *num = x_strip(x->w, v[0]);
+        if (!*num)
+            return xfail(x, "first argument of \"listextract\" must not be empty");
+        if (!is_num(num, &n))
+            return xfail(x, "first argument of \"listextract\" must be numeric");
         int cnt = list_count(v[1], 0, x->w);
         if (n < 0)
             n = cnt + n + 1;
@@ -281,7 +301,7 @@ static status it_listextract(xs *x, const char **sp, bool skip, gstr *out, bool 
             const char *l = v[1];
             int sep = 0;
             for (long i = 1; i <= n; i++)
-                found = list_next(&l, &sep, x->w);
+                found = list_next(&l, &sep, x_arena(x, t[1]));
         }
     }
     return xp_yesno(x, sp, skip, found != NULL, found, t[1], "listextract", out, taint);
@@ -295,6 +315,8 @@ static status it_listquote(xs *x, const char **sp, bool skip, gstr *out, bool *t
     if (st != ST_OK || skip)
         return st;
     char sep = v[0][0] ? v[0][0] : ':';
+    if (!*v[1])
+        gstr_catc(out, ' ');   /* Exim's result for an empty string */
     for (const char *p = v[1]; *p; p++) {
         if (*p == sep)
             gstr_catc(out, sep);
@@ -341,8 +363,10 @@ static status it_iter(xs *x, const char *name, const char **sp, bool skip, gstr 
     const char *cmp = NULL, *xtr = NULL;
     if (is_filter) {
         bool d;
-        if ((st = xp_cond(x, &s, true, &d)) != ST_OK)
+        if ((st = xp_cond(x, &s, true, &d)) != ST_OK) {
+            x->err = arena_printf(x->w, "%s inside \"filter\" item", x->err ? x->err : "");
             goto out;
+        }
         skip_ws(&s);
     } else if (is_sort) {
         skip_ws(&s);
@@ -393,13 +417,14 @@ static status it_iter(xs *x, const char *name, const char **sp, bool skip, gstr 
     int sep = 0;
     const char *l = list;
     char *item;
+    arena *ia = x_arena(x, lt);
     gstr res;
     gstr_init(&res, x->w, 64);
     bool rt = false;
     if (is_reduce) {
         const char *value = init;
         rt = it_;
-        while ((item = list_next(&l, &sep, x->w))) {
+        while ((item = list_next(&l, &sep, ia))) {
             ps.exp_item = item;
             ps.exp_value = value;
             const char *e = expr;
@@ -408,8 +433,8 @@ static status it_iter(xs *x, const char *name, const char **sp, bool skip, gstr 
             bool t = false;
             if ((st = xp_sub(x, &e, true, false, &g, &t)) != ST_OK)
                 break;
-            value = g.s;
-            rt = t || (lt && strstr(expr, "$item"));
+            value = t ? arena_strdup(x_arena(x, true), g.s) : g.s;
+            rt = t;
         }
         if (st == ST_OK) {
             gstr_cat(out, value);
@@ -420,7 +445,7 @@ static status it_iter(xs *x, const char *name, const char **sp, bool skip, gstr 
         char **items = arena_alloc(x->w, sizeof(char *) * (size_t)(n + 1));
         char **keys = arena_alloc(x->w, sizeof(char *) * (size_t)(n + 1));
         int k = 0;
-        while ((item = list_next(&l, &sep, x->w)) && k < n) {
+        while ((item = list_next(&l, &sep, ia)) && k < n) {
             ps.exp_item = item;
             const char *e = xtr;
             gstr g;
@@ -435,9 +460,7 @@ static status it_iter(xs *x, const char *name, const char **sp, bool skip, gstr 
         /* insertion sort (stable) with the comparator condition */
         for (int i = 1; st == ST_OK && i < k; i++) {
             for (int j = i; j > 0; j--) {
-                char *c = arena_printf(x->w, "%s{%s}{%s}", cmp, "\\N", "");
-                (void)c;
-                /* evaluate "cmp{a}{b}" literally (keys are not re-expanded) */
+                        /* evaluate "cmp{a}{b}" literally (keys are not re-expanded) */
                 gstr cs;
                 gstr_init(&cs, x->w, 64);
                 gstr_printf(&cs, "%s{\\N%s\\N}{\\N%s\\N}", cmp, keys[j], keys[j - 1]);
@@ -470,13 +493,15 @@ static status it_iter(xs *x, const char *name, const char **sp, bool skip, gstr 
     } else {
         int osep = list_sep_of(list);
         bool first = true;
-        while ((item = list_next(&l, &sep, x->w))) {
+        while ((item = list_next(&l, &sep, ia))) {
             ps.exp_item = item;
             const char *e = expr;
             if (is_filter) {
                 bool r;
-                if ((st = xp_cond(x, &e, false, &r)) != ST_OK)
+                if ((st = xp_cond(x, &e, false, &r)) != ST_OK) {
+                    x->err = arena_printf(x->w, "%s inside \"filter\" item", x->err ? x->err : "");
                     break;
+                }
                 if (r) {
                     list_append(&res, osep, item, first);
                     first = false;
@@ -551,7 +576,7 @@ static status it_sg(xs *x, const char **sp, bool skip, gstr *out, bool *taint)
             n = EXPAND_MAX_NUMVARS;
         for (int i = 0; i < n; i++)
             ps.exp_num[i] = ov[2 * i] == PCRE2_UNSET ? "" :
-                arena_strndup(t[0] && ps.msg_t ? ps.msg_t : x->w, subj + ov[2 * i], ov[2 * i + 1] - ov[2 * i]);
+                arena_strndup(x_arena(x, t[0]), subj + ov[2 * i], ov[2 * i + 1] - ov[2 * i]);
         ps.exp_nmax = n;
         const char *r = v[2];
         bool tt = false;
@@ -708,8 +733,6 @@ static status it_hmac(xs *x, const char **sp, bool skip, gstr *out, bool *taint)
         md = EVP_md5();
     else if (strcmp(v[0], "sha1") == 0)
         md = EVP_sha1();
-    else if (strcmp(v[0], "sha256") == 0)
-        md = EVP_sha256();
     else
         return xfail(x, "hmac algorithm \"%s\" is not recognised", v[0]);
     unsigned char d[EVP_MAX_MD_SIZE];
@@ -807,12 +830,29 @@ static status it_env(xs *x, const char **sp, bool skip, gstr *out, bool *taint)
         return st;
     }
     const char *v = skip ? NULL : env_value(x, name);
-    st = xp_yesno(x, &s, skip, v != NULL, v ? arena_strdup(x->w, v) : NULL, false, "env", out, taint);
+    if (v)
+        v = arena_strdup(x->w, v);   /* visible only via keep_environment: admin data */
+    st = xp_yesno(x, &s, skip, v != NULL, v, false, "env", out, taint);
     *sp = s;
     return st;
 }
 
 /* ---- dispatch ---------------------------------------------------------------- */
+
+static const char *const item_names[] = {
+    "acl", "authresults", "certextract", "dlfunc", "env", "extract", "filter", "hash", "hmac",
+    "if", "imapfolder", "length", "listextract", "listquote", "lookup", "map", "nhash", "perl",
+    "prvs", "prvscheck", "readfile", "readsocket", "reduce", "run", "sg", "sort", "srs_encode",
+    "substr", "tr", NULL,
+};
+
+bool xp_is_item(const char *name)
+{
+    for (int i = 0; item_names[i]; i++)
+        if (strcmp(item_names[i], name) == 0)
+            return true;
+    return false;
+}
 
 status xp_item(xs *x, const char *name, const char **sp, bool skip, gstr *out, bool *taint)
 {

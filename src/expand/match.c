@@ -223,6 +223,8 @@ static status item_domain(mctx *m, const char *d, const char *it)
         return named(m, d, it + 1);
     if (it[0] == '^') {
         int r = re_match(d, it, true, m);
+        if (r > 0 && m->value)
+            *m->value = it;
         return r < 0 ? ST_ERROR : r ? ST_OK : ST_FAIL;
     }
     int l = as_lookup(it, m, &sp, &data, NULL);

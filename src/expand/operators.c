@@ -296,7 +296,6 @@ static bool read_time(const char *s, long long *out)
         case 'h': n *= 3600; p++; break;
         case 'm': n *= 60; p++; break;
         case 's': p++; break;
-        case '\0': break;
         default: return false;
         }
         total += n;
@@ -342,7 +341,7 @@ static status op_mask(xs *x, const char *s, bool normalised, gstr *out)
         int f2;
         unsigned char b[16];
         if (!ip_parse(ip, b, &f2, NULL))
-            return xfail(x, "\"%s\" is not an IP address", ip);
+            return xfail(x, "\"%s\" is not an IP address", s);
         return xfail(x, "mask value too big in \"%s\"", s);
     }
     int max = fam == 4 ? 32 : 128;
@@ -370,7 +369,7 @@ static status op_reverse_ip(xs *x, const char *s, gstr *out)
     unsigned char a[16];
     int fam;
     if (!ip_parse(s, a, &fam, NULL))
-        return xfail(x, "\"%s\" is not an IP address", s);
+        return xfail(x, "reverse_ip() not given an IP address [%s]", s);
     if (fam == 4)
         gstr_printf(out, "%d.%d.%d.%d", a[3], a[2], a[1], a[0]);
     else
@@ -686,7 +685,7 @@ static status digest(xs *x, const char *mdname, const char *s, bool upper, gstr 
     return ST_OK;
 }
 
-static status numargs(xs *x, const char *op, const char *arg, int *v1, int *v2, bool is_len)
+static status numargs(xs *x, const char *op, const char *name, const char *arg, int *v1, int *v2, bool is_len)
 {
     if (!arg || !*arg)
         return xfail(x, "missing values after %s", op);
@@ -699,7 +698,7 @@ static status numargs(xs *x, const char *op, const char *arg, int *v1, int *v2, 
             p++;
         }
         if (!isdigit((unsigned char)*p))
-            return xfail(x, "non-digit after underscore in \"%s\"", op);
+            return xfail(x, "non-digit after underscore in \"%s\"", name);
         long v = 0;
         while (isdigit((unsigned char)*p)) {
             if (v < INT_MAX / 10)
@@ -710,7 +709,7 @@ static status numargs(xs *x, const char *op, const char *arg, int *v1, int *v2, 
         if (*p == '_')
             p++;
         else if (*p)
-            return xfail(x, "non-digit after underscore in \"%s\"", op);
+            return xfail(x, "non-digit after underscore in \"%s\"", name);
     }
     if (is_len) {
         *v1 = 0;
@@ -782,17 +781,17 @@ static status op_addresses(xs *x, const char *s, gstr *out)
 
 status xp_op(xs *x, const char *name, const char *s, bool argt, gstr *out, bool *taint)
 {
-    const char *arg;
-    const char *op = op_split(x->w, name, &arg);
+    const char *arg = NULL;
+    const char *op = NULL;
     bool quote_lookup = false;
     const lookup_driver *qd = NULL;
+    if (strncmp(name, "quote_", 6) != 0 || strncmp(name, "quote_local_part", 16) == 0)
+        op = op_split(x->w, name, &arg);
     if (!op && strncmp(name, "quote_", 6) == 0 && strcmp(name, "quote_local_part") != 0) {
         const char *ln = name + 6;
         const char *us = strchr(ln, '_');
         size_t n = us ? (size_t)(us - ln) : strlen(ln);
         qd = lookup_find_driver(ln, n);
-        if (!s)
-            return ST_OK;   /* checked when applied */
         if (!qd)
             return xfail(x, "unknown lookup type \"%.*s\"", (int)n, ln);
         quote_lookup = true;
@@ -820,6 +819,7 @@ status xp_op(xs *x, const char *name, const char *s, bool argt, gstr *out, bool 
             gstr_catc(out, (char)(up ? toupper((unsigned char)*p) : tolower((unsigned char)*p)));
     } else if (!strcmp(op, "strlen")) {
         gstr_printf(out, "%zu", strlen(s));
+        keep_taint = false;
     } else if (!strcmp(op, "md5")) {
         st = digest(x, "MD5", s, false, out);
     } else if (!strcmp(op, "sha1")) {
@@ -941,15 +941,15 @@ status xp_op(xs *x, const char *name, const char *s, bool argt, gstr *out, bool 
     } else if (!strcmp(op, "length") || !strcmp(op, "l") || !strcmp(op, "substr") || !strcmp(op, "s")) {
         int v1, v2;
         bool is_len = op[0] == 'l';
-        if ((st = numargs(x, op, arg, &v1, &v2, is_len)) == ST_OK)
+        if ((st = numargs(x, op, name, arg, &v1, &v2, is_len)) == ST_OK)
             x_substr(out, s, v1, v2);
     } else if (!strcmp(op, "hash") || !strcmp(op, "h")) {
         int v1, v2;
-        if ((st = numargs(x, op, arg, &v1, &v2, false)) == ST_OK)
+        if ((st = numargs(x, op, name, arg, &v1, &v2, false)) == ST_OK)
             st = x_hash(x, out, s, v1, v2);
     } else if (!strcmp(op, "nhash") || !strcmp(op, "nh")) {
         int v1, v2;
-        if ((st = numargs(x, op, arg, &v1, &v2, false)) == ST_OK)
+        if ((st = numargs(x, op, name, arg, &v1, &v2, false)) == ST_OK)
             st = x_nhash(x, out, s, v1, v2);
     } else if (!strcmp(op, "listcount")) {
         gstr_printf(out, "%d", list_count(s, 0, x->w));
