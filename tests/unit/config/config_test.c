@@ -306,8 +306,18 @@ static void test_builtin_default(void)
     config_free(c);
 }
 
+static void test_table_sorted(void)
+{
+    for (int i = 1; i < MO__COUNT; i++)
+        CHECK(strcmp(main_optdefs[i - 1].name, main_optdefs[i].name) < 0,
+              "main_opts.def not sorted at %s (binary search needs order)", main_optdefs[i].name);
+    CHECK(config_main_opt_index("smtp_accept_max") >= 0, "lookup");
+    CHECK(config_main_opt_index("zzz_nonexistent") < 0, "lookup of unknown");
+}
+
 int main(void)
 {
+    test_table_sorted();
     test_errors();
     test_values();
     test_defines_and_includes();
