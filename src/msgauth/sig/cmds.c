@@ -192,6 +192,8 @@ const auth_cmd sig_cmds[] = {
     { "dkim-verify", "verify every DKIM signature; one line per signature", cmd_dkim_verify },
     { "arc-sign", "add an ARC set (RFC 8617); sealed message on stdout", cmd_arc_sign },
     { "arc-verify", "validate the ARC chain; one line: pass, fail or none", cmd_arc_verify },
+    { "dk-sign", "sign with DomainKeys (RFC 4870); signed message on stdout", cmd_dk_sign },
+    { "dk-verify", "verify DomainKeys signatures; one line per signature", cmd_dk_verify },
     { "dkim-canon", "print a message canonicalized as DKIM hashes it", cmd_dkim_canon },
     { NULL, NULL, NULL },
 };
