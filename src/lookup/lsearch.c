@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 
 enum ls_mode { LS_PLAIN, LS_WILD, LS_NWILD, LS_IP };
 
@@ -123,6 +124,12 @@ static status ls_find(enum ls_mode mode, const char *file, const char *key, cons
     FILE *f = fopen(file, "r");
     if (!f) {
         *err = arena_printf(a, "failed to open %s for linear search: %s", file, strerror(errno));
+        return ST_ERROR;
+    }
+    struct stat sb;
+    if (fstat(fileno(f), &sb) != 0 || !S_ISREG(sb.st_mode)) {
+        fclose(f);
+        *err = arena_printf(a, "failed to open %s for linear search: not a regular file", file);
         return ST_ERROR;
     }
     arena *w = arena_new("lsearch", false);
