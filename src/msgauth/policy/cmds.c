@@ -5,5 +5,7 @@
 
 const auth_cmd policy_cmds[] = {
     { "spf", "SPF check_host(): --ip IP --sender ADDR --helo NAME [--received-spf]", cmd_spf },
+    { "srs-forward", "SRS rewrite for forwarding: --secret S --domain D ADDR", cmd_srs_forward },
+    { "srs-reverse", "SRS decode a bounce address: --secret S ADDR", cmd_srs_reverse },
     { NULL, NULL, NULL },
 };
