@@ -363,16 +363,17 @@ status dnsdb_run(dnsdb_env *e, const char *q, arena *a, char **result, char **er
             if (st == ST_NOTFOUND)
                 continue;
             if (st != ST_OK || (dnssec_mode == M_STRICT && !secure)) {
+                /* Exim gives no message for a DNS defer ("gave DEFER: "); the
+                   reason goes to e->why for debugging and logs */
+                e->why = st != ST_OK && ans.why ? ans.why : "DNSSEC: answer not authenticated";
                 if (defer_mode == M_STRICT) {
-                    *err = arena_printf(a, "dnsdb: %s", st != ST_OK && ans.why ? ans.why
-                                        : "DNSSEC: answer not authenticated");
+                    *err = "";
                     rc = ST_DEFER;
                     goto out;
                 }
                 if (defer_mode == M_LAX) {
                     failrc = ST_DEFER;
-                    *err = arena_printf(a, "dnsdb: %s", st != ST_OK && ans.why ? ans.why
-                                        : "DNSSEC: answer not authenticated");
+                    *err = "";
                 }
                 continue;
             }
@@ -397,6 +398,7 @@ out:
 /* --- the driver --------------------------------------------------------- */
 /* Tests and fuzzers build the engine alone (-DDNSDB_ENGINE_ONLY). */
 #ifndef DNSDB_ENGINE_ONLY
+#include "config/config.h"
 #include "lookup/lookup.h"
 
 static void set_timeouts(void *ctx, int retrans, int retry)
@@ -407,10 +409,11 @@ static void set_timeouts(void *ctx, int retrans, int retry)
 static status dnsdb_find(const char *file, const char *key, const char *opts, arena *a,
                          char **result, char **err)
 {
-    dns_resolver *r = dns_process_resolver(err, a);
+    dns_resolver *r = dnsdb_process_resolver(err, a);
     if (!r)
         return ST_DEFER;
-    dnsdb_env env = { .dns = dns_iface_unbound(r), .timeouts = set_timeouts };
+    dnsdb_env env = { .dns = dns_iface_unbound(r), .timeouts = set_timeouts,
+                      .csa_search_limit = (int)cfg_int(MO_dns_csa_search_limit) };
     status st = dnsdb_run(&env, file, a, result, err);
     dns_set_lookup_dnssec_authenticated(env.dnssec_auth);
     return st;

@@ -55,5 +55,6 @@ const char *lookup_opt(const char *opts, const char *name, arena *a);
 /* Drivers defined in this directory. */
 extern const lookup_driver lookup_lsearch, lookup_wildlsearch, lookup_nwildlsearch,
     lookup_iplsearch, lookup_dsearch;
+extern const lookup_driver lookup_dnsdb, lookup_lmdb, lookup_cdb;   /* issue 4 */
 
 #endif

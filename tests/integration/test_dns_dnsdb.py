@@ -4,9 +4,9 @@ Both programs resolve through the same dnslib server: Exim only uses the
 system resolver, so the comparison runs in private mount and network
 namespaces where /etc/resolv.conf names 127.0.0.1 and the fixture listens
 on port 53 (dnsfixture.run_with_system_dns; needs root).  postern's side is
-driven through tests/unit/dns/dnsq -d (the dnsdb engine on the real
-resolver) until `postern -be` runs ${lookup dnsdb}; then POSTERN_BE=1 adds
-postern -be itself."""
+driven twice: through `postern -be` (whole output compared with exim4 -be,
+failure lines included) and through tests/unit/dns/dnsq -d (the dnsdb
+engine alone, also reporting why a lookup deferred)."""
 import os
 import pathlib
 import shutil
@@ -93,21 +93,39 @@ def dnsq_result(r):
     return lines[0]
 
 
+TOP = pathlib.Path(__file__).resolve().parents[2]
+
+
+def postern_path():
+    for c in [os.environ.get("POSTERN_BIN")] + [str(TOP / d / "postern")
+                                                 for d in ("build-asan", "build", "build-dns")]:
+        if c and os.access(c, os.X_OK):
+            return c
+    return None
+
+
 @pytest.fixture(scope="module")
 def compared(dnsq, tmp_path_factory):
+    """{query: (exim -be output, dnsq result, postern -be output or None)}"""
     if not os.access(EXIM, os.X_OK):
         pytest.skip("exim4 not installed")
-    conf = tmp_path_factory.mktemp("exim") / "exim.conf"
+    d = tmp_path_factory.mktemp("exim")
+    conf = d / "exim.conf"
     conf.write_text("primary_hostname = test.example\n")
+    pconf = d / "postern.conf"
+    pconf.write_text("primary_hostname = test.example\ndns_servers = 127.0.0.1\n"
+                     "dns_trust_anchor_file =\ndns_retrans = 1s\ndns_retry = 1\n")
+    postern = postern_path()
     cmds = []
     for q in QUERIES:
         cmds.append([EXIM, "-C", str(conf), "-be", exim_expr(q)])
         cmds.append([dnsq, "-s", "127.0.0.1", "-T", "", "-r", "1", "-R", "1", "-d", q])
+        cmds.append([postern or "/bin/false", "-C", str(pconf), "-be", exim_expr(q)])
     try:
-        res = run_with_system_dns(ZONE, cmds, timeout=600)
+        res = run_with_system_dns(ZONE, cmds, timeout=900)
     except SystemDnsUnavailable as e:
         pytest.skip(str(e))
-    return {q: (exim_result(res[2 * i]), dnsq_result(res[2 * i + 1]))
+    return {q: (res[3 * i], dnsq_result(res[3 * i + 1]), res[3 * i + 2] if postern else None)
             for i, q in enumerate(QUERIES)}
 
 
@@ -120,11 +138,24 @@ KNOWN_DIFF = {
 
 
 @pytest.mark.parametrize("query", QUERIES)
-def test_dnsdb_matches_exim(compared, query):
-    exim, ours = compared[query]
+def test_dnsdb_engine_matches_exim(compared, query):
+    exim, ours, _ = compared[query]
     if query in KNOWN_DIFF:
         pytest.xfail(KNOWN_DIFF[query])
+    exim = exim_result(exim)
     assert ours == exim, f"{query!r}: exim {exim!r} postern {ours!r}"
+
+
+@pytest.mark.parametrize("query", QUERIES)
+def test_postern_be_matches_exim_be(compared, query):
+    exim, _, ours = compared[query]
+    if ours is None:
+        pytest.skip("postern not built")
+    if query in KNOWN_DIFF:
+        pytest.xfail(KNOWN_DIFF[query])
+    assert ours.returncode == exim.returncode and ours.stdout == exim.stdout, \
+        f"{query!r}: exim {exim.stdout!r} ({exim.returncode}) postern {ours.stdout!r} " \
+        f"({ours.returncode}) {ours.stderr!r}"
 
 
 # --- behaviours the comparison cannot show ---------------------------------

@@ -96,7 +96,7 @@ int main(int argc, char **argv)
         if (st == ST_OK)
             printf("%s\n", result);
         else
-            printf("why=%s\n", derr ? derr : "");
+            printf("why=%s%s\n", derr ? derr : "", env.why ? env.why : "");
     }
     for (int i = optind; i + 1 < argc; i += 2) {
         int type = dns_type_from_name(argv[i + 1]);
