@@ -55,9 +55,9 @@ static status cond_int(xs *x, const char *s, long long *v)
         return ST_OK;
     }
     if (!isdigit((unsigned char)*p) && !((*p == '-' || *p == '+') && isdigit((unsigned char)p[1])))
-        return xfail(x, "integer expected but \"%s\" found", s);
+        return xfail(x, "integer expected but %s found", xq(x, s));
     if (!x_number(s, v))
-        return xfail(x, "invalid integer \"%s\"", s);
+        return xfail(x, "invalid integer %s", xq(x, s));
     return ST_OK;
 }
 
@@ -76,7 +76,7 @@ status x_regex_match(xs *x, const char *subject, bool subj_tainted, const char *
     if (!code) {
         char msg[256];
         pcre2_get_error_message(ec, (PCRE2_UCHAR *)msg, sizeof msg);
-        return xfail(x, "regular expression error in \"%s\": %s at offset %d", re, msg, (int)eo);
+        return xfail(x, "regular expression error in %s: %s at offset %d", xq(x, re), msg, (int)eo);
     }
     pcre2_match_data *md = pcre2_match_data_create_from_pattern(code, NULL);
     int rc = pcre2_match(code, (PCRE2_SPTR)subject, strlen(subject), 0, 0, md, NULL);
@@ -167,7 +167,7 @@ static status cond_crypteq(xs *x, const char *plain, const char *enc, bool *res)
     else if (strncasecmp(enc, "{crypt16}", 9) == 0)
         enc += 9;
     else if (enc[0] == '{')
-        return xfail(x, "unknown encryption mechanism in \"%s\"", enc);
+        return xfail(x, "unknown encryption mechanism in %s", xq(x, enc));
     if (strlen(enc) < 2) {
         *res = false;
         return ST_OK;
@@ -210,7 +210,7 @@ static status cond_andor(xs *x, const char **sp, bool skip, bool is_and, bool *r
     skip_ws(&s);
     if (*s != '{') {
         *sp = s;
-        return xfail(x, "missing { after \"%s\"", name);
+        return xfail(x, "missing { after %s", xq(x, name));
     }
     s++;
     bool r = is_and;
@@ -235,7 +235,7 @@ static status cond_andor(xs *x, const char **sp, bool skip, bool is_and, bool *r
         skip_ws(&s);
         if (*s != '}') {
             *sp = s;
-            return xfail(x, "missing } at end of condition inside \"%s\" group", name);
+            return xfail(x, "missing } at end of condition inside %s group", xq(x, name));
         }
         s++;
         if (!skip && !decided)
@@ -254,37 +254,53 @@ static status cond_forx(xs *x, const char **sp, bool skip, bool any, bool *res, 
     skip_ws(&s);
     if (*s != '{') {
         *sp = s;
-        return xfail(x, "missing { after \"%s\"", name);
+        return xfail(x, "missing { after %s", xq(x, name));
     }
-    status st = xp_braced(x, &s, skip, &list, &lt);
-    if (st != ST_OK) {
+    /* a "<x" separator is taken from the unexpanded text */
+    const char *ls = s + 1;
+    int lsep = x_parse_sep(&ls);
+    status st;
+    if (lsep) {
+        gstr lg;
+        gstr_init(&lg, x->w, 64);
+        if ((st = xp_sub(x, &ls, true, skip, &lg, &lt)) != ST_OK) {
+            *sp = ls;
+            return st;
+        }
+        if (*ls != '}') {
+            *sp = ls;
+            return xfail(x, "missing } at end of string");
+        }
+        s = ls + 1;
+        list = lg.s;
+    } else if ((st = xp_braced(x, &s, skip, &list, &lt)) != ST_OK) {
         *sp = s;
         return st;
     }
     skip_ws(&s);
     if (*s != '{') {
         *sp = s;
-        return xfail(x, "missing { after \"%s\"", name);
+        return xfail(x, "missing { after %s", xq(x, name));
     }
     s++;
     const char *cstart = s;
     bool dummy;
     if ((st = xp_cond(x, &s, true, &dummy)) != ST_OK) {
         *sp = s;
-        x->err = arena_printf(x->w, "%s inside \"%s\" condition", x->err ? x->err : "", name);
+        x->err = arena_printf(x->w, "%s inside %s condition", x->err ? x->err : "", xq(x, name));
         return st;
     }
     skip_ws(&s);
     if (*s != '}') {
         *sp = s;
-        return xfail(x, "missing } at end of condition inside \"%s\"", name);
+        return xfail(x, "missing } at end of condition inside %s", xq(x, name));
     }
     *sp = s + 1;
     *res = false;
     if (skip)
         return ST_OK;
     const char *save = ps.exp_item;
-    int sep = 0;
+    int sep = lsep ? lsep : ':';
     char *it;
     const char *l = list;
     while ((it = list_next(&l, &sep, x_arena(x, lt)))) {
@@ -293,7 +309,7 @@ static status cond_forx(xs *x, const char **sp, bool skip, bool any, bool *res, 
         bool r;
         if ((st = xp_cond(x, &c, false, &r)) != ST_OK) {
             ps.exp_item = save;
-            x->err = arena_printf(x->w, "%s inside \"%s\" condition", x->err ? x->err : "", name);
+            x->err = arena_printf(x->w, "%s inside %s condition", x->err ? x->err : "", xq(x, name));
             return st;
         }
         *res = r;
@@ -333,7 +349,7 @@ static status cond_bool(xs *x, const char *v, bool lax, bool *res)
         *res = v2 != 0;
         return ST_OK;
     }
-    return xfail(x, "unrecognised boolean value \"%s\"", t);
+    return xfail(x, "unrecognised boolean value %s", xq(x, t));
 }
 
 status xp_cond(xs *x, const char **sp, bool skip, bool *res)
@@ -386,7 +402,7 @@ status xp_cond(xs *x, const char **sp, bool skip, bool *res)
             if (!known) {
                 *sp = s;
                 x->err = NULL;
-                return xfail(x, "unknown variable \"%s\" after \"def:\"", var);
+                return xfail(x, "unknown variable %s after \"def:\"", xq(x, var));
             }
             r = v && *v;
         }
@@ -403,7 +419,7 @@ status xp_cond(xs *x, const char **sp, bool skip, bool *res)
         }
     if (ci < 0) {
         *sp = s;
-        return xfail(x, "unknown condition \"%s\"", name);
+        return xfail(x, "unknown condition %s", xq(x, name));
     }
     enum ctype t = conds[ci].t;
     if (t == C_AND || t == C_OR) {
@@ -421,8 +437,8 @@ status xp_cond(xs *x, const char **sp, bool skip, bool *res)
         if (*s != '{') {
             *sp = s;
             if (i == 0)
-                return xfail(x, "missing { after \"%s\"", name);
-            return xfail(x, "missing 2nd string in {} after \"%s\"", name);
+                return xfail(x, "missing { after %s", xq(x, name));
+            return xfail(x, "missing 2nd string in {} after %s", xq(x, name));
         }
         bool nd = i == 1 && (t == C_MADDR || t == C_MDOM || t == C_MIP || t == C_MLP);
         bool save_nd = x->no_dollar;
@@ -478,7 +494,7 @@ status xp_cond(xs *x, const char **sp, bool skip, bool *res)
             unsigned char ab[16];
             int fam;
             if (arg[0][0] && !ip_parse(arg[0], ab, &fam, NULL)) {
-                st = xfail(x, "\"%s\" is not an IP address", arg[0]);
+                st = xfail(x, "%s is not an IP address", xq(x, arg[0]));
                 break;
             }
             ms = match_ip(arg[0], arg[1], x->w, &val, &err);
@@ -495,7 +511,7 @@ status xp_cond(xs *x, const char **sp, bool skip, bool *res)
         } else if (ms == ST_ERROR) {
             /* Exim logs the reason and reports an empty one */
             log_write(LOG_MAIN | LOG_PANIC, "%s", err ? err : "list match error");
-            st = xfail(x, "unable to complete match against \"%s\": ", arg[1]);
+            st = xfail(x, "unable to complete match against %s: ", xq(x, arg[1]));
         } else if (ms == ST_DEFER) {
             st = xfail(x, "%s", err ? err : "lookup deferred");
         }

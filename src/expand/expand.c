@@ -19,6 +19,44 @@ arena *x_arena(xs *x, bool tainted)
     return x->wt;
 }
 
+const char *xq(xs *x, const char *s)
+{
+    gstr g;
+    gstr_init(&g, x->w, strlen(s) + 8);
+    gstr_catc(&g, '"');
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        int c = *p;
+        if (c >= 32 && c <= 126 && c != '"') {
+            gstr_catc(&g, (char)c);
+            continue;
+        }
+        switch (c) {
+        case '\n': gstr_cat(&g, "\\n"); break;
+        case '\r': gstr_cat(&g, "\\r"); break;
+        case '\b': gstr_cat(&g, "\\b"); break;
+        case '\v': gstr_cat(&g, "\\v"); break;
+        case '\f': gstr_cat(&g, "\\f"); break;
+        case '\t': gstr_cat(&g, "\\t"); break;
+        case '"': gstr_cat(&g, "\\\""); break;
+        default: gstr_printf(&g, "\\%03o", c); break;
+        }
+    }
+    gstr_catc(&g, '"');
+    return g.s;
+}
+
+int x_parse_sep(const char **sp)
+{
+    const char *s = *sp;
+    while (isspace((unsigned char)*s))
+        s++;
+    if (s[0] == '<' && s[1] && (ispunct((unsigned char)s[1]) || iscntrl((unsigned char)s[1]))) {
+        *sp = s + 2;
+        return (unsigned char)s[1];
+    }
+    return 0;
+}
+
 status xfail(xs *x, const char *fmt, ...)
 {
     if (!x->err) {
@@ -89,7 +127,7 @@ static status append_var(xs *x, const char *name, bool braced, gstr *out, bool *
     if (!known) {
         if (braced)
             return xfail(x, "unknown variable in \"${%s}\"", name);
-        return xfail(x, "unknown variable name \"%s\"", name);
+        return xfail(x, "unknown variable name %s", xq(x, name));
     }
     if (v) {
         gstr_cat(out, v);
@@ -154,6 +192,8 @@ status xp_sub(xs *x, const char **sp, bool brace_end, bool skip, gstr *out, bool
                     s++;
                 if (*s == ':')
                     s++;
+                else if (!*s)
+                    x->bad_header = true;
                 continue;   /* no message in this context: empty */
             }
             if (!skip && (st = append_var(x, name, false, out, taint)) != ST_OK)
@@ -223,7 +263,7 @@ status xp_sub(xs *x, const char **sp, bool brace_end, bool skip, gstr *out, bool
         }
         if (*s == ':' && n) {
             if (xp_op(x, name, NULL, false, NULL, NULL) == ST_NOTFOUND) {
-                st = xfail(x, "unknown expansion operator \"%s\"", name);
+                st = xfail(x, "unknown expansion operator %s", xq(x, name));
                 goto done;
             }
             s++;
@@ -233,7 +273,8 @@ status xp_sub(xs *x, const char **sp, bool brace_end, bool skip, gstr *out, bool
             if ((st = xp_sub(x, &s, true, skip, &arg, &at)) != ST_OK)
                 goto done;
             if (*s != '}') {
-                st = xfail(x, "missing } at end of string");
+                st = xfail(x, x->bad_header ? "missing } at end of string - could be header name not terminated by colon"
+                                            : "missing } at end of string");
                 goto done;
             }
             s++;
@@ -276,7 +317,8 @@ status xp_braced(xs *x, const char **sp, bool skip, char **val, bool *taint)
     }
     if (*s != '}') {
         *sp = s;
-        return xfail(x, "missing or misplaced { or }");
+        return xfail(x, x->bad_header ? "missing } at end of string - could be header name not terminated by colon"
+                                      : "missing } at end of string");
     }
     *sp = s + 1;
     if (val)
@@ -380,12 +422,19 @@ status xp_yesno(xs *x, const char **sp, bool skip, bool yes, const char *value,
             gstr_cat(out, v);
             *taint |= t;
         }
+    } else if (*s != '}' && strncmp(s, "fail", 4) != 0) {
+        st = xfail(x, "syntax error in %s item - \"fail\" expected", xq(x, item));
+        goto done;
     } else if (strncmp(s, "fail", 4) == 0 && !isalnum((unsigned char)s[4])) {
         s += 4;
         if (!skip && !yes) {
             skip_ws(&s);
+            if (*s != '}') {
+                st = xfail(x, "curly-bracket problem in conditional yes/no parsing: did not close with '}' after forcedfail\n remaining string is '%s'", s);
+                goto done;
+            }
             x->forced = true;
-            st = xfail(x, "\"%s\" failed and \"fail\" requested", item);
+            st = xfail(x, "%s failed and \"fail\" requested", xq(x, item));
             goto done;
         }
     }

@@ -16,6 +16,7 @@ typedef struct xs {
     char *err;       /* failure text (in w) */
     bool forced;     /* forced failure */
     bool no_dollar;  /* '$' is literal (list arguments of match_*) */
+    bool bad_header; /* a header name ran to the end without its colon */
 } xs;
 
 /* Record a failure; returns ST_FAIL (or st for xfail_st). */
@@ -46,6 +47,12 @@ status xp_yesno(xs *x, const char **sp, bool skip, bool yes, const char *value,
 status xp_item(xs *x, const char *name, const char **sp, bool skip, gstr *out, bool *taint);
 
 bool xp_is_item(const char *name);
+/* Exim's %q rendering: in double quotes, with tab, '"' and non-printing
+ * characters escaped. */
+const char *xq(xs *x, const char *s);
+/* A leading "<x" list separator in unexpanded text (Exim parses it before
+ * expanding a list argument): returns x and advances *sp, or 0. */
+int x_parse_sep(const char **sp);
 
 /* Operators: ST_NOTFOUND when name is not an operator. */
 status xp_op(xs *x, const char *name, const char *arg, bool argt, gstr *out, bool *taint);

@@ -70,11 +70,11 @@ static status it_lookup(xs *x, const char **sp, bool skip, gstr *out, bool *tain
         goto out;
     }
     if (!spec.drv->query_style && !key) {
-        st = xfail(x, "missing {key} for single-key \"%s\" lookup", spec.drv->name);
+        st = xfail(x, "missing {key} for single-key %s lookup", xq(x, spec.drv->name));
         goto out;
     }
     if (spec.drv->query_style && key) {
-        st = xfail(x, "a single key was given for lookup type \"%s\", which is not a single-key lookup type", spec.drv->name);
+        st = xfail(x, "a single key was given for lookup type %s, which is not a single-key lookup type", xq(x, spec.drv->name));
         goto out;
     }
     skip_ws(&s);
@@ -95,7 +95,7 @@ static status it_lookup(xs *x, const char **sp, bool skip, gstr *out, bool *tain
         if (ls == ST_OK)
             found = true;
         else if (ls == ST_DEFER) {
-            st = xfail(x, "lookup of \"%s\" gave DEFER: %s", key ? key : file, err ? err : "");
+            st = xfail(x, "lookup of %s gave DEFER: %s", xq(x, key ? key : file), xq(x, err ? err : ""));
             goto out;
         } else if (ls == ST_ERROR) {
             st = xfail(x, "%s", err ? err : "lookup error");
@@ -264,16 +264,6 @@ out:
 
 /* ---- list items ------------------------------------------------------------ */
 
-static int list_sep_of(const char *list)
-{
-    const char *p = list;
-    while (isspace((unsigned char)*p))
-        p++;
-    if (p[0] == '<' && p[1] && (ispunct((unsigned char)p[1]) || iscntrl((unsigned char)p[1])))
-        return (unsigned char)p[1];
-    return ':';
-}
-
 static status it_listextract(xs *x, const char **sp, bool skip, gstr *out, bool *taint)
 {
     char *v[2];
@@ -334,16 +324,29 @@ static status it_iter(xs *x, const char *name, const char **sp, bool skip, gstr 
     status st;
     char *list, *init = NULL;
     bool lt = false, it_ = false;
-    skip_ws(&s);
-    if (*s != '{') {
-        *sp = s;
-        return xfail(x, "missing '{' for first arg of %s", name);
-    }
-    if ((st = xp_braced(x, &s, skip, &list, &lt)) != ST_OK)
-        goto out;
     bool is_reduce = strcmp(name, "reduce") == 0;
     bool is_filter = strcmp(name, "filter") == 0;
     bool is_sort = strcmp(name, "sort") == 0;
+    skip_ws(&s);
+    if (*s != '{') {
+        *sp = s;
+        return xfail(x, is_sort ? "missing '{' for list arg of sort" : "missing '{' for first arg of %s", name);
+    }
+    /* a "<x" separator is taken from the unexpanded text */
+    s++;
+    int lsep = x_parse_sep(&s);
+    {
+        gstr lg;
+        gstr_init(&lg, x->w, 64);
+        if ((st = xp_sub(x, &s, true, skip, &lg, &lt)) != ST_OK)
+            goto out;
+        if (*s != '}') {
+            st = xfail(x, "missing } at end of string");
+            goto out;
+        }
+        s++;
+        list = lg.s;
+    }
     if (is_reduce) {
         skip_ws(&s);
         if (*s != '{') {
@@ -355,7 +358,8 @@ static status it_iter(xs *x, const char *name, const char **sp, bool skip, gstr 
     }
     skip_ws(&s);
     if (*s != '{') {
-        st = xfail(x, "missing '{' for %s arg of %s", is_reduce ? "third" : "second", name);
+        st = is_sort ? xfail(x, "missing '{' for comparator arg of sort")
+                     : xfail(x, "missing '{' for last arg of %s", name);
         goto out;
     }
     s++;
@@ -364,25 +368,63 @@ static status it_iter(xs *x, const char *name, const char **sp, bool skip, gstr 
     if (is_filter) {
         bool d;
         if ((st = xp_cond(x, &s, true, &d)) != ST_OK) {
-            x->err = arena_printf(x->w, "%s inside \"filter\" item", x->err ? x->err : "");
+            x->err = arena_printf(x->w, "%s inside %s item", x->err ? x->err : "", xq(x, name));
             goto out;
         }
         skip_ws(&s);
     } else if (is_sort) {
-        skip_ws(&s);
-        const char *c0 = s;
-        while (*s && *s != '}' && !isspace((unsigned char)*s))
-            s++;
-        cmp = arena_strndup(x->w, c0, (size_t)(s - c0));
-        skip_ws(&s);
+        /* the comparator: expanded without $ handling, then one of the
+         * ordering conditions */
+        gstr cg;
+        gstr_init(&cg, x->w, 8);
+        bool ct, save_nd = x->no_dollar;
+        x->no_dollar = true;
+        st = xp_sub(x, &s, true, skip, &cg, &ct);
+        x->no_dollar = save_nd;
+        if (st != ST_OK)
+            goto out;
         if (*s != '}') {
-            st = xfail(x, "missing '}' for comparator of sort");
+            st = xfail(x, "missing '}' closing comparator arg of sort");
             goto out;
         }
         s++;
+        cmp = cg.s;
+        if (!skip) {
+            static const char *const okc[] = {"<", "<=", ">", ">=", "lt", "lti", "le", "lei",
+                                              "gt", "gti", "ge", "gei", NULL};
+            const char *c0 = cmp;
+            while (isspace((unsigned char)*c0))
+                c0++;
+            size_t cl = 0;
+            if (isalpha((unsigned char)*c0))
+                while (isalnum((unsigned char)c0[cl]) || c0[cl] == '_')
+                    cl++;
+            else
+                while (c0[cl] == '<' || c0[cl] == '>' || c0[cl] == '=')
+                    cl++;
+            bool ok = false;
+            for (int i = 0; okc[i]; i++)
+                if (strlen(okc[i]) == cl && strncmp(okc[i], c0, cl) == 0)
+                    ok = true;
+            if (!ok) {
+                static const char *const known[] = {"=", "==", "eq", "eqi", "match", "inlist", "inlisti",
+                                                    "crypteq", "match_address", "match_domain", "match_ip",
+                                                    "match_local_part", "and", "or", "bool", "bool_lax",
+                                                    "def", "exists", "isip", "isip4", "isip6", "forall",
+                                                    "forany", "first_delivery", "queue_running", NULL};
+                bool isknown = false;
+                for (int i = 0; known[i]; i++)
+                    if (strlen(known[i]) == cl && strncmp(known[i], c0, cl) == 0)
+                        isknown = true;
+                st = isknown ? xfail(x, "comparator not handled for sort")
+                             : xfail(x, "unknown condition %s", xq(x, s));
+                goto out;
+            }
+            cmp = arena_strndup(x->w, c0, cl);
+        }
         skip_ws(&s);
         if (*s != '{') {
-            st = xfail(x, "missing '{' for extractor of sort");
+            st = xfail(x, "missing '{' for extractor arg of sort");
             goto out;
         }
         s++;
@@ -392,21 +434,27 @@ static status it_iter(xs *x, const char *name, const char **sp, bool skip, gstr 
         bool dt;
         if ((st = xp_sub(x, &s, true, true, &dummy, &dt)) != ST_OK)
             goto out;
+        if (*s != '}') {
+            st = xfail(x, "missing '}' closing extractor arg of sort");
+            goto out;
+        }
     } else {
         gstr dummy;
         gstr_init(&dummy, x->w, 8);
         bool dt;
-        if ((st = xp_sub(x, &s, true, true, &dummy, &dt)) != ST_OK)
+        if ((st = xp_sub(x, &s, true, true, &dummy, &dt)) != ST_OK) {
+            x->err = arena_printf(x->w, "%s inside %s item", x->err ? x->err : "", xq(x, name));
             goto out;
+        }
     }
     if (*s != '}') {
-        st = xfail(x, "missing } at end of condition or expression inside \"%s\"", name);
+        st = xfail(x, "missing } at end of condition or expression inside %s; could be an unquoted } in the content", xq(x, name));
         goto out;
     }
     s++;
     skip_ws(&s);
     if (*s != '}') {
-        st = xfail(x, "missing } at end of \"%s\"", name);
+        st = xfail(x, "missing } at end of %s", xq(x, name));
         goto out;
     }
     s++;
@@ -414,7 +462,7 @@ static status it_iter(xs *x, const char *name, const char **sp, bool skip, gstr 
         goto out;
 
     const char *save_item = ps.exp_item, *save_value = ps.exp_value;
-    int sep = 0;
+    int sep = lsep ? lsep : ':';
     const char *l = list;
     char *item;
     arena *ia = x_arena(x, lt);
@@ -431,8 +479,10 @@ static status it_iter(xs *x, const char *name, const char **sp, bool skip, gstr 
             gstr g;
             gstr_init(&g, x->w, 32);
             bool t = false;
-            if ((st = xp_sub(x, &e, true, false, &g, &t)) != ST_OK)
+            if ((st = xp_sub(x, &e, true, false, &g, &t)) != ST_OK) {
+                x->err = arena_printf(x->w, "%s inside \"reduce\" item", xq(x, x->err ? x->err : ""));
                 break;
+            }
             value = t ? arena_strdup(x_arena(x, true), g.s) : g.s;
             rt = t;
         }
@@ -441,7 +491,7 @@ static status it_iter(xs *x, const char *name, const char **sp, bool skip, gstr 
             *taint |= rt || is_tainted(value);
         }
     } else if (is_sort) {
-        int n = list_count(list, 0, x->w);
+        int n = list_count(list, sep, x->w);
         char **items = arena_alloc(x->w, sizeof(char *) * (size_t)(n + 1));
         char **keys = arena_alloc(x->w, sizeof(char *) * (size_t)(n + 1));
         int k = 0;
@@ -451,8 +501,11 @@ static status it_iter(xs *x, const char *name, const char **sp, bool skip, gstr 
             gstr g;
             gstr_init(&g, x->w, 32);
             bool t = false;
-            if ((st = xp_sub(x, &e, true, false, &g, &t)) != ST_OK)
+            if ((st = xp_sub(x, &e, true, false, &g, &t)) != ST_OK || !*g.s) {
+                x->err = NULL;
+                st = xfail(x, "field-extract in sort: %s", xq(x, arena_strndup(x->w, xtr, strcspn(xtr, "}"))));
                 break;
+            }
             items[k] = item;
             keys[k] = g.s;
             k++;
@@ -484,14 +537,14 @@ static status it_iter(xs *x, const char *name, const char **sp, bool skip, gstr 
             }
         }
         if (st == ST_OK) {
-            int osep = list_sep_of(list);
+            int osep = sep;
             for (int i = 0; i < k; i++)
                 list_append(&res, osep, items[i], i == 0);
             gstr_catn(out, res.s, res.len);
             *taint |= lt;
         }
     } else {
-        int osep = list_sep_of(list);
+        int osep = sep;
         bool first = true;
         while ((item = list_next(&l, &sep, ia))) {
             ps.exp_item = item;
@@ -499,7 +552,7 @@ static status it_iter(xs *x, const char *name, const char **sp, bool skip, gstr 
             if (is_filter) {
                 bool r;
                 if ((st = xp_cond(x, &e, false, &r)) != ST_OK) {
-                    x->err = arena_printf(x->w, "%s inside \"filter\" item", x->err ? x->err : "");
+                    x->err = arena_printf(x->w, "%s inside \"filter\" condition", xq(x, x->err ? x->err : ""));
                     break;
                 }
                 if (r) {
@@ -511,8 +564,10 @@ static status it_iter(xs *x, const char *name, const char **sp, bool skip, gstr 
                 gstr g;
                 gstr_init(&g, x->w, 32);
                 bool t = false;
-                if ((st = xp_sub(x, &e, true, false, &g, &t)) != ST_OK)
+                if ((st = xp_sub(x, &e, true, false, &g, &t)) != ST_OK) {
+                    x->err = arena_printf(x->w, "%s inside \"map\" item", xq(x, x->err ? x->err : ""));
                     break;
+                }
                 list_append(&res, osep, g.s, first);
                 first = false;
                 rt |= t || lt;
@@ -545,7 +600,7 @@ static status it_sg(xs *x, const char **sp, bool skip, gstr *out, bool *taint)
     if (!code) {
         char msg[256];
         pcre2_get_error_message(ec, (PCRE2_UCHAR *)msg, sizeof msg);
-        return xfail(x, "regular expression error in \"%s\": %s at offset %d", v[1], msg, (int)eo);
+        return xfail(x, "regular expression error in %s: %s at offset %d", xq(x, v[1]), msg, (int)eo);
     }
     pcre2_match_data *md = pcre2_match_data_create_from_pattern(code, NULL);
     const char *subj = v[0];
@@ -707,8 +762,8 @@ static status it_numeric(xs *x, const char *name, const char **sp, bool skip, gs
         errno = 0;
         long l = strtol(args[i], &e, 10);
         if (*e || (i != 0 && l < 0))
-            return xfail(x, "\"%s\" is not a%s number (in \"%s\" expansion)", args[i],
-                         i != 0 ? " positive" : "", name);
+            return xfail(x, "%s is not a%s number (in %s expansion)", xq(x, args[i]),
+                         i != 0 ? " positive" : "", xq(x, name));
         val[i] = (int)l;
     }
     *taint |= st_t;
@@ -734,7 +789,7 @@ static status it_hmac(xs *x, const char **sp, bool skip, gstr *out, bool *taint)
     else if (strcmp(v[0], "sha1") == 0)
         md = EVP_sha1();
     else
-        return xfail(x, "hmac algorithm \"%s\" is not recognised", v[0]);
+        return xfail(x, "hmac algorithm %s is not recognised", xq(x, v[0]));
     unsigned char d[EVP_MAX_MD_SIZE];
     unsigned int n = 0;
     HMAC(md, v[1], (int)strlen(v[1]), (const unsigned char *)v[2], strlen(v[2]), d, &n);

@@ -31,6 +31,14 @@ INTENDED = {
         "4.99 counts the 67-character fold limit from the start of the encoded word "
         "including its =?charset?Q? leader; 4.96 started counting after the leader",
 }
+Q499 = "4.99 quotes the lookup's error text with %q in \"lookup of <key> gave DEFER: <error>\""
+for _e in ["${lookup{x}iplsearch{DATA/ipf}}", "${lookup{a/b}dsearch{DATA/dd}}"]:
+    INTENDED[_e] = Q499
+BE497 = ("Exim 4.97+ -be: 'set acl_...' lines set variables and lines starting with an "
+         "upper-case letter (not a macro) define macros; 4.96 expanded them as text")
+for _e in ["set acl_m_dt = ${uc:hello}", "[$acl_m_dt]", "Hello world", "NEWMACRO = new value",
+           "x NEWMACRO"]:
+    INTENDED[_e] = BE497
 # Lines where only failure is compared (both must fail; messages differ).
 FAIL_ONLY = {
     "${nhash{0}{abc}}": "Exim divides by zero (undefined); postern reports an error",
