@@ -214,8 +214,8 @@ def _make_rdata(rtype, value, origin=""):
         raise ValueError(f"cannot build {t} rdata from text {value!r}")
     if t == "A":
         return A(value)
-    if t == "AAAA":
-        return AAAA(value)
+    if t == "AAAA":   # via inet_pton: dnslib alone rejects ::ffff:a.b.c.d
+        return AAAA(list(socket.inet_pton(socket.AF_INET6, value)))
     if t in ("NS", "CNAME", "PTR", "DNAME"):
         return {"NS": NS, "CNAME": CNAME, "PTR": PTR, "DNAME": DNAME}[t](_abs(value, origin))
     if t == "MX":
@@ -714,6 +714,7 @@ def _load_zonefile(zone, path, origin=""):
         if rtype in ("TXT", "SPF"):
             rd = TXT(split_txt(_zone_tokens(rdtext)))
         elif rtype in ("A", "AAAA", "NS", "CNAME", "PTR", "DNAME"):
+            # (AAAA goes through _make_rdata too, so every IPv6 spelling works)
             rd = _make_rdata(rtype, _abs(rdtext.split()[0], origin) if rtype not in ("A", "AAAA")
                              else rdtext.split()[0], origin)
         elif rtype.startswith("TYPE") and rdtext.startswith("\\#"):

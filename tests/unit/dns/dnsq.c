@@ -3,6 +3,9 @@
  *        [-n max_lookups] [-p check_names_pattern] NAME TYPE [NAME TYPE...]
  *   dnsq ... -l DNSLIST [-i HOST_IP]
  *   dnsq ... -d DNSDB_QUERY      (prints status, dnssec=, then the result)
+ *   dnsq ... -H IP               host name lookup: status, name=, aliases=, dnssec=, msg=
+ *   dnsq ... -V HELO -i IP       verify = helo: status, dnssec=
+ *   dnsq ... -M DOMAIN -m any|primary|secondary -L LOCALIP[,LOCALIP]   @mx_*
  * Prints, per lookup:
  *   <status> rcode=<n> nxdomain=<0|1> sec=<sec> canon=<name> nrr=<n>
  *   rr <type> <ttl> <owner> <decoded fields>
@@ -10,6 +13,7 @@
 #include "core/arena.h"
 #include "dns/dns.h"
 #include "dns/dnslist.h"
+#include "dns/host.h"
 #include "lookup/dnsdb.h"
 
 #include <stdio.h>
@@ -55,9 +59,10 @@ static void logfn(void *ctx, const char *msg) { printf("log %s\n", msg); }
 int main(int argc, char **argv)
 {
     dns_options o = { 0 };
-    const char *list = NULL, *ip = NULL, *dnsdb = NULL;
+    const char *list = NULL, *ip = NULL, *dnsdb = NULL, *hostip = NULL, *helo = NULL,
+               *mxdom = NULL, *mxmode = "any", *locals = "";
     int c;
-    while ((c = getopt(argc, argv, "s:T:r:R:n:p:l:i:d:")) != -1) {
+    while ((c = getopt(argc, argv, "s:T:r:R:n:p:l:i:d:H:V:M:m:L:")) != -1) {
         switch (c) {
         case 's': o.servers = optarg; break;
         case 'T': o.trust_anchor_file = optarg; break;
@@ -68,6 +73,11 @@ int main(int argc, char **argv)
         case 'l': list = optarg; break;
         case 'i': ip = optarg; break;
         case 'd': dnsdb = optarg; break;
+        case 'H': hostip = optarg; break;
+        case 'V': helo = optarg; break;
+        case 'M': mxdom = optarg; break;
+        case 'm': mxmode = optarg; break;
+        case 'L': locals = optarg; break;
         default: return 2;
         }
     }
@@ -86,6 +96,32 @@ int main(int argc, char **argv)
         printf("%s\ndomain=%s\nmatched=%s\ntext=%s\nvalue=%s\n", status_name(st),
                res.domain ? res.domain : "<unset>", res.matched ? res.matched : "<unset>",
                res.text ? res.text : "<unset>", res.value ? res.value : "<unset>");
+    }
+    dns_iface di = dns_iface_unbound(r);
+    if (hostip) {
+        host_name_result hn;
+        status st = host_name_lookup(&di, hostip, a, &hn);
+        printf("%s\nname=%s\naliases=", status_name(st), hn.name ? hn.name : "<unset>");
+        for (const char **al = hn.aliases; al && *al; al++)
+            printf("%s%s", *al, al[1] ? ":" : "");
+        printf("\ndnssec=%d\nmsg=%s\n", hn.dnssec, hn.msg ? hn.msg : "");
+    }
+    if (helo) {
+        bool sec = false;
+        status st = host_verify_helo(&di, helo, ip, NULL, a, &sec);
+        printf("%s\ndnssec=%d\n", status_name(st), sec);
+    }
+    if (mxdom) {
+        const char *ips[16];
+        int n = 0;
+        char *copy = arena_strdup(a, locals), *save = NULL;
+        for (char *t = strtok_r(copy, ",", &save); t && n < 15; t = strtok_r(NULL, ",", &save))
+            ips[n++] = t;
+        ips[n] = NULL;
+        host_mx_local loc = { .local_ips = ips };
+        enum host_mx_mode m = strcmp(mxmode, "primary") == 0 ? HOST_MX_PRIMARY
+                            : strcmp(mxmode, "secondary") == 0 ? HOST_MX_SECONDARY : HOST_MX_ANY;
+        printf("%s\n", status_name(host_mx_match(&di, mxdom, m, &loc, a)));
     }
     if (dnsdb) {
         dns_iface dif = dns_iface_unbound(r);

@@ -1,0 +1,65 @@
+/* host.h: what the SMTP/ACL side asks DNS about hosts, as Exim does it:
+ * the name of a connecting IP with forward confirmation ($sender_host_name,
+ * host_lookup, verify = reverse_host_lookup), HELO verification
+ * (verify = helo, helo_try_verify_hosts), names in host lists, and the
+ * @mx_any / @mx_primary / @mx_secondary domain-list items.  Pure functions
+ * over a dns_iface: the caller supplies what it knows about the local host. */
+#ifndef POSTERN_DNS_HOST_H
+#define POSTERN_DNS_HOST_H
+
+#include "dns/dns.h"
+
+/* Are two IP address texts the same address?  IPv4 and its IPv4-mapped
+   IPv6 form (::ffff:a.b.c.d) are the same.  False if either is not an IP. */
+bool host_ip_equal(const char *a, const char *b);
+
+/* The addresses of name: AAAA records then A records (as Exim's
+ * host_find_bydns with A and AAAA).  ST_OK with a NULL-terminated list,
+ * ST_NOTFOUND, ST_DEFER (either lookup deferred and none gave data).
+ * *secure (if non-NULL): every answer used was DNSSEC-secure. */
+status host_addresses(const dns_iface *dns, const char *name, arena *a,
+                      const char ***addrs, bool *secure);
+
+/* Does name resolve to ip?  ST_OK, ST_FAIL, ST_DEFER (names in host lists). */
+status host_name_has_ip(const dns_iface *dns, const char *name, const char *ip, arena *a);
+
+typedef struct host_name_result {
+    const char *name;       /* $sender_host_name: first confirmed name, lowercased */
+    const char **aliases;   /* the other confirmed names, NULL-terminated */
+    bool dnssec;            /* $sender_host_dnssec: PTR and forward answers secure */
+    const char *msg;        /* on ST_FAIL, Exim's host_lookup_msg text, e.g.
+                               " (failed to find host name from IP address)" */
+} host_name_result;
+
+/* The name of ip by PTR, each name forward-confirmed (it must resolve back
+ * to ip, else it is dropped).  ST_OK, ST_FAIL (no confirmed name: msg set),
+ * ST_DEFER (a lookup deferred).  PTR names with characters other than
+ * letters, digits, '-' and '.' are ignored, as Exim does. */
+status host_name_lookup(const dns_iface *dns, const char *ip, arena *a, host_name_result *out);
+
+/* verify = helo.  helo: the HELO/EHLO argument; ip: the client's address;
+ * known: the result of host_name_lookup if one was done (NULL otherwise: it
+ * is done here when needed).  ST_OK verified, ST_FAIL not verified,
+ * ST_DEFER the reverse lookup deferred (Exim then still tries the forward
+ * lookup; the caller decides: helo_try_verify_hosts treats it as FAIL).
+ * *dnssec: $sender_helo_dnssec. */
+status host_verify_helo(const dns_iface *dns, const char *helo, const char *ip,
+                        const host_name_result *known, arena *a, bool *dnssec);
+
+/* @mx_any, @mx_primary, @mx_secondary for domain.  local_ips: this host's
+ * addresses (NULL-terminated; "0.0.0.0" always counts as local).  Optional
+ * callbacks: ignore(ctx, ip) drops an MX address (the "/ignore=" host
+ * list); local_name(ctx, name) says a host name is local
+ * (hosts_treat_as_local).  ST_OK matches, ST_FAIL does not, ST_DEFER the
+ * MX lookup deferred. */
+enum host_mx_mode { HOST_MX_ANY, HOST_MX_PRIMARY, HOST_MX_SECONDARY };
+typedef struct host_mx_local {
+    const char *const *local_ips;
+    bool (*ignore)(void *ctx, const char *ip);
+    bool (*local_name)(void *ctx, const char *name);
+    void *ctx;
+} host_mx_local;
+status host_mx_match(const dns_iface *dns, const char *domain, enum host_mx_mode mode,
+                     const host_mx_local *local, arena *a);
+
+#endif
