@@ -178,13 +178,18 @@ sig_key *cli_load_key(arena *a, const char *path)
     return k;
 }
 
-/* Write the header field(s) then the message as read (CRLF). */
+/* Write the header field(s) then the message as read (CRLF line ends). */
 void cli_write_signed(const char *fields, const mail_msg *m, arena *a)
 {
     size_t len;
     char *body = mail_render(a, m, &len);
     fwrite(fields, 1, strlen(fields), stdout);
     fwrite(body, 1, len, stdout);
+    /* A message on the wire ends with CRLF; canonicalization adds it to a
+     * body that lacks it, so adding it here keeps every signature valid
+     * for verifiers that read the message line by line. */
+    if (m->body_len && (len < 2 || body[len - 1] != '\n'))
+        fwrite("\r\n", 1, 2, stdout);
 }
 
 const auth_cmd sig_cmds[] = {

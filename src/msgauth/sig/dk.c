@@ -105,12 +105,16 @@ static size_t dk_hash(arena *a, const mail_msg *m, const bool *cov, const char *
             p = e;
         }
     }
-    gstr_cat(&g, "\r\n");
+    /* The empty line and the body form one stream whose trailing empty
+     * lines are dropped: an empty body drops the separator too. */
     size_t n;
     char *b = canon_body(a, c, m->body, m->body_len, &n);
     if (c == CANON_SIMPLE && n == 2 && strspn(m->body, "\r\n") == m->body_len)
-        n = 0;                         /* empty body: nothing, not CRLF */
-    gstr_catn(&g, b, n);
+        n = 0;
+    if (n) {
+        gstr_cat(&g, "\r\n");
+        gstr_catn(&g, b, n);
+    }
     return hash_buf(HASH_SHA1, g.s, g.len, out);
 }
 
