@@ -40,6 +40,7 @@ struct dns_resolver {
     arena *a;                     /* resolver lifetime */
     dns_options o;
     bool validating;
+    const char *validation;       /* dns_resolver_validation() text */
     int retrans, retry;           /* in force now */
     unsigned count, max;
     pcre2_code *names_re;
@@ -257,6 +258,68 @@ static status finish(dns_answer *out, status st, const char *why)
     return st;
 }
 
+/* Run one query on r->ctx and wait at most retrans x retry seconds.
+ * Returns 0 with p filled (p->done false on timeout, the query then
+ * cancelled), or a libunbound error code. */
+static int resolve_wait(dns_resolver *r, const char *name, int type, pending *p)
+{
+    int id = 0;
+    int rc = ub_resolve_async(r->ctx, name, type, 1, p, on_result, &id);
+    if (rc != 0)
+        return rc;
+    long deadline = now_ms() + 1000L * r->retrans * r->retry;
+    int fd = ub_fd(r->ctx);
+    while (!p->done) {
+        long left = deadline - now_ms();
+        if (left <= 0)
+            break;
+        struct pollfd pfd = { .fd = fd, .events = POLLIN };
+        int n = poll(&pfd, 1, (int)(left > 1000 ? 1000 : left));
+        if (n < 0 && errno != EINTR)
+            break;
+        if (n > 0 && (rc = ub_process(r->ctx)) != 0) {
+            ub_cancel(r->ctx, id);
+            return rc;
+        }
+    }
+    if (!p->done)
+        ub_cancel(r->ctx, id);
+    return 0;
+}
+
+/* With the default trust anchor (not one the administrator named): if the
+ * chain of trust fails at the root key itself because the servers give no
+ * DNSKEY for the root (a plain authoritative server, or a forwarder that
+ * drops DNSSEC data), every answer would be bogus; this process then
+ * resolves without validation (answers "indeterminate", as Exim behind a
+ * non-validating resolver).  An anchor named in dns_trust_anchor_file is
+ * never dropped. */
+static bool drop_default_anchor(dns_resolver *r, const struct ub_result *res)
+{
+    if (r->o.trust_anchor_file || !res->bogus || !res->why_bogus)
+        return false;
+    const char *w = strstr(res->why_bogus, "no DNSKEY rrset");
+    if (!w || !strstr(w, " for trust anchor . "))
+        return false;
+    dns_options o = r->o;
+    o.trust_anchor_file = "";
+    char *err = NULL;
+    bool validating;
+    struct ub_ctx *ctx = make_ctx(&o, &validating, &err, r->a);
+    if (!ctx)
+        return false;
+    ub_ctx_delete(r->ctx);
+    r->ctx = ctx;
+    r->validating = false;
+    r->validation = "off (the DNS servers give no DNSKEY for the root trust anchor)";
+    return true;
+}
+
+const char *dns_resolver_validation(const dns_resolver *r)
+{
+    return r->validation ? r->validation : r->validating ? "on" : "off";
+}
+
 status dns_lookup(dns_resolver *r, const char *name, int type, arena *a, dns_answer *out)
 {
     memset(out, 0, sizeof *out);
@@ -292,34 +355,23 @@ status dns_lookup(dns_resolver *r, const char *name, int type, arena *a, dns_ans
         r->ctx = make_ctx(&r->o, &r->validating, &err, r->a);
         r->pid = getpid();
         r->nfails = r->next_fail = 0;
+        r->validation = NULL;
         if (!r->ctx)
             return finish(out, ST_DEFER, err);
     }
 
     pending p = { 0 };
-    int id = 0;
-    int rc = ub_resolve_async(r->ctx, name, type, 1, &p, on_result, &id);
+    int rc = resolve_wait(r, name, type, &p);
+    if (rc == 0 && p.done && p.err == 0 && p.res && drop_default_anchor(r, p.res)) {
+        ub_resolve_free(p.res);
+        memset(&p, 0, sizeof p);
+        rc = resolve_wait(r, name, type, &p);
+    }
     if (rc != 0)
         return finish(out, ST_DEFER, arena_printf(a, "resolver: %s", ub_strerror(rc)));
-    long deadline = now_ms() + 1000L * r->retrans * r->retry;
-    int fd = ub_fd(r->ctx);
-    while (!p.done) {
-        long left = deadline - now_ms();
-        if (left <= 0)
-            break;
-        struct pollfd pfd = { .fd = fd, .events = POLLIN };
-        int n = poll(&pfd, 1, (int)(left > 1000 ? 1000 : left));
-        if (n < 0 && errno != EINTR)
-            break;
-        if (n > 0 && (rc = ub_process(r->ctx)) != 0) {
-            ub_cancel(r->ctx, id);
-            return finish(out, ST_DEFER, arena_printf(a, "resolver: %s", ub_strerror(rc)));
-        }
-    }
     status st;
     const char *why;
     if (!p.done) {
-        ub_cancel(r->ctx, id);
         st = ST_DEFER;
         why = arena_printf(a, "DNS lookup of %s (%s) timed out", name, dns_type_name(type));
         out->rcode = -1;

@@ -68,7 +68,10 @@ typedef struct dns_iface {
 
 typedef struct dns_options {
     const char *servers;          /* "ip@port : ip" list; NULL = /etc/resolv.conf */
-    const char *trust_anchor_file;/* NULL = Debian's dns-root-data key; "" = none */
+    const char *trust_anchor_file;/* NULL = Debian's dns-root-data key, used only
+                                     if the servers give DNSSEC data for the root
+                                     (checked once per process); a file named
+                                     here is always used; "" = no validation */
     int retrans;                  /* seconds, 0 = default */
     int retry;
     bool dnssec_ok;
@@ -111,6 +114,8 @@ dns_iface dns_iface_unbound(dns_resolver *r);
 /* Per-lookup deadline: retrans seconds per try, retry tries (dnsdb's
    retrans_/retry_ modifiers).  0 restores the configured value. */
 void dns_resolver_timeouts(dns_resolver *r, int retrans, int retry);
+/* "on", "off", or "off (...)" when the default anchor was dropped. */
+const char *dns_resolver_validation(const dns_resolver *r);
 /* Lookups done so far, and a reset (e.g. per message). */
 unsigned dns_lookup_count(const dns_resolver *r);
 void dns_lookup_count_reset(dns_resolver *r);

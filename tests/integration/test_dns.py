@@ -175,6 +175,26 @@ def test_root_anchor_with_fake_forwarder_is_bogus(dnsq, zone_server):
     assert a["status"] == "DEFER" and a["sec"] == "bogus"
 
 
+def test_default_anchor_dropped_when_upstream_has_no_dnssec(dnsq, zone_server):
+    """No dns_trust_anchor_file: the root key is used only if the servers
+    give DNSSEC data for it; this one does not, so answers are plain."""
+    r = subprocess.run([dnsq, "-s", zone_server.server, "-r", "1", "-R", "2",
+                        "example.com", "a"], capture_output=True, text=True, timeout=60)
+    (a,) = parse(r.stdout)
+    assert a["status"] == "OK" and a["sec"] == "indeterminate"
+    assert "validation=off (" in r.stdout
+
+
+def test_default_anchor_kept_with_dnssec_upstream(dnsq, nsd):
+    """The same default with servers that do serve DNSSEC for their zone but
+    not the real root: NSD answers REFUSED for ".", so validation is dropped
+    too; with the zone's own anchor named, it is kept (see test_dnssec_states)."""
+    r = subprocess.run([dnsq, "-s", nsd.server, "-r", "2", "-R", "2",
+                        "tampered.dnssec.test", "a"], capture_output=True, text=True, timeout=60)
+    (a,) = parse(r.stdout)
+    assert (a["status"], a["sec"]) == ("OK", "indeterminate")
+
+
 def test_bad_options(dnsq):
     r = subprocess.run([dnsq, "-s", "not-an-ip", "-T", ""], capture_output=True, text=True)
     assert r.returncode == 1 and "dns_servers" in r.stdout

@@ -146,7 +146,7 @@ int main(int argc, char **argv)
         for (int j = 0; j < ans.nrr; j++)
             print_rr(&ans.rr[j]);
     }
-    printf("lookups=%u\n", dns_lookup_count(r));
+    printf("lookups=%u validation=%s\n", dns_lookup_count(r), dns_resolver_validation(r));
     dns_resolver_free(r);
     arena_free(a);
     return 0;
