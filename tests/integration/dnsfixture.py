@@ -47,6 +47,12 @@ DnsServer
         dns.set("new.example", [("A", "192.0.2.7")])   # change data live
         dns.remove("new.example")
 
+Point postern (or a dns_options) at it with `dns_servers = <dns.server>` and
+`dns_trust_anchor_file =` (empty): the data is unsigned.  (Left unset, the
+default root key is dropped by src/dns once the server proves unable to give
+the root DNSKEY; a trust anchor file that is named is never dropped, and then
+every answer from this server is bogus.)
+
 Names are case-insensitive; a trailing dot is optional.  Unknown names get
 NXDOMAIN; a name that exists (or has names below it) but lacks the type gets
 NOERROR with no answer (NODATA).  CNAMEs are followed inside the data as an
@@ -100,6 +106,10 @@ NsdServer
         nsd.server              # "127.0.0.1@<port>" (forwarder for postern)
         nsd.trust_anchor_file   # DS records of the signed zones' KSKs
         nsd.zones               # names of the zones served
+    # postern: dns_servers = <nsd.server>
+    #          dns_trust_anchor_file = <nsd.trust_anchor_file>
+    # (libunbound forwards to NSD, which answers authoritatively, and
+    # validates from the anchor; signatures are valid for 30 days from now)
 
 NsdServer(zones, workdir) takes {zone_name: {"records": {...same structure
 as DnsServer, without behaviours...}, "sign": "ok" | "expired" | "none",
