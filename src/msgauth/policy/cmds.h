@@ -9,6 +9,7 @@ int cmd_srs_forward(int argc, char **argv);
 int cmd_srs_reverse(int argc, char **argv);
 int cmd_dmarc(int argc, char **argv);
 int cmd_dmarc_report(int argc, char **argv);
+int cmd_dmarc_orgdomain(int argc, char **argv);
 
 int spf_exit_code(spf_result r);
 

@@ -1,0 +1,199 @@
+/* dmarc_agg.c: DMARC aggregate reports (RFC 9990 XML) from history
+ * records: one report per policy domain, rows grouped by source address
+ * and identical evaluation, counts summed. */
+#include "msgauth/policy/dmarc_report.h"
+#include "core/gstr.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+static void xml_text(gstr *g, const char *s)
+{
+    for (const unsigned char *p = (const unsigned char *)(s ? s : ""); *p; p++) {
+        switch (*p) {
+        case '<': gstr_cat(g, "&lt;"); break;
+        case '>': gstr_cat(g, "&gt;"); break;
+        case '&': gstr_cat(g, "&amp;"); break;
+        case '"': gstr_cat(g, "&quot;"); break;
+        case '\'': gstr_cat(g, "&apos;"); break;
+        default:
+            if (*p < 0x20 && *p != '\t')
+                gstr_catc(g, '?');        /* not allowed in XML 1.0 */
+            else
+                gstr_catc(g, (char)*p);
+        }
+    }
+}
+
+static void el(gstr *g, int ind, const char *name, const char *val)
+{
+    gstr_printf(g, "%*s<%s>", ind, "", name);
+    xml_text(g, val);
+    gstr_printf(g, "</%s>\n", name);
+}
+
+static const char *ares_name(int v)
+{
+    switch (v) {
+    case ARES_PASS: return "pass";
+    case ARES_SOFTFAIL: return "softfail";
+    case ARES_NEUTRAL: return "neutral";
+    case ARES_TEMPERROR: return "temperror";
+    case ARES_PERMERROR: return "permerror";
+    case ARES_NONE: return "none";
+    case ARES_FAIL: return "fail";
+    default: return "none";
+    }
+}
+
+static const char *pol_name(int c)
+{
+    return c == 'n' ? "none" : c == 'q' ? "quarantine" : c == 'r' ? "reject" : NULL;
+}
+
+static const char *disposition(const dmarc_hist *h)
+{
+    switch (h->policy) {
+    case HIST_POLICY_REJECT: return "reject";
+    case HIST_POLICY_QUARANTINE: return "quarantine";
+    default: return "none";
+    }
+}
+
+/* The row identity of a record: everything but the count. */
+static char *row_key(const dmarc_hist *h, arena *a)
+{
+    gstr g;
+    gstr_init(&g, a, 128);
+    gstr_printf(&g, "%s|%s|%d|%d|%s|%s|%d", h->ipaddr, disposition(h), h->align_dkim,
+                h->align_spf, h->from, h->mfrom, h->spf);
+    for (int i = 0; i < h->ndkim; i++)
+        gstr_printf(&g, "|%s/%s/%d", h->dkim[i].domain, h->dkim[i].selector, h->dkim[i].result);
+    return g.s;
+}
+
+static void row_xml(gstr *g, const dmarc_hist *h, int count)
+{
+    gstr_cat(g, "  <record>\n    <row>\n");
+    el(g, 6, "source_ip", h->ipaddr);
+    gstr_printf(g, "      <count>%d</count>\n      <policy_evaluated>\n", count);
+    el(g, 8, "disposition", disposition(h));
+    el(g, 8, "dkim", h->align_dkim == HIST_ALIGN_PASS ? "pass" : "fail");
+    el(g, 8, "spf", h->align_spf == HIST_ALIGN_PASS ? "pass" : "fail");
+    gstr_cat(g, "      </policy_evaluated>\n    </row>\n    <identifiers>\n");
+    if (strcmp(h->mfrom, "-") != 0)
+        el(g, 6, "envelope_from", h->mfrom);
+    el(g, 6, "header_from", h->from);
+    gstr_cat(g, "    </identifiers>\n    <auth_results>\n");
+    for (int i = 0; i < h->ndkim; i++) {
+        gstr_cat(g, "      <dkim>\n");
+        el(g, 8, "domain", h->dkim[i].domain);
+        if (strcmp(h->dkim[i].selector, "-") != 0)
+            el(g, 8, "selector", h->dkim[i].selector);
+        el(g, 8, "result", ares_name(h->dkim[i].result));
+        gstr_cat(g, "      </dkim>\n");
+    }
+    gstr_cat(g, "      <spf>\n");
+    el(g, 8, "domain", strcmp(h->mfrom, "-") != 0 ? h->mfrom : h->from);
+    el(g, 8, "scope", "mfrom");
+    el(g, 8, "result", h->spf < 0 ? "none" : ares_name(h->spf));
+    gstr_cat(g, "      </spf>\n    </auth_results>\n  </record>\n");
+}
+
+/* File names must not carry path characters. */
+static char *fname_part(arena *a, const char *s)
+{
+    char *o = arena_strdup(a, s);
+    for (char *p = o; *p; p++)
+        if (*p == '/' || *p == '!' || (unsigned char)*p <= ' ' || *p == '\\')
+            *p = '_';
+    return o;
+}
+
+int dmarc_agg_build(const dmarc_hist *h, int nh, const dmarc_agg_opts *o, arena *a,
+                    dmarc_agg_report **out)
+{
+    /* distinct policy domains in the period, in order of appearance */
+    const char **doms = arena_alloc(a, sizeof(char *) * (size_t)(nh + 1));
+    int nd = 0;
+    for (int i = 0; i < nh; i++) {
+        if (h[i].received < o->begin || h[i].received >= o->end)
+            continue;
+        if (h[i].policy == HIST_POLICY_ABSENT || strcmp(h[i].pdomain, "-") == 0)
+            continue;
+        bool seen = false;
+        for (int j = 0; j < nd && !seen; j++)
+            seen = strcasecmp(doms[j], h[i].pdomain) == 0;
+        if (!seen)
+            doms[nd++] = h[i].pdomain;
+    }
+    dmarc_agg_report *rep = arena_calloc(a, sizeof *rep * (size_t)(nd + 1));
+    for (int d = 0; d < nd; d++) {
+        dmarc_agg_report *r = &rep[d];
+        r->domain = doms[d];
+        r->report_id = arena_printf(a, "%s.%lld.%lld.%d",
+                                    o->report_id_prefix ? o->report_id_prefix : "postern",
+                                    o->begin, o->end, d + 1);
+        r->filename = arena_printf(a, "%s!%s!%lld!%lld!%s.xml", fname_part(a, o->org_name),
+                                   fname_part(a, doms[d]), o->begin, o->end,
+                                   fname_part(a, r->report_id));
+        /* group rows */
+        const dmarc_hist **rows = arena_alloc(a, sizeof(void *) * (size_t)nh);
+        const char **keys = arena_alloc(a, sizeof(char *) * (size_t)nh);
+        int *counts = arena_calloc(a, sizeof(int) * (size_t)nh);
+        int nr = 0;
+        const dmarc_hist *last = NULL;
+        for (int i = 0; i < nh; i++) {
+            const dmarc_hist *x = &h[i];
+            if (x->received < o->begin || x->received >= o->end ||
+                x->policy == HIST_POLICY_ABSENT || strcasecmp(x->pdomain, doms[d]) != 0)
+                continue;
+            last = x;
+            r->messages++;
+            if (!r->rua && x->nrua)
+                r->rua = x->rua[0];
+            char *k = row_key(x, a);
+            int j;
+            for (j = 0; j < nr; j++)
+                if (strcmp(keys[j], k) == 0)
+                    break;
+            if (j == nr) {
+                rows[nr] = x;
+                keys[nr] = k;
+                nr++;
+            }
+            counts[j]++;
+        }
+        r->records = nr;
+        gstr g;
+        gstr_init(&g, a, 2048);
+        gstr_cat(&g, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
+                     "<feedback xmlns=\"urn:ietf:params:xml:ns:dmarc-2.0\">\n"
+                     "  <version>1.0</version>\n  <report_metadata>\n");
+        el(&g, 4, "org_name", o->org_name);
+        el(&g, 4, "email", o->email);
+        if (o->extra_contact)
+            el(&g, 4, "extra_contact_info", o->extra_contact);
+        el(&g, 4, "report_id", r->report_id);
+        gstr_printf(&g, "    <date_range>\n      <begin>%lld</begin>\n      <end>%lld</end>\n"
+                        "    </date_range>\n", o->begin, o->end);
+        el(&g, 4, "generator", "postern " POSTERN_VERSION);
+        gstr_cat(&g, "  </report_metadata>\n  <policy_published>\n");
+        el(&g, 4, "domain", doms[d]);
+        el(&g, 4, "p", pol_name(last->p) ? pol_name(last->p) : "none");
+        if (pol_name(last->sp))
+            el(&g, 4, "sp", pol_name(last->sp));
+        el(&g, 4, "adkim", last->adkim == 's' ? "s" : "r");
+        el(&g, 4, "aspf", last->aspf == 's' ? "s" : "r");
+        el(&g, 4, "discovery_method", o->mode == DMARC_MODE_RFC7489 ? "psl" : "treewalk");
+        gstr_cat(&g, "  </policy_published>\n");
+        for (int j = 0; j < nr; j++)
+            row_xml(&g, rows[j], counts[j]);
+        gstr_cat(&g, "</feedback>\n");
+        r->xml = g.s;
+    }
+    *out = rep;
+    return nd;
+}
