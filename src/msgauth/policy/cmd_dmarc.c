@@ -299,6 +299,7 @@ int cmd_dmarc(int argc, char **argv)
         gstr_catc(&g, '{');
         json_kv(&g, &first, "outcome", dmarc_outcome_name(r.outcome));
         json_kv(&g, &first, "status_text", r.status_text);
+        json_kv(&g, &first, "detail", r.detail);
         json_kv(&g, &first, "result", r.ar);
         json_kv(&g, &first, "reason", r.ar_reason);
         json_kv(&g, &first, "from_domain", r.from_domain);

@@ -20,6 +20,21 @@ const char *dmarc_outcome_name(dmarc_outcome o)
     return (unsigned)o <= DMARC_OFF ? n[o] : "temperror";
 }
 
+/* $dmarc_status_text: the labels Exim users see (and match in logs). */
+const char *dmarc_status_label(dmarc_outcome o)
+{
+    switch (o) {
+    case DMARC_ACCEPT: return "Accept";
+    case DMARC_REJECT: return "Reject";
+    case DMARC_QUARANTINE: return "Quarantine";
+    case DMARC_NONE: return "None, Accept";
+    case DMARC_NORECORD: return "No DMARC record";
+    case DMARC_NOFROM: return "No From: domain found";
+    case DMARC_OFF: return "DMARC verification disabled";
+    default: return "Internal Policy Error";
+    }
+}
+
 static char *lower_dup(arena *a, const char *s)
 {
     char *o = arena_strdup(a, s);
@@ -97,7 +112,7 @@ static void eval_one(ectx *c, const char *from, dmarc_result *r)
         r->outcome = DMARC_NOFROM;
         r->ar = "permerror";
         r->ar_reason = "From domain is not a valid domain name";
-        r->status_text = arena_printf(a, "From domain \"%s\" is not a valid domain", from);
+        r->detail = arena_printf(a, "From domain \"%s\" is not a valid domain", from);
         return;
     }
     const char *org = NULL;
@@ -130,7 +145,7 @@ static void eval_one(ectx *c, const char *from, dmarc_result *r)
         r->outcome = DMARC_TEMPERROR;
         r->ar = "temperror";
         r->ar_reason = err;
-        r->status_text = arena_printf(a, "Temporary error looking up the DMARC record: %s", err);
+        r->detail = arena_printf(a, "Temporary error looking up the DMARC record: %s", err);
         return;
     }
     if (f == DMARC_F_PERM) {
@@ -138,20 +153,20 @@ static void eval_one(ectx *c, const char *from, dmarc_result *r)
         r->ar = "permerror";
         r->used_domain = used;
         r->ar_reason = arena_printf(a, "syntax error in DMARC record of %s: %s", used, err);
-        r->status_text = arena_printf(a, "Invalid DMARC record at _dmarc.%s: %s", used, err);
+        r->detail = arena_printf(a, "Invalid DMARC record at _dmarc.%s: %s", used, err);
         return;
     }
     if (f == DMARC_F_NOPOLICY) {
         r->outcome = DMARC_NORECORD;
         r->ar = "none";
         r->used_domain = used;
-        r->status_text = arena_printf(a, "DMARC record of %s has no usable policy", used);
+        r->detail = arena_printf(a, "DMARC record of %s has no usable policy", used);
         return;
     }
     if (f == DMARC_F_NONE) {
         r->outcome = DMARC_NORECORD;
         r->ar = "none";
-        r->status_text = arena_printf(a, "No DMARC record for %s", from);
+        r->detail = arena_printf(a, "No DMARC record for %s", from);
         return;
     }
     r->have_record = true;
@@ -161,7 +176,7 @@ static void eval_one(ectx *c, const char *from, dmarc_result *r)
         r->outcome = DMARC_TEMPERROR;
         r->ar = "temperror";
         r->ar_reason = "DNS failure finding the organizational domain";
-        r->status_text = "Temporary error finding the organizational domain";
+        r->detail = "Temporary error finding the organizational domain";
         return;
     }
     r->org_domain = org;
@@ -188,7 +203,7 @@ static void eval_one(ectx *c, const char *from, dmarc_result *r)
         r->outcome = DMARC_ACCEPT;
         r->ar = "pass";
         r->disposition = DMARC_POL_NONE;
-        r->status_text = arena_printf(a, "Accepted: %s aligned with the From domain %s",
+        r->detail = arena_printf(a, "Accepted: %s aligned with the From domain %s",
                                       r->dkim_aligned && r->spf_aligned ? "DKIM and SPF"
                                       : r->dkim_aligned ? "DKIM" : "SPF", from);
         r->ar_reason = strcmp(used, from) == 0 ? "From domain record"
@@ -199,7 +214,7 @@ static void eval_one(ectx *c, const char *from, dmarc_result *r)
         r->outcome = DMARC_TEMPERROR;
         r->ar = "temperror";
         r->ar_reason = "DNS failure checking alignment";
-        r->status_text = "Temporary error checking identifier alignment";
+        r->detail = "Temporary error checking identifier alignment";
         return;
     }
     dmarc_pol disp = pol;
@@ -218,7 +233,7 @@ static void eval_one(ectx *c, const char *from, dmarc_result *r)
                                             : arena_printf(a, "record of %s", used);
     r->outcome = disp == DMARC_POL_REJECT ? DMARC_REJECT
                : disp == DMARC_POL_QUARANTINE ? DMARC_QUARANTINE : DMARC_NONE;
-    r->status_text = arena_printf(a, "Failed: neither SPF nor DKIM aligned with %s; "
+    r->detail = arena_printf(a, "Failed: neither SPF nor DKIM aligned with %s; "
                                   "policy %s%s", from, dmarc_pol_name(pol),
                                   r->sampled_out ? arena_printf(a, " (applied as %s)",
                                                                 dmarc_pol_name(disp)) : "");
@@ -260,8 +275,9 @@ void dmarc_evaluate(const dmarc_input *in, const dns_iface *dns, arena *a, dmarc
         out->outcome = DMARC_NOFROM;
         out->ar = "permerror";
         out->ar_reason = in->nfrom_headers == 0 ? "no From header" : "no domain in From header";
-        out->status_text = "Unable to determine the From domain";
+        out->detail = "Unable to determine the From domain";
         out->from_domain = out->used_domain = out->domain_policy = out->org_domain = "";
+        out->status_text = dmarc_status_label(out->outcome);
         return;
     }
     dmarc_result best;
@@ -273,6 +289,7 @@ void dmarc_evaluate(const dmarc_input *in, const dns_iface *dns, arena *a, dmarc
             best = r;
     }
     *out = best;
+    out->status_text = dmarc_status_label(out->outcome);
 }
 
 char *dmarc_authres_text(const dmarc_result *r, arena *a)

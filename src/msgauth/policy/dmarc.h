@@ -83,7 +83,8 @@ typedef enum dmarc_outcome {      /* Exim's $dmarc_status values */
 
 typedef struct dmarc_result {
     dmarc_outcome outcome;
-    const char *status_text;      /* $dmarc_status_text */
+    const char *status_text;      /* $dmarc_status_text (Exim's labels) */
+    const char *detail;           /* a sentence saying why, for logs */
     const char *ar;               /* RFC 8601 result: pass fail none temperror permerror */
     const char *ar_reason;        /* comment for the A-R dmarc part, or NULL */
     const char *from_domain;      /* header.from ("" when none) */
@@ -99,6 +100,7 @@ typedef struct dmarc_result {
 } dmarc_result;
 
 const char *dmarc_outcome_name(dmarc_outcome o);
+const char *dmarc_status_label(dmarc_outcome o);
 
 void dmarc_evaluate(const dmarc_input *in, const dns_iface *dns, arena *a, dmarc_result *out);
 
