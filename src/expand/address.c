@@ -162,6 +162,25 @@ char *x_parse_address(arena *a, const char *s, char **err, int *dom_off)
         *err = p.err ? p.err : "malformed address";
         return NULL;
     }
+    /* the phrase before '<': words, quoted strings and comments only */
+    inq = false;
+    depth = 0;
+    for (const char *r = start; r < q; r++) {
+        if (*r == '\\' && r[1]) {
+            r++;
+            continue;
+        }
+        if (*r == '"' && !depth)
+            inq = !inq;
+        else if (!inq && *r == '(')
+            depth++;
+        else if (!inq && *r == ')' && depth)
+            depth--;
+        else if (!inq && !depth && strchr("@,;:<>[]", *r)) {
+            *err = "malformed address";
+            return NULL;
+        }
+    }
     p.s = q + 1;
     gstr_reset(&g);
     skip_cfws(&p);

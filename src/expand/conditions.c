@@ -56,8 +56,14 @@ static status cond_int(xs *x, const char *s, long long *v)
     }
     if (!isdigit((unsigned char)*p) && !((*p == '-' || *p == '+') && isdigit((unsigned char)p[1])))
         return xfail(x, "integer expected but %s found", xq(x, s));
-    if (!x_number(s, v))
+    if (!x_number(s, v)) {
+        errno = 0;
+        char *e;
+        (void)strtoll(p, &e, 10);
+        if (errno == ERANGE)
+            return xfail(x, "absolute value of integer %s is too large (overflow)", xq(x, s));
         return xfail(x, "invalid integer %s", xq(x, s));
+    }
     return ST_OK;
 }
 
@@ -201,6 +207,8 @@ static const struct { const char *name; enum ctype t; int nargs; } conds[] = {
     {"le", C_LE, 2}, {"lei", C_LEI, 2}, {"lt", C_LT, 2}, {"lti", C_LTI, 2},
     {"match", C_MATCH, 2}, {"match_address", C_MADDR, 2}, {"match_domain", C_MDOM, 2},
     {"match_ip", C_MIP, 2}, {"match_local_part", C_MLP, 2},
+    {"forall_json", C_FORALL, -2}, {"forall_jsons", C_FORALL, -3},
+    {"forany_json", C_FORANY, -2}, {"forany_jsons", C_FORANY, -3},
     {"or", C_OR, -1}, {"queue_running", C_QUEUERUN, 0},
 };
 
@@ -246,7 +254,7 @@ static status cond_andor(xs *x, const char **sp, bool skip, bool is_and, bool *r
     return ST_OK;
 }
 
-static status cond_forx(xs *x, const char **sp, bool skip, bool any, bool *res, const char *name)
+static status cond_forx(xs *x, const char **sp, bool skip, bool any, int json, bool *res, const char *name)
 {
     const char *s = *sp;
     char *list;
@@ -258,7 +266,7 @@ static status cond_forx(xs *x, const char **sp, bool skip, bool any, bool *res, 
     }
     /* a "<x" separator is taken from the unexpanded text */
     const char *ls = s + 1;
-    int lsep = x_parse_sep(&ls);
+    int lsep = json ? 0 : x_parse_sep(&ls);
     status st;
     if (lsep) {
         gstr lg;
@@ -300,10 +308,23 @@ static status cond_forx(xs *x, const char **sp, bool skip, bool any, bool *res, 
     if (skip)
         return ST_OK;
     const char *save = ps.exp_item;
-    int sep = lsep ? lsep : ':';
+    int sep = lsep;
     char *it;
     const char *l = list;
-    while ((it = list_next(&l, &sep, x_arena(x, lt)))) {
+    if (json) {
+        char *body = x_dewrap(x, arena_strdup(x->w, list), "[]");
+        if (!body)
+            return xfail(x, "%s", x->err ? x->err : "missing ']'");
+        l = body;
+    }
+    while ((it = json ? x_json_next(x_arena(x, lt), &l) : list_next(&l, &sep, x_arena(x, lt)))) {
+        if (json == 3) {
+            it = x_dewrap(x, it, "\"\"");
+            if (!it) {
+                ps.exp_item = save;
+                return xfail(x, "%s wrapping string result for extract jsons", x->err ? x->err : "");
+            }
+        }
         ps.exp_item = it;
         const char *c = cstart;
         bool r;
@@ -391,10 +412,12 @@ status xp_cond(xs *x, const char **sp, bool skip, bool *res)
             if (strncmp(var, hp[i], strlen(hp[i])) == 0)
                 hdr = true;
         if (hdr) {
-            while (*s && *s != ':' && !isspace((unsigned char)*s) && *s != '}')
+            while (*s && *s != ':' && !isspace((unsigned char)*s))
                 s++;
             if (*s == ':')
                 s++;
+            else if (!*s)
+                x->bad_header = true;
             r = false;   /* no message headers in this context */
         } else if (!skip) {
             bool known;
@@ -427,7 +450,7 @@ status xp_cond(xs *x, const char **sp, bool skip, bool *res)
         goto done;
     }
     if (t == C_FORALL || t == C_FORANY) {
-        st = cond_forx(x, &s, skip, t == C_FORANY, &r, name);
+        st = cond_forx(x, &s, skip, t == C_FORANY, conds[ci].nargs == -2 ? 2 : conds[ci].nargs == -3 ? 3 : 0, &r, name);
         goto done;
     }
     char *arg[2] = {NULL, NULL};

@@ -19,6 +19,8 @@ arena *x_arena(xs *x, bool tainted)
     return x->wt;
 }
 
+static char x_escape(const char **sp);
+
 const char *xq(xs *x, const char *s)
 {
     gstr g;
@@ -50,9 +52,19 @@ int x_parse_sep(const char **sp)
     const char *s = *sp;
     while (isspace((unsigned char)*s))
         s++;
-    if (s[0] == '<' && s[1] && (ispunct((unsigned char)s[1]) || iscntrl((unsigned char)s[1]))) {
-        *sp = s + 2;
-        return (unsigned char)s[1];
+    if (s[0] != '<' || !s[1])
+        return 0;
+    const char *p = s + 1;
+    unsigned char c;
+    if (*p == '\\' && p[1]) {
+        p++;
+        c = (unsigned char)x_escape(&p);
+    } else {
+        c = (unsigned char)*p++;
+    }
+    if (c && (ispunct(c) || iscntrl(c))) {
+        *sp = p;
+        return c;
     }
     return 0;
 }
@@ -101,12 +113,19 @@ static char x_escape(const char **sp)
     return c;
 }
 
+#define EXPAND_MAX_NAME 255   /* longest variable/item name read */
+
 static size_t name_len(const char *s)
 {
     size_t n = 0;
     while (isalnum((unsigned char)s[n]) || s[n] == '_')
         n++;
     return n;
+}
+
+static char *name_dup(arena *a, const char *s, size_t n)
+{
+    return arena_strndup(a, s, n > EXPAND_MAX_NAME ? EXPAND_MAX_NAME : n);
 }
 
 /* Header variables ($h_name:, $header_name:, $rh_, $bh_, $lh_ ...). */
@@ -184,7 +203,7 @@ status xp_sub(xs *x, const char **sp, bool brace_end, bool skip, gstr *out, bool
         s++;
         if (isalpha((unsigned char)*s) || *s == '_') {
             size_t n = name_len(s);
-            char *name = arena_strndup(x->w, s, n);
+            char *name = name_dup(x->w, s, n);
             s += n;
             if (is_header_var(name)) {
                 /* header name runs to the colon */
@@ -244,7 +263,7 @@ status xp_sub(xs *x, const char **sp, bool brace_end, bool skip, gstr *out, bool
             n++;
             n += name_len(s + n);
         }
-        char *name = arena_strndup(x->w, s, n);
+        char *name = name_dup(x->w, s, n);
         s += n;
         if (n && xp_is_item(name)) {
             const char *t = s;
@@ -401,6 +420,8 @@ status xp_yesno(xs *x, const char **sp, bool skip, bool yes, const char *value,
     }
     if (*s != '{') {
         *sp = s;
+        if (x->bad_header)
+            return xfail(x, "missing or misplaced { or } - could be header name not terminated by colon");
         return xfail(x, "curly-bracket problem in conditional yes/no parsing: 'yes' part did not start with '{'\n remaining string is '%s'", s);
     }
     if (!is_if)
@@ -416,6 +437,8 @@ status xp_yesno(xs *x, const char **sp, bool skip, bool yes, const char *value,
     skip_ws(&s);
     if (*s == '{') {
         t = false;
+        if (!is_if)
+            ps.exp_value = save_value;   /* the "no" string sees the previous $value */
         if ((st = xp_braced(x, &s, skip || yes, &v, &t)) != ST_OK)
             goto done;
         if (!skip && !yes) {

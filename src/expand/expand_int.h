@@ -53,6 +53,9 @@ const char *xq(xs *x, const char *s);
 /* A leading "<x" list separator in unexpanded text (Exim parses it before
  * expanding a list argument): returns x and advances *sp, or 0. */
 int x_parse_sep(const char **sp);
+/* JSON: strip a wrapper pair ("[]", "{}", "\"\""), next array/object element */
+char *x_dewrap(xs *x, char *s, const char *wrap);
+char *x_json_next(arena *a, const char **list);
 
 /* Operators: ST_NOTFOUND when name is not an operator. */
 status xp_op(xs *x, const char *name, const char *arg, bool argt, gstr *out, bool *taint);

@@ -129,55 +129,61 @@ static bool is_num(const char *s, long *v)
     return *e == 0;
 }
 
-/* keyed: key=value pairs, value optionally quoted */
+/* A value: up to white space, or a quoted string with escapes. */
+static char *dequote(arena *a, const char **sp)
+{
+    const char *s = *sp;
+    gstr v;
+    gstr_init(&v, a, 16);
+    if (*s != '"') {
+        while (*s && !isspace((unsigned char)*s))
+            gstr_catc(&v, *s++);
+    } else {
+        s++;
+        while (*s && *s != '"') {
+            if (*s == '\\' && s[1]) {
+                s++;
+                switch (*s) {
+                case 'n': gstr_catc(&v, '\n'); s++; break;
+                case 't': gstr_catc(&v, '\t'); s++; break;
+                case 'r': gstr_catc(&v, '\r'); s++; break;
+                default: gstr_catc(&v, *s++); break;
+                }
+                continue;
+            }
+            gstr_catc(&v, *s++);
+        }
+        if (*s)
+            s++;
+    }
+    *sp = s;
+    return v.s;
+}
+
+/* keyed: "key value" or "key = value" pairs, values optionally quoted;
+ * keys compared caselessly */
 static char *extract_keyed(arena *a, const char *key, const char *s)
 {
     size_t kl = strlen(key);
-    if (!kl)
-        return NULL;
-    for (const char *p = s; *p;) {
-        while (isspace((unsigned char)*p))
-            p++;
-        if (!*p)
-            break;
-        const char *k0 = p;
-        while (*p && *p != '=' && !isspace((unsigned char)*p))
-            p++;
-        size_t klen = (size_t)(p - k0);
-        while (isspace((unsigned char)*p))
-            p++;
-        bool hit = klen == kl && strncasecmp(k0, key, kl) == 0;
-        gstr v;
-        gstr_init(&v, a, 16);
-        if (*p == '=') {
-            p++;
-            while (isspace((unsigned char)*p))
-                p++;
-            if (*p == '"') {
-                p++;
-                while (*p && *p != '"') {
-                    if (*p == '\\' && p[1]) {
-                        p++;
-                        switch (*p) {
-                        case 'n': gstr_catc(&v, '\n'); break;
-                        case 't': gstr_catc(&v, '\t'); break;
-                        case 'r': gstr_catc(&v, '\r'); break;
-                        default: gstr_catc(&v, *p); break;
-                        }
-                        p++;
-                        continue;
-                    }
-                    gstr_catc(&v, *p++);
-                }
-                if (*p == '"')
-                    p++;
-            } else {
-                while (*p && !isspace((unsigned char)*p))
-                    gstr_catc(&v, *p++);
-            }
+    while (isspace((unsigned char)*s))
+        s++;
+    while (*s) {
+        const char *k0 = s;
+        while (*s && *s != '=' && !isspace((unsigned char)*s))
+            s++;
+        size_t klen = (size_t)(s - k0);
+        while (isspace((unsigned char)*s))
+            s++;
+        if (*s == '=') {
+            s++;
+            while (isspace((unsigned char)*s))
+                s++;
         }
-        if (hit)
-            return v.s;
+        char *data = dequote(a, &s);
+        if (klen == kl && strncasecmp(k0, key, kl) == 0)
+            return data;
+        while (isspace((unsigned char)*s))
+            s++;
     }
     return NULL;
 }
@@ -201,62 +207,208 @@ static char *extract_field(arena *a, long n, const char *seps, const char *s)
     return arena_strndup(a, p, strcspn(p, seps));
 }
 
+/* JSON helpers for ${extract json{...}}: strip a wrapper pair, and take
+ * the next element of an array/object body. */
+char *x_dewrap(xs *x, char *s, const char *wrap)
+{
+    char *p = s;
+    bool quotes = wrap[0] == wrap[1];
+    unsigned depth = 0;
+    while (isspace((unsigned char)*p))
+        p++;
+    if (*p == wrap[0]) {
+        s = ++p;
+        while (*p) {
+            if (*p == '\\') {
+                if (p[1])
+                    p++;
+            } else if (!quotes && *p == wrap[0])
+                depth++;
+            else if (*p == wrap[1]) {
+                if (depth == 0) {
+                    *p = '\0';
+                    return s;
+                }
+                depth--;
+            }
+            p++;
+        }
+    }
+    x->err = arena_printf(x->w, "missing '%c'", wrap[1]);
+    return NULL;
+}
+
+char *x_json_next(arena *a, const char **list)
+{
+    unsigned adepth = 0, odepth = 0;
+    bool quoted = false;
+    const char *s = *list;
+    while (isspace((unsigned char)*s))
+        s++;
+    const char *item = s;
+    for (; *s && (*s != ',' || adepth || odepth || quoted); s++) {
+        if (!quoted) {
+            switch (*s) {
+            case '[': adepth++; break;
+            case ']': adepth--; break;
+            case '{': odepth++; break;
+            case '}': odepth--; break;
+            case '"': quoted = true; break;
+            default: break;
+            }
+        } else if (*s == '\\') {
+            if (s[1])
+                s++;
+        } else if (*s == '"')
+            quoted = false;
+    }
+    *list = *s ? s + 1 : s;
+    if (item == s)
+        return NULL;
+    return arena_strndup(a, item, (size_t)(s - item));
+}
+
+static status extract_json(xs *x, int fmt, bool numbered, long n, const char *key, char *data,
+                           arena *a, char **value)
+{
+    *value = NULL;
+    char *t = x_dewrap(x, arena_strdup(a, data), numbered ? "[]" : "{}");
+    if (!t)
+        return xfail(x, "%s wrapping %s for extract json", x->err ? x->err : "",
+                     numbered ? "array" : "object");
+    x->err = NULL;
+    const char *list = t;
+    char *item = NULL;
+    if (numbered) {
+        if (n <= 0)
+            return xfail(x, "first argument of \"extract\" must be greater than zero");
+        while (n > 0 && (item = x_json_next(a, &list)))
+            n--;
+        if (item) {
+            size_t l = strlen(item);
+            while (l && isspace((unsigned char)item[l - 1]))
+                item[--l] = 0;
+        }
+        *value = item;
+    } else {
+        while ((item = x_json_next(a, &list))) {
+            char *k = x_dewrap(x, item, "\"\"");
+            if (!k)
+                return xfail(x, "%s wrapping string key for extract json", x->err ? x->err : "");
+            if (strcmp(k, key) == 0) {
+                char *p = k + strlen(k) + 1;
+                while (isspace((unsigned char)*p))
+                    p++;
+                if (*p != ':')
+                    return xfail(x, "missing object value-separator for extract json");
+                p++;
+                while (isspace((unsigned char)*p))
+                    p++;
+                *value = p;
+                break;
+            }
+        }
+    }
+    if (fmt == 2 && *value) {
+        char *v = x_dewrap(x, *value, "\"\"");
+        if (!v)
+            return xfail(x, "%s wrapping string result for extract jsons", x->err ? x->err : "");
+        x->err = NULL;
+        *value = v;
+    }
+    return ST_OK;
+}
+
 static status it_extract(xs *x, const char **sp, bool skip, gstr *out, bool *taint)
 {
     const char *s = *sp;
-    char *a0, *a1, *a2 = NULL;
-    bool t0, t1, t2 = false;
-    status st;
+    char *sub[3] = {NULL, NULL, NULL};
+    bool tt[3] = {false, false, false};
+    status st = ST_OK;
+    int fmt = 0;   /* 0 basic, 1 json, 2 jsons */
     skip_ws(&s);
-    if (*s != '{') {
-        st = xfail(x, "missing '{' for arg 1 of extract");
-        goto out;
+    if (*s != '{' && strncmp(s, "json", 4) == 0) {
+        s += 4;
+        fmt = 1;
+        if (*s == 's') {
+            fmt = 2;
+            s++;
+        }
     }
-    if ((st = xp_braced(x, &s, skip, &a0, &t0)) != ST_OK)
-        goto out;
-    skip_ws(&s);
-    if (*s != '{') {
-        st = xfail(x, "missing '{' for arg 2 of extract");
-        goto out;
-    }
-    if ((st = xp_braced(x, &s, skip, &a1, &t1)) != ST_OK)
-        goto out;
-    long n = 0;
-    bool numbered = !skip && is_num(a0, &n);
-    skip_ws(&s);
     if (skip) {
-        /* cannot know the form: a third argument is taken when the
-         * text after it is not a yes/no pair ending the item */
-        const char *save = s;
-        if (*s == '{') {
-            char *d;
-            const char *p = s;
-            if (xp_braced(x, &p, true, &d, NULL) == ST_OK) {
-                skip_ws(&p);
-                s = p;
-                if (*p == '{' || *p == '}' || strncmp(p, "fail", 4) == 0) {
-                    /* fine either way */
-                }
-            } else
-                s = save;
+        /* the form is unknown while skipping: up to 5 arguments, "fail" */
+        for (int j = 5; j > 0 && *s == '{'; j--) {
+            if ((st = xp_braced(x, &s, true, NULL, NULL)) != ST_OK)
+                goto out;
+            skip_ws(&s);
         }
-        st = xp_yesno(x, &s, true, false, NULL, false, "extract", out, taint);
+        if (strncmp(s, "fail", 4) == 0 && (s[4] == '}' || s[4] == ' ' || s[4] == '\t' || !s[4])) {
+            s += 4;
+            skip_ws(&s);
+        }
+        if (*s != '}') {
+            st = xfail(x, "missing '}' closing extract");
+            goto out;
+        }
+        s++;
         goto out;
     }
-    if (numbered) {
+    bool numbered = false;
+    long n = 0;
+    for (int i = 0, j = 2; i < j; i++) {
+        skip_ws(&s);
         if (*s != '{') {
-            st = xfail(x, "missing '{' for field number extraction");
+            st = xfail(x, "missing '{' for arg %d of extract", i + 1);
             goto out;
         }
-        if ((st = xp_braced(x, &s, skip, &a2, &t2)) != ST_OK)
+        s++;
+        gstr g;
+        gstr_init(&g, x->w, 32);
+        if ((st = xp_sub(x, &s, true, false, &g, &tt[i])) != ST_OK)
             goto out;
-        char *v = extract_field(x_arena(x, t2), n, a1, a2);
-        st = xp_yesno(x, &s, skip, v != NULL, v ? v : NULL, t2, "extract", out, taint);
-    } else {
-        const char *k = x_strip(x->w, a0);
-        char *v = extract_keyed(x_arena(x, t1), k, a1);
-        st = xp_yesno(x, &s, skip, v != NULL, v, t1, "extract", out, taint);
+        if (*s != '}') {
+            st = xfail(x, "missing '}' closing arg %d of extract", i + 1);
+            goto out;
+        }
+        s++;
+        sub[i] = g.s;
+        if (i == 0) {
+            sub[0] = (char *)x_strip(x->w, sub[0]);
+            if (!*sub[0]) {
+                st = xfail(x, "first argument of \"extract\" must not be empty");
+                goto out;
+            }
+            const char *p = sub[0];
+            if (*p == '-')
+                p++;
+            const char *d = p;
+            while (isdigit((unsigned char)*p))
+                p++;
+            if (!*p) {
+                n = strtol(sub[0], NULL, 10);
+                numbered = true;
+                (void)d;
+                if (fmt == 0)
+                    j = 3;
+            }
+        }
     }
+    char *v = NULL;
+    bool vt = false;
+    if (fmt == 0) {
+        if (numbered) {
+            v = extract_field(x_arena(x, tt[2]), n, sub[1], sub[2]);
+            vt = tt[2];
+        } else {
+            v = extract_keyed(x_arena(x, tt[1]), sub[0], sub[1]);
+            vt = tt[1];
+        }
+    } else {
+        if ((st = extract_json(x, fmt, numbered, n, sub[0], sub[1], x_arena(x, tt[1]), &v)) != ST_OK)
+            goto out;
+        vt = tt[1];
+    }
+    st = xp_yesno(x, &s, skip, v != NULL, v, vt, "extract", out, taint);
 out:
     *sp = s;
     return st;
@@ -318,6 +470,23 @@ static status it_listquote(xs *x, const char **sp, bool skip, gstr *out, bool *t
 
 /* map, filter, reduce, sort: the list is expanded first, then the
  * expression once per item with $item (and $value for reduce). */
+/* Append an item to a list being built by map/filter: the separator is
+ * doubled inside the item, and (except for the first item) a space goes
+ * before an item that is empty or starts with the separator. */
+static void iter_append(gstr *res, int sep, const char *item, bool first)
+{
+    if (!first) {
+        gstr_catc(res, (char)sep);
+        if (!*item || *item == sep)
+            gstr_catc(res, ' ');
+    }
+    for (const char *p = item; *p; p++) {
+        if (*p == sep)
+            gstr_catc(res, (char)sep);
+        gstr_catc(res, *p);
+    }
+}
+
 static status it_iter(xs *x, const char *name, const char **sp, bool skip, gstr *out, bool *taint)
 {
     const char *s = *sp;
@@ -462,7 +631,7 @@ static status it_iter(xs *x, const char *name, const char **sp, bool skip, gstr 
         goto out;
 
     const char *save_item = ps.exp_item, *save_value = ps.exp_value;
-    int sep = lsep ? lsep : ':';
+    int sep = lsep;
     const char *l = list;
     char *item;
     arena *ia = x_arena(x, lt);
@@ -491,7 +660,7 @@ static status it_iter(xs *x, const char *name, const char **sp, bool skip, gstr 
             *taint |= rt || is_tainted(value);
         }
     } else if (is_sort) {
-        int n = list_count(list, sep, x->w);
+        int n = list_count(list, sep, x->w) + 1;
         char **items = arena_alloc(x->w, sizeof(char *) * (size_t)(n + 1));
         char **keys = arena_alloc(x->w, sizeof(char *) * (size_t)(n + 1));
         int k = 0;
@@ -537,14 +706,13 @@ static status it_iter(xs *x, const char *name, const char **sp, bool skip, gstr 
             }
         }
         if (st == ST_OK) {
-            int osep = sep;
+            int osep = sep > 0 ? sep : ':';
             for (int i = 0; i < k; i++)
                 list_append(&res, osep, items[i], i == 0);
             gstr_catn(out, res.s, res.len);
             *taint |= lt;
         }
     } else {
-        int osep = sep;
         bool first = true;
         while ((item = list_next(&l, &sep, ia))) {
             ps.exp_item = item;
@@ -556,7 +724,7 @@ static status it_iter(xs *x, const char *name, const char **sp, bool skip, gstr 
                     break;
                 }
                 if (r) {
-                    list_append(&res, osep, item, first);
+                    iter_append(&res, sep, item, first);
                     first = false;
                 }
                 rt |= lt;
@@ -568,7 +736,7 @@ static status it_iter(xs *x, const char *name, const char **sp, bool skip, gstr 
                     x->err = arena_printf(x->w, "%s inside \"map\" item", xq(x, x->err ? x->err : ""));
                     break;
                 }
-                list_append(&res, osep, g.s, first);
+                iter_append(&res, sep, g.s, first);
                 first = false;
                 rt |= t || lt;
             }

@@ -9,6 +9,7 @@
 #include "config/config.h"
 #include "core/list.h"
 #include "lookup/lookup.h"
+#include "core/state.h"
 
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <arpa/inet.h>
@@ -101,6 +102,47 @@ static int re_match(const char *subj, const char *re, bool caseless, mctx *m)
     }
     pcre2_match_data *md = pcre2_match_data_create_from_pattern(code, NULL);
     int rc = pcre2_match(code, (PCRE2_SPTR)subj, strlen(subj), 0, 0, md, NULL);
+    pcre2_match_data_free(md);
+    pcre2_code_free(code);
+    return rc >= 0 ? 1 : 0;
+}
+
+/* Set $0 (and $1) after a wildcard domain match, as Exim does. */
+static void set_wild_numbers(const char *subject, size_t wildlen, arena *a)
+{
+    char *lc = arena_strdup(a, subject);
+    for (char *p = lc; *p; p++)
+        *p = (char)tolower((unsigned char)*p);
+    ps.exp_num[0] = lc;
+    ps.exp_num[1] = arena_strndup(a, lc, wildlen);
+    ps.exp_nmax = 2;
+}
+
+/* Regex match setting $0..$n from the captures. */
+static int re_match_set(const char *subj, const char *re, bool caseless, arena *a, char **err)
+{
+    int ec;
+    PCRE2_SIZE eo;
+    pcre2_code *code = pcre2_compile((PCRE2_SPTR)re, PCRE2_ZERO_TERMINATED,
+                                     caseless ? PCRE2_CASELESS : 0, &ec, &eo, NULL);
+    if (!code) {
+        char msg[256];
+        pcre2_get_error_message(ec, (PCRE2_UCHAR *)msg, sizeof msg);
+        *err = arena_printf(a, "regular expression error in \"%s\": %s at offset %d", re, msg, (int)eo);
+        return -1;
+    }
+    pcre2_match_data *md = pcre2_match_data_create_from_pattern(code, NULL);
+    int rc = pcre2_match(code, (PCRE2_SPTR)subj, strlen(subj), 0, 0, md, NULL);
+    if (rc >= 0) {
+        PCRE2_SIZE *ov = pcre2_get_ovector_pointer(md);
+        int n = rc == 0 ? (int)pcre2_get_ovector_count(md) : rc;
+        if (n > 10)
+            n = 10;
+        for (int i = 0; i < n; i++)
+            ps.exp_num[i] = ov[2 * i] == PCRE2_UNSET ? "" :
+                arena_strndup(a, subj + ov[2 * i], ov[2 * i + 1] - ov[2 * i]);
+        ps.exp_nmax = n;
+    }
     pcre2_match_data_free(md);
     pcre2_code_free(code);
     return rc >= 0 ? 1 : 0;
@@ -222,7 +264,7 @@ static status item_domain(mctx *m, const char *d, const char *it)
     if (it[0] == '+' && it[1])
         return named(m, d, it + 1);
     if (it[0] == '^') {
-        int r = re_match(d, it, true, m);
+        int r = re_match_set(d, it, true, m->a, m->err);
         if (r > 0 && m->value)
             *m->value = it;
         return r < 0 ? ST_ERROR : r ? ST_OK : ST_FAIL;
@@ -244,9 +286,22 @@ static status item_domain(mctx *m, const char *d, const char *it)
     if (match_domain_pattern(d, it, m->a)) {
         if (m->value)
             *m->value = it;
+        if (it[0] == '*')
+            set_wild_numbers(d, strlen(d) - strlen(it + 1), m->a);
         return ST_OK;
     }
     return ST_FAIL;
+}
+
+status match_domain_one(const char *subject, const char *pattern, arena *a, const char **value, char **err)
+{
+    char *dummy = NULL;
+    const char *v = NULL;
+    mctx m = {.kind = MK_DOMAIN, .a = a, .caseless = true, .value = &v, .err = err ? err : &dummy};
+    status st = item_domain(&m, subject, pattern);
+    if (value)
+        *value = st == ST_OK ? v : NULL;
+    return st;
 }
 
 static status item_lp(mctx *m, const char *lp, const char *it)

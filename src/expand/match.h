@@ -23,6 +23,9 @@ status match_ip(const char *ip, const char *list, arena *a, const char **value, 
 /* A single domain-list item (no negation, lookups or named lists):
  * "^regex", "*suffix", "@" or a literal, caseless. */
 bool match_domain_pattern(const char *subject, const char *pattern, arena *a);
+/* One domain-list item (regex, wildcard, lookup, named list, literal),
+ * not split as a list; used for wildlsearch keys. */
+status match_domain_one(const char *subject, const char *pattern, arena *a, const char **value, char **err);
 
 /* IP addresses: parse "1.2.3.4" or an IPv6 address (optionally followed by
  * "/bits" when mask is non-NULL; *mask is -1 when absent) into 16 bytes

@@ -332,22 +332,23 @@ static void print_time(gstr *out, long long t)
 static status op_mask(xs *x, const char *s, bool normalised, gstr *out)
 {
     const char *slash = strchr(s, '/');
-    if (!slash)
-        return xfail(x, "missing mask value in \"%s\"", s);
     unsigned char a[16];
     int fam, mask;
-    if (!ip_parse(s, a, &fam, &mask)) {
-        char *ip = arena_strndup(x->w, s, (size_t)(slash - s));
+    {
+        char *ip = arena_strndup(x->w, s, slash ? (size_t)(slash - s) : strlen(s));
         int f2;
         unsigned char b[16];
         if (!ip_parse(ip, b, &f2, NULL))
-            return xfail(x, "\"%s\" is not an IP address", s);
-        return xfail(x, "mask value too big in \"%s\"", s);
+            return xfail(x, "%s is not an IP address", xq(x, s));
     }
+    if (!slash)
+        return xfail(x, "missing mask value in %s", xq(x, s));
+    if (!ip_parse(s, a, &fam, &mask))
+        return xfail(x, "mask value too big in %s", xq(x, s));
     int max = fam == 4 ? 32 : 128;
     long m = strtol(slash + 1, NULL, 10);
     if (m > max)
-        return xfail(x, "mask value too big in \"%s\"", s);
+        return xfail(x, "mask value too big in %s", xq(x, s));
     for (int i = 0, b = mask; i < 16; i++, b -= 8)
         a[i] &= b >= 8 ? 0xff : b > 0 ? (unsigned char)(0xff << (8 - b)) : 0;
     if (fam == 4) {
@@ -383,7 +384,7 @@ static status op_ipv6(xs *x, const char *s, bool norm, gstr *out)
     unsigned char a[16];
     int fam;
     if (!ip_parse(s, a, &fam, NULL))
-        return xfail(x, "\"%s\" is not an IP address", s);
+        return xfail(x, "%s is not an IP address", xq(x, s));
     if (fam == 4) {
         unsigned char b[16] = {0};
         b[10] = b[11] = 0xff;
@@ -414,7 +415,7 @@ static void rfc2047_encode(gstr *out, const char *s)
     gstr g;
     gstr_init(&g, out->a, 64);
     gstr_printf(&g, "=?%s?Q?", hdr_charset());
-    size_t hlen = g.len, line_off = 0;
+    size_t hlen = g.len, line_off = hlen;
     bool coded = false, first_byte = false;
     for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
         if (g.len - line_off > 67 && !first_byte) {
@@ -574,59 +575,109 @@ static void from_utf8(gstr *out, const unsigned char *s)
 
 /* ---- headerwrap (Exim 4.99) ---------------------------------------------- */
 
-static void headerwrap(gstr *out, const char *s, unsigned col, unsigned lim)
+static void headerwrap(gstr *out, const char *s, unsigned cols, unsigned maxchars)
 {
-    /* fold at white space so that no line exceeds col (hard limit lim) */
-    if (col < 10)
-        col = 10;
-    if (lim < col)
-        lim = col;
-    size_t linestart = out->len;
-    const char *p = s;
-    while (*p) {
-        const char *w = p;
-        while (*w && !isspace((unsigned char)*w))
-            w++;
-        size_t wl = (size_t)(w - p);
-        size_t cur = out->len - linestart;
-        if (cur && cur + wl > col) {
-            /* drop trailing blanks and fold */
-            while (out->len > linestart && (out->s[out->len - 1] == ' ' || out->s[out->len - 1] == '\t'))
-                out->len--;
-            gstr_cat(out, "\n\t");
-            linestart = out->len - 1;
-        }
-        gstr_catn(out, p, wl);
-        p = w;
-        while (*p && isspace((unsigned char)*p)) {
-            if (*p == '\n') {
-                gstr_catc(out, '\n');
-                linestart = out->len;
-            } else if (*p != '\r' && out->len > linestart) {
-                gstr_catc(out, *p);
+    /* Break s into lines of at most cols columns at white space (hard
+     * break when there is none), continuation lines starting with a tab
+     * counted as 8 columns; a literal "\\n" or a newline forces a break;
+     * the whole result is cut at maxchars. */
+    if (maxchars == 0)
+        maxchars = INT_MAX;
+    if (cols == 0)
+        cols = INT_MAX;
+    size_t start = out->len;
+    if (!s || !*s)
+        return;
+    for (unsigned llen = 0;; llen = 8) {
+        const char *t;
+        unsigned ltail = 0;
+        if ((t = strchr(s, '\\')) && t[1] == 'n')
+            ltail = 2;
+        else if ((t = strchr(s, '\n')))
+            ltail = 1;
+        else
+            t = s + strlen(s);
+        if (llen + (unsigned)(t - s) > cols) {
+            bool done = false;
+            for (const char *u = s + cols - llen; u > s + 10; --u)
+                if (isspace((unsigned char)*u)) {
+                    llen = (unsigned)(u - s);
+                    while (u > s + 1 && isspace((unsigned char)u[-1]))
+                        --u;
+                    gstr_catn(out, s, (size_t)(u - s));
+                    s += ++llen;
+                    while (*s && isspace((unsigned char)*s))
+                        s++, llen++;
+                    done = true;
+                    break;
+                }
+            if (!done) {
+                if (llen < cols) {
+                    llen = cols - llen;
+                    gstr_catn(out, s, llen);
+                    s += llen;
+                } else
+                    llen = 0;
             }
-            p++;
+        } else {
+            llen = (unsigned)(t - s);
+            gstr_catn(out, s, llen);
+            s = t + ltail;
         }
+        if (!*s)
+            break;
+        if (out->len - start >= maxchars) {
+            gstr_truncate(out, start + maxchars);
+            break;
+        }
+        gstr_cat(out, "\n\t");
     }
-    out->s[out->len] = 0;
 }
 
 /* ---- listnamed ---------------------------------------------------------------- */
 
-static status op_listnamed(xs *x, const char *name, const char *which, gstr *out)
+static status op_listnamed(xs *x, const char *name, const char *which, gstr *out, int depth)
 {
-    static const struct { char c; list_kind k; } kinds[] = {
-        {'d', NL_DOMAIN}, {'h', NL_HOST}, {'a', NL_ADDRESS}, {'l', NL_LOCALPART}};
+    if (*name == '+')
+        name++;
+    static const list_kind order[] = {NL_ADDRESS, NL_DOMAIN, NL_HOST, NL_LOCALPART};
     const named_list *nl = NULL;
-    if (cfg)
-        for (size_t i = 0; i < 4 && !nl; i++)
-            if (!which || which[0] == kinds[i].c)
-                nl = config_named_list(kinds[i].k, name);
+    if (which && !strchr("adhl", which[0]))
+        return xfail(x, "bad suffix on \"list\" operator");
+    if (depth > 20)
+        return xfail(x, "named lists nested too deeply at %s", xq(x, name));
+    for (size_t i = 0; i < 4 && cfg && !nl; i++) {
+        char k = "adhl"[i];
+        if (!which || which[0] == k)
+            nl = config_named_list(order[i], name);
+    }
     if (!nl)
-        return xfail(x, "\"%s\" is not a %snamed list", name,
+        return xfail(x, "%s is not a %snamed list", xq(x, name),
                      !which ? "" : which[0] == 'd' ? "domain " : which[0] == 'h' ? "host " :
-                     which[0] == 'a' ? "address " : "local part ");
-    gstr_cat(out, nl->value ? nl->value : "");
+                     which[0] == 'a' ? "address " : "localpart ");
+    /* items re-quoted as a colon list; nested named lists expanded */
+    const char *l = nl->value ? nl->value : "";
+    int sep = 0;
+    char *item;
+    bool needsep = false;
+    while ((item = list_next(&l, &sep, x->w))) {
+        if (needsep)
+            gstr_cat(out, " : ");
+        needsep = true;
+        if (*item == '+') {
+            status st = op_listnamed(x, item, which, out, depth + 1);
+            if (st != ST_OK)
+                return st;
+        } else if (sep != ':') {
+            for (const char *p = item; *p; p++) {
+                if (*p == ':')
+                    gstr_catc(out, ':');
+                gstr_catc(out, *p);
+            }
+        } else {
+            gstr_cat(out, item);
+        }
+    }
     return ST_OK;
 }
 
@@ -687,8 +738,10 @@ static status digest(xs *x, const char *mdname, const char *s, bool upper, gstr 
 
 static status numargs(xs *x, const char *op, const char *name, const char *arg, int *v1, int *v2, bool is_len)
 {
-    if (!arg || !*arg)
+    if (!arg)
         return xfail(x, "missing values after %s", op);
+    if (!*arg || arg[strlen(arg) - 1] == '_')
+        return xfail(x, "non-digit after underscore in %s", xq(x, name));
     const char *p = arg;
     int vals[2] = {0, -1};
     for (int i = 0; i < 2 && *p; i++) {
@@ -698,7 +751,7 @@ static status numargs(xs *x, const char *op, const char *name, const char *arg, 
             p++;
         }
         if (!isdigit((unsigned char)*p))
-            return xfail(x, "non-digit after underscore in \"%s\"", name);
+            return xfail(x, "non-digit after underscore in %s", xq(x, name));
         long v = 0;
         while (isdigit((unsigned char)*p)) {
             if (v < INT_MAX / 10)
@@ -709,7 +762,7 @@ static status numargs(xs *x, const char *op, const char *name, const char *arg, 
         if (*p == '_')
             p++;
         else if (*p)
-            return xfail(x, "non-digit after underscore in \"%s\"", name);
+            return xfail(x, "non-digit after underscore in %s", xq(x, name));
     }
     if (is_len) {
         *v1 = 0;
@@ -726,7 +779,9 @@ static status op_addresses(xs *x, const char *s, gstr *out)
     int osep = ':';
     while (isspace((unsigned char)*s))
         s++;
-    if (*s == '>' && s[1]) {
+    if (*s == '>') {
+        if (!s[1])
+            return xfail(x, "output separator missing in expanding ${addresses:%s}", s);
         osep = (unsigned char)s[1];
         s += 2;
     }
@@ -771,7 +826,16 @@ static status op_addresses(xs *x, const char *s, gstr *out)
             item[--il] = 0;
         char *a = x_parse_address(x->w, item, &err, &doff);
         if (a && *a) {
-            list_append(out, osep, a, first);
+            if (!first) {
+                gstr_catc(out, (char)osep);
+                if (*a == osep)
+                    gstr_catc(out, ' ');
+            }
+            for (const char *c = a; *c; c++) {
+                if (*c == osep)
+                    gstr_catc(out, (char)osep);
+                gstr_catc(out, *c);
+            }
             first = false;
         }
         p = *q ? q + 1 : q;
@@ -802,7 +866,7 @@ status xp_op(xs *x, const char *name, const char *s, bool argt, gstr *out, bool 
     if (!s)
         return ST_OK;       /* syntax check only */
     if (arg && !quote_lookup && !takes_arg(op))
-        return xfail(x, "unknown expansion operator \"%s\" (\"%s\" does not take an _arg)", name, op);
+        return xfail(x, "unknown expansion operator %s (\"%.*s\" does not take an _arg)", xq(x, name), (int)strlen(op), name);
 
     size_t before = out->len;
     status st = ST_OK;
@@ -838,7 +902,7 @@ status xp_op(xs *x, const char *name, const char *s, bool argt, gstr *out, bool 
         b64enc(out, (const unsigned char *)s, strlen(s));
     } else if (!strcmp(op, "base64d")) {
         if (!b64dec(out, s))
-            return xfail(x, "string \"%s\" is not well-formed for \"base64d\" operator", s);
+            return xfail(x, "string %s is not well-formed for \"base64d\" operator", xq(x, s));
         out->s[out->len] = 0;
         out->len = before + strlen(out->s + before);
     } else if (!strcmp(op, "hex2b64")) {
@@ -846,14 +910,12 @@ status xp_op(xs *x, const char *name, const char *s, bool argt, gstr *out, bool 
         unsigned char *b = arena_alloc(x->w, n / 2 + 2);
         size_t o = 0;
         const char *p = s;
-        if (n % 2) {
-            if (!isxdigit((unsigned char)*p))
-                return xfail(x, "\"%s\" is not a hex string", s);
-            b[o++] = (unsigned char)hexv((unsigned char)*p++);
-        }
+        for (const char *q = s; *q; q++)
+            if (!isxdigit((unsigned char)*q))
+                return xfail(x, "%s is not a hex string", xq(x, s));
+        if (n % 2)
+            return xfail(x, "%s contains an odd number of characters", xq(x, s));
         for (; *p; p += 2) {
-            if (!isxdigit((unsigned char)p[0]) || !isxdigit((unsigned char)p[1]))
-                return xfail(x, "\"%s\" is not a hex string", s);
             b[o++] = (unsigned char)(hexv((unsigned char)p[0]) * 16 + hexv((unsigned char)p[1]));
         }
         b64enc(out, b, o);
@@ -861,7 +923,7 @@ status xp_op(xs *x, const char *name, const char *s, bool argt, gstr *out, bool 
         char *e;
         unsigned long n = strtoul(s, &e, 10);
         if (*e || !*s)
-            return xfail(x, "argument for base32 operator is \"%s\", which is not a decimal number", s);
+            return xfail(x, "argument for base32 operator is %s, which is not a decimal number", xq(x, s));
         char buf[32];
         int i = 0;
         for (; n; n >>= 5)
@@ -873,7 +935,7 @@ status xp_op(xs *x, const char *name, const char *s, bool argt, gstr *out, bool 
         for (const char *p = s; *p; p++) {
             const char *k = strchr(b32chars, *p);
             if (!k)
-                return xfail(x, "argument for base32d operator is \"%s\", which is not a base 32 number", s);
+                return xfail(x, "argument for base32d operator is %s, which is not a base 32 number", xq(x, s));
             n = n * 32 + (unsigned long)(k - b32chars);
         }
         gstr_printf(out, "%ld", (long)n);
@@ -881,7 +943,7 @@ status xp_op(xs *x, const char *name, const char *s, bool argt, gstr *out, bool 
         char *e;
         unsigned long n = strtoul(s, &e, 10);
         if (*e || !*s)
-            return xfail(x, "argument for base62 operator is \"%s\", which is not a decimal number", s);
+            return xfail(x, "argument for base62 operator is %s, which is not a decimal number", xq(x, s));
         char buf[7];
         buf[6] = 0;
         for (int i = 5; i >= 0; i--) {
@@ -894,7 +956,7 @@ status xp_op(xs *x, const char *name, const char *s, bool argt, gstr *out, bool 
         for (const char *p = s; *p; p++) {
             const char *k = strchr(b62chars, *p);
             if (!k)
-                return xfail(x, "argument for base62d operator is \"%s\", which is not a base 62 number", s);
+                return xfail(x, "argument for base62d operator is %s, which is not a base 62 number", xq(x, s));
             n = n * 62 + (unsigned long)(k - b62chars);
         }
         gstr_printf(out, "%ld", (long)n);
@@ -955,7 +1017,7 @@ status xp_op(xs *x, const char *name, const char *s, bool argt, gstr *out, bool 
         gstr_printf(out, "%d", list_count(s, 0, x->w));
         keep_taint = false;
     } else if (!strcmp(op, "listnamed")) {
-        st = op_listnamed(x, s, arg, out);
+        st = op_listnamed(x, s, arg, out, 0);
         keep_taint = false;
     } else if (!strcmp(op, "quote")) {
         bool need = !*s;
@@ -1025,14 +1087,14 @@ status xp_op(xs *x, const char *name, const char *s, bool argt, gstr *out, bool 
     } else if (!strcmp(op, "time_eval")) {
         long long t;
         if (!read_time(s, &t))
-            return xfail(x, "string \"%s\" is not an Exim time interval in \"time_eval\" operator", s);
+            return xfail(x, "string %s is not an Exim time interval in \"time_eval\" operator", xq(x, s));
         gstr_printf(out, "%lld", t);
         keep_taint = false;
     } else if (!strcmp(op, "time_interval")) {
         const char *p = s;
         long long n = 0;
         if (!isdigit((unsigned char)*p))
-            return xfail(x, "string \"%s\" is not a positive number in \"time_interval\" operator", s);
+            return xfail(x, "string %s is not a positive number in \"time_interval\" operator", xq(x, s));
         while (isdigit((unsigned char)*p)) {
             if (n < INT_MAX)
                 n = n * 10 + (*p - '0');
@@ -1044,7 +1106,7 @@ status xp_op(xs *x, const char *name, const char *s, bool argt, gstr *out, bool 
         default: break;
         }
         if (*p)
-            return xfail(x, "string \"%s\" is not a positive number in \"time_interval\" operator", s);
+            return xfail(x, "string %s is not a positive number in \"time_interval\" operator", xq(x, s));
         print_time(out, n);
         keep_taint = false;
     } else if (!strcmp(op, "utf8clean")) {
@@ -1057,7 +1119,7 @@ status xp_op(xs *x, const char *name, const char *s, bool argt, gstr *out, bool 
         st = rfc2047_decode(x, s, out);
     } else if (!strcmp(op, "headerwrap")) {
         unsigned col = 80, lim = 998;
-        if (arg) {
+        if (arg && *arg) {
             col = (unsigned)atoi(arg);
             const char *u = strchr(arg, '_');
             if (u)
@@ -1095,7 +1157,7 @@ status xp_op(xs *x, const char *name, const char *s, bool argt, gstr *out, bool 
         smode[10] = 0;
         gstr_printf(out, "mode=%04o smode=%s inode=%ld device=%ld links=%ld uid=%ld gid=%ld size=%lld "
                          "atime=%ld mtime=%ld ctime=%ld",
-                    (int)(sb.st_mode & 07777), smode, (long)sb.st_ino, (long)sb.st_dev,
+                    (int)sb.st_mode, smode, (long)sb.st_ino, (long)sb.st_dev,
                     (long)sb.st_nlink, (long)sb.st_uid, (long)sb.st_gid, (long long)sb.st_size,
                     (long)sb.st_atime, (long)sb.st_mtime, (long)sb.st_ctime);
         keep_taint = false;

@@ -93,6 +93,11 @@ static const char *v_initial_cwd(xs *x, const char *n)
 }
 
 static const char *v_version(xs *x, const char *n) { return EXIM_COMPAT_VERSION; }
+
+static const char *v_bounce_return_size_limit(xs *x, const char *n)
+{
+    return arena_printf(x->w, "%lld", cfg ? cfg_int(MO_bounce_return_size_limit) : 102400LL);
+}
 static const char *v_compile_number(xs *x, const char *n) { return "1"; }
 static const char *v_compile_date(xs *x, const char *n) { return __DATE__ " " __TIME__; }
 static const char *v_zero(xs *x, const char *n) { return "0"; }
@@ -189,6 +194,7 @@ static const var_row var_table[] = {
     {"body_linecount", v_zero},
     {"body_zerocount", v_zero},
     {"bounce_recipient", v_empty},
+    {"bounce_return_size_limit", v_bounce_return_size_limit},
     {"caller_gid", v_caller_gid},
     {"caller_uid", v_caller_uid},
     {"callout_address", v_empty},
@@ -263,6 +269,7 @@ static const var_row var_table[] = {
     {"regex_match_string", v_empty},
     {"reply_address", v_empty},
     {"return_path", v_empty},
+    {"return_size_limit", v_bounce_return_size_limit},
     {"router_name", v_empty},
     {"runrc", v_zero},
     {"self_hostname", v_empty},

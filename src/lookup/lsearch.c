@@ -71,7 +71,7 @@ static bool next_record(FILE *f, gstr *g, bool *pending, char *line, size_t line
 }
 
 /* Split a record into key and data; the key may be quoted. */
-static void split_record(char *rec, arena *a, char **key, char **data, bool colon_ends)
+static void split_record(char *rec, arena *a, char **key, char **data, const char **rest, bool colon_ends)
 {
     char *s = rec;
     gstr k;
@@ -98,6 +98,7 @@ static void split_record(char *rec, arena *a, char **key, char **data, bool colo
         while (*s && !isspace((unsigned char)*s) && !(colon_ends && *s == ':'))
             gstr_catc(&k, *s++);
     }
+    *rest = s;
     while (isspace((unsigned char)*s))
         s++;
     if (*s == ':')
@@ -116,7 +117,8 @@ static status ls_find(enum ls_mode mode, const char *file, const char *key, cons
 {
     unsigned char kip[16];
     int kfam = 0, kmask = -1;
-    if (mode == LS_IP && !ip_parse(key, kip, &kfam, &kmask)) {
+    bool star = mode == LS_IP && strcmp(key, "*") == 0;   /* the iplsearch* default */
+    if (mode == LS_IP && !star && !ip_parse(key, kip, &kfam, &kmask)) {
         *err = arena_printf(a, "\"%s\" is not a valid iplsearch key (an IP address, with optional "
                             "CIDR mask, is wanted): in a host list, use net-iplsearch as the search type", key);
         return ST_DEFER;
@@ -141,15 +143,24 @@ static status ls_find(enum ls_mode mode, const char *file, const char *key, cons
     const char *ret = opts ? lookup_opt(opts, "ret", w) : NULL;
     while (next_record(f, &rec, &pending, line, LOOKUP_MAX_LINE)) {
         char *k, *d;
-        split_record(rec.s, w, &k, &d, true);
+        const char *rest;
+        split_record(rec.s, w, &k, &d, &rest, true);
         bool hit = false;
         switch (mode) {
         case LS_PLAIN:
             hit = strcasecmp(k, key) == 0;
             break;
-        case LS_NWILD:
-            hit = match_domain_pattern(key, k, w);
+        case LS_NWILD: {
+            char *e2 = NULL;
+            status ms = match_domain_one(key, k, w, NULL, &e2);
+            if (ms == ST_DEFER || ms == ST_ERROR) {
+                *err = arena_strdup(a, e2 ? e2 : "");
+                st = ST_DEFER;
+                goto out;
+            }
+            hit = ms == ST_OK;
             break;
+        }
         case LS_WILD: {
             char *ek, *e2;
             if (expand_string(k, w, &ek, &e2) != ST_OK) {
@@ -158,21 +169,34 @@ static status ls_find(enum ls_mode mode, const char *file, const char *key, cons
                 st = ST_DEFER;
                 goto out;
             }
-            hit = match_domain_pattern(key, ek, w);
+            char *e3 = NULL;
+            status ms = match_domain_one(key, ek, w, NULL, &e3);
+            if (ms == ST_DEFER || ms == ST_ERROR) {
+                *err = arena_strdup(a, e3 ? e3 : "");
+                st = ST_DEFER;
+                goto out;
+            }
+            hit = ms == ST_OK;
             break;
         }
         case LS_IP: {
             unsigned char nip[16];
             int nfam, nmask;
-            if (strcmp(k, "*") == 0)
-                hit = true;
+            if (star)
+                hit = strcmp(k, "*") == 0;
             else if (ip_parse(k, nip, &nfam, &nmask))
                 hit = ip_in_net(kip, kfam, nip, nfam, nmask < 0 ? (nfam == 4 ? 32 : 128) : nmask);
             break;
         }
         }
         if (hit) {
-            *result = arena_strdup(a, ret && strcmp(ret, "key") == 0 ? k : d);
+            if (ret && strcmp(ret, "full") == 0) {
+                size_t rl = strlen(rest);
+                while (rl && isspace((unsigned char)rest[rl - 1]))
+                    rl--;
+                *result = arena_printf(a, "%s%.*s", k, (int)rl, rest);
+            } else
+                *result = arena_strdup(a, ret && strcmp(ret, "key") == 0 ? k : d);
             st = ST_OK;
             break;
         }
