@@ -15,6 +15,8 @@ enum { CDB_HEADER = 2048 };   /* the hash table pointers at the start */
 static status cdb_lookup_find(const char *file, const char *key, const char *opts, arena *a,
                        char **result, char **err)
 {
+    if (!*key)
+        return ST_NOTFOUND;             /* as Exim 4.99 does for every lookup */
     /* open failures are expansion errors, with Exim's texts */
     int fd = open(file, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {

@@ -409,6 +409,8 @@ static void set_timeouts(void *ctx, int retrans, int retry)
 static status dnsdb_find(const char *file, const char *key, const char *opts, arena *a,
                          char **result, char **err)
 {
+    if (!*file)
+        return ST_NOTFOUND;             /* an empty query, as Exim 4.99 */
     dns_resolver *r = dnsdb_process_resolver(err, a);
     if (!r)
         return ST_DEFER;

@@ -19,6 +19,9 @@ static status lmdb_find(const char *file, const char *key, const char *opts, are
     const char *what;
     int rc;
 
+    if (!*key)
+        return ST_NOTFOUND;             /* as Exim 4.99 does for every lookup */
+
     if ((rc = mdb_env_create(&env)) != 0) {
         what = "create environment";
         goto bad_open;

@@ -4,6 +4,7 @@ lmdb databases are made with mdb_load (lmdb-utils), cdb files with
 `cdb -c` (tinycdb).  Debian's exim4 has no lmdb lookup, so lmdb results are
 checked against the data; cdb results are compared with `exim4 -be`."""
 import os
+import re
 import pathlib
 import shutil
 import subprocess
@@ -105,8 +106,8 @@ def test_lmdb_errors(postern, tmp_path):
     rc, out = be(postern, "${lookup{x}lmdb{%s}{<$value>}{NF}}" % notdb)
     assert out.startswith("Failed: LMDB: Unable to open environment with"), out
     f = mdb(tmp_path, [("a", "b")], "x.mdb")
-    rc, out = be(postern, "${lookup{}lmdb{%s}{<$value>}{NF}}" % f)   # empty key
-    assert out.startswith('Failed: lookup of "" gave DEFER: LMDB: lookup error'), out
+    rc, out = be(postern, "${lookup{}lmdb{%s}{<$value>}{NF}}" % f)   # empty key: 4.99
+    assert out == "NF\n", out
 
 
 def test_lmdb_read_only_directory(postern, tmp_path):
@@ -144,6 +145,13 @@ def test_lmdb_in_list(postern, lmdbfile):
 
 
 # --- cdb, compared with exim4 --------------------------------------------------
+
+def exim499(out):
+    """Exim 4.96's lookup-defer line in 4.99's form (both texts quoted)."""
+    m = re.match(r'^Failed: lookup of "(.*)" gave DEFER: (.*)$', out.rstrip("\n"))
+    if m and not m.group(2).startswith('"'):
+        return 'Failed: lookup of "%s" gave DEFER: "%s"\n' % m.groups()
+    return out
 
 @pytest.fixture(scope="module")
 def cdbfile(tmp_path_factory):
@@ -188,4 +196,4 @@ def test_cdb_matches_exim(postern, cdbfile, tmp_path, expr):
     conf.write_text("primary_hostname = test.example\n")
     want = be(EXIM, e, str(conf))
     got = be(postern, e, str(conf))
-    assert got == want
+    assert got == (want[0], exim499(want[1]))
