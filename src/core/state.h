@@ -38,6 +38,41 @@ typedef struct proc_state {
     const char *exp_value;    /* $value: lookup/extract result, reduce value */
     acl_var *acl_c;           /* connection ACL variables (conn lifetime) */
     acl_var *acl_m;           /* message ACL variables (msg lifetime) */
+    /* SMTP connection (src/smtp): the values behind $sender_host_address,
+     * $sender_helo_name, $interface_address, ... (conn lifetime) */
+    const char *sender_host_address;
+    int sender_host_port;
+    const char *sender_host_name;
+    const char *sender_helo_name;
+    const char *interface_address;
+    int interface_port;
+    const char *received_protocol;
+    const char *smtp_active_hostname;
+    const char *smtp_command;         /* the command being handled */
+    const char *authenticated_id, *authenticated_sender, *sender_host_authenticated;
+    bool host_checking;               /* -bh */
+
+    /* message being received or delivered (msg lifetime) */
+    const char *message_id;
+    const char *sender_address;
+    long message_size;                /* -1 until known */
+    int recipients_count;
+    const char **recipients;          /* accepted so far */
+    const char *local_part, *domain;  /* address being checked (RCPT) */
+    struct spool_header *msg_headers; /* for $h_ variables */
+    long body_linecount;
+    const char *acl_verify_message;
+
+    /* ACL engine (src/acl): values behind $acl_arg1..9, $acl_narg,
+     * $sender_rate*, $host_data, $domain_data, $local_part_data,
+     * $sender_data, $recipient_data and $dnslist_* (NULL = unset/empty) */
+    const char *acl_arg[9];
+    int acl_narg;
+    const char *sender_rate, *sender_rate_limit, *sender_rate_period;
+    const char *host_data, *domain_data, *local_part_data, *sender_data, *recipient_data;
+    const char *dnslist_domain, *dnslist_matched, *dnslist_text, *dnslist_value;
+    const void *acl_dns;      /* tests: a dns_iface * used instead of the process resolver */
+    double acl_now;           /* tests: when > 0, "now" (epoch seconds) for ratelimit */
 } proc_state;
 
 extern proc_state ps;

@@ -1,0 +1,291 @@
+/* acl_verify.c: the "verify" condition: helo, header_syntax, not_blind,
+ * header_names_ascii, certificate, reverse_host_lookup; sender, recipient
+ * and header_sender need the routers of the delivery issue and defer with
+ * a clear message until then. */
+#include "acl/acl_int.h"
+#include "dns/dns.h"
+#include "expand/match.h"
+#include "spool/spool.h"
+
+#include <ctype.h>
+#include <string.h>
+#include <strings.h>
+
+static bool data_stage(acl_where w)
+{
+    return w == ACL_WHERE_DATA || w == ACL_WHERE_NOT_SMTP;
+}
+
+static acl_rc cannot(acl_ctx *c, const char *what)
+{
+    return acl_fail_text(c, RC_ERROR, "cannot verify %s in ACL for %s", what, acl_wherename(c->where));
+}
+
+/* The header's name (without the colon) and its value (after it). */
+static bool split_header(const spool_header *h, arena *a, char **name, const char **value)
+{
+    const char *colon = memchr(h->text, ':', h->len);
+    if (!colon)
+        return false;
+    size_t nl = (size_t)(colon - h->text);
+    while (nl && (h->text[nl - 1] == ' ' || h->text[nl - 1] == '\t'))
+        nl--;
+    *name = arena_strndup(a, h->text, nl);
+    *value = arena_strndup(a, colon + 1, h->len - (size_t)(colon + 1 - h->text));
+    return true;
+}
+
+static bool name_in(const char *name, const char *const *names)
+{
+    for (; *names; names++)
+        if (strcasecmp(name, *names) == 0)
+            return true;
+    return false;
+}
+
+static bool unqualified_ok(acl_ctx *c, bool sender_side)
+{
+    if (!ps.sender_host_address)
+        return true;
+    const char *list = cfg ? cfg_str(sender_side ? MO_sender_unqualified_hosts : MO_recipient_unqualified_hosts)
+                           : NULL;
+    if (!list)
+        return false;
+    return match_ip(ps.sender_host_address, list, c->a, NULL, NULL) == ST_OK;
+}
+
+static acl_rc header_syntax(acl_ctx *c)
+{
+    static const char *const checked[] = { "sender", "from", "reply-to", "to", "cc", "bcc", NULL };
+    static const char *const sender_side[] = { "sender", "from", "reply-to", NULL };
+    for (const spool_header *h = ps.msg_headers; h; h = h->next) {
+        char *name;
+        const char *value;
+        if (h->type == '*' || !split_header(h, c->a, &name, &value) || !name_in(name, checked))
+            continue;
+        const char *failing = NULL;
+        const char *e = acl_hdr_syntax(c->a, value, unqualified_ok(c, name_in(name, sender_side)), &failing);
+        if (e) {
+            const char *m = arena_printf(c->a, "%s: failing address in \"%s:\" header is: %s", e, name,
+                                         failing ? failing : "");
+            *c->lmsg = m;
+            ps.acl_verify_message = m;
+            if (cfg && cfg_bool(MO_smtp_return_error_details))
+                *c->umsg = arena_printf(c->a, "Rejected after DATA: %s", m);
+            return RC_FAIL;
+        }
+    }
+    return RC_OK;
+}
+
+static acl_rc not_blind(acl_ctx *c, bool caseless)
+{
+    static const char *const to_cc[] = { "to", "cc", "resent-to", "resent-cc", NULL };
+    int n = 0;
+    const char **addrs = NULL;
+    for (const spool_header *h = ps.msg_headers; h; h = h->next) {
+        char *name;
+        const char *value;
+        if (h->type == '*' || !split_header(h, c->a, &name, &value) || !name_in(name, to_cc))
+            continue;
+        const char **got;
+        int k = acl_hdr_addresses(c->a, value, &got);
+        const char **na = arena_alloc(c->a, sizeof *na * (size_t)(n + k + 1));
+        if (n)
+            memcpy(na, addrs, sizeof *na * (size_t)n);
+        if (k)
+            memcpy(na + n, got, sizeof *na * (size_t)k);
+        addrs = na;
+        n += k;
+    }
+    for (int i = 0; i < ps.recipients_count && ps.recipients; i++) {
+        const char *r = ps.recipients[i];
+        const char *ra = strrchr(r, '@');
+        size_t rl = ra ? (size_t)(ra - r) : strlen(r);
+        bool found = false;
+        for (int j = 0; j < n && !found; j++) {
+            const char *x = addrs[j], *xa = strrchr(x, '@');
+            size_t xl = xa ? (size_t)(xa - x) : strlen(x);
+            if (xl != rl || (caseless ? strncasecmp(x, r, rl) : strncmp(x, r, rl)) != 0)
+                continue;
+            found = strcasecmp(xa ? xa : "", ra ? ra : "") == 0;
+        }
+        if (!found) {
+            *c->lmsg = "bcc recipient detected";
+            if (cfg && cfg_bool(MO_smtp_return_error_details))
+                *c->umsg = "Rejected after DATA: bcc recipient detected";
+            return RC_FAIL;
+        }
+    }
+    return RC_OK;
+}
+
+static acl_rc names_ascii(acl_ctx *c)
+{
+    for (const spool_header *h = ps.msg_headers; h; h = h->next) {
+        if (h->type == '*')
+            continue;
+        for (size_t i = 0; i < h->len && h->text[i] != ':'; i++) {
+            unsigned char ch = (unsigned char)h->text[i];
+            if (ch < 33 || ch > 126) {
+                const char *colon = memchr(h->text, ':', h->len);
+                size_t nl = colon ? (size_t)(colon - h->text) : h->len;
+                *c->lmsg = arena_printf(c->a, "Invalid character in header \"%.*s\" found", (int)nl, h->text);
+                return RC_FAIL;
+            }
+        }
+    }
+    return RC_OK;
+}
+
+static status lookup(acl_ctx *c, const char *name, int type, dns_answer *ans)
+{
+    dns_iface d;
+    if (ps.acl_dns) {
+        d = *(const dns_iface *)ps.acl_dns;
+    } else {
+        char *err = NULL;
+        dns_resolver *r = dns_process_resolver(&err, c->a);
+        if (!r) {
+            memset(ans, 0, sizeof *ans);
+            ans->st = ST_DEFER;
+            return ST_DEFER;
+        }
+        d = dns_iface_unbound(r);
+    }
+    memset(ans, 0, sizeof *ans);
+    d.lookup(d.ctx, name, type, c->a, ans);
+    return ans->st;
+}
+
+static bool same_ip(const char *a, const char *b)
+{
+    unsigned char x[16], y[16];
+    int fx, fy;
+    if (!ip_parse(a, x, &fx, NULL) || !ip_parse(b, y, &fy, NULL))
+        return false;
+    return fx == fy && memcmp(x, y, fx == 4 ? 4 : 16) == 0;
+}
+
+/* Does name resolve (A/AAAA) to the client's address? */
+static bool forward_matches(acl_ctx *c, const char *name)
+{
+    static const int types[] = { DNS_T_A, DNS_T_AAAA };
+    for (int t = 0; t < 2; t++) {
+        dns_answer ans;
+        if (lookup(c, name, types[t], &ans) != ST_OK)
+            continue;
+        for (int i = 0; i < ans.nrr; i++)
+            if (ans.rr[i].text && same_ip(ans.rr[i].text, ps.sender_host_address))
+                return true;
+    }
+    return false;
+}
+
+/* Verified host names of the client: PTR names that resolve back to it. */
+static const char *host_name(acl_ctx *c)
+{
+    if (ps.sender_host_name && *ps.sender_host_name)
+        return ps.sender_host_name;
+    char *rev = dns_reverse_name(ps.sender_host_address, NULL, c->a);
+    dns_answer ans;
+    if (!rev || lookup(c, rev, DNS_T_PTR, &ans) != ST_OK)
+        return NULL;
+    for (int i = 0; i < ans.nrr; i++)
+        if (ans.rr[i].text && forward_matches(c, ans.rr[i].text))
+            return ans.rr[i].text;
+    return NULL;
+}
+
+static acl_rc helo(acl_ctx *c)
+{
+    if (!ps.sender_host_address)
+        return RC_OK;               /* -bs and local input: always true */
+    const char *h = ps.sender_helo_name;
+    if (!h || !*h)
+        return RC_FAIL;
+    size_t hl = strlen(h);
+    if (h[0] == '[' && h[hl - 1] == ']') {
+        const char *lit = h + 1;
+        size_t ll = hl - 2;
+        if (ll > 5 && strncasecmp(lit, "IPv6:", 5) == 0) {
+            lit += 5;
+            ll -= 5;
+        }
+        return same_ip(arena_strndup(c->a, lit, ll), ps.sender_host_address) ? RC_OK : RC_FAIL;
+    }
+    const char *hn = host_name(c);
+    if (hn && strcasecmp(hn, h) == 0)
+        return RC_OK;
+    return forward_matches(c, h) ? RC_OK : RC_FAIL;
+}
+
+static acl_rc reverse_lookup(acl_ctx *c, bool defer_ok)
+{
+    if (!ps.sender_host_address)
+        return RC_OK;
+    if (host_name(c))
+        return RC_OK;
+    *c->lmsg = arena_printf(c->a, "no host name found for IP address %s", ps.sender_host_address);
+    (void)defer_ok;
+    return RC_FAIL;
+}
+
+acl_rc acl_verify(acl_ctx *c, const char *arg)
+{
+    size_t n = strcspn(arg, "/=");
+    char *what = arena_strndup(c->a, arg, n);
+    const char *opts = arg[n] ? arg + n + 1 : "";
+    for (char *p = what; *p; p++)
+        *p = (char)tolower((unsigned char)*p);
+    acl_where w = c->where;
+    if (strcmp(what, "helo") == 0) {
+        if (w == ACL_WHERE_NOT_SMTP)
+            return cannot(c, what);
+        return helo(c);
+    }
+    if (strcmp(what, "header_syntax") == 0) {
+        if (!data_stage(w))
+            return cannot(c, what);
+        return header_syntax(c);
+    }
+    if (strcmp(what, "not_blind") == 0) {
+        if (!data_stage(w))
+            return cannot(c, what);
+        bool caseless = false;
+        if (*opts) {
+            if (strcasecmp(opts, "case_insensitive") != 0)
+                return acl_fail_text(c, RC_ERROR, "bad option \"%s\" for verify = not_blind", opts);
+            caseless = true;
+        }
+        return not_blind(c, caseless);
+    }
+    if (strcmp(what, "header_names_ascii") == 0) {
+        if (!data_stage(w))
+            return cannot(c, what);
+        return names_ascii(c);
+    }
+    if (strcmp(what, "certificate") == 0)
+        return RC_FAIL;       /* no TLS yet: no verified client certificate */
+    if (strcmp(what, "reverse_host_lookup") == 0)
+        return reverse_lookup(c, strstr(opts, "defer_ok") != NULL);
+    if (strcmp(what, "recipient") == 0) {
+        if (w != ACL_WHERE_RCPT && w != ACL_WHERE_VRFY)
+            return cannot(c, what);
+    } else if (strcmp(what, "sender") == 0) {
+        if (w == ACL_WHERE_CONNECT || w == ACL_WHERE_HELO || w == ACL_WHERE_QUIT ||
+            w == ACL_WHERE_NOTQUIT || w == ACL_WHERE_VRFY || w == ACL_WHERE_EXPN)
+            return cannot(c, what);
+        if (ps.sender_address && !*ps.sender_address && arg[n] != '=')
+            return RC_OK;     /* a bounce: nothing to verify */
+    } else if (strcmp(what, "header_sender") == 0) {
+        if (!data_stage(w))
+            return cannot(c, what);
+    } else if (strcmp(what, "csa") == 0) {
+        return acl_fail_text(c, RC_DEFER, "verify = csa is not yet implemented by postern");
+    } else {
+        return acl_fail_text(c, RC_ERROR, "unknown verify condition \"%s\"", what);
+    }
+    return acl_fail_text(c, RC_DEFER, "verify = %s is not yet implemented by postern "
+                                      "(address verification needs the routers)", what);
+}
