@@ -38,6 +38,10 @@ typedef struct proc_state {
     const char *exp_value;    /* $value: lookup/extract result, reduce value */
     acl_var *acl_c;           /* connection ACL variables (conn lifetime) */
     acl_var *acl_m;           /* message ACL variables (msg lifetime) */
+    int exp_runrc;            /* $runrc: exit code of the last ${run} */
+    const char *exp_prvscheck_result;  /* $prvscheck_result ("1" or NULL) */
+    const char *exp_prvscheck_address; /* $prvscheck_address, during ${prvscheck} */
+    const char *exp_prvscheck_keynum;  /* $prvscheck_keynum, during ${prvscheck} */
     /* SMTP connection (src/smtp): the values behind $sender_host_address,
      * $sender_helo_name, $interface_address, ... (conn lifetime) */
     const char *sender_host_address;

@@ -47,6 +47,9 @@ status xp_yesno(xs *x, const char **sp, bool skip, bool yes, const char *value,
 status xp_item(xs *x, const char *name, const char **sp, bool skip, gstr *out, bool *taint);
 
 bool xp_is_item(const char *name);
+status it_run(xs *x, const char **sp, bool skip, gstr *out, bool *taint);
+status it_prvs(xs *x, const char **sp, bool skip, gstr *out, bool *taint);
+status it_prvscheck(xs *x, const char **sp, bool skip, gstr *out, bool *taint);
 /* Exim's %q rendering: in double quotes, with tab, '"' and non-printing
  * characters escaped. */
 const char *xq(xs *x, const char *s);

@@ -1109,9 +1109,15 @@ status xp_item(xs *x, const char *name, const char **sp, bool skip, gstr *out, b
         st = it_readfile(x, sp, skip, out, taint);
     else if (strcmp(name, "env") == 0)
         st = it_env(x, sp, skip, out, taint);
-    else if (!strcmp(name, "acl") || !strcmp(name, "run") || !strcmp(name, "readsocket") ||
-             !strcmp(name, "perl") || !strcmp(name, "dlfunc") || !strcmp(name, "prvs") ||
-             !strcmp(name, "prvscheck") || !strcmp(name, "certextract") || !strcmp(name, "srs_encode") ||
+    else if (strcmp(name, "run") == 0)
+        st = it_run(x, sp, skip, out, taint);
+    else if (strcmp(name, "prvs") == 0)
+        st = it_prvs(x, sp, skip, out, taint);
+    else if (strcmp(name, "prvscheck") == 0)
+        st = it_prvscheck(x, sp, skip, out, taint);
+    else if (!strcmp(name, "acl") || !strcmp(name, "readsocket") ||
+             !strcmp(name, "perl") || !strcmp(name, "dlfunc") ||
+             !strcmp(name, "certextract") || !strcmp(name, "srs_encode") ||
              !strcmp(name, "imapfolder") || !strcmp(name, "authresults"))
         st = xfail(x, "the \"%s\" expansion item is not supported by postern", name);
     else

@@ -121,6 +121,12 @@ static const char *v_caller_gid(xs *x, const char *n)
 }
 
 static const char *v_value(xs *x, const char *n) { return ps.exp_value; }
+static const char *v_runrc(xs *x, const char *n) { return arena_printf(x->w, "%d", ps.exp_runrc); }
+static const char *v_prvscheck(xs *x, const char *n)
+{
+    return n[10] == 'r' ? ps.exp_prvscheck_result : n[10] == 'a' ? ps.exp_prvscheck_address
+                                                                  : ps.exp_prvscheck_keynum;
+}
 static const char *v_item(xs *x, const char *n) { return ps.exp_item; }
 
 static const char *v_acl(xs *x, const char *n)
@@ -250,6 +256,9 @@ static const var_row var_table[] = {
     {"parent_local_part", v_empty},
     {"pid", v_pid},
     {"primary_hostname", v_primary_hostname},
+    {"prvscheck_address", v_prvscheck},
+    {"prvscheck_keynum", v_prvscheck},
+    {"prvscheck_result", v_prvscheck},
     {"qualify_domain", v_qualify_domain},
     {"qualify_recipient", v_qualify_recipient},
     {"queue_name", v_empty},
@@ -271,7 +280,7 @@ static const var_row var_table[] = {
     {"return_path", v_empty},
     {"return_size_limit", v_bounce_return_size_limit},
     {"router_name", v_empty},
-    {"runrc", v_zero},
+    {"runrc", v_runrc},
     {"self_hostname", v_empty},
     {"sender_address_data", v_empty},
     {"sender_data", v_empty},

@@ -1,0 +1,371 @@
+/* items_ext.c: expansion items that reach outside the process or need
+ * keys: ${run} (a command without a shell, output in $value, exit code in
+ * $runrc) and the BATV items ${prvs} and ${prvscheck}. */
+#include "expand_int.h"
+#include "expand.h"
+
+#define PCRE2_CODE_UNIT_WIDTH 8
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <openssl/hmac.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define RUN_MAX_ARGS    256
+#define RUN_TIMEOUT_MS  60000              /* Exim's 60 s for the output */
+#define RUN_MAX_OUTPUT  (16 * 1024 * 1024)
+
+static void skip_ws(const char **sp)
+{
+    while (isspace((unsigned char)**sp))
+        (*sp)++;
+}
+
+/* Split a command line as Exim's transports do: white space separates
+ * arguments, "..." quotes with backslash escapes, '...' quotes literally. */
+static int split_command(arena *a, const char *s, char **argv, int max)
+{
+    int n = 0;
+    for (;;) {
+        skip_ws(&s);
+        if (!*s)
+            break;
+        if (n == max)
+            return -1;
+        gstr g;
+        gstr_init(&g, a, 32);
+        if (*s == '"') {
+            for (s++; *s && *s != '"'; s++) {
+                if (*s == '\\' && s[1]) {
+                    s++;
+                    switch (*s) {
+                    case 'n': gstr_catc(&g, '\n'); break;
+                    case 't': gstr_catc(&g, '\t'); break;
+                    case 'r': gstr_catc(&g, '\r'); break;
+                    default: gstr_catc(&g, *s); break;
+                    }
+                } else
+                    gstr_catc(&g, *s);
+            }
+            if (*s)
+                s++;
+        } else if (*s == '\'') {
+            for (s++; *s && *s != '\''; s++)
+                gstr_catc(&g, *s);
+            if (*s)
+                s++;
+        } else {
+            while (*s && !isspace((unsigned char)*s))
+                gstr_catc(&g, *s++);
+        }
+        argv[n++] = g.s;
+    }
+    argv[n] = NULL;
+    return n;
+}
+
+/* Run argv, output into out; returns the exit code, -1 on timeout,
+ * -2 on a signal (sig in *sig), -3 when the process could not be made. */
+static int run_command(char **argv, gstr *out, int *sig)
+{
+    int pfd[2];
+    if (pipe(pfd) != 0)
+        return -3;
+    pid_t pid = fork();
+    if (pid < 0) {
+        close(pfd[0]);
+        close(pfd[1]);
+        return -3;
+    }
+    if (pid == 0) {
+        setpgid(0, 0);
+        int nul = open("/dev/null", O_RDWR);
+        if (nul >= 0) {
+            dup2(nul, 0);
+            dup2(nul, 2);
+        }
+        dup2(pfd[1], 1);
+        close(pfd[0]);
+        close(pfd[1]);
+        umask(0077);
+        execv(argv[0], argv);
+        _exit(127);
+    }
+    close(pfd[1]);
+    struct timespec t0;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    bool timed_out = false;
+    char buf[4096];
+    for (;;) {
+        struct timespec t1;
+        clock_gettime(CLOCK_MONOTONIC, &t1);
+        long el = (t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000;
+        if (el >= RUN_TIMEOUT_MS) {
+            timed_out = true;
+            break;
+        }
+        struct pollfd p = {.fd = pfd[0], .events = POLLIN};
+        int r = poll(&p, 1, (int)(RUN_TIMEOUT_MS - el));
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0) {
+            timed_out = r == 0;
+            break;
+        }
+        ssize_t n = read(pfd[0], buf, sizeof buf);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            break;
+        if (out->len + (size_t)n <= RUN_MAX_OUTPUT)
+            gstr_catn(out, buf, (size_t)n);
+    }
+    close(pfd[0]);
+    if (timed_out)
+        kill(-pid, SIGKILL);
+    int status;
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+        ;
+    if (timed_out)
+        return -1;
+    if (WIFSIGNALED(status)) {
+        *sig = WTERMSIG(status);
+        return -2;
+    }
+    return WEXITSTATUS(status);
+}
+
+status it_run(xs *x, const char **sp, bool skip, gstr *out, bool *taint)
+{
+    const char *s = *sp;
+    bool preexpand = false;
+    status st;
+    while (*s == ',') {
+        s++;
+        if (strncmp(s, "preexpand", 9) == 0) {
+            preexpand = true;
+            s += 9;
+        } else {
+            const char *t = s;
+            while (isalpha((unsigned char)*t))
+                t++;
+            *sp = s;
+            return xfail(x, "bad option '%.*s' for run", (int)(t - s + 1), s - 1);
+        }
+    }
+    skip_ws(&s);
+    if (*s != '{') {
+        *sp = s;
+        return xfail(x, "missing '{' for command arg of run");
+    }
+    s++;
+    const char *raw = s;
+    gstr cmd;
+    gstr_init(&cmd, x->w, 64);
+    bool ct = false;
+    if ((st = xp_sub(x, &s, true, skip || !preexpand, &cmd, &ct)) != ST_OK) {
+        *sp = s;
+        return st;
+    }
+    if (!preexpand)
+        cmd.s = arena_strndup(x->w, raw, (size_t)(s - raw));
+    skip_ws(&s);
+    if (*s != '}') {
+        *sp = s;
+        return xfail(x, "missing '}' closing command arg of run");
+    }
+    s++;
+    const char *value = NULL;
+    if (skip) {
+        ps.exp_runrc = 0;
+    } else {
+        char *argv[RUN_MAX_ARGS + 1];
+        int argc = split_command(x->w, cmd.s, argv, RUN_MAX_ARGS);
+        if (argc < 0) {
+            *sp = s;
+            return xfail(x, "too many arguments in command \"%s\" in ${run} expansion", cmd.s);
+        }
+        if (argc == 0) {
+            *sp = s;
+            return xfail(x, "missing command name in ${run} expansion");
+        }
+        if (!preexpand)
+            for (int i = 0; i < argc; i++) {
+                char *e, *v;
+                xs sub = {.w = x->w, .depth = x->depth};
+                gstr g;
+                gstr_init(&g, x->w, 32);
+                bool t = false;
+                const char *p = argv[i];
+                if (xp_sub(&sub, &p, false, false, &g, &t) != ST_OK) {
+                    e = sub.err;
+                    *sp = s;
+                    return xfail(x, "failed to expand argument %d (%s) of ${run} expansion: %s", i, argv[i],
+                                 e ? e : "");
+                }
+                v = g.s;
+                if (i == 0 && t) {
+                    *sp = s;
+                    return xfail(x, "attempt to use tainted command name '%s' in ${run} expansion", v);
+                }
+                argv[i] = v;
+            }
+        else if (ct) {
+            *sp = s;
+            return xfail(x, "attempt to use tainted string '%s' for ${run} command", cmd.s);
+        }
+        if (argv[0][0] != '/') {
+            *sp = s;
+            return xfail(x, "\"%s\" command in ${run} expansion is not an absolute path", argv[0]);
+        }
+        gstr o;
+        gstr_init(&o, x->w, 256);
+        int sig = 0;
+        int rc = run_command(argv, &o, &sig);
+        if (rc == -1) {
+            *sp = s;
+            return xfail(x, "command timed out");
+        }
+        if (rc == -2) {
+            *sp = s;
+            return xfail(x, "command killed by signal %d", sig);
+        }
+        if (rc == -3) {
+            *sp = s;
+            return xfail(x, "couldn't create child process: %s", strerror(errno));
+        }
+        ps.exp_runrc = rc;
+        value = o.s;
+    }
+    /* $value is the output in both the yes and the no string */
+    const char *save = ps.exp_value;
+    ps.exp_value = value;
+    st = xp_yesno(x, &s, skip, ps.exp_runrc == 0, value, false, "run", out, taint);
+    ps.exp_value = save;
+    *sp = s;
+    return st;
+}
+
+/* ---- prvs (BATV) -------------------------------------------------------- */
+
+/* Last three digits of the day number, offset by days. */
+static void daystamp(char out[4], int offset)
+{
+    char buf[32];
+    snprintf(buf, sizeof buf, "%lld", ((long long)time(NULL) + (long long)offset * 86400) / 86400);
+    size_t n = strlen(buf);
+    memcpy(out, n >= 3 ? buf + n - 3 : "100", 3);
+    out[3] = 0;
+}
+
+/* First three bytes of HMAC-SHA1(key, keynum . day . address), in hex. */
+static bool prvs_hash(const char *address, const char *key, const char *keynum, const char *day,
+                      char hex[7])
+{
+    if (strlen(key) > 64)
+        return false;
+    char src[4096];
+    int n = snprintf(src, sizeof src, "%c%.3s%s", keynum ? keynum[0] : '0', day, address);
+    if (n < 0 || (size_t)n >= sizeof src)
+        return false;
+    unsigned char d[EVP_MAX_MD_SIZE];
+    unsigned int dl = 0;
+    HMAC(EVP_sha1(), key, (int)strlen(key), (const unsigned char *)src, (size_t)n, d, &dl);
+    snprintf(hex, 7, "%02x%02x%02x", d[0], d[1], d[2]);
+    return true;
+}
+
+status it_prvs(xs *x, const char **sp, bool skip, gstr *out, bool *taint)
+{
+    char *v[3];
+    status st = xp_args(x, sp, skip, 2, 3, true, "prvs", v, NULL, NULL);
+    if (st != ST_OK || skip)
+        return st;
+    char *at = strrchr(v[0], '@');
+    if (!at || at == v[0] || !at[1])
+        return xfail(x, "prvs first argument must be a qualified email address");
+    if (v[2] && (!isdigit((unsigned char)v[2][0]) || v[2][1]))
+        return xfail(x, "prvs third argument must be a single digit");
+    char day[4], hex[7];
+    daystamp(day, 7);
+    if (!prvs_hash(v[0], v[1], v[2], day, hex))
+        return xfail(x, "prvs hmac-sha1 conversion failed");
+    gstr_printf(out, "prvs=%c%s%s=%.*s@%s", v[2] ? v[2][0] : '0', day, hex, (int)(at - v[0]), v[0], at + 1);
+    return ST_OK;
+}
+
+/* Read exactly one "{...}" argument. */
+static status one_arg(xs *x, const char **sp, bool skip, char **v)
+{
+    skip_ws(sp);
+    if (**sp != '{')
+        return xfail(x, "Not enough arguments for 'prvscheck' (min is 1)");
+    return xp_braced(x, sp, skip, v, NULL);
+}
+
+status it_prvscheck(xs *x, const char **sp, bool skip, gstr *out, bool *taint)
+{
+    status st;
+    char *addr, *key, *third = NULL;
+    ps.exp_prvscheck_result = NULL;
+    ps.exp_prvscheck_address = NULL;
+    ps.exp_prvscheck_keynum = NULL;
+    if ((st = one_arg(x, sp, skip, &addr)) != ST_OK)
+        return st;
+    /* prvs=KDDDHHHHHH=local@domain */
+    const char *p = skip ? "" : addr;
+    bool is_prvs = strncasecmp(p, "prvs=", 5) == 0 && isdigit((unsigned char)p[5]) &&
+                   isdigit((unsigned char)p[6]) && isdigit((unsigned char)p[7]) && isdigit((unsigned char)p[8]);
+    for (int i = 9; is_prvs && i < 15; i++)
+        if (!isxdigit((unsigned char)p[i]))
+            is_prvs = false;
+    const char *at = is_prvs && p[15] == '=' ? strrchr(p + 16, '@') : NULL;
+    if (!at || at == p + 16 || !at[1])
+        is_prvs = false;
+    if (!is_prvs) {
+        /* not a prvs address: read the rest and yield nothing */
+        char *v[2];
+        return xp_args(x, sp, skip, 1, 2, true, "prvscheck", v, NULL, NULL);
+    }
+    char keynum[2] = {p[5], 0}, day[4] = {p[6], p[7], p[8], 0}, hash[7];
+    memcpy(hash, p + 9, 6);
+    hash[6] = 0;
+    ps.exp_prvscheck_address = arena_strdup(x->w, p + 16);
+    ps.exp_prvscheck_keynum = arena_strdup(x->w, keynum);
+    if ((st = one_arg(x, sp, skip, &key)) != ST_OK)
+        goto done;
+    char hex[7];
+    if (!prvs_hash(ps.exp_prvscheck_address, key, keynum, day, hex)) {
+        st = xfail(x, "hmac-sha1 conversion failed");
+        goto done;
+    }
+    if (strcmp(hex, hash) == 0) {
+        char now[4];
+        daystamp(now, 0);
+        unsigned inow = (unsigned)atoi(now), iexp = (unsigned)atoi(day);
+        if (iexp < 7 && inow >= 993)
+            inow = 0;
+        ps.exp_prvscheck_result = iexp >= inow ? "1" : NULL;
+    }
+    {
+        char *v[1];
+        int cnt = 0;
+        if ((st = xp_args(x, sp, skip, 0, 1, true, "prvscheck", v, NULL, &cnt)) != ST_OK)
+            goto done;
+        third = cnt ? v[0] : NULL;
+    }
+    if (!skip)
+        gstr_cat(out, third && *third ? third : ps.exp_prvscheck_address);
+done:
+    ps.exp_prvscheck_address = NULL;
+    ps.exp_prvscheck_keynum = NULL;
+    return st;
+}
