@@ -168,11 +168,13 @@ static status cond_crypteq(xs *x, const char *plain, const char *enc, bool *res)
         *res = digest_eq(d, n, enc);
         return ST_OK;
     }
+    bool c16 = false;
     if (strncasecmp(enc, "{crypt}", 7) == 0)
         enc += 7;
-    else if (strncasecmp(enc, "{crypt16}", 9) == 0)
+    else if (strncasecmp(enc, "{crypt16}", 9) == 0) {
         enc += 9;
-    else if (enc[0] == '{')
+        c16 = true;
+    } else if (enc[0] == '{')
         return xfail(x, "unknown encryption mechanism in %s", xq(x, enc));
     if (strlen(enc) < 2) {
         *res = false;
@@ -182,6 +184,25 @@ static status cond_crypteq(xs *x, const char *plain, const char *enc, bool *res)
     memset(&cd, 0, sizeof cd);
     /* crypt_rn: libxcrypt; not intercepted by ASan (whose crypt_r hook hides libcrypt) */
     const char *c = crypt_rn(plain, enc, &cd, (int)sizeof cd);
+    if (c && c16 && c[0] != '*' && strlen(plain) > 8) {
+        /* crypt16: the second 8 characters are crypted with a salt made of
+         * the first two hash characters of the first block */
+        char full[32], salt2[3];
+        snprintf(full, 14, "%s", c);
+        salt2[0] = full[2];
+        salt2[1] = full[3];
+        salt2[2] = 0;
+        struct crypt_data cd2;
+        memset(&cd2, 0, sizeof cd2);
+        const char *c2 = crypt_rn(plain + 8, salt2, &cd2, (int)sizeof cd2);
+        if (!c2 || c2[0] == '*') {
+            c = NULL;
+        } else {
+            snprintf(full + 13, 12, "%s", c2 + 2);
+            *res = strcmp(full, enc) == 0;
+            return ST_OK;
+        }
+    }
     *res = c && c[0] != '*' && strcmp(c, enc) == 0;
     return ST_OK;
 }

@@ -47,6 +47,9 @@ static status it_lookup(xs *x, const char **sp, bool skip, gstr *out, bool *tain
 {
     const char *s = *sp;
     status st;
+    const char *save_num[EXPAND_MAX_NUMVARS];
+    memcpy(save_num, ps.exp_num, sizeof save_num);
+    int save_nmax = ps.exp_nmax;
     char *key = NULL, *file = NULL;
     bool kt = false, ft = false;
     skip_ws(&s);
@@ -91,9 +94,17 @@ static status it_lookup(xs *x, const char **sp, bool skip, gstr *out, bool *tain
             st = xfail(x, "Tainted filename for search: '%s'", file);
             goto out;
         }
-        status ls = lookup_search(&spec, file, key, x->w, &val, &err);
-        if (ls == ST_OK)
+        const char *wild, *fixed;
+        status ls = lookup_search_partial(&spec, file, key, x->w, &val, &err, &wild, &fixed);
+        if (ls == ST_OK) {
             found = true;
+            if (wild) {   /* partial match: $1 the wild part, $2 the rest */
+                ps.exp_num[0] = "";
+                ps.exp_num[1] = wild;
+                ps.exp_num[2] = fixed;
+                ps.exp_nmax = 3;
+            }
+        }
         else if (ls == ST_DEFER) {
             st = xfail(x, "lookup of %s gave DEFER: %s", xq(x, key ? key : file), xq(x, err ? err : ""));
             goto out;
@@ -107,6 +118,8 @@ static status it_lookup(xs *x, const char **sp, bool skip, gstr *out, bool *tain
         /* no "no" string and not found: nothing appended */
     }
 out:
+    memcpy(ps.exp_num, save_num, sizeof save_num);
+    ps.exp_nmax = save_nmax;
     *sp = s;
     return st;
 }

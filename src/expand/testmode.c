@@ -209,6 +209,8 @@ int expand_test_mode(int argc, char **argv)
                 gstr_catn(&g, p, n - 1);
                 continue;
             }
+            while (n && isspace((unsigned char)p[n - 1]))   /* Exim drops trailing white space */
+                n--;
             gstr_catn(&g, p, n);
             break;
         }

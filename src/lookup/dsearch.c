@@ -1,5 +1,6 @@
 /* dsearch.c: directory lookup: does an entry named key exist in the
- * directory?  Options: ret=full (return the path), filter=file|dir|subdir. */
+ * directory?  Options: ret=full (return the path), filter=file|dir|subdir,
+ * key=path (the key may be a relative path). */
 #include "lookup.h"
 
 #include <dirent.h>
@@ -10,13 +11,27 @@
 static status f_dsearch(const char *dir, const char *key, const char *opts, arena *a,
                         char **result, char **err)
 {
-    DIR *d = opendir(dir);
-    if (!d) {
+    struct stat db;
+    if (stat(dir, &db) != 0) {
         *err = arena_printf(a, "failed to open %s for directory search: %s", dir, strerror(errno));
         return ST_ERROR;
     }
-    closedir(d);
-    if (strchr(key, '/')) {
+    if (dir[0] != '/') {
+        *err = arena_printf(a, "dirname '%s' for dsearch is not absolute", dir);
+        return ST_ERROR;
+    }
+    if (!S_ISDIR(db.st_mode)) {
+        *err = arena_printf(a, "%s is not a directory (dsearch lookup)", dir);
+        return ST_ERROR;
+    }
+    const char *kopt = opts ? lookup_opt(opts, "key", a) : NULL;
+    if (kopt && strcmp(kopt, "path") == 0) {
+        /* key=path: a relative path below the directory, without . or .. steps */
+        if (strstr(key, "/../") || strstr(key, "/./")) {
+            *err = arena_printf(a, "key for dsearch lookup contains bad component: %s", key);
+            return ST_DEFER;
+        }
+    } else if (strchr(key, '/')) {
         *err = arena_printf(a, "key for dsearch lookup contains a slash: %s", key);
         return ST_DEFER;
     }

@@ -102,6 +102,14 @@ static status one(const lookup_spec *sp, const char *file, const char *key, aren
 status lookup_search(const lookup_spec *sp, const char *file, const char *key, arena *a,
                      char **result, char **err)
 {
+    return lookup_search_partial(sp, file, key, a, result, err, NULL, NULL);
+}
+
+status lookup_search_partial(const lookup_spec *sp, const char *file, const char *key, arena *a,
+                             char **result, char **err, const char **wild, const char **fixed)
+{
+    if (wild)
+        *wild = *fixed = NULL;
     if (sp->drv->query_style)
         return sp->drv->find(file, NULL, sp->opts, a, result, err);
     if (file && is_tainted(file)) {
@@ -124,8 +132,13 @@ status lookup_search(const lookup_spec *sp, const char *file, const char *key, a
         for (int left = comps; left >= sp->partial && left > 0; left--) {
             char *k = arena_printf(a, "%s%s", sp->prefix, rest);
             st = one(sp, file, k, a, result, err);
-            if (st != ST_NOTFOUND)
+            if (st != ST_NOTFOUND) {
+                if (st == ST_OK && wild) {
+                    *wild = arena_strndup(a, key, rest == key ? 0 : (size_t)(rest - key - 1));
+                    *fixed = arena_strdup(a, rest);
+                }
                 return st;
+            }
             const char *dot = strchr(rest, '.');
             if (!dot)
                 break;

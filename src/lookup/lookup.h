@@ -49,6 +49,12 @@ status lookup_parse_type(const char *type, lookup_spec *sp, arena *a, char **err
 status lookup_search(const lookup_spec *sp, const char *file, const char *key, arena *a,
                      char **result, char **err);
 
+/* As lookup_search; when a partial-matching key (prefix + shorter key)
+ * was the one found, *wild and *fixed are set to the stripped leading
+ * components and the remaining key ($1 and $2 in Exim), else NULL. */
+status lookup_search_partial(const lookup_spec *sp, const char *file, const char *key, arena *a,
+                             char **result, char **err, const char **wild, const char **fixed);
+
 /* Option value from an opts string ("ret=full,filter=dir"), or NULL. */
 const char *lookup_opt(const char *opts, const char *name, arena *a);
 
