@@ -6,7 +6,11 @@
 #include "core/state.h"
 #include "expand/expand.h"
 #include "lookup/lookup.h"
+#include "smtp/daemon.h"
+#include "spool/queue.h"
+#include "smtp/session.h"
 
+#include <arpa/inet.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,7 +18,7 @@
 
 #define MAX_DEFINES 64
 
-enum mode { M_NONE, M_BE, M_BP, M_BV };
+enum mode { M_NONE, M_BE, M_BP, M_BV, M_BD, M_BS, M_BH, M_QLIST, M_MSG };
 
 static int usage_error(const char *fmt, const char *arg)
 {
@@ -29,12 +33,32 @@ static int usage_error(const char *fmt, const char *arg)
 static void print_version(FILE *f, const config *c)
 {
     fprintf(f, "postern version %s (speaks Exim %s configuration and expansions)\n", POSTERN_VERSION, "4.99");
-    fprintf(f, "Modes: -be -bP -bV\n");
+    fprintf(f, "Modes: -be -bP -bV -bd -bs -bh -bp -bpc -bpu -Mvh -Mvb -Mvl -Mrm -Mf -Mt\n");
     fprintf(f, "Lookups (built-in):");
     for (const lookup_driver *const *d = lookup_drivers; *d; d++)
         fprintf(f, " %s", (*d)->name);
     fprintf(f, "\nConfiguration sections read: main acl routers transports authenticators retry rewrite\n");
     fprintf(f, "Configuration file is %s\n", c && *c->filename ? c->filename : "the built-in default");
+}
+
+/* "ip" or "ip.port" (Exim's -bh and -oMa syntax) */
+static bool split_host_port(const char *s, char *addr, size_t len, int *port)
+{
+    unsigned char buf[16];
+    *port = 0;
+    snprintf(addr, len, "%s", s);
+    if (inet_pton(AF_INET, addr, buf) == 1 || inet_pton(AF_INET6, addr, buf) == 1)
+        return true;
+    char *dot = strrchr(addr, '.');
+    if (!dot)
+        return false;
+    *dot = '\0';
+    char *e;
+    long p = strtol(dot + 1, &e, 10);
+    if (*e || p < 0 || p > 65535)
+        return false;
+    *port = (int)p;
+    return inet_pton(AF_INET, addr, buf) == 1 || inet_pton(AF_INET6, addr, buf) == 1;
 }
 
 int main(int argc, char **argv)
@@ -43,6 +67,10 @@ int main(int argc, char **argv)
     const char *defines[MAX_DEFINES + 1];
     int ndefines = 0;
     config_load_args la = { 0 };
+    daemon_args da = { 0 };
+    const char *bh_addr = NULL, *oma = NULL, *omi = NULL;
+    queue_list_mode qmode = QL_ALL;
+    char maction = 0;
     enum mode mode = M_NONE;
     int i;
     for (i = 1; i < argc; i++) {
@@ -74,11 +102,47 @@ int main(int argc, char **argv)
             break;
         } else if (strcmp(a, "-bV") == 0) {
             mode = M_BV;
+        } else if (strcmp(a, "-bd") == 0 || strcmp(a, "-bdf") == 0) {
+            mode = M_BD;
+            da.foreground = a[3] == 'f';
+        } else if (strcmp(a, "-bp") == 0 || strcmp(a, "-bpc") == 0 || strcmp(a, "-bpu") == 0) {
+            mode = M_QLIST;
+            qmode = a[3] == 'c' ? QL_COUNT : a[3] == 'u' ? QL_UNDELIVERED : QL_ALL;
+        } else if (strcmp(a, "-Mvh") == 0 || strcmp(a, "-Mvb") == 0 || strcmp(a, "-Mvl") == 0 ||
+                   strcmp(a, "-Mrm") == 0 || strcmp(a, "-Mf") == 0 || strcmp(a, "-Mt") == 0) {
+            mode = M_MSG;
+            maction = a[2] == 'v' ? a[3] : a[2] == 'r' ? 'r' : a[2];
+            i++;
+            break;
+        } else if (strcmp(a, "-bs") == 0) {
+            mode = M_BS;
+        } else if (strcmp(a, "-bh") == 0) {
+            if (++i >= argc)
+                return usage_error("%s requires an IP address", a);
+            mode = M_BH;
+            bh_addr = argv[i];
+        } else if (strcmp(a, "-oX") == 0) {
+            if (++i >= argc)
+                return usage_error("%s requires a port or interface list", a);
+            da.override = argv[i];
+        } else if (strcmp(a, "-oP") == 0) {
+            if (++i >= argc)
+                return usage_error("%s requires a file name", a);
+            da.pidfile = argv[i];
+        } else if (strcmp(a, "-oMa") == 0 || strcmp(a, "-oMi") == 0) {
+            if (++i >= argc)
+                return usage_error("%s requires an address", a);
+            if (getuid() != 0)
+                return usage_error("%s is permitted only to root", a);
+            if (a[3] == 'a')
+                oma = argv[i];
+            else
+                omi = argv[i];
         } else if (strcmp(a, "-d") == 0 || strncmp(a, "-d+", 3) == 0 || strncmp(a, "-d-", 3) == 0) {
             ps.debug = true;
         } else {
             fprintf(stderr, "postern: option %s is not implemented yet "
-                            "(implemented: -C -D -be -bP -bV)\n", a);
+                            "(implemented: -C -D -be -bP -bV -bd -bs -bh -bp -bpc -bpu -Mvh -Mvb -Mvl -Mrm -Mf -Mt -oX -oP -oMa -oMi)\n", a);
             return 64;
         }
     }
@@ -130,6 +194,41 @@ int main(int argc, char **argv)
     case M_BE:
         rc = expand_test_mode(argc - i, argv + i);
         break;
+    case M_QLIST:
+    case M_MSG: {
+        spool_settings ss = { .directory = cfg_str(MO_spool_directory), .split = cfg_bool(MO_split_spool_directory) };
+        if (mode == M_QLIST) {
+            rc = queue_list(&ss, qmode, stdout);
+        } else if (i >= argc) {
+            fprintf(stderr, "postern: no message ids given after -M option\n");
+            rc = EXIT_FAILURE;
+        } else {
+            rc = queue_action(&ss, maction, argv + i, argc - i, stdout);
+        }
+        break;
+    }
+    case M_BD:
+        da.load = &la;
+        rc = daemon_run(&da);
+        break;
+    case M_BS:
+    case M_BH: {
+        smtp_params sp = { .mode = mode == M_BH ? SMTP_BH : SMTP_BS, .in = 0, .out = 1 };
+        char addr[64];
+        const char *hp = mode == M_BH ? bh_addr : oma;
+        if (hp && !split_host_port(hp, addr, sizeof addr, &sp.remote_port)) {
+            fprintf(stderr, "postern: malformed IP address \"%s\"\n", hp);
+            rc = EXIT_FAILURE;
+            break;
+        }
+        if (hp)
+            sp.remote_ip = addr;
+        char laddr[64];
+        if (omi && split_host_port(omi, laddr, sizeof laddr, &sp.local_port))
+            sp.local_ip = laddr;
+        rc = smtp_session(&sp);
+        break;
+    }
     case M_NONE:
         break;
     }

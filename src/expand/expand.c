@@ -207,12 +207,21 @@ status xp_sub(xs *x, const char **sp, bool brace_end, bool skip, gstr *out, bool
             s += n;
             if (is_header_var(name)) {
                 /* header name runs to the colon */
+                const char *us = strchr(name, '_') + 1;
+                const char *hstart = s - n + (size_t)(us - name);
                 while (*s && *s != ':' && !isspace((unsigned char)*s))
                     s++;
+                const char *hend = s;
                 if (*s == ':')
                     s++;
                 else if (!*s)
                     x->bad_header = true;
+                if (!skip && ps.msg_headers && hend > hstart) {
+                    const char *v = vars_header(x, name, hstart, (size_t)(hend - hstart));
+                    gstr_cat(out, v);
+                    if (*v)
+                        *taint = true;
+                }
                 continue;   /* no message in this context: empty */
             }
             if (!skip && (st = append_var(x, name, false, out, taint)) != ST_OK)

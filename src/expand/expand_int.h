@@ -82,4 +82,8 @@ const char *x_strip(arena *a, const char *s);   /* trim white space */
  * (addr-spec) or NULL with *err set. */
 char *x_parse_address(arena *a, const char *s, char **err, int *dom_off);
 
+/* vars_state.c: connection/message variables and header variables */
+const char *vars_state(xs *x, const char *name, bool *known);
+const char *vars_header(xs *x, const char *kind, const char *hname, size_t hlen);
+
 #endif

@@ -351,6 +351,9 @@ const char *var_get(xs *x, const char *name, bool *known)
         *known = true;
         return "";
     }
+    const char *sv = vars_state(x, name, known);
+    if (*known)
+        return sv;
     const var_row *r = bsearch(name, var_table, sizeof var_table / sizeof var_table[0],
                                sizeof var_table[0], row_cmp);
     if (!r)

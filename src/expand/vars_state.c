@@ -1,0 +1,124 @@
+/* vars_state.c: expansion variables whose values come from the current
+ * connection and message in the per-process state (src/smtp fills it):
+ * $sender_host_address, $sender_address, $local_part, $domain,
+ * $recipients, $message_id, ... and the header variables $h_, $rh_, $bh_,
+ * $lh_ (and their header_ spellings). */
+#include "core/gstr.h"
+#include "core/state.h"
+#include "expand/expand_int.h"
+#include "spool/spool.h"
+
+#include <ctype.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+
+static const char *num(xs *x, long v)
+{
+    return arena_printf(x->w, "%ld", v);
+}
+
+static const char *or_empty(const char *s)
+{
+    return s ? s : "";
+}
+
+const char *vars_state(xs *x, const char *name, bool *known)
+{
+    *known = true;
+#define IS(s) (strcmp(name, s) == 0)
+    if (IS("sender_host_address"))
+        return or_empty(ps.sender_host_address);
+    if (IS("sender_host_port"))
+        return num(x, ps.sender_host_address ? ps.sender_host_port : 0);
+    if (IS("sender_host_name"))
+        return or_empty(ps.sender_host_name);
+    if (IS("sender_helo_name"))
+        return or_empty(ps.sender_helo_name);
+    if (IS("sender_fullhost") || IS("sender_rcvhost")) {
+        if (!ps.sender_host_address)
+            return "";
+        if (IS("sender_fullhost"))
+            return ps.sender_helo_name
+                ? arena_printf(x->w, "(%s) [%s]", ps.sender_helo_name, ps.sender_host_address)
+                : arena_printf(x->w, "[%s]", ps.sender_host_address);
+        return arena_printf(x->w, "[%s]", ps.sender_host_address);
+    }
+    if (IS("interface_address") || IS("received_ip_address"))
+        return or_empty(ps.interface_address);
+    if (IS("interface_port") || IS("received_port"))
+        return ps.interface_address ? num(x, ps.interface_port) : "-1";
+    if (IS("received_protocol"))
+        return or_empty(ps.received_protocol);
+    if (IS("smtp_active_hostname") && ps.smtp_active_hostname)
+        return ps.smtp_active_hostname;
+    if (IS("smtp_command"))
+        return or_empty(ps.smtp_command);
+    if (IS("authenticated_id"))
+        return or_empty(ps.authenticated_id);
+    if (IS("authenticated_sender"))
+        return or_empty(ps.authenticated_sender);
+    if (IS("sender_host_authenticated"))
+        return or_empty(ps.sender_host_authenticated);
+    if (IS("sender_address"))
+        return or_empty(ps.sender_address);
+    if (IS("message_id") || IS("message_exim_id"))
+        return or_empty(ps.message_id);
+    if (IS("message_size"))
+        return num(x, ps.message_size);
+    if (IS("body_linecount"))
+        return num(x, ps.body_linecount);
+    if (IS("recipients_count") || IS("rcpt_count"))
+        return num(x, ps.recipients_count);
+    if (IS("recipients")) {
+        gstr g;
+        gstr_init(&g, ps.msg_t, 64);
+        for (int i = 0; i < ps.recipients_count; i++) {
+            if (i)
+                gstr_cat(&g, ", ");
+            gstr_cat(&g, ps.recipients[i]);
+        }
+        return g.s;
+    }
+    if (IS("local_part"))
+        return or_empty(ps.local_part);
+    if (IS("domain"))
+        return or_empty(ps.domain);
+    if (IS("acl_verify_message"))
+        return or_empty(ps.acl_verify_message);
+#undef IS
+    *known = false;
+    return NULL;
+}
+
+/* $h_name: and friends.  kind is the variable name: h_, header_, rh_,
+ * rheader_, bh_, bheader_, lh_, lheader_ (only its first letter matters). */
+const char *vars_header(xs *x, const char *kind, const char *hname, size_t hlen)
+{
+    gstr g;
+    gstr_init(&g, ps.msg_t, 64);
+    bool raw = kind[0] == 'r';
+    bool list = kind[0] == 'l';
+    int found = 0;
+    for (const spool_header *h = ps.msg_headers; h; h = h->next) {
+        if (h->type == '*' || h->len <= hlen || strncasecmp(h->text, hname, hlen) != 0)
+            continue;
+        const char *p = h->text + hlen;
+        while (*p == ' ' || *p == '\t')
+            p++;
+        if (*p != ':')
+            continue;
+        p++;
+        size_t n = h->len - (size_t)(p - h->text);
+        if (!raw) {
+            while (n && isspace((unsigned char)*p))
+                p++, n--;
+            while (n && isspace((unsigned char)p[n - 1]))
+                n--;
+        }
+        if (found++)
+            gstr_cat(&g, list ? "\n" : raw ? "" : "\n");
+        gstr_catn(&g, p, n);
+    }
+    return g.s;
+}

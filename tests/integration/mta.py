@@ -1,0 +1,117 @@
+"""A real postern daemon on a loopback port, for integration tests.
+
+    with Daemon(postern_bin, tmp_path, extra_config="...") as d:
+        smtplib.SMTP("127.0.0.1", d.port)
+        d.queued()          # message ids on the spool
+        d.mainlog()         # text of the main log
+
+The daemon runs in the foreground (-bdf) with its own spool and logs under
+tmp_path, and is stopped with SIGTERM (then SIGKILL) when the block ends.
+"""
+import os
+import pathlib
+import signal
+import socket
+import subprocess
+import time
+
+BASE_CONFIG = """\
+primary_hostname = test.example
+spool_directory = {spool}
+log_file_path = {spool}/log/%slog
+exim_user = root
+"""
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+class Daemon:
+    def __init__(self, binary, tmp_path, extra_config="acl_smtp_rcpt = accept\n", port=None):
+        self.binary = binary
+        self.dir = pathlib.Path(tmp_path)
+        self.spool = self.dir / "spool"
+        self.port = port or free_port()
+        self.config = self.dir / "postern.conf"
+        self.config.write_text(BASE_CONFIG.format(spool=self.spool) + extra_config)
+        self.proc = None
+
+    def __enter__(self):
+        self.proc = subprocess.Popen(
+            [self.binary, "-C", str(self.config), "-bdf", "-oX", f"127.0.0.1.{self.port}"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        deadline = time.time() + 20
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError("daemon exited: " + self.proc.stderr.read().decode())
+            # the log line is written after the sockets are listening; probing
+            # with a connection would occupy a slot the test may count
+            if "daemon started" in self.mainlog():
+                return self
+            time.sleep(0.05)
+        raise RuntimeError("daemon did not start listening")
+
+    def __exit__(self, *exc):
+        self.stop()
+
+    def stop(self, sig=signal.SIGTERM):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=10)
+
+    def queued(self):
+        d = self.spool / "input"
+        if not d.is_dir():
+            return []
+        return sorted(p.name[:-2] for p in d.iterdir() if p.name.endswith("-H"))
+
+    def header_file(self, msgid):
+        return (self.spool / "input" / f"{msgid}-H").read_text(errors="replace")
+
+    def data_file(self, msgid):
+        return (self.spool / "input" / f"{msgid}-D").read_bytes()
+
+    def mainlog(self):
+        p = self.spool / "log" / "mainlog"
+        return p.read_text(errors="replace") if p.exists() else ""
+
+
+class Client:
+    """A raw SMTP client that sends exact bytes (for probes smtplib refuses)."""
+
+    def __init__(self, port, timeout=10):
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+        self.buf = b""
+
+    def send(self, data):
+        self.sock.sendall(data if isinstance(data, bytes) else data.encode())
+
+    def reply(self):
+        """One complete (possibly multi-line) reply, as (code, text)."""
+        lines = []
+        while True:
+            while b"\r\n" not in self.buf:
+                chunk = self.sock.recv(65536)
+                if not chunk:
+                    raise ConnectionError("closed; got " + repr(self.buf))
+                self.buf += chunk
+            line, self.buf = self.buf.split(b"\r\n", 1)
+            lines.append(line.decode(errors="replace"))
+            if len(line) < 4 or line[3:4] != b"-":
+                return int(lines[-1][:3]), "\n".join(l[4:] for l in lines)
+
+    def cmd(self, text):
+        self.send(text + "\r\n")
+        return self.reply()
+
+    def close(self):
+        self.sock.close()

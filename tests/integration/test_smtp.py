@@ -1,0 +1,314 @@
+"""The SMTP server through the real daemon on loopback: real clients
+(smtplib, swaks, raw sockets), spool files Exim can read, limits, timeouts,
+concurrency, durability and SMTP smuggling probes."""
+import os
+import shutil
+import signal
+import smtplib
+import subprocess
+import threading
+import time
+
+import pytest
+
+from mta import Client, Daemon
+
+EXIM = shutil.which("exim4") or ("/usr/sbin/exim4" if os.path.exists("/usr/sbin/exim4") else None)
+SWAKS = shutil.which("swaks")
+
+MSG = "From: a@example.org\r\nTo: b@example.net\r\nSubject: test\r\n\r\nhello\r\n"
+
+
+def session(d):
+    c = Client(d.port)
+    code, text = c.reply()
+    assert code == 220 and "test.example" in text
+    code, _ = c.cmd("EHLO client.example")
+    assert code == 250
+    return c
+
+
+def test_smtplib_message_is_queued_in_exim_format(postern_bin, tmp_path):
+    with Daemon(postern_bin, tmp_path) as d:
+        with smtplib.SMTP("127.0.0.1", d.port, timeout=10) as s:
+            code, resp = s.ehlo("client.example")
+            assert code == 250
+            for ext in ("size", "8bitmime", "pipelining", "chunking"):
+                assert s.has_extn(ext), ext
+            s.sendmail("alice@example.org", ["bob@example.net", "carol@example.net"], MSG)
+        ids = d.queued()
+        assert len(ids) == 1
+        h = d.header_file(ids[0])
+        assert h.startswith(f"{ids[0]}-H\n")
+        assert "<alice@example.org>\n" in h
+        assert "\n2\nbob@example.net\ncarol@example.net\n\n" in h
+        assert "P Received: from [127.0.0.1] (helo=client.example)\n" in h
+        assert d.data_file(ids[0]) == f"{ids[0]}-D\nhello\n".encode()
+        assert f"{ids[0]} <= alice@example.org H=(client.example) [127.0.0.1] P=esmtp" in d.mainlog()
+
+
+@pytest.mark.skipif(EXIM is None, reason="exim4 not installed (tests/deps.sh installs it)")
+def test_exim_reads_the_spool(postern_bin, tmp_path):
+    with Daemon(postern_bin, tmp_path) as d:
+        with smtplib.SMTP("127.0.0.1", d.port, timeout=10) as s:
+            s.sendmail("alice@example.org", ["bob@example.net"], MSG)
+        msgid = d.queued()[0]
+        cfg = tmp_path / "exim.conf"
+        cfg.write_text(f"spool_directory = {d.spool}\nexim_user = root\nexim_group = root\n"
+                       f"log_file_path = {tmp_path}/exim-%slog\n")
+        bp = subprocess.run([EXIM, "-C", str(cfg), "-bp"], capture_output=True, text=True, timeout=30)
+        assert msgid in bp.stdout and "<alice@example.org>" in bp.stdout and "bob@example.net" in bp.stdout
+        vb = subprocess.run([EXIM, "-C", str(cfg), "-Mvb", msgid], capture_output=True, text=True, timeout=30)
+        assert vb.stdout == f"{msgid}-D\nhello\n"
+        vh = subprocess.run([EXIM, "-C", str(cfg), "-Mvh", msgid], capture_output=True, text=True, timeout=30)
+        assert "Subject: test" in vh.stdout
+
+
+@pytest.mark.skipif(SWAKS is None, reason="swaks not installed")
+def test_swaks_pipelined(postern_bin, tmp_path):
+    with Daemon(postern_bin, tmp_path) as d:
+        r = subprocess.run([SWAKS, "--server", f"127.0.0.1:{d.port}", "--pipeline",
+                            "--from", "a@example.org", "--to", "b@example.net,c@example.net",
+                            "--helo", "client.example"], capture_output=True, text=True, timeout=60)
+        assert r.returncode == 0, r.stdout + r.stderr
+        assert "250 OK id=" in r.stdout
+        assert len(d.queued()) == 1
+
+
+def test_pipelined_commands_in_one_packet(postern_bin, tmp_path):
+    with Daemon(postern_bin, tmp_path) as d:
+        c = session(d)
+        c.send("MAIL FROM:<a@example.org>\r\nRCPT TO:<b@example.net>\r\nRCPT TO:<c@example.net>\r\nDATA\r\n")
+        assert [c.reply()[0] for _ in range(4)] == [250, 250, 250, 354]
+        c.send("Subject: x\r\n\r\nbody\r\n.\r\nQUIT\r\n")
+        assert c.reply()[0] == 250
+        assert c.reply()[0] == 221
+        assert len(d.queued()) == 1
+
+
+def test_bdat(postern_bin, tmp_path):
+    with Daemon(postern_bin, tmp_path) as d:
+        c = session(d)
+        assert c.cmd("MAIL FROM:<a@example.org>")[0] == 250
+        assert c.cmd("RCPT TO:<b@example.net>")[0] == 250
+        part1 = b"Subject: bdat\r\n\r\nline one\r\n."
+        part2 = b"\r\nline three\r\n"
+        c.send(b"BDAT %d\r\n" % len(part1) + part1)
+        assert c.reply()[0] == 250
+        c.send(b"BDAT %d LAST\r\n" % len(part2) + part2)
+        code, text = c.reply()
+        assert code == 250 and "id=" in text
+        msgid = d.queued()[0]
+        # a "." line inside BDAT data is data, not an end marker
+        assert d.data_file(msgid) == f"{msgid}-D\nline one\n.\nline three\n".encode()
+
+
+def test_message_size_limit(postern_bin, tmp_path):
+    with Daemon(postern_bin, tmp_path, "acl_smtp_rcpt = accept\nmessage_size_limit = 1K\n") as d:
+        c = session(d)
+        assert c.cmd("MAIL FROM:<a@example.org> SIZE=5000")[0] == 552
+        assert c.cmd("MAIL FROM:<a@example.org>")[0] == 250
+        assert c.cmd("RCPT TO:<b@example.net>")[0] == 250
+        assert c.cmd("DATA")[0] == 354
+        c.send("Subject: big\r\n\r\n" + ("x" * 100 + "\r\n") * 50 + ".\r\n")
+        assert c.reply()[0] == 552
+        assert c.cmd("QUIT")[0] == 221
+        assert d.queued() == []
+        assert "message too big" in d.mainlog()
+
+
+def test_overlong_command_line(postern_bin, tmp_path):
+    with Daemon(postern_bin, tmp_path) as d:
+        c = session(d)
+        c.send("NOOP " + "x" * 20000 + "\r\n")
+        assert c.reply()[0] == 500
+        assert c.cmd("NOOP")[0] == 250
+
+
+def test_protocol_errors(postern_bin, tmp_path):
+    with Daemon(postern_bin, tmp_path, "acl_smtp_rcpt = accept\nsmtp_max_synprot_errors = 10\n") as d:
+        c = Client(d.port)
+        c.reply()
+        assert c.cmd("MAIL FROM:<a@example.org>")[0] == 503      # HELO first
+        assert c.cmd("EHLO bad_host!name")[0] == 501
+        assert c.cmd("EHLO client.example")[0] == 250
+        assert c.cmd("RCPT TO:<b@example.net>")[0] == 503        # no MAIL
+        assert c.cmd("MAIL FROM:<a@example.org> BOGUS=1")[0] == 501
+        assert c.cmd("MAIL FROM:<a@example.org>")[0] == 250
+        assert c.cmd("DATA")[0] == 503                            # no RCPT
+        assert c.cmd("RCPT TO:<nodomain>")[0] == 501
+        assert c.cmd("VRFY postmaster")[0] == 252
+        assert c.cmd("HELP")[0] == 214
+        assert c.cmd("RSET")[0] == 250
+        assert c.cmd("QUIT")[0] == 221
+
+
+def test_too_many_protocol_errors_drop_the_connection(postern_bin, tmp_path):
+    with Daemon(postern_bin, tmp_path) as d:     # smtp_max_synprot_errors = 3
+        c = session(d)
+        assert [c.cmd("RCPT TO:<b@example.net>")[0] for _ in range(3)] == [503, 503, 503]
+        code, text = c.cmd("RCPT TO:<b@example.net>")
+        assert code == 503 and text.endswith("Too many syntax or protocol errors")
+        with pytest.raises(ConnectionError):
+            c.cmd("NOOP")
+
+
+def test_unknown_commands_drop_the_connection(postern_bin, tmp_path):
+    with Daemon(postern_bin, tmp_path) as d:
+        c = session(d)
+        codes = [c.cmd("FOO")[0] for _ in range(4)]
+        assert codes == [500, 500, 500, 500]
+        with pytest.raises(ConnectionError):
+            c.cmd("NOOP")
+        assert "too many unrecognized commands" in d.mainlog()
+
+
+def test_synchronization_error_before_banner(postern_bin, tmp_path):
+    with Daemon(postern_bin, tmp_path) as d:
+        c = Client(d.port)
+        c.send("EHLO early.example\r\n")
+        time.sleep(0.3)
+        code, _ = c.reply()
+        assert code == 554
+        assert "synchronization error" in d.mainlog()
+
+
+def test_command_timeout(postern_bin, tmp_path):
+    with Daemon(postern_bin, tmp_path, "acl_smtp_rcpt = accept\nsmtp_receive_timeout = 1s\n") as d:
+        c = session(d)
+        time.sleep(2.5)
+        code, text = c.reply()
+        assert code == 421 and "timeout" in text
+
+
+def test_data_timeout_loses_the_partial_message(postern_bin, tmp_path):
+    with Daemon(postern_bin, tmp_path, "acl_smtp_rcpt = accept\nsmtp_receive_timeout = 1s\n") as d:
+        c = session(d)
+        c.cmd("MAIL FROM:<a@example.org>")
+        c.cmd("RCPT TO:<b@example.net>")
+        assert c.cmd("DATA")[0] == 354
+        c.send("Subject: slow\r\n\r\nhalf")
+        time.sleep(2.5)
+        assert c.reply()[0] == 421
+        assert d.queued() == []
+        assert not any((d.spool / "input").iterdir())
+
+
+def test_concurrent_connections(postern_bin, tmp_path):
+    # a deep listen queue: the sanitizer build forks slowly, and 100 clients
+    # connect at once
+    cfg = "acl_smtp_rcpt = accept\nsmtp_accept_max = 200\nsmtp_connect_backlog = 256\n"
+    with Daemon(postern_bin, tmp_path, cfg) as d:
+        errors = []
+
+        def send(i):
+            try:
+                with smtplib.SMTP("127.0.0.1", d.port, timeout=60) as s:
+                    s.sendmail(f"a{i}@example.org", [f"b{i}@example.net"], MSG)
+            except Exception as e:  # collected and asserted below
+                errors.append(repr(e))
+        threads = [threading.Thread(target=send, args=(i,)) for i in range(100)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=120)
+        assert errors == []
+        assert len(d.queued()) == 100
+
+
+def test_smtp_accept_max(postern_bin, tmp_path):
+    with Daemon(postern_bin, tmp_path, "acl_smtp_rcpt = accept\nsmtp_accept_max = 1\n") as d:
+        first = session(d)
+        second = Client(d.port)
+        code, text = second.reply()
+        assert code == 421 and "Too many concurrent SMTP connections" in text
+        assert first.cmd("NOOP")[0] == 250
+
+
+# Fake end-of-data sequences.  None of them may end the message: the
+# "MAIL FROM" after them must never be seen as a command.
+PROBES = [b"\n.\n", b"\r.\r", b"\n.\r\n", b"\r\n.\n", b"\r\n.\r", b"\r.\r\n", b"\n..\n", b"\r\n.\x00\r\n"]
+
+
+@pytest.mark.parametrize("probe", PROBES, ids=[repr(p) for p in PROBES])
+def test_smuggling_probe_refused(postern_bin, tmp_path, probe):
+    with Daemon(postern_bin, tmp_path) as d:
+        c = session(d)
+        c.send("MAIL FROM:<a@example.org>\r\nRCPT TO:<b@example.net>\r\nDATA\r\n")
+        assert [c.reply()[0] for _ in range(3)] == [250, 250, 354]
+        c.send(b"Subject: x\r\n\r\nbody" + probe +
+               b"MAIL FROM:<evil@example.org>\r\nRCPT TO:<victim@example.net>\r\nDATA\r\nsmuggled\r\n.\r\n")
+        code, text = c.reply()
+        # the whole thing was one message; it is refused if it held a bare CR/LF
+        assert c.cmd("QUIT")[0] == 221
+        ids = d.queued()
+        if probe == b"\r\n.\x00\r\n":
+            assert code == 250                # ".\0" is an ordinary data line
+            assert len(ids) == 1
+            assert "victim" not in d.header_file(ids[0])
+        else:
+            assert code == 550 and "bare" in text
+            assert ids == []
+        assert "<= evil@example.org" not in d.mainlog()
+
+
+@pytest.mark.parametrize("probe", PROBES[:6], ids=[repr(p) for p in PROBES[:6]])
+def test_smuggling_probe_normalized_for_listed_hosts(postern_bin, tmp_path, probe):
+    cfg = "acl_smtp_rcpt = accept\nsmtp_accept_bare_newline_hosts = 127.0.0.1\n"
+    with Daemon(postern_bin, tmp_path, cfg) as d:
+        c = session(d)
+        c.send("MAIL FROM:<a@example.org>\r\nRCPT TO:<b@example.net>\r\nDATA\r\n")
+        assert [c.reply()[0] for _ in range(3)] == [250, 250, 354]
+        c.send(b"Subject: x\r\n\r\nbody" + probe +
+               b"MAIL FROM:<evil@example.org>\r\nRCPT TO:<victim@example.net>\r\nDATA\r\nsmuggled\r\n.\r\n")
+        code, _ = c.reply()
+        assert code == 250
+        assert c.cmd("QUIT")[0] == 221
+        ids = d.queued()
+        assert len(ids) == 1                      # one message, not two
+        body = d.data_file(ids[0])
+        assert b"MAIL FROM:<evil@example.org>" in body
+        assert b"smuggled" in body
+        assert b"\r" not in body                  # normalized to Unix line ends on the spool
+        assert "victim" not in d.header_file(ids[0])
+
+
+def test_kill_9_loses_no_accepted_message(postern_bin, tmp_path):
+    with Daemon(postern_bin, tmp_path) as d:
+        got = []
+        for i in range(5):
+            with smtplib.SMTP("127.0.0.1", d.port, timeout=10) as s:
+                s.sendmail("a@example.org", ["b@example.net"], MSG + f"number {i}\r\n")
+                got.append(i)
+        # kill the daemon and every child without warning
+        subprocess.run(["pkill", "-9", "-f", str(d.config)], timeout=10)
+        d.proc.wait(timeout=10)
+        ids = d.queued()
+        assert len(ids) == len(got) == 5
+        bodies = sorted(d.data_file(i).split(b"\n", 1)[1] for i in ids)
+        assert bodies == sorted(f"hello\nnumber {i}\n".encode() for i in range(5))
+
+
+def test_bh_runs_the_dialogue_without_queueing(postern_bin, tmp_path):
+    d = Daemon(postern_bin, tmp_path)
+    dialogue = ("EHLO client.example\r\nMAIL FROM:<a@example.org>\r\nRCPT TO:<b@example.net>\r\n"
+                "DATA\r\nSubject: x\r\n\r\nhi\r\n.\r\nQUIT\r\n")
+    r = subprocess.run([postern_bin, "-C", str(d.config), "-bh", "192.0.2.7"], input=dialogue,
+                       capture_output=True, text=True, timeout=30)
+    assert r.returncode == 0, r.stderr
+    assert "250 Accepted" in r.stdout
+    assert "not a real message id" in r.stdout
+    assert d.queued() == []
+
+
+def test_bs_local_submission(postern_bin, tmp_path):
+    d = Daemon(postern_bin, tmp_path)
+    dialogue = ("HELO localhost\r\nMAIL FROM:<a@example.org>\r\nRCPT TO:<b@example.net>\r\n"
+                "DATA\r\nSubject: x\r\n\r\nhi\r\n.\r\nQUIT\r\n")
+    r = subprocess.run([postern_bin, "-C", str(d.config), "-bs"], input=dialogue,
+                       capture_output=True, text=True, timeout=30)
+    assert r.returncode == 0, r.stderr
+    assert "250 OK id=" in r.stdout
+    ids = d.queued()
+    assert len(ids) == 1
+    assert "-local\n" in d.header_file(ids[0])
