@@ -18,6 +18,8 @@
 #include <string.h>
 #include <strings.h>
 
+status it_imapfolder(xs *x, const char **sp, bool skip, gstr *out, bool *taint);  /* items_ext.c */
+
 static void skip_ws(const char **sp)
 {
     while (isspace((unsigned char)**sp))
@@ -1128,10 +1130,12 @@ status xp_item(xs *x, const char *name, const char **sp, bool skip, gstr *out, b
         st = it_prvs(x, sp, skip, out, taint);
     else if (strcmp(name, "prvscheck") == 0)
         st = it_prvscheck(x, sp, skip, out, taint);
+    else if (strcmp(name, "imapfolder") == 0)
+        st = it_imapfolder(x, sp, skip, out, taint);
     else if (!strcmp(name, "acl") || !strcmp(name, "readsocket") ||
              !strcmp(name, "perl") || !strcmp(name, "dlfunc") ||
              !strcmp(name, "certextract") || !strcmp(name, "srs_encode") ||
-             !strcmp(name, "imapfolder") || !strcmp(name, "authresults"))
+             !strcmp(name, "authresults"))
         st = xfail(x, "the \"%s\" expansion item is not supported by postern", name);
     else
         st = ST_NOTFOUND;

@@ -1,13 +1,16 @@
 /* items_ext.c: expansion items that reach outside the process or need
- * keys: ${run} (a command without a shell, output in $value, exit code in
- * $runrc) and the BATV items ${prvs} and ${prvscheck}. */
+ * keys or charsets: ${run} (a command without a shell, output in $value,
+ * exit code in $runrc), the BATV items ${prvs} and ${prvscheck}, and
+ * ${imapfolder}. */
 #include "expand_int.h"
 #include "expand.h"
+#include "config/config.h"
 
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <iconv.h>
 #include <openssl/hmac.h>
 #include <poll.h>
 #include <signal.h>
@@ -368,4 +371,134 @@ done:
     ps.exp_prvscheck_address = NULL;
     ps.exp_prvscheck_keynum = NULL;
     return st;
+}
+
+/* ---- imapfolder ----------------------------------------------------------- */
+
+/* ${imapfolder{name}{sep}{specials}}: the name (in headers_charset) in
+ * IMAP modified UTF-7 (RFC 2060) as Courier-style Maildir folder names use
+ * it: sep becomes '.', and '.', '/' and the specials are base64-encoded. */
+static status imap_utf7(xs *x, const char *in, char sep, const char *specials, gstr *out)
+{
+    static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+,";
+    const char *str = in;
+    const char *s;
+    for (s = str; *s; s++) {
+        if (s == str && *s == sep)
+            str++;
+        unsigned char c = (unsigned char)*s;
+        if (c >= 0x7f || c < 0x20 || strchr("./&", c) || c == (unsigned char)sep || strchr(specials, c))
+            break;
+    }
+    if (!*s) {
+        gstr_cat(out, str);
+        return ST_OK;
+    }
+    const char *cs = cfg ? cfg_str(MO_headers_charset) : NULL;
+    iconv_t cd = iconv_open("UTF-16BE", cs ? cs : "UTF-8");
+    if (cd == (iconv_t)-1)
+        return xfail(x, "imapfolder: iconv_open(\"UTF-16BE\", \"%s\") failed: %s", cs ? cs : "UTF-8", strerror(errno));
+    size_t inl = strlen(str);
+    char *ip = (char *)str;
+    gstr u16;
+    gstr_init(&u16, x->w, inl * 2 + 4);
+    while (inl > 0) {
+        char buf[512], *op = buf;
+        size_t left = sizeof buf;
+        if (iconv(cd, &ip, &inl, &op, &left) == (size_t)-1 && errno != E2BIG) {
+            iconv_close(cd);
+            return xfail(x, "imapfolder: iconv() failed to convert from %s: %s", cs ? cs : "UTF-8", strerror(errno));
+        }
+        gstr_catn(&u16, buf, (size_t)(op - buf));
+    }
+    iconv_close(cd);
+    gstr o;
+    gstr_init(&o, x->w, u16.len + 8);
+    bool b64mode = false, lastsep = false;
+    int i = 0;
+    unsigned c = 0;
+    const unsigned char *u = (const unsigned char *)u16.s, *e = u + u16.len;
+    while (u + 1 < e) {
+        if (u[0] != 0 || u[1] >= 0x7f || u[1] < 0x20 || (strchr(specials, u[1]) && u[1] != (unsigned char)sep)) {
+            lastsep = false;
+            if (!b64mode) {
+                gstr_catc(&o, '&');
+                b64mode = true;
+                i = 0;
+            }
+            for (int j = 0; j < 2; j++, u++) {
+                switch (i++) {
+                case 0:
+                    gstr_catc(&o, b64[(*u >> 2) & 0x3f]);
+                    c = *u & 0x03;
+                    break;
+                case 1:
+                    gstr_catc(&o, b64[(c << 4) | ((*u >> 4) & 0x0f)]);
+                    c = *u & 0x0f;
+                    break;
+                default:
+                    gstr_catc(&o, b64[(c << 2) | ((*u >> 6) & 0x03)]);
+                    gstr_catc(&o, b64[*u & 0x3f]);
+                    i = 0;
+                    break;
+                }
+            }
+        } else if ((u[1] != '.' && u[1] != '/') || u[1] == (unsigned char)sep) {
+            if (b64mode) {
+                if (i == 1)
+                    gstr_catc(&o, b64[c << 4]);
+                else if (i == 2)
+                    gstr_catc(&o, b64[c << 2]);
+                gstr_catc(&o, '-');
+                b64mode = false;
+            }
+            if (u[1] == (unsigned char)sep) {
+                if (!lastsep) {
+                    gstr_catc(&o, '.');
+                    lastsep = true;
+                }
+            } else {
+                gstr_catc(&o, (char)u[1]);
+                if (u[1] == '&')
+                    gstr_catc(&o, '-');
+                lastsep = false;
+            }
+            u += 2;
+        } else {
+            return xfail(x, "imapfolder: illegal character '%c'", u[1]);
+        }
+    }
+    if (b64mode) {
+        if (i == 1)
+            gstr_catc(&o, b64[c << 4]);
+        else if (i == 2)
+            gstr_catc(&o, b64[c << 2]);
+        gstr_catc(&o, '-');
+    }
+    while (o.len && o.s[o.len - 1] == '.')
+        o.len--;
+    gstr_catn(out, o.s, o.len);
+    return ST_OK;
+}
+
+status it_imapfolder(xs *x, const char **sp, bool skip, gstr *out, bool *taint)
+{
+    char *v[3];
+    bool t[3];
+    int n;
+    status st = xp_args(x, sp, skip, 1, 3, true, "imapfolder", v, t, &n);
+    if (st != ST_OK)
+        return st;
+    const char *sep = "/", *specials = "";
+    if (n >= 2) {
+        if (strlen(v[1]) != 1)
+            return xfail(x, "IMAP folder separator must be one character, found %s", xq(x, v[1]));
+        sep = v[1];
+        if (n == 3)
+            specials = v[2];
+    }
+    if (skip)
+        return ST_OK;
+    *taint |= t[0];
+    return imap_utf7(x, v[0], sep[0], specials, out);
 }

@@ -19,6 +19,7 @@
 #include <sys/stat.h>
 
 void x_substr(gstr *out, const char *s, int start, int len);
+status x_idn_op(xs *x, const char *op, const char *s, gstr *out);
 status x_hash(xs *x, gstr *out, const char *s, int n, int m);
 status x_nhash(xs *x, gstr *out, const char *s, int n, int m);
 
@@ -690,7 +691,8 @@ static const char *const ops[] = {
     "listcount", "listnamed", "local_part", "mask", "md5", "nh", "nhash", "quote",
     "quote_local_part", "randint", "reverse_ip", "rfc2047", "rfc2047d", "rxquote", "s",
     "sha1", "sha2", "sha256", "sha3", "stat", "str2b64", "strlen", "substr", "time_eval",
-    "time_interval", "uc", "utf8clean", "xtextd", NULL,
+    "time_interval", "uc", "utf8_domain_from_alabel", "utf8_domain_to_alabel",
+    "utf8_localpart_from_alabel", "utf8_localpart_to_alabel", "utf8clean", "xtextd", NULL,
 };
 
 /* operators that take _arguments */
@@ -1109,6 +1111,8 @@ status xp_op(xs *x, const char *name, const char *s, bool argt, gstr *out, bool 
             return xfail(x, "string %s is not a positive number in \"time_interval\" operator", xq(x, s));
         print_time(out, n);
         keep_taint = false;
+    } else if (!strncmp(op, "utf8_", 5)) {
+        st = x_idn_op(x, op, s, out);
     } else if (!strcmp(op, "utf8clean")) {
         utf8clean(out, (const unsigned char *)s);
     } else if (!strcmp(op, "from_utf8")) {
