@@ -11,18 +11,22 @@
 static char *to_crlf(arena *a, const char *buf, size_t len, size_t *outlen, bool *bare)
 {
     size_t n = 0;
-    for (size_t i = 0; i < len; i++)
-        if (buf[i] == '\n' && (i == 0 || buf[i - 1] != '\r'))
+    for (const char *p = buf, *end = buf + len; (p = memchr(p, '\n', (size_t)(end - p))); p++)
+        if (p == buf || p[-1] != '\r')
             n++;
     char *o = arena_alloc(a, len + n + 1);
-    size_t j = 0;
-    for (size_t i = 0; i < len; i++) {
-        if (buf[i] == '\n' && (i == 0 || buf[i - 1] != '\r'))
-            o[j++] = '\r';
-        o[j++] = buf[i];
+    if (n == 0) {
+        memcpy(o, buf, len);
+    } else {
+        size_t j = 0;
+        for (size_t i = 0; i < len; i++) {
+            if (buf[i] == '\n' && (i == 0 || buf[i - 1] != '\r'))
+                o[j++] = '\r';
+            o[j++] = buf[i];
+        }
     }
-    o[j] = 0;
-    *outlen = j;
+    o[len + n] = 0;
+    *outlen = len + n;
     *bare = n > 0;
     return o;
 }
@@ -31,9 +35,9 @@ static char *to_crlf(arena *a, const char *buf, size_t len, size_t *outlen, bool
 static size_t line_len(const char *p, const char *end)
 {
     const char *q = p;
-    while (q < end) {
-        if (q[0] == '\r' && q + 1 < end && q[1] == '\n')
-            return (size_t)(q + 2 - p);
+    while (q < end && (q = memchr(q, '\n', (size_t)(end - q)))) {
+        if (q > p && q[-1] == '\r')
+            return (size_t)(q + 1 - p);
         q++;
     }
     return (size_t)(end - p);

@@ -169,20 +169,26 @@ void canon_header(gstr *g, canon c, const mail_header *h)
 
 char *canon_body(arena *a, canon c, const char *body, size_t len, size_t *outlen)
 {
-    gstr g;
-    gstr_init(&g, a, len + 3);
+    /* the output is never longer than the input plus a final CRLF */
+    char *o = arena_alloc(a, len + 3), *w = o;
     const char *p = body, *end = body + len;
     size_t keep = 0;       /* length up to the last non-empty line */
     while (p < end) {
         const char *nl = p;
-        while (nl < end && !(nl[0] == '\r' && nl + 1 < end && nl[1] == '\n'))
+        for (;;) {
+            nl = memchr(nl, '\r', (size_t)(end - nl));
+            if (!nl || (nl + 1 < end && nl[1] == '\n'))
+                break;
             nl++;
-        const char *le = nl;   /* end of line content */
-        size_t line_start = g.len;
+        }
+        if (!nl)
+            nl = end;
+        char *line_start = w;
         if (c == CANON_SIMPLE) {
-            gstr_catn(&g, p, (size_t)(le - p));
+            memcpy(w, p, (size_t)(nl - p));
+            w += nl - p;
         } else if (c == CANON_RELAXED) {
-            const char *te = le;
+            const char *te = nl;
             while (te > p && (te[-1] == ' ' || te[-1] == '\t'))
                 te--;
             bool sp = false;
@@ -192,26 +198,30 @@ char *canon_body(arena *a, canon c, const char *body, size_t len, size_t *outlen
                     continue;
                 }
                 if (sp)
-                    gstr_catc(&g, ' ');
+                    *w++ = ' ';
                 sp = false;
-                gstr_catc(&g, *q);
+                *w++ = *q;
             }
         } else {
-            for (const char *q = p; q < le; q++)
+            for (const char *q = p; q < nl; q++)
                 if (!is_wsp(*q))
-                    gstr_catc(&g, *q);
+                    *w++ = *q;
         }
-        bool content = g.len > line_start;
-        gstr_catn(&g, "\r\n", 2);
+        bool content = w > line_start;
+        *w++ = '\r';
+        *w++ = '\n';
         if (content)
-            keep = g.len;
+            keep = (size_t)(w - o);
         p = nl < end ? nl + 2 : end;
     }
-    gstr_truncate(&g, keep);
-    if (keep == 0 && c == CANON_SIMPLE)
-        gstr_catn(&g, "\r\n", 2);
-    *outlen = g.len;
-    return g.s;
+    if (keep == 0 && c == CANON_SIMPLE) {
+        o[0] = '\r';
+        o[1] = '\n';
+        keep = 2;
+    }
+    o[keep] = 0;
+    *outlen = keep;
+    return o;
 }
 
 /* ---- base64 ------------------------------------------------------------- */
