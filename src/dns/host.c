@@ -1,7 +1,9 @@
 /* host.c: host names and MX questions over a dns_iface (see host.h). */
 #include "dns/host.h"
 
+#define PCRE2_CODE_UNIT_WIDTH 8
 #include <arpa/inet.h>
+#include <pcre2.h>
 #include <ctype.h>
 #include <stdlib.h>
 #include <string.h>
@@ -275,4 +277,107 @@ status host_mx_match(const dns_iface *dns, const char *domain, enum host_mx_mode
     case HOST_MX_SECONDARY: return removed ? ST_OK : ST_FAIL;
     }
     return ST_FAIL;
+}
+
+status host_ctx_names(host_ctx *c, arena *a, const char *const **names)
+{
+    if (!c->name_done) {
+        c->name_done = true;
+        c->name_st = c->ip ? host_name_lookup(c->dns, c->ip, a, &c->name) : ST_FAIL;
+    }
+    if (c->name_st == ST_DEFER)
+        return ST_DEFER;
+    if (c->name_st != ST_OK || !c->name.name)
+        return ST_NOTFOUND;
+    int n = 1;
+    while (c->name.aliases && c->name.aliases[n - 1])
+        n++;
+    const char **l = arena_alloc(a, (size_t)(n + 1) * sizeof *l);
+    l[0] = c->name.name;
+    for (int i = 1; i < n; i++)
+        l[i] = c->name.aliases[i - 1];
+    l[n] = NULL;
+    *names = l;
+    return ST_OK;
+}
+
+static bool has_suffix_ci(const char *s, const char *suf)
+{
+    size_t ls = strlen(s), lf = strlen(suf);
+    return lf <= ls && strcasecmp(s + ls - lf, suf) == 0;
+}
+
+static bool plain_name(const char *s)
+{
+    for (; *s; s++)
+        if (!isalnum((unsigned char)*s) && *s != '.' && *s != '-' && *s != '_')
+            return false;
+    return true;
+}
+
+status host_list_item(host_ctx *c, const char *item, arena *a, char **err)
+{
+    if (strcmp(item, "@[]") == 0) {
+        for (int i = 0; c->ip && c->local_ips && c->local_ips[i]; i++)
+            if (host_ip_equal(c->ip, c->local_ips[i]))
+                return ST_OK;
+        return ST_FAIL;
+    }
+    const char *name = strcmp(item, "@") == 0 ? c->primary_hostname : item;
+    unsigned char b[16];
+    if (!name || !*name || strchr(name, ';') || strchr(name, '/') ||
+        inet_pton(AF_INET, name, b) == 1 || inet_pton(AF_INET6, name, b) == 1)
+        return ST_DECLINED;         /* addresses, networks, lookups: the matcher's */
+
+    if (plain_name(name)) {
+        /* a complete name: its addresses against the client's */
+        if (!c->ip)
+            return ST_FAIL;
+        const char **addrs;
+        status st = host_addresses(c->dns, name, a, &addrs, NULL);
+        if (st == ST_DEFER)
+            return ST_DEFER;
+        if (st != ST_OK)
+            return ST_NOTFOUND;
+        for (int i = 0; addrs[i]; i++)
+            if (host_ip_equal(addrs[i], c->ip))
+                return ST_OK;
+        return ST_FAIL;
+    }
+
+    /* a pattern for the client's names; as in Exim, a name that cannot be
+       found, even for a temporary reason, is "unknown" here */
+    const char *const *names;
+    if (host_ctx_names(c, a, &names) != ST_OK)
+        return ST_NOTFOUND;
+    pcre2_code *re = NULL;
+    pcre2_match_data *md = NULL;
+    if (name[0] == '^') {
+        int ec;
+        PCRE2_SIZE eo;
+        re = pcre2_compile((PCRE2_SPTR)name, PCRE2_ZERO_TERMINATED, PCRE2_CASELESS, &ec, &eo,
+                           NULL);
+        if (!re) {
+            PCRE2_UCHAR msg[160];
+            pcre2_get_error_message(ec, msg, sizeof msg);
+            *err = arena_printf(a, "regular expression error in \"%s\": %s at offset %zu",
+                                name, msg, eo);
+            return ST_ERROR;
+        }
+        md = pcre2_match_data_create_from_pattern(re, NULL);
+    }
+    bool hit = false;
+    for (int i = 0; names[i] && !hit; i++) {
+        if (re)
+            hit = pcre2_match(re, (PCRE2_SPTR)names[i], PCRE2_ZERO_TERMINATED, 0, 0, md, NULL) >= 0;
+        else if (name[0] == '*')
+            hit = has_suffix_ci(names[i], name + 1);
+        else
+            hit = strcasecmp(names[i], name) == 0;
+    }
+    if (re) {
+        pcre2_match_data_free(md);
+        pcre2_code_free(re);
+    }
+    return hit ? ST_OK : ST_FAIL;
 }

@@ -62,4 +62,37 @@ typedef struct host_mx_local {
 status host_mx_match(const dns_iface *dns, const char *domain, enum host_mx_mode mode,
                      const host_mx_local *local, arena *a);
 
+/* Host-list items that need DNS (Exim's "Host lists"), for the host-list
+ * matcher, which handles "*", "", IP addresses and networks, lookups,
+ * named lists, negation and the +include_/+ignore_ options itself:
+ *   "@"            the primary host name, looked up as a name
+ *   "@[]"          one of local_ips
+ *   "name"         a plain name (letters, digits, '.', '-', '_'): its
+ *                  addresses include the client's
+ *   "*suffix"      the end of one of the client's names
+ *   "^regex"       one of the client's names (caseless unless "(?-i)")
+ *   other text     one of the client's names, caselessly
+ * The client's names come from host_name_lookup, done once per context.
+ * ST_OK matches, ST_FAIL does not, ST_NOTFOUND the information cannot be
+ * found (+include_unknown / +ignore_unknown apply; as in Exim this includes
+ * a reverse lookup that deferred), ST_DEFER a temporary error looking up a
+ * plain name (+include_defer / +ignore_defer apply), ST_ERROR a bad regex
+ * (*err), ST_DECLINED not one of these items. */
+typedef struct host_ctx {
+    const dns_iface *dns;
+    const char *ip;                   /* the client, NULL for local input */
+    const char *primary_hostname;
+    const char *const *local_ips;     /* NULL-terminated */
+    /* the client's names: filled by host_ctx_names (or preset by the caller
+       when host_lookup already ran: set name_done and name_st) */
+    bool name_done;
+    status name_st;
+    host_name_result name;
+} host_ctx;
+
+status host_list_item(host_ctx *c, const char *item, arena *a, char **err);
+/* The client's confirmed names (name then aliases, NULL-terminated), for
+ * "type;data" lookups by host name.  ST_OK, ST_NOTFOUND, ST_DEFER. */
+status host_ctx_names(host_ctx *c, arena *a, const char *const **names);
+
 #endif

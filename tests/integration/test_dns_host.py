@@ -203,3 +203,69 @@ def exim_mx(tmp_path_factory, dnsq):
 def test_mx_local_matches_exim(exim_mx, dom, mode):
     exim, ours = exim_mx[(dom, mode)]
     assert {"yes": "OK", "no": "FAIL"}[exim] == ours
+
+
+# --- host lists: the DNS item kinds, compared with Exim's "hosts =" ------------
+
+HLZONE = dict(ZONE)
+HLZONE.update({
+    "test.example": [("A", "127.0.0.1")],          # primary_hostname, for "@"
+    "slowname.example": "SERVFAIL",
+    "7.2.0.192.in-addr.arpa": "SERVFAIL",
+})
+HLCASES = [
+    ("good.example", "192.0.2.1"), ("good.example", "192.0.2.9"),
+    ("helo.example", "192.0.2.9"), ("nowhere.example", "192.0.2.1"),
+    ("+ignore_unknown : nowhere.example : 192.0.2.1", "192.0.2.1"),
+    ("+include_unknown : nowhere.example", "192.0.2.1"),
+    ("*.example", "192.0.2.1"), ("*alias.example", "192.0.2.1"), ("*.other", "192.0.2.1"),
+    ("*.example", "192.0.2.2"), ("*.example", "192.0.2.7"),
+    ("+include_unknown : *.example", "192.0.2.2"),
+    ("+ignore_unknown : *.example : 192.0.2.2", "192.0.2.2"),
+    ("^good\\\\.ex", "192.0.2.1"), ("^GOOD", "192.0.2.1"), ("^(?-i)GOOD", "192.0.2.1"),
+    ("^liar", "192.0.2.2"),
+    ("@", "127.0.0.1"), ("@", "192.0.2.1"), ("@[]", "127.0.0.1"), ("@[]", "192.0.2.1"),
+    ("slowname.example", "192.0.2.1"), ("+ignore_defer : slowname.example", "192.0.2.1"),
+    ("+include_defer : slowname.example", "192.0.2.1"),
+    ("*.example", "192.0.2.4"), ("+include_defer : *.example", "192.0.2.4"),
+    ("192.0.2.1 : *.example", "192.0.2.1"),
+    ("+include_unknown : *.example", "192.0.2.4"),
+    ("+ignore_unknown : *.example : 192.0.2.4", "192.0.2.4"),
+    ("Good.Example", "192.0.2.1"), ("cname.example", "192.0.2.6"),
+    ("v6only.example", "192.0.2.5"), ("alias.example", "192.0.2.1"),
+]
+
+HL_CONF = """primary_hostname = test.example
+acl_smtp_connect = c
+begin acl
+c:
+  accept hosts = %s
+         logwrite = HIT
+  accept logwrite = MISS
+"""
+
+
+@pytest.fixture(scope="module")
+def hl_runs(dnsq, tmp_path_factory):
+    d = tmp_path_factory.mktemp("eximhl")
+    cmds = []
+    for i, (lst, ip) in enumerate(HLCASES):
+        conf = d / f"c{i}.conf"
+        conf.write_text(HL_CONF % lst)
+        cmds.append(["sh", "-c", "printf 'QUIT\\r\\n' | %s -C %s -bh %s" % (EXIM, conf, ip)])
+        cmds.append([dnsq, "-s", "127.0.0.1", "-T", "", "-r", "1", "-R", "1", "-h",
+                     lst.replace("\\\\", "\\"), "-i", ip, "-P", "test.example",
+                     "-L", "127.0.0.1"])
+    try:
+        res = run_with_system_dns(HLZONE, cmds, timeout=900)
+    except SystemDnsUnavailable as e:
+        pytest.skip(str(e))
+    return {c: (res[2 * i], res[2 * i + 1]) for i, c in enumerate(HLCASES)}
+
+
+@pytest.mark.parametrize("lst,ip", HLCASES)
+def test_host_list_items_match_exim(hl_runs, lst, ip):
+    exim, mine = hl_runs[(lst, ip)]
+    out = exim.stdout + exim.stderr
+    want = "OK" if "LOG: HIT" in out else "FAIL" if "LOG: MISS" in out else "DEFER"
+    assert mine.stdout.splitlines()[0] == want, out[-1500:]

@@ -6,6 +6,9 @@
  *   dnsq ... -H IP               host name lookup: status, name=, aliases=, dnssec=, msg=
  *   dnsq ... -V HELO -i IP       verify = helo: status, dnssec=
  *   dnsq ... -M DOMAIN -m any|primary|secondary -L LOCALIP[,LOCALIP]   @mx_*
+ *   dnsq ... -h HOSTLIST -i IP [-P PRIMARY_HOSTNAME] [-L LOCALIPS]
+ *            a small host-list walk over host_list_item (names, wildcards,
+ *            regexes, @, @[], plain IPs, !, +include/ignore_unknown/defer)
  * Prints, per lookup:
  *   <status> rcode=<n> nxdomain=<0|1> sec=<sec> canon=<name> nrr=<n>
  *   rr <type> <ttl> <owner> <decoded fields>
@@ -15,6 +18,7 @@
 #include "dns/dnslist.h"
 #include "dns/host.h"
 #include "lookup/dnsdb.h"
+#include "core/list.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -54,15 +58,63 @@ static void set_timeouts(void *ctx, int retrans, int retry)
     dns_resolver_timeouts(ctx, retrans, retry);
 }
 
+/* The host-list walk of Exim for the item kinds host_list_item knows, plus
+   "*", plain addresses and negation: enough to compare with exim -bh. */
+static status walk_hostlist(const dns_iface *di, const char *list, const char *ip,
+                            const char *primary, const char **ips, arena *a)
+{
+    host_ctx hc = { .dns = di, .ip = ip, .primary_hostname = primary, .local_ips = ips };
+    int sep = 0;
+    char *it;
+    bool inc_unknown = false, ign_unknown = false, inc_defer = false, ign_defer = false;
+    while ((it = list_next(&list, &sep, a))) {
+        if (strcmp(it, "+include_unknown") == 0) { inc_unknown = true; ign_unknown = false; continue; }
+        if (strcmp(it, "+ignore_unknown") == 0) { ign_unknown = true; inc_unknown = false; continue; }
+        if (strcmp(it, "+include_defer") == 0) { inc_defer = true; ign_defer = false; continue; }
+        if (strcmp(it, "+ignore_defer") == 0) { ign_defer = true; inc_defer = false; continue; }
+        bool neg = false;
+        while (*it == '!') {
+            neg = !neg;
+            it++;
+        }
+        char *err = NULL;
+        status st;
+        if (strcmp(it, "*") == 0)
+            st = ST_OK;
+        else if ((st = host_list_item(&hc, it, a, &err)) == ST_DECLINED)
+            st = host_ip_equal(it, ip) ? ST_OK : ST_FAIL;
+        if (st == ST_NOTFOUND) {
+            if (inc_unknown)
+                return neg ? ST_FAIL : ST_OK;
+            if (ign_unknown)
+                continue;
+            return ST_FAIL;
+        }
+        if (st == ST_DEFER) {
+            if (inc_defer)
+                return neg ? ST_FAIL : ST_OK;
+            if (ign_defer)
+                continue;
+            return ST_DEFER;
+        }
+        if (st == ST_ERROR)
+            return ST_ERROR;
+        if (st == ST_OK)
+            return neg ? ST_FAIL : ST_OK;
+    }
+    return ST_FAIL;
+}
+
 static void logfn(void *ctx, const char *msg) { printf("log %s\n", msg); }
 
 int main(int argc, char **argv)
 {
     dns_options o = { 0 };
     const char *list = NULL, *ip = NULL, *dnsdb = NULL, *hostip = NULL, *helo = NULL,
-               *mxdom = NULL, *mxmode = "any", *locals = "";
+               *mxdom = NULL, *mxmode = "any", *locals = "",
+               *hostlist = NULL, *primary = NULL;
     int c;
-    while ((c = getopt(argc, argv, "s:T:r:R:n:p:l:i:d:H:V:M:m:L:")) != -1) {
+    while ((c = getopt(argc, argv, "s:T:r:R:n:p:l:i:d:H:V:M:m:L:h:P:")) != -1) {
         switch (c) {
         case 's': o.servers = optarg; break;
         case 'T': o.trust_anchor_file = optarg; break;
@@ -78,6 +130,8 @@ int main(int argc, char **argv)
         case 'M': mxdom = optarg; break;
         case 'm': mxmode = optarg; break;
         case 'L': locals = optarg; break;
+        case 'h': hostlist = optarg; break;
+        case 'P': primary = optarg; break;
         default: return 2;
         }
     }
@@ -111,13 +165,15 @@ int main(int argc, char **argv)
         status st = host_verify_helo(&di, helo, ip, NULL, a, &sec);
         printf("%s\ndnssec=%d\n", status_name(st), sec);
     }
+    const char *ips[16];
+    int nips = 0;
+    char *lcopy = arena_strdup(a, locals), *lsave = NULL;
+    for (char *t = strtok_r(lcopy, ",", &lsave); t && nips < 15; t = strtok_r(NULL, ",", &lsave))
+        ips[nips++] = t;
+    ips[nips] = NULL;
+    if (hostlist)
+        printf("%s\n", status_name(walk_hostlist(&di, hostlist, ip, primary, ips, a)));
     if (mxdom) {
-        const char *ips[16];
-        int n = 0;
-        char *copy = arena_strdup(a, locals), *save = NULL;
-        for (char *t = strtok_r(copy, ",", &save); t && n < 15; t = strtok_r(NULL, ",", &save))
-            ips[n++] = t;
-        ips[n] = NULL;
         host_mx_local loc = { .local_ips = ips };
         enum host_mx_mode m = strcmp(mxmode, "primary") == 0 ? HOST_MX_PRIMARY
                             : strcmp(mxmode, "secondary") == 0 ? HOST_MX_SECONDARY : HOST_MX_ANY;

@@ -108,6 +108,46 @@ int main(void)
     for (size_t i = 0; i < sizeof mx / sizeof mx[0]; i++)
         CHECK(host_mx_match(&d, mx[i].dom, mx[i].m, &loc, a) == mx[i].want, "mx %s mode %d",
               mx[i].dom, mx[i].m);
+
+    /* host-list items */
+    const char *ifs[] = { "127.0.0.1", "203.0.113.5", NULL };
+    struct { const char *ip, *item; status want; } hl[] = {
+        { "192.0.2.1", "good.example", ST_OK },
+        { "192.0.2.1", "GOOD.EXAMPLE", ST_OK },
+        { "192.0.2.9", "good.example", ST_FAIL },
+        { "192.0.2.9", "nowhere.example", ST_NOTFOUND },
+        { "192.0.2.9", "slow.example", ST_DEFER },
+        { "192.0.2.1", "*.example", ST_OK },
+        { "192.0.2.1", "*alias.example", ST_OK },       /* aliases count */
+        { "192.0.2.1", "*.other", ST_FAIL },
+        { "192.0.2.1", "^good\\.", ST_OK },
+        { "192.0.2.1", "^GOOD", ST_OK },                 /* caseless */
+        { "192.0.2.1", "^(?-i)GOOD", ST_FAIL },
+        { "192.0.2.1", "^(", ST_ERROR },
+        { "192.0.2.2", "*.example", ST_NOTFOUND },       /* liar: no confirmed name */
+        { "192.0.2.4", "*.example", ST_NOTFOUND },      /* reverse defer: unknown */
+        { "192.0.2.1", "Good.Example", ST_OK },
+        { "192.0.2.1", "good.example+x", ST_FAIL },       /* not plain: name compare */
+        { "203.0.113.5", "@[]", ST_OK },
+        { "192.0.2.1", "@[]", ST_FAIL },
+        { "203.0.113.5", "@", ST_OK },                   /* primary_hostname me.example */
+        { "192.0.2.1", "@", ST_FAIL },
+        { "192.0.2.1", "192.0.2.1", ST_DECLINED },
+        { "192.0.2.1", "10.0.0.0/8", ST_DECLINED },
+        { "192.0.2.1", "lsearch;/etc/hosts", ST_DECLINED },
+    };
+    for (size_t i = 0; i < sizeof hl / sizeof hl[0]; i++) {
+        host_ctx hc = { .dns = &d, .ip = hl[i].ip, .primary_hostname = "me.example",
+                        .local_ips = ifs };
+        char *err = NULL;
+        status st = host_list_item(&hc, hl[i].item, a, &err);
+        CHECK(st == hl[i].want, "host item %s for %s: got %s", hl[i].item, hl[i].ip,
+              status_name(st));
+    }
+    host_ctx hc = { .dns = &d, .ip = "192.0.2.1" };
+    const char *const *names;
+    CHECK(host_ctx_names(&hc, a, &names) == ST_OK && strcmp(names[0], "good.example") == 0 &&
+          strcmp(names[1], "alias.example") == 0 && !names[2], "ctx names");
     arena_free(a);
     return check_report("host_test");
 }
