@@ -271,8 +271,12 @@ static int mech_mx(spf_ctx *c, const char *name, int cidr4, int cidr6)
             c->problem = arena_printf(c->a, "DNS failure looking up %s", h);
             return M_TEMP;
         }
-        if (st != ST_OK)
+        if (st != ST_OK || aa.nrr == 0) {
+            /* every query made for a mechanism counts (RFC 7208 4.6.4) */
+            if (void_hit(c))
+                return M_PERM;
             continue;
+        }
         for (int j = 0; j < aa.nrr; j++)
             if (aa.rr[j].text && addr_matches(c, aa.rr[j].text, cidr4, cidr6))
                 return M_MATCH;
@@ -295,7 +299,10 @@ static int mech_ptr(spf_ctx *c, const char *name)
         if (!nm || !*nm)
             continue;
         dns_answer aa;
-        if (lookup(c, nm, c->v6 ? DNS_T_AAAA : DNS_T_A, &aa) != ST_OK)
+        st = lookup(c, nm, c->v6 ? DNS_T_AAAA : DNS_T_A, &aa);
+        if (st == ST_NOTFOUND && void_hit(c))
+            return M_PERM;
+        if (st != ST_OK)
             continue;
         for (int j = 0; j < aa.nrr; j++)
             if (aa.rr[j].text && addr_matches(c, aa.rr[j].text, 32, 128)) {
