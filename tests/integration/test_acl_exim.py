@@ -1,0 +1,288 @@
+"""ACL verdicts of postern compared with Exim 4.96 (Debian's exim4).
+
+Each case is a configuration (main options + "begin acl"), a client IP and
+an SMTP dialogue.  The dialogue is run through `exim4 -C cfg -bh IP` and
+`postern -C cfg -bh IP` (host checking: full SMTP dialogue and ACLs,
+nothing queued), and the SMTP replies are compared: the code of every
+reply, and the full text of every 4xx/5xx reply and of replies an ACL
+"message" produced.  Banner, HELO and QUIT lines carry the program name and
+time, so only their codes are compared.
+
+Both programs get their own spool directory (ratelimit hints databases
+differ in format)."""
+import os
+import re
+import shutil
+import tempfile
+
+import pytest
+
+from conftest import run
+
+EXIM = shutil.which("exim4") or "/usr/sbin/exim4"
+
+COMMON = """\
+primary_hostname = test.example
+spool_directory = {spool}
+log_file_path = {spool}/log/%slog
+"""
+
+# Known differences, owned outside the ACL engine (non-strict: they pass
+# silently once fixed, and the cases keep guarding everything else).
+VARS = "needs getters for $acl_narg/$acl_argN/$sender_rate* in src/expand/vars.c (ps fields exist)"
+XFAIL = {
+    "verbs and default texts": "SMTP server: a message starting with a code (599) must replace 550",
+    "endpass and nested acls": VARS,
+    "ratelimit": VARS,
+    "drop closes the connection": "SMTP server: drop answers 550 (as deny) then closes; postern sends 554",
+}
+
+# (name, config after COMMON, client ip, dialogue lines)
+CASES = [
+    ("relay control",
+     """domainlist local_domains = example.com
+hostlist relay_hosts = 192.0.2.0/28
+acl_smtp_rcpt = acl_rcpt
+begin acl
+acl_rcpt:
+  accept  domains = +local_domains
+  accept  hosts = +relay_hosts
+  deny    message = relay not permitted
+""", "192.0.2.99",
+     ["HELO client.example", "MAIL FROM:<a@b.example>", "RCPT TO:<u@example.com>",
+      "RCPT TO:<u@elsewhere.example>", "QUIT"]),
+
+    ("relay host", None, "192.0.2.5",
+     ["HELO client.example", "MAIL FROM:<a@b.example>", "RCPT TO:<u@elsewhere.example>", "QUIT"]),
+
+    ("verbs and default texts",
+     """acl_smtp_helo = acl_helo
+acl_smtp_mail = acl_mail
+acl_smtp_rcpt = acl_rcpt
+begin acl
+acl_helo:
+  defer   condition = ${if eq{$sender_helo_name}{defer}}
+  deny    condition = ${if eq{$sender_helo_name}{deny}}
+  accept
+acl_mail:
+  defer   senders = d@x
+  deny    senders = n@x
+  deny    senders = e@x
+          condition = ${if eq{a}}
+  deny    senders = f@x
+          condition = foo
+  deny    senders = g@x
+          message = 599 bad sender
+  accept
+acl_rcpt:
+  deny    local_parts = n
+  deny    local_parts = m
+          message = line1\\nline2
+  discard local_parts = disc
+  require message = required
+          local_parts = !r
+  accept
+""", "192.0.2.1",
+     ["HELO defer", "HELO deny", "HELO ok", "MAIL FROM:<d@x>", "MAIL FROM:<n@x>", "MAIL FROM:<e@x>",
+      "MAIL FROM:<f@x>", "MAIL FROM:<g@x>", "MAIL FROM:<a@x>", "RCPT TO:<n@x>", "RCPT TO:<m@x>",
+      "RCPT TO:<disc@x>", "RCPT TO:<r@x>", "RCPT TO:<ok@x>", "QUIT"]),
+
+    ("unset acls",
+     "", "192.0.2.1",
+     ["HELO ok", "MAIL FROM:<a@x>", "RCPT TO:<z@x>", "VRFY a@x", "EXPN a@x", "QUIT"]),
+
+    ("inline acls",
+     """acl_smtp_mail = deny senders = *@spam.example
+acl_smtp_rcpt = accept
+acl_smtp_vrfy = accept
+""", "192.0.2.1",
+     ["HELO ok", "MAIL FROM:<a@spam.example>", "MAIL FROM:<a@ok.example>", "RCPT TO:<z@x>", "QUIT"]),
+
+    ("endpass and nested acls",
+     """acl_smtp_rcpt = acl_rcpt
+acl_smtp_mail = acl_mail
+begin acl
+acl_mail:
+  accept acl = sub a b c
+         message = mailok $acl_narg
+acl_rcpt:
+  deny   acl = sub2 q
+         message = denied by sub2
+  require acl = sub3
+  accept endpass
+         local_parts = ok
+         message = endpass msg
+sub:
+  accept condition = ${if eq{$acl_narg}{3}}
+sub2:
+  accept condition = ${if eq{$local_part}{z}}
+  deny   message = sub2deny
+sub3:
+  deny   local_parts = inner
+         message = inner says no
+  accept
+""", "192.0.2.1",
+     ["HELO ok", "MAIL FROM:<a@x>", "RCPT TO:<z@x>", "RCPT TO:<q@x>", "RCPT TO:<inner@x>",
+      "RCPT TO:<ok@x>", "QUIT"]),
+
+    ("stage restrictions",
+     """acl_smtp_mail = acl_mail
+acl_smtp_rcpt = accept
+begin acl
+acl_mail:
+  deny senders = h@x
+       verify = header_syntax
+  deny senders = s@x
+       domains = x
+  accept
+""", "192.0.2.1",
+     ["HELO ok", "MAIL FROM:<h@x>", "MAIL FROM:<s@x>", "MAIL FROM:<a@x>", "QUIT"]),
+
+    ("verify helo literal",
+     """acl_smtp_mail = acl_mail
+acl_smtp_rcpt = accept
+begin acl
+acl_mail:
+  require verify = helo
+          message = helo not verified
+  accept
+""", "192.0.2.1",
+     ["HELO [192.0.2.2]", "MAIL FROM:<a@x>", "HELO [192.0.2.1]", "MAIL FROM:<a@x>", "QUIT"]),
+
+    ("data acl: header syntax and bcc",
+     """acl_smtp_rcpt = accept
+acl_smtp_data = acl_data
+begin acl
+acl_data:
+  deny !verify = header_syntax
+       message = bad header: $acl_verify_message
+  deny !verify = not_blind
+       message = no bcc please
+  accept
+""", "192.0.2.1",
+     ["HELO ok", "MAIL FROM:<a@x>", "RCPT TO:<b@x>", "DATA", "To: @", "From: a@x", "", "body", ".",
+      "MAIL FROM:<a@x>", "RCPT TO:<b@x>", "RCPT TO:<c@x>", "DATA", "To: b@x", "From: a@x", "", "body", ".",
+      "MAIL FROM:<a@x>", "RCPT TO:<b@x>", "DATA", "To: b@x", "From: a@x", "", "body", ".", "QUIT"]),
+
+    ("predata and warn",
+     """acl_smtp_rcpt = accept
+acl_smtp_predata = acl_predata
+begin acl
+acl_predata:
+  warn  log_message = predata warning
+  deny  senders = no@x
+        message = not you
+  accept
+""", "192.0.2.1",
+     ["HELO ok", "MAIL FROM:<no@x>", "RCPT TO:<b@x>", "DATA", "RSET", "MAIL FROM:<a@x>", "RCPT TO:<b@x>",
+      "DATA", "Subject: x", "", "body", ".", "QUIT"]),
+
+    ("ratelimit",
+     """acl_smtp_rcpt = accept
+acl_smtp_mail = acl_mail
+begin acl
+acl_mail:
+  deny  ratelimit = 2 / 1h / strict
+        message = rate $sender_rate_limit per $sender_rate_period exceeded
+  accept
+""", "192.0.2.1",
+     ["HELO ok", "MAIL FROM:<a@x>", "RSET", "MAIL FROM:<a@x>", "RSET", "MAIL FROM:<a@x>", "RSET",
+      "MAIL FROM:<a@x>", "QUIT"]),
+
+    ("drop closes the connection",
+     """acl_smtp_rcpt = acl_rcpt
+begin acl
+acl_rcpt:
+  drop  local_parts = drop
+        message = go away
+  accept
+""", "192.0.2.1",
+     ["HELO ok", "MAIL FROM:<a@x>", "RCPT TO:<ok@x>", "RCPT TO:<drop@x>", "RCPT TO:<ok@x>", "QUIT"]),
+]
+
+
+def replies(text):
+    """SMTP replies in order: (code, [lines]) for each reply."""
+    out, cur = [], []
+    for line in text.splitlines():
+        m = re.match(r"^(\d{3})([ -])(.*)$", line)
+        if not m:
+            continue
+        cur.append(m.group(3))
+        if m.group(2) == " ":
+            out.append((m.group(1), cur))
+            cur = []
+    return out
+
+
+def comparable(reps):
+    """Codes for everything; texts for 4xx/5xx and non-standard 2xx texts."""
+    res = []
+    standard_2xx = re.compile(r"^(OK|Accepted|Reset OK|test\.example .*|.*closing connection|"
+                              r"Enter message.*|OK id=.*|.*Hello .*)$")
+    for code, lines in reps:
+        if code[0] in "45" or (code[0] == "2" and not all(standard_2xx.match(x) for x in lines)):
+            res.append((code, tuple(lines)))
+        else:
+            res.append((code,))
+    return res
+
+
+def dialogue(binary, cfg, ip, lines):
+    data = "".join(line + "\r\n" for line in lines)
+    r = run([binary, "-C", cfg, "-bh", ip], input=data, timeout=60)
+    return r
+
+
+@pytest.fixture(scope="module")
+def postern_bh(postern_bin, tmp_path_factory):
+    if not os.access(EXIM, os.X_OK):
+        pytest.skip("exim4 is not installed (Debian package exim4-daemon-heavy)")
+    d = tmp_path_factory.mktemp("probe")
+    cfg = d / "probe.conf"
+    cfg.write_text(COMMON.format(spool=d / "spool") + "acl_smtp_rcpt = accept\n")
+    r = dialogue(postern_bin, str(cfg), "192.0.2.1", ["QUIT"])
+    if not replies(r.stdout) or replies(r.stdout)[0][0] != "220":
+        pytest.skip("postern -bh is not available yet: " + (r.stderr.strip().splitlines() or ["no output"])[0])
+    return postern_bin
+
+
+def _config_for(i):
+    conf = CASES[i][1]
+    while conf is None:
+        i -= 1
+        conf = CASES[i][1]
+    return conf
+
+
+@pytest.mark.parametrize("idx", [
+    pytest.param(i, marks=pytest.mark.xfail(reason=XFAIL[c[0]], strict=False)) if c[0] in XFAIL else i
+    for i, c in enumerate(CASES)], ids=[c[0] for c in CASES])
+def test_acl_against_exim(idx, postern_bh):
+    name, _, ip, lines = CASES[idx]
+    conf = _config_for(idx)
+    results = {}
+    # Exim switches to its own user: the spool must be reachable and writable
+    # for it, so it lives in a world-writable directory of its own.
+    top = tempfile.mkdtemp(prefix="acl-exim-")
+    os.chmod(top, 0o755)
+    try:
+        _run_both(name, conf, ip, lines, top, postern_bh, results)
+    finally:
+        shutil.rmtree(top, ignore_errors=True)
+    assert results["postern"] == results["exim"], \
+        f"{name}: replies differ\nexim:    {results['exim']}\npostern: {results['postern']}"
+
+
+def _run_both(name, conf, ip, lines, top, postern_bin, results):
+    import pathlib
+    for prog, binary in (("exim", EXIM), ("postern", postern_bin)):
+        spool = pathlib.Path(top) / prog
+        (spool / "log").mkdir(parents=True)
+        os.chmod(spool, 0o777)
+        os.chmod(spool / "log", 0o777)
+        cfg = pathlib.Path(top) / f"{prog}.conf"
+        cfg.write_text(COMMON.format(spool=spool) + conf)
+        r = dialogue(binary, str(cfg), ip, lines)
+        results[prog] = comparable(replies(r.stdout))
+        assert results[prog], f"{prog}: no SMTP replies; stderr: {r.stderr[-2000:]}"
