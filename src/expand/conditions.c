@@ -571,6 +571,10 @@ status xp_cond(xs *x, const char **sp, bool skip, bool *res)
     case C_BOOL: case C_BOOLLAX: st = cond_bool(x, arg[0], t == C_BOOLLAX, &r); break;
     case C_EXISTS: {
         struct stat sb;
+        if (ps.exp_forbid & EXPAND_FORBID_EXISTS) {
+            st = xfail(x, "File existence tests are not permitted");
+            break;
+        }
         if (at[0]) {
             st = xfail(x, "Tainted filename '%s' for exists", arg[0]);
             break;

@@ -17,6 +17,15 @@
 #define EXPAND_MAX_RESULT    (64 * 1024 * 1024)  /* bytes in one expansion */
 #define EXPAND_MAX_READFILE  (16 * 1024 * 1024)  /* ${readfile} size */
 
+/* Bits of ps.exp_forbid: expansion features refused (Exim's forbid_*
+ * options of redirect routers and filters; the fuzz target sets them). */
+#define EXPAND_FORBID_RUN      0x01   /* ${run} */
+#define EXPAND_FORBID_READFILE 0x02   /* ${readfile} */
+#define EXPAND_FORBID_LOOKUP   0x04   /* ${lookup} */
+#define EXPAND_FORBID_EXISTS   0x08   /* exists{} */
+#define EXPAND_FORBID_STAT     0x10   /* ${stat:} */
+#define EXPAND_FORBID_QUERY    0x20   /* query-style lookups (dnsdb, ...) */
+
 /* ST_OK: *out set.  ST_FAIL_FORCED: "fail" was requested (*err says so).
  * ST_FAIL / ST_ERROR: *err is an Exim-like message.  ST_DEFER: a lookup
  * deferred.  *err is in a (may be NULL if err is NULL). */

@@ -49,6 +49,8 @@ static status it_lookup(xs *x, const char **sp, bool skip, gstr *out, bool *tain
 {
     const char *s = *sp;
     status st;
+    if (ps.exp_forbid & EXPAND_FORBID_LOOKUP)
+        return xfail(x, "lookup expansions are not permitted");
     const char *save_num[EXPAND_MAX_NUMVARS];
     memcpy(save_num, ps.exp_num, sizeof save_num);
     int save_nmax = ps.exp_nmax;
@@ -76,6 +78,10 @@ static status it_lookup(xs *x, const char **sp, bool skip, gstr *out, bool *tain
     }
     if (!spec.drv->query_style && !key) {
         st = xfail(x, "missing {key} for single-key %s lookup", xq(x, spec.drv->name));
+        goto out;
+    }
+    if (spec.drv->query_style && (ps.exp_forbid & EXPAND_FORBID_QUERY)) {
+        st = xfail(x, "lookup expansions are not permitted");
         goto out;
     }
     if (spec.drv->query_style && key) {
@@ -1005,6 +1011,8 @@ static status it_readfile(xs *x, const char **sp, bool skip, gstr *out, bool *ta
 {
     char *v[2];
     bool t[2];
+    if (ps.exp_forbid & EXPAND_FORBID_READFILE)
+        return xfail(x, "file insertions are not permitted");
     status st = xp_args(x, sp, skip, 1, 2, true, "readfile", v, t, NULL);
     if (st != ST_OK || skip)
         return st;

@@ -151,6 +151,8 @@ status it_run(xs *x, const char **sp, bool skip, gstr *out, bool *taint)
     const char *s = *sp;
     bool preexpand = false;
     status st;
+    if (ps.exp_forbid & EXPAND_FORBID_RUN)
+        return xfail(x, "running a command is not permitted");
     while (*s == ',') {
         s++;
         if (strncmp(s, "preexpand", 9) == 0) {

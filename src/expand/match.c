@@ -205,6 +205,10 @@ static int as_lookup(const char *item, mctx *m, lookup_spec *sp, const char **da
 static status do_lookup(mctx *m, const lookup_spec *sp, const char *data, const char *key, const char **val)
 {
     char *res = NULL, *err = NULL;
+    if (sp->drv->query_style && (ps.exp_forbid & EXPAND_FORBID_QUERY)) {
+        *m->err = arena_strdup(m->a, "lookup expansions are not permitted");
+        return ST_DEFER;
+    }
     status st = lookup_search(sp, data, key, m->a, &res, &err);
     if (st == ST_OK) {
         if (val)

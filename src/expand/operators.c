@@ -1149,6 +1149,8 @@ status xp_op(xs *x, const char *name, const char *s, bool argt, gstr *out, bool 
         keep_taint = false;
     } else if (!strcmp(op, "stat")) {
         struct stat sb;
+        if (ps.exp_forbid & EXPAND_FORBID_STAT)
+            return xfail(x, "Use of the stat() expansion is not permitted");
         if (argt)
             return xfail(x, "Tainted filename '%s' for stat", s);
         if (stat(s, &sb) != 0)

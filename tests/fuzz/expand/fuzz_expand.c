@@ -33,6 +33,8 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
         abort();
     }
     config_set_current(c);
+    /* never run commands or read files named by fuzz input */
+    ps.exp_forbid = EXPAND_FORBID_RUN | EXPAND_FORBID_READFILE | EXPAND_FORBID_QUERY;
     return 0;
 }
 
