@@ -19,13 +19,18 @@ from dnsfixture import DnsServer
 # case id -> why it does not pass
 EXPECTED_FAILURES = EXPECTED = {
     **{f"dkim-mail-dkim/good_ietf00_{i}.txt":
-       "draft-ietf-dkim-base-00 signature (no v=, no bh=: the body was hashed into b= "
-       "directly); a format no RFC ever had; Mail::DKIM's own test skips it too"
+       "draft-ietf-dkim-base-00 signature without v= and bh= (the draft before bh= "
+       "existed, whose signature covered the body itself); no RFC defines it and "
+       "Mail::DKIM's own test skips it too"
        for i in range(1, 6)},
     "dkim-mail-dkim/bad_dk_3.txt":
         "DomainKey-Signature without q=: we verify it (good), since q= is optional in "
         "practice and the corpus itself expects good_dk_2.txt (also without q=) to pass; "
         "Mail::DKIM's own test skips this file",
+    "dkim-mail-dkim-strict/good_ietf01_1.txt":
+        "768-bit RSA key: Exim (and so postern) reports a key below "
+        "dkim_verify_min_keysizes as invalid (pubkey_too_short); Mail::DKIM's strict "
+        "mode calls it fail",
 }
 
 
@@ -250,6 +255,25 @@ def test_mail_dkim(postern_auth_bin, conformance_dir, capsys):
             got = whole_message(postern_auth_bin, msg, dns)
             out[f] = None if got == want else f"got {got}, want {want}"
     check_suite(capsys, "dkim-mail-dkim", out)
+
+
+# Mail::DKIM's strict mode (t/verifier_strict.t): rsa-sha1 and short keys
+# are not acceptable; postern's equivalent is --strict with the default
+# minimum key size.
+STRICT = {"good_1878523.txt": "invalid", "good_ietf01_1.txt": "fail",
+          "good_qp_1.txt": "invalid", "mine_ietf01_3.txt": "pass"}
+
+
+def test_mail_dkim_strict(postern_auth_bin, conformance_dir, capsys):
+    d = conformance_dir / "dkim-mail-dkim"
+    out = {}
+    with DnsServer(fake_dns(d / "FAKE_DNS.dat")) as dns:
+        for f, want in STRICT.items():
+            msg = crlf((d / "corpus" / f).read_bytes())
+            words = results(auth(postern_auth_bin, ["dkim-verify", "--strict"], msg, dns))
+            got = max(words or ["none"], key=lambda w: RANK.get(w, 0))
+            out[f] = None if got == want else f"got {got}, want {want}"
+    check_suite(capsys, "dkim-mail-dkim-strict", out)
 
 
 # ---- dkimpy data --------------------------------------------------------------

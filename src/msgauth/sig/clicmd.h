@@ -16,7 +16,7 @@ typedef struct cli_spec {
 } cli_spec;
 
 typedef struct cli_opts {
-    bool json, strict;
+    bool json, strict, rfc_only;
     const char *dns, *dns_zone;
     long long now;               /* 0: real clock */
     const char *domain, *selector, *key, *algorithm, *canon, *headers, *identity;

@@ -93,13 +93,13 @@ out:
 
 static const cli_spec verify_spec = {
     "[--dns ip@port | --dns-zone FILE] [--now T] [--json] [--min-rsa-bits N]\n"
-    "       [--strict] [--srv-id ADMD] < message\n",
+    "       [--strict] [--rfc-only] [--srv-id ADMD] < message\n",
     "Verifies every DKIM-Signature.  One line per signature: result (pass, fail,\n"
     "invalid, temperror; none without signatures), then d= s= a= i= and reason=\n"
     "(Exim's $dkim_verify_reason).  rsa-sha1 passes are marked weak.\n"
     "  --min-rsa-bits N  smallest RSA key accepted (default 1024)\n"
-    "  --strict          rsa-sha1 signatures (RFC 8301) and pre-RFC draft\n"
-    "                    signatures (no v=, v=0.5) are invalid\n"
+    "  --strict          rsa-sha1 signatures are invalid (RFC 8301)\n"
+    "  --rfc-only        signatures of the pre-RFC drafts (no v=, v=0.5) are invalid\n"
     "  --srv-id ADMD     also print an Authentication-Results field for ADMD\n",
 };
 
@@ -123,7 +123,8 @@ int cmd_dkim_verify(int argc, char **argv)
     if ((rc = cli_read_message(a, &m)) || (rc = cli_setup_dns(a, &o, &dns, &res)))
         goto out;
     dkim_verify_opts vo = { .dns = dns, .now = (time_t)o.now, .min_rsa_bits = o.min_rsa_bits,
-                            .min_ed25519_bits = 250, .strict = o.strict };
+                            .min_ed25519_bits = 250, .strict = o.strict,
+                            .rfc_only = o.rfc_only };
     dkim_result *r;
     int n = dkim_verify(a, &m, &vo, &r);
     bool all = n > 0, temp = false;

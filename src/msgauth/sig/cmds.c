@@ -71,7 +71,7 @@ int cli_parse(int argc, char **argv, const cli_spec *spec, cli_opts *o)
         }
         const char *val = NULL;
         bool needs = strcmp(arg, "--json") != 0 && strcmp(arg, "--strict") != 0 &&
-                     strcmp(arg, "--timestamps") != 0;
+                     strcmp(arg, "--timestamps") != 0 && strcmp(arg, "--rfc-only") != 0;
         if (needs) {
             if (i + 1 >= argc) {
                 fprintf(stderr, "postern-auth %s: %s needs a value\n", argv[0], arg);
@@ -83,6 +83,7 @@ int cli_parse(int argc, char **argv, const cli_spec *spec, cli_opts *o)
 #define IS(x) (strcmp(arg, x) == 0)
         if (IS("--json")) o->json = true;
         else if (IS("--strict")) o->strict = true;
+        else if (IS("--rfc-only")) o->rfc_only = true;
         else if (IS("--timestamps")) o->timestamp = -2;
         else if (IS("--dns")) o->dns = val;
         else if (IS("--dns-zone")) o->dns_zone = val;

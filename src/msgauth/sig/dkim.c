@@ -150,6 +150,10 @@ status dkim_sig_check_common(arena *a, dkim_sig *s, const char **err)
         *err = "bad d= or s= value";
         return ST_FAIL;
     }
+    if (s->nh > DKIM_MAX_SIGNED_HEADERS) {
+        *err = "too many header names in h=";
+        return ST_FAIL;
+    }
     const char *l = tags_get(&s->tags, "l");
     if (l) {
         if (!all_digits(l, 76)) {
@@ -438,6 +442,11 @@ void dkim_verify_parsed(arena *a, const mail_msg *m, const mail_header *hdr, dki
     }
     r->key_bits = key_bits(pk);
     int min = key.kt == KEY_RSA ? o->min_rsa_bits : o->min_ed25519_bits;
+    if (r->key_bits > DKIM_MAX_KEY_BITS) {
+        key_free(pk);
+        invalid(r, "pubkey_der_syntax");    /* absurdly large: refuse the work */
+        return;
+    }
     if (r->key_bits < min) {
         key_free(pk);
         invalid(r, "pubkey_too_short");
@@ -488,7 +497,7 @@ void dkim_verify_one(arena *a, const mail_msg *m, int idx, const dkim_verify_opt
     r->headernames = s.h_raw ? str_nows(a, s.h_raw) : NULL;
     if (s.b)
         r->b_prefix = arena_strndup(a, str_nows(a, s.b), 8);
-    if (dkim_sig_check(a, &s, now, o->strict, &err) != ST_OK) {
+    if (dkim_sig_check(a, &s, now, o->rfc_only, &err) != ST_OK) {
         invalid(r, err);
         return;
     }

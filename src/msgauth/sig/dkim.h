@@ -25,6 +25,8 @@
 
 #define DKIM_MAX_SIGS 32            /* signatures examined per message */
 #define DKIM_NO_LIMIT (-1LL)
+#define DKIM_MAX_SIGNED_HEADERS 1000 /* h= names; more is an invalid signature */
+#define DKIM_MAX_KEY_BITS 16384     /* larger RSA keys are refused */
 
 typedef enum dkim_status {
     DKIM_NONE = 0, DKIM_INVALID, DKIM_FAIL, DKIM_PASS,
@@ -86,7 +88,8 @@ typedef struct dkim_verify_opts {
     time_t now;                  /* 0: time(NULL) */
     int min_rsa_bits;            /* Exim's dkim_verify_min_keysizes: rsa=1024 */
     int min_ed25519_bits;        /* ed25519=250 */
-    bool strict;                 /* RFC-only: rsa-sha1 invalid (RFC 8301), v=1 required */
+    bool strict;                 /* rsa-sha1 signatures are invalid (RFC 8301) */
+    bool rfc_only;               /* refuse pre-RFC draft signatures (no v=, v=0.5, q=dns) */
 } dkim_verify_opts;
 
 typedef struct dkim_result {
