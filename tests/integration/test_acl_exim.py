@@ -29,7 +29,8 @@ log_file_path = {spool}/log/%slog
 
 # Known differences, owned outside the ACL engine (non-strict: they pass
 # silently once fixed, and the cases keep guarding everything else).
-VARS = "needs getters for $acl_narg/$acl_argN/$sender_rate* in src/expand/vars.c (ps fields exist)"
+VARS = ("needs the expander to read $acl_narg, $acl_argN and $sender_rate* from ps "
+        "(src/expand/vars.c, vars_state.c; the ACL engine sets ps.acl_arg, ps.sender_rate, ...)")
 XFAIL = {
     "verbs and default texts": "SMTP server: a message starting with a code (599) must replace 550",
     "endpass and nested acls": VARS,

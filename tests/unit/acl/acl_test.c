@@ -492,12 +492,12 @@ static const tcase cases[] = {
                               "inner:\n accept set acl_m_args = 3 a b c d e\n",
       ACL_WHERE_MAIL, "a", H, .st = ST_OK, .post = post_args },
     { "nested args as variables (exim4)",
-      "begin acl\na:\n accept acl = inner a \"b c\" ${if eq{1}{1}{d}}\n message = after $acl_narg\n"
+      "begin acl\na:\n accept acl = inner a \"b c\" ${lc:D}\n message = after $acl_narg\n"
       "inner:\n accept logwrite = sub args $acl_narg $acl_arg1 $acl_arg2 $acl_arg3 [$acl_arg4]\n",
-      ACL_WHERE_MAIL, "a", H, .st = ST_OK, .umsg = "after 0", .log_has = "sub args 3 a b c d []",
+      ACL_WHERE_MAIL, "a", H, .st = ST_OK, .umsg = "after 0", .lmsg = "*", .log_has = "sub args 3 a b c d []",
       .needs = "acl_arg1" },
     { "message with $local_part (exim4)", "begin acl\na:\n deny message = nope $local_part\n",
-      ACL_WHERE_RCPT, "a", H, .lp = "badmsg", .domain = "x.y", .st = ST_FAIL, .umsg = "nope badmsg",
+      ACL_WHERE_RCPT, "a", H, .lp = "badmsg", .domain = "x.y", .st = ST_FAIL, .umsg = "nope badmsg", .lmsg = "*",
       .needs = "local_part" },
     { "nested too many args", "begin acl\na:\n accept acl = inner 1 2 3 4 5 6 7 8 9 10\ninner:\n accept\n",
       ACL_WHERE_MAIL, "a", H, .st = ST_ERROR, .lmsg = "too many arguments in call of ACL \"inner\"" },
