@@ -145,6 +145,35 @@ fail:
     return NULL;
 }
 
+/* "timeout:N" and "attempts:N" from an options string of resolv.conf */
+static void parse_res_options(const char *p, int *retrans, int *retry)
+{
+    while (p && *p) {
+        while (*p == ' ' || *p == '\t')
+            p++;
+        int v;
+        if (sscanf(p, "timeout:%d", &v) == 1 && v > 0)
+            *retrans = v > 30 ? 30 : v;             /* glibc's RES_MAXRETRANS */
+        else if (sscanf(p, "attempts:%d", &v) == 1 && v > 0)
+            *retry = v > 5 ? 5 : v;                 /* glibc's RES_MAXRETRY */
+        while (*p && *p != ' ' && *p != '\t')
+            p++;
+    }
+}
+
+static void resolv_options(int *retrans, int *retry)
+{
+    FILE *f = fopen("/etc/resolv.conf", "r");
+    if (f) {
+        char line[512];
+        while (fgets(line, sizeof line, f))
+            if (strncmp(line, "options", 7) == 0 && (line[7] == ' ' || line[7] == '\t'))
+                parse_res_options(line + 8, retrans, retry);
+        fclose(f);
+    }
+    parse_res_options(getenv("RES_OPTIONS"), retrans, retry);
+}
+
 dns_resolver *dns_resolver_new(const dns_options *o, char **err, arena *a)
 {
     static const dns_options none = { 0 };
@@ -158,8 +187,17 @@ dns_resolver *dns_resolver_new(const dns_options *o, char **err, arena *a)
         r->o.servers = arena_strdup(a, o->servers);
     if (o->trust_anchor_file)
         r->o.trust_anchor_file = arena_strdup(a, o->trust_anchor_file);
-    r->retrans = o->retrans > 0 ? o->retrans : DNS_DEFAULT_RETRANS;
-    r->retry = o->retry > 0 ? o->retry : DNS_DEFAULT_RETRY;
+    /* unset dns_retrans / dns_retry: the system resolver's settings, as
+       Exim gets them from libc (resolv.conf "options timeout: attempts:",
+       RES_OPTIONS) */
+    int sys_retrans = DNS_DEFAULT_RETRANS, sys_retry = DNS_DEFAULT_RETRY;
+    resolv_options(&sys_retrans, &sys_retry);
+    if (r->o.retrans <= 0)
+        r->o.retrans = sys_retrans;
+    if (r->o.retry <= 0)
+        r->o.retry = sys_retry;
+    r->retrans = r->o.retrans;
+    r->retry = r->o.retry;
     r->max = o->max_lookups > 0 ? (unsigned)o->max_lookups : DNS_MAX_LOOKUPS;
     if (o->check_names_pattern && *o->check_names_pattern) {
         int ec;
@@ -197,8 +235,8 @@ void dns_resolver_free(dns_resolver *r)
 
 void dns_resolver_timeouts(dns_resolver *r, int retrans, int retry)
 {
-    r->retrans = retrans > 0 ? retrans : r->o.retrans > 0 ? r->o.retrans : DNS_DEFAULT_RETRANS;
-    r->retry = retry > 0 ? retry : r->o.retry > 0 ? r->o.retry : DNS_DEFAULT_RETRY;
+    r->retrans = retrans > 0 ? retrans : r->o.retrans;
+    r->retry = retry > 0 ? retry : r->o.retry;
 }
 
 unsigned dns_lookup_count(const dns_resolver *r) { return r->count; }

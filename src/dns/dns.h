@@ -72,8 +72,9 @@ typedef struct dns_options {
                                      if the servers give DNSSEC data for the root
                                      (checked once per process); a file named
                                      here is always used; "" = no validation */
-    int retrans;                  /* seconds, 0 = default */
-    int retry;
+    int retrans;                  /* seconds per try; 0 = resolv.conf's "options
+                                     timeout:" (or RES_OPTIONS), else 5 */
+    int retry;                    /* tries; 0 = "attempts:", else 2 */
     bool dnssec_ok;
     /* Added by the dns module (all optional, 0/NULL = default): */
     int max_lookups;              /* lookups per process before ST_DEFER; 0 = DNS_MAX_LOOKUPS */
