@@ -1,8 +1,18 @@
 /* dnslist.h: the dnslists ACL condition (DNS black/white lists), with
  * Exim's syntax: items "[txtdomain,]domain[!][=|==|&|=&]ip,ip[/key:key]",
- * "+include_unknown", "+exclude_unknown", "+defer_unknown".  The ACL engine
- * expands the list, calls dnslist_check and copies the result into
- * $dnslist_domain, $dnslist_matched, $dnslist_text and $dnslist_value. */
+ * "+include_unknown", "+exclude_unknown", "+defer_unknown".
+ *
+ * For the ACL engine, as Exim does it: take a leading "<x" separator off
+ * the condition's text, expand the rest (forced failure: the condition is
+ * true; other expansion failure: ERROR, or DEFER if a lookup deferred), put
+ * the "<x" back and call dnslist_check with host_ip = $sender_host_address
+ * (in the not-SMTP ACLs an item without "/key" is an error: check that
+ * first).  On ST_OK copy the result into $dnslist_domain, $dnslist_matched,
+ * $dnslist_text and $dnslist_value (connection lifetime).  The log
+ * callback gets Exim's texts; "DNS list lookup defer..." belongs under log
+ * selector +dnslist_defer, the others always go to the main log.
+ * The resolver: dns_iface_unbound(dns_process_resolver()) after
+ * dns_configure_from_cfg() (src/lookup/dnsdb.h: dnsdb_process_resolver). */
 #ifndef POSTERN_DNSLIST_H
 #define POSTERN_DNSLIST_H
 
