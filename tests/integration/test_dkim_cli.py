@@ -40,7 +40,7 @@ def test_usage_errors(postern_auth_bin, key, args):
 
 
 @pytest.mark.parametrize("cmd", ["dkim-sign", "dkim-verify", "arc-sign", "arc-verify", "dk-sign",
-                                 "dk-verify", "dkim-canon"])
+                                 "dk-verify", "dkim-canon", "authres"])
 def test_help(postern_auth_bin, cmd):
     p = auth(postern_auth_bin, [cmd, "--help"])
     assert p.returncode == 0 and b"usage: postern-auth " + cmd.encode() in p.stdout
@@ -100,3 +100,23 @@ def test_arc_sign_options(postern_auth_bin, key):
     head = p.stdout.split(b"\r\n\r\n")[0].decode()
     assert "t=1000" in head and "x=1100" in head and "cv=none" in head
     assert head.startswith("ARC-Seal: ")
+
+
+def test_authres_command(postern_auth_bin, key):
+    pem, rec = key
+    with DnsServer({"good._domainkey.example.com": [("TXT", rec)]}) as dns:
+        signed = auth(postern_auth_bin, ["dkim-sign", "--domain", "example.com", "--selector",
+                                         "good", "--key", str(pem)], MSG, check=True).stdout
+        p = auth(postern_auth_bin, ["authres", "--srv-id", "mx.example.org",
+                                    "--add", "spf=pass smtp.mailfrom=joe@example.com"], signed, dns)
+        assert p.returncode == 0, p.stderr
+        text = p.stdout.decode()
+        assert text.startswith("Authentication-Results: mx.example.org;")
+        assert "spf=pass smtp.mailfrom=joe@example.com;" in text
+        assert "dkim=pass (1024-bit key) header.d=example.com" in text and "arc=none" in text
+        p = auth(postern_auth_bin, ["authres", "--srv-id", "mx.example.org", "--prepend"], signed, dns)
+        assert p.stdout.startswith(b"Authentication-Results: mx.example.org;")
+        assert p.stdout.endswith(b"\r\nbody\r\n")
+        p = auth(postern_auth_bin, ["authres", "--srv-id", "mx.example.org"], MSG, dns)
+        assert p.returncode == 1 and b"dkim=none" in p.stdout
+        assert auth(postern_auth_bin, ["authres", "--srv-id", "x", "--add", "junk"], MSG, dns).returncode == 64

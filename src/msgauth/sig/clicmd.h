@@ -43,5 +43,6 @@ int cmd_arc_sign(int argc, char **argv);
 int cmd_arc_verify(int argc, char **argv);
 int cmd_dk_sign(int argc, char **argv);
 int cmd_dk_verify(int argc, char **argv);
+int cmd_authres(int argc, char **argv);
 
 #endif

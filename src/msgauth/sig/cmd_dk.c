@@ -7,11 +7,12 @@
 #include <string.h>
 
 static const cli_spec verify_spec = {
-    "[--dns ip@port | --dns-zone FILE] [--json] < message\n",
+    "[--dns ip@port | --dns-zone FILE] [--json] [--srv-id ADMD] < message\n",
     "Verifies every DomainKey-Signature.  One line per signature (one line for\n"
     "an unsigned message) whose first word is the seed's $dk_status with '-'\n"
     "for spaces: good, bad, no-signature, no-key, bad-format, non-participant,\n"
-    "revoked; then d= s= sender= source= signsall= testing= result=.\n",
+    "revoked; then d= s= sender= source= signsall= testing= result=.\n"
+    "  --srv-id ADMD     also print an Authentication-Results field for ADMD\n",
 };
 
 static const char *word(arena *a, dk_status s)
@@ -72,6 +73,12 @@ int cmd_dk_verify(int argc, char **argv)
     }
     if (o.json)
         printf("]\n");
+    if (o.srv_id) {
+        authres_result *ar = arena_alloc(a, sizeof *ar * (size_t)n);
+        for (int i = 0; i < n; i++)
+            dk_authres(a, &r[i], &ar[i]);
+        fputs(authres_header(a, o.srv_id, ar, n), stdout);
+    }
     rc = temp ? AUTH_EXIT_TEMP : all ? AUTH_EXIT_OK : AUTH_EXIT_NOTPASS;
 out:
     if (res)

@@ -200,6 +200,7 @@ const auth_cmd sig_cmds[] = {
     { "arc-verify", "validate the ARC chain; one line: pass, fail or none", cmd_arc_verify },
     { "dk-sign", "sign with DomainKeys (RFC 4870); signed message on stdout", cmd_dk_sign },
     { "dk-verify", "verify DomainKeys signatures; one line per signature", cmd_dk_verify },
+    { "authres", "run DKIM, ARC, DomainKeys checks; print one Authentication-Results", cmd_authres },
     { "dkim-canon", "print a message canonicalized as DKIM hashes it", cmd_dkim_canon },
     { NULL, NULL, NULL },
 };

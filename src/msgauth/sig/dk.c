@@ -312,3 +312,23 @@ char *dk_sign(arena *a, const mail_msg *m, const dk_sign_opts *o, const char **e
     gstr_printf(&g, "b=%s", b64_encode(a, sig, sl));
     return fold_tags(a, "DomainKey-Signature", g.s, true);
 }
+
+void dk_authres(arena *a, const dk_result *r, authres_result *out)
+{
+    memset(out, 0, sizeof *out);
+    out->method = "domainkeys";
+    switch (r->status) {
+    case DK_GOOD: out->result = "pass"; break;
+    case DK_BAD: out->result = "fail"; break;
+    case DK_NOSIG: case DK_NONPARTICIPANT: out->result = "none"; break;
+    default: out->result = r->temperror ? "temperror" : "permerror"; break;
+    }
+    if (r->status != DK_GOOD && r->result)
+        out->reason = r->result;
+    out->props = arena_alloc(a, sizeof(authres_prop) * 2);
+    if (r->domain)
+        out->props[out->nprops++] = (authres_prop){ "header", "d", r->domain };
+    if (r->sender)
+        out->props[out->nprops++] = (authres_prop){ "header", strcmp(r->sender_source, "sender") == 0
+                                                    ? "sender" : "from", r->sender };
+}

@@ -16,6 +16,7 @@
 #include "core/arena.h"
 #include "dns/dns.h"
 #include "msgauth/mail.h"
+#include "msgauth/sig/authres.h"
 #include "msgauth/sig/sigutil.h"
 #include <stdbool.h>
 
@@ -45,6 +46,11 @@ typedef struct dk_verify_opts {
 /* Verify every DomainKey-Signature (at most DK_MAX_SIGS); an unsigned
  * message gives one result (no signature / non-participant). */
 int dk_verify(arena *a, const mail_msg *m, const dk_verify_opts *o, dk_result **out);
+
+/* The Authentication-Results resinfo (RFC 8601 "domainkeys"): good =
+ * pass, bad = fail, no signature / non-participant = none, DNS failure =
+ * temperror, other problems = permerror. */
+void dk_authres(arena *a, const dk_result *r, authres_result *out);
 
 /* Parse a DomainKey-Signature value into tags and check it (fuzzed). */
 status dk_sig_parse(arena *a, const char *value, size_t len, sig_tags *t, const char **err);
