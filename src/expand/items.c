@@ -19,6 +19,7 @@
 #include <strings.h>
 
 status it_imapfolder(xs *x, const char **sp, bool skip, gstr *out, bool *taint);  /* items_ext.c */
+status it_acl(xs *x, const char **sp, bool skip, gstr *out, bool *taint);         /* items_ext.c */
 
 static void skip_ws(const char **sp)
 {
@@ -1140,7 +1141,9 @@ status xp_item(xs *x, const char *name, const char **sp, bool skip, gstr *out, b
         st = it_prvscheck(x, sp, skip, out, taint);
     else if (strcmp(name, "imapfolder") == 0)
         st = it_imapfolder(x, sp, skip, out, taint);
-    else if (!strcmp(name, "acl") || !strcmp(name, "readsocket") ||
+    else if (strcmp(name, "acl") == 0)
+        st = it_acl(x, sp, skip, out, taint);
+    else if (!strcmp(name, "readsocket") ||
              !strcmp(name, "perl") || !strcmp(name, "dlfunc") ||
              !strcmp(name, "certextract") || !strcmp(name, "srs_encode") ||
              !strcmp(name, "authresults"))

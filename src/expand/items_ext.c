@@ -5,6 +5,7 @@
 #include "expand_int.h"
 #include "expand.h"
 #include "config/config.h"
+#include "acl/acl.h"
 
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <ctype.h>
@@ -503,4 +504,58 @@ status it_imapfolder(xs *x, const char **sp, bool skip, gstr *out, bool *taint)
         return ST_OK;
     *taint |= t[0];
     return imap_utf7(x, v[0], sep[0], specials, out);
+}
+
+/* ---- acl ------------------------------------------------------------------ */
+
+/* The ACL engine (src/acl) is linked into postern but not into every
+ * program that uses the expander (unit tests, fuzzers): a weak reference
+ * lets ${acl} work where the engine is present. */
+#pragma weak acl_eval_with_args
+
+/* Run ACL sub[0] with arguments sub[1..n-1]; *msg is its "message". */
+status x_run_acl(xs *x, char **sub, int n, const char **msg, bool *ok)
+{
+    if (!acl_eval_with_args)
+        return xfail(x, "the \"acl\" expansion item is not supported in this program");
+    acl_session sess;
+    memset(&sess, 0, sizeof sess);
+    acl_result res;
+    status st = acl_eval_with_args(ACL_WHERE_NOT_SMTP, sub[0], (const char **)sub + 1, n - 1,
+                                   &sess, x->w, &res);
+    (void)st;
+    switch (res.st) {
+    case ST_OK:
+    case ST_FAIL:
+        *ok = res.st == ST_OK;
+        *msg = res.user_message;
+        return ST_OK;
+    case ST_DEFER:
+        x->forced = true;
+        return xfail(x, "DEFER from acl %s", xq(x, sub[0]));
+    case ST_DISCARD:
+        return xfail(x, "DISCARD from acl %s", xq(x, sub[0]));
+    default:
+        return xfail(x, "ERROR from acl %s", xq(x, sub[0]));
+    }
+}
+
+status it_acl(xs *x, const char **sp, bool skip, gstr *out, bool *taint)
+{
+    char *sub[10];
+    bool t[10];
+    int n;
+    status st = xp_args(x, sp, skip, 1, 10, true, "acl", sub, t, &n);
+    if (st != ST_OK || skip)
+        return st;
+    const char *msg = NULL;
+    bool ok;
+    if ((st = x_run_acl(x, sub, n, &msg, &ok)) != ST_OK)
+        return st;
+    if (msg) {
+        gstr_cat(out, msg);
+        if (is_tainted(msg))
+            *taint = true;
+    }
+    return ST_OK;
 }

@@ -349,7 +349,12 @@ const char *var_get(xs *x, const char *name, bool *known)
     }
     if (strncmp(name, "acl_arg", 7) == 0 && name[7] >= '1' && name[7] <= '9' && !name[8]) {
         *known = true;
-        return "";
+        const char *v = ps.acl_arg[name[7] - '1'];
+        return v ? v : "";
+    }
+    if (strcmp(name, "acl_narg") == 0) {
+        *known = true;
+        return arena_printf(x->w, "%d", ps.acl_narg);
     }
     const char *sv = vars_state(x, name, known);
     if (*known)
