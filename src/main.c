@@ -7,6 +7,7 @@
 #include "expand/expand.h"
 #include "lookup/lookup.h"
 #include "smtp/daemon.h"
+#include "smtp/local.h"
 #include "spool/queue.h"
 #include "smtp/session.h"
 
@@ -18,7 +19,7 @@
 
 #define MAX_DEFINES 64
 
-enum mode { M_NONE, M_BE, M_BP, M_BV, M_BD, M_BS, M_BH, M_QLIST, M_MSG };
+enum mode { M_NONE, M_BE, M_BP, M_BV, M_BD, M_BS, M_BH, M_QLIST, M_MSG, M_BM };
 
 static int usage_error(const char *fmt, const char *arg)
 {
@@ -33,7 +34,7 @@ static int usage_error(const char *fmt, const char *arg)
 static void print_version(FILE *f, const config *c)
 {
     fprintf(f, "postern version %s (speaks Exim %s configuration and expansions)\n", POSTERN_VERSION, "4.99");
-    fprintf(f, "Modes: -be -bP -bV -bd -bs -bh -bp -bpc -bpu -Mvh -Mvb -Mvl -Mrm -Mf -Mt\n");
+    fprintf(f, "Modes: -be -bP -bV -bd -bs -bh -bm -t -bp -bpc -bpu -Mvh -Mvb -Mvl -Mrm -Mf -Mt\n");
     fprintf(f, "Lookups (built-in):");
     for (const lookup_driver *const *d = lookup_drivers; *d; d++)
         fprintf(f, " %s", (*d)->name);
@@ -71,7 +72,13 @@ int main(int argc, char **argv)
     const char *bh_addr = NULL, *oma = NULL, *omi = NULL;
     queue_list_mode qmode = QL_ALL;
     char maction = 0;
+    local_args lo = { 0 };
     enum mode mode = M_NONE;
+    /* the name it was called by: sendmail takes a message, mailq lists */
+    const char *base = strrchr(argv[0], '/');
+    base = base ? base + 1 : argv[0];
+    if (strcmp(base, "mailq") == 0)
+        mode = M_QLIST;
     int i;
     for (i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -116,6 +123,28 @@ int main(int argc, char **argv)
             break;
         } else if (strcmp(a, "-bs") == 0) {
             mode = M_BS;
+        } else if (strcmp(a, "-bm") == 0) {
+            mode = M_BM;
+        } else if (strcmp(a, "-t") == 0) {
+            lo.extract = true;
+        } else if (strcmp(a, "-i") == 0 || strcmp(a, "-oi") == 0) {
+            lo.dot_ok = true;
+        } else if (strcmp(a, "-oitrue") == 0) {
+            lo.dot_ok = true;
+        } else if (strncmp(a, "-f", 2) == 0 || strncmp(a, "-r", 2) == 0) {
+            const char *f = a[2] ? a + 2 : (++i < argc ? argv[i] : NULL);
+            if (!f)
+                return usage_error("%s requires an address", a);
+            lo.sender = strcmp(f, "<>") == 0 ? "" : f;
+        } else if (strncmp(a, "-F", 2) == 0) {
+            const char *f = a[2] ? a + 2 : (++i < argc ? argv[i] : NULL);
+            if (!f)
+                return usage_error("%s requires a name", a);
+            lo.fullname = f;
+        } else if (strcmp(a, "-odq") == 0 || strcmp(a, "-odi") == 0 || strcmp(a, "-odf") == 0 ||
+                   strcmp(a, "-odb") == 0 || strncmp(a, "-oe", 3) == 0 || strcmp(a, "-v") == 0 ||
+                   strcmp(a, "-em") == 0 || strcmp(a, "-ep") == 0 || strcmp(a, "-oem") == 0) {
+            /* delivery and error modes: messages are queued (delivery comes later) */
         } else if (strcmp(a, "-bh") == 0) {
             if (++i >= argc)
                 return usage_error("%s requires an IP address", a);
@@ -142,12 +171,16 @@ int main(int argc, char **argv)
             ps.debug = true;
         } else {
             fprintf(stderr, "postern: option %s is not implemented yet "
-                            "(implemented: -C -D -be -bP -bV -bd -bs -bh -bp -bpc -bpu -Mvh -Mvb -Mvl -Mrm -Mf -Mt -oX -oP -oMa -oMi)\n", a);
+                            "(implemented: -C -D -be -bP -bV -bd -bs -bh -bm -t -i -oi -f -F -od* -bp -bpc -bpu -Mvh -Mvb -Mvl -Mrm -Mf -Mt -oX -oP -oMa -oMi)\n", a);
             return 64;
         }
     }
     defines[ndefines] = NULL;
     la.defines = defines;
+    /* recipients after the options mean "take a message" (sendmail), as
+     * does -t */
+    if (mode == M_NONE && (i < argc || lo.extract || strcmp(base, "sendmail") == 0))
+        mode = M_BM;
     if (mode == M_NONE) {
         fprintf(stderr, "postern: no mode given (try -bV, -be or -bP)\n");
         return 64;
@@ -193,6 +226,11 @@ int main(int argc, char **argv)
         break;
     case M_BE:
         rc = expand_test_mode(argc - i, argv + i);
+        break;
+    case M_BM:
+        lo.rcpt = argv + i;
+        lo.nrcpt = argc - i;
+        rc = local_receive(&lo);
         break;
     case M_QLIST:
     case M_MSG: {

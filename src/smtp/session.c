@@ -11,12 +11,15 @@
 #include "core/state.h"
 #include "expand/expand.h"
 #include "expand/match.h"
+#include "message/fixups.h"
 #include "message/msgbuild.h"
+#include "smtp/local.h"
 #include "smtp/io.h"
 #include "smtp/smtp_cmd.h"
 #include "spool/spool.h"
 
 #include <ctype.h>
+#include <pwd.h>
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
@@ -341,6 +344,23 @@ static bool finish_message(session *s)
         return !drop;
     }
     apply_acl_headers(s, m);
+    {
+        /* local (-bs) and submission-mode messages get Exim's fix-ups */
+        struct passwd *pw = s->p->remote_ip ? NULL : getpwuid(getuid());
+        fixup_ctx fx = {
+            .local = s->p->remote_ip == NULL, .submission = s->acl.controls.submission,
+            .suppress = s->acl.controls.suppress_local_fixups,
+            .trusted = s->p->remote_ip ? true : local_caller_trusted(getuid(), getgid(), pw ? pw->pw_name : NULL),
+            .login = pw ? arena_strdup(ps.msg, pw->pw_name) : NULL,
+            .qualify_domain = cfg_str(MO_qualify_domain), .primary_hostname = cfg_str(MO_primary_hostname),
+            .local_from_check = cfg_bool(MO_local_from_check),
+            .local_sender_retain = cfg_bool(MO_local_sender_retain),
+            .submission_domain = s->acl.controls.submission_domain,
+            .authenticated_id = ps.authenticated_id,
+        };
+        msg_fixups(m, &fx, ps.msg);
+        s->sender = m->sender;
+    }
     struct timeval tv;
     gettimeofday(&tv, NULL);
     m->complete_sec = tv.tv_sec;

@@ -1,0 +1,84 @@
+/* fixups.c: Exim's header fix-ups for incoming messages. */
+#include "message/fixups.h"
+#include "message/msgbuild.h"
+#include "msgauth/mail.h"
+
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+static void delete_all(spool_msg *m, const char *name)
+{
+    size_t n = strlen(name);
+    for (spool_header *h = m->headers; h; h = h->next)
+        if (h->type != '*' && strncasecmp(h->text, name, n) == 0 &&
+            (h->text[n] == ':' || h->text[n] == ' ' || h->text[n] == '\t'))
+            h->type = '*';
+}
+
+static void add(spool_msg *m, arena *a, const char *text)
+{
+    spool_add_header(m, a, spool_header_type(text), text, strlen(text));
+}
+
+/* Does the From: header name exactly the address addr? */
+static bool from_is(spool_msg *m, arena *a, const char *addr)
+{
+    spool_header *h = mb_find_header(m, "From");
+    if (!h)
+        return false;
+    const char *c = strchr(h->text, ':');
+    mail_addr *list;
+    int n = mail_addr_list(a, c + 1, strlen(c + 1), &list);
+    if (n != 1)
+        return false;
+    const char *at = strrchr(addr, '@');
+    if (!at)
+        return false;
+    return strlen(list[0].local) == (size_t)(at - addr) && strncmp(list[0].local, addr, (size_t)(at - addr)) == 0
+           && strcasecmp(list[0].domain, at + 1) == 0;
+}
+
+void msg_fixups(spool_msg *m, const fixup_ctx *fx, arena *a)
+{
+    delete_all(m, "Return-path");
+    delete_all(m, "Delivery-date");
+    delete_all(m, "Envelope-to");
+    if (fx->suppress || (!fx->local && !fx->submission))
+        return;
+
+    if (!mb_find_header(m, "Message-ID") && !mb_find_header(m, "Resent-Message-ID"))
+        add(m, a, arena_printf(a, "Message-Id: <E%s@%s>\n", m->id, fx->primary_hostname));
+
+    if (!mb_find_header(m, "From")) {
+        if (fx->local && fx->login) {
+            const char *fn = fx->fullname && *fx->fullname ? fx->fullname : NULL;
+            if (fn)
+                add(m, a, arena_printf(a, "From: %s <%s@%s>\n", fn, fx->login, fx->qualify_domain));
+            else
+                add(m, a, arena_printf(a, "From: %s@%s\n", fx->login, fx->qualify_domain));
+        } else if (m->sender && *m->sender) {
+            add(m, a, arena_printf(a, "From: %s\n", m->sender));
+        }
+    }
+
+    if (!mb_find_header(m, "Date")) {
+        char date[64];
+        time_t now = m->received ? m->received : time(NULL);
+        struct tm tm;
+        localtime_r(&now, &tm);
+        strftime(date, sizeof date, "%a, %d %b %Y %H:%M:%S %z", &tm);
+        add(m, a, arena_printf(a, "Date: %s\n", date));
+    }
+
+    /* Sender: for untrusted local callers */
+    if (fx->local && !fx->trusted && fx->login) {
+        const char *me = arena_printf(a, "%s@%s", fx->login, fx->qualify_domain);
+        if (!fx->local_sender_retain)
+            delete_all(m, "Sender");
+        if (fx->local_from_check && !from_is(m, a, me)) {
+            add(m, a, arena_printf(a, "Sender: %s\n", me));
+            m->sender = me;
+        }
+    }
+}

@@ -1,0 +1,23 @@
+/* local.h: non-SMTP message input (-bm, -t, sendmail). */
+#ifndef POSTERN_SMTP_LOCAL_H
+#define POSTERN_SMTP_LOCAL_H
+
+#include <stdbool.h>
+#include <sys/types.h>
+
+#define EX_TEMPFAIL_LOCAL 75   /* sysexits EX_TEMPFAIL: try again later */
+
+typedef struct local_args {
+    const char *sender;        /* -f, NULL if not given ("" for <>) */
+    const char *fullname;      /* -F */
+    bool extract;              /* -t */
+    bool dot_ok;               /* -i / -oi: a "." line does not end the message */
+    char **rcpt;               /* recipient arguments */
+    int nrcpt;
+} local_args;
+
+bool local_caller_trusted(uid_t uid, gid_t gid, const char *login);
+/* Read a message from stdin and queue it; returns the exit status. */
+int local_receive(const local_args *la);
+
+#endif
