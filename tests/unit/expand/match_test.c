@@ -6,6 +6,7 @@
 #include "core/state.h"
 #include "expand/match.h"
 
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -99,6 +100,9 @@ int main(void)
     data_dir = getenv("EXPAND_TEST_DATA");
     if (!data_dir)
         data_dir = "tests/unit/expand/data";
+    static char absdir[4096];
+    if (realpath(data_dir, absdir))   /* dsearch wants absolute names */
+        data_dir = absdir;
     config *c;
     char *err;
     const char *text =
