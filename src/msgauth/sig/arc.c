@@ -556,7 +556,7 @@ char *arc_seal(arena *a, const mail_msg *m, const arc_sign_opts *o, const char *
                                alg, b64_encode(a, bh, bhl), o->domain, h.s, inst, o->selector,
                                t.s, o->expire >= 0 ? arena_printf(a, "; x=%lld", o->expire) : "");
     mail_header *ams_h = one_header(a, arena_printf(a, "ARC-Message-Signature: %s\r\n", ams_v));
-    size_t dl = dkim_header_hash(a, &m2, names, nn, CANON_RELAXED, HASH_SHA256, ams_h, dig);
+    size_t dl = dkim_header_hash(a, &m2, names, nn, CANON_RELAXED, HASH_SHA256, ams_h, -1, dig);
     size_t sl;
     unsigned char *sig = sig_sign(a, o->key, HASH_SHA256, dig, dl, &sl);
     if (!sig) {

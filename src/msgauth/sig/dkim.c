@@ -353,11 +353,13 @@ size_t dkim_body_hash(arena *a, const mail_msg *m, canon bc, sig_hash h, long lo
 }
 
 size_t dkim_header_hash(arena *a, const mail_msg *m, const char *const *names, int n, canon c,
-                        sig_hash h, const mail_header *sighdr, unsigned char *out)
+                        sig_hash h, const mail_header *sighdr, int exclude, unsigned char *out)
 {
     gstr g;
     gstr_init(&g, a, 1024);
     bool *used = arena_calloc(a, (size_t)m->nhdr + 1);
+    if (exclude >= 0 && exclude < m->nhdr)
+        used[exclude] = true;
     for (int k = 0; k < n; k++) {
         size_t nl = strlen(names[k]);
         for (int i = m->nhdr - 1; i >= 0; i--) {
@@ -463,7 +465,8 @@ void dkim_verify_parsed(arena *a, const mail_msg *m, const mail_header *hdr, dki
     }
     mail_header stripped;
     strip_b_value(a, hdr, &stripped);
-    size_t hl = dkim_header_hash(a, m, s.h, s.nh, s.hc, s.hash, &stripped, hh);
+    int self = hdr >= m->hdr && hdr < m->hdr + m->nhdr ? (int)(hdr - m->hdr) : -1;
+    size_t hl = dkim_header_hash(a, m, s.h, s.nh, s.hc, s.hash, &stripped, self, hh);
     bool ok = sig_verify(pk, s.hash, hh, hl, s.sig, s.siglen);
     key_free(pk);
     if (!ok) {
@@ -649,7 +652,7 @@ char *dkim_sign(arena *a, const mail_msg *m, const dkim_sign_opts *o, const char
         return NULL;
     }
     unsigned char hh[EVP_MAX_MD_SIZE];
-    size_t hl = dkim_header_hash(a, m, names, nn, o->hc, o->hash, &fm.hdr[0], hh);
+    size_t hl = dkim_header_hash(a, m, names, nn, o->hc, o->hash, &fm.hdr[0], -1, hh);
     size_t sl;
     unsigned char *sig = sig_sign(a, o->key, o->hash, hh, hl, &sl);
     if (!sig) {

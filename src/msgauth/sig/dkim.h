@@ -127,10 +127,10 @@ size_t dkim_body_hash(arena *a, const mail_msg *m, canon bc, sig_hash h, long lo
 
 /* Hash of the headers named in names (bottom-up selection, RFC 6376
  * 5.4.2) followed by the signature header sighdr with its b= emptied and
- * without final CRLF, canonicalized with c.  exclude marks header indexes
- * that are never selected (e.g. the signature itself). */
+ * without final CRLF, canonicalized with c.  The header at index exclude
+ * (the signature being verified, -1 for none) is never selected. */
 size_t dkim_header_hash(arena *a, const mail_msg *m, const char *const *names, int n, canon c,
-                        sig_hash h, const mail_header *sighdr, unsigned char *out);
+                        sig_hash h, const mail_header *sighdr, int exclude, unsigned char *out);
 
 /* Fetch and parse the key selector._domainkey.domain; returns ST_OK,
  * ST_DEFER (DNS temporary), ST_NOTFOUND, or ST_FAIL (syntax: *err). */
