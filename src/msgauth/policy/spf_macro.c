@@ -47,8 +47,11 @@ static const char *letter_value(char l, const spf_macro_ctx *m, arena *a, char *
     case 'o': return m->sender_dom ? m->sender_dom : "";
     case 'd': return m->domain ? m->domain : "";
     case 'h': return m->helo ? m->helo : "";
-    case 'i':
     case 'c':
+        if (!m->in_exp)
+            break;
+        /* fall through */
+    case 'i':
     case 'v':
         if (!spf_ip_parse(m->ip, ip, &v6)) {
             *err = "client IP address is not valid";
