@@ -214,13 +214,15 @@ enum ctype {
     C_NL, C_NLE, C_NE, C_NG, C_NGE,
     C_MATCH, C_MADDR, C_MDOM, C_MIP, C_MLP, C_INLIST, C_INLISTI, C_CRYPTEQ,
     C_ISIP, C_ISIP4, C_ISIP6, C_BOOL, C_BOOLLAX, C_EXISTS,
-    C_AND, C_OR, C_FORALL, C_FORANY, C_FIRSTDEL, C_QUEUERUN, C_ACL,
+    C_AND, C_OR, C_FORALL, C_FORANY, C_FIRSTDEL, C_QUEUERUN, C_ACL, C_NOTCOMPILED,
 };
 
 status x_run_acl(xs *x, char **sub, int n, const char **msg, bool *ok);   /* items_ext.c */
 
 static const struct { const char *name; enum ctype t; int nargs; } conds[] = {
     {"acl", C_ACL, -1},
+    {"inbound_srs", C_NOTCOMPILED, 2}, {"ldapauth", C_NOTCOMPILED, 1},
+    {"pam", C_NOTCOMPILED, 1}, {"radius", C_NOTCOMPILED, 1}, {"saslauthd", C_NOTCOMPILED, 1},
     {"<", C_NL, 2}, {"<=", C_NLE, 2}, {"=", C_NE, 2}, {"==", C_NE, 2}, {">", C_NG, 2}, {">=", C_NGE, 2},
     {"and", C_AND, -1}, {"bool", C_BOOL, 1}, {"bool_lax", C_BOOLLAX, 1}, {"crypteq", C_CRYPTEQ, 2},
     {"eq", C_EQ, 2}, {"eqi", C_EQI, 2}, {"exists", C_EXISTS, 1},
@@ -472,6 +474,10 @@ status xp_cond(xs *x, const char **sp, bool skip, bool *res)
     if (t == C_AND || t == C_OR) {
         st = cond_andor(x, &s, skip, t == C_AND, &r, name);
         goto done;
+    }
+    if (t == C_NOTCOMPILED) {
+        *sp = s;
+        return xfail(x, "support for %s not compiled", xq(x, name));
     }
     if (t == C_ACL) {
         /* acl {{name}{arg}...} */

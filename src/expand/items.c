@@ -1143,10 +1143,17 @@ status xp_item(xs *x, const char *name, const char **sp, bool skip, gstr *out, b
         st = it_imapfolder(x, sp, skip, out, taint);
     else if (strcmp(name, "acl") == 0)
         st = it_acl(x, sp, skip, out, taint);
+    else if (strcmp(name, "authresults") == 0) {
+        /* ${authresults{id}}: the header; results (iprev, SPF, DKIM, DMARC,
+         * ARC) are appended by the modules that produce them (later). */
+        char *v[1];
+        st = xp_args(x, sp, skip, 1, 1, true, "authresults", v, NULL, NULL);
+        if (st == ST_OK && !skip)
+            gstr_printf(out, "Authentication-Results: %s", v[0]);
+    }
     else if (!strcmp(name, "readsocket") ||
              !strcmp(name, "perl") || !strcmp(name, "dlfunc") ||
-             !strcmp(name, "certextract") || !strcmp(name, "srs_encode") ||
-             !strcmp(name, "authresults"))
+             !strcmp(name, "certextract") || !strcmp(name, "srs_encode"))
         st = xfail(x, "the \"%s\" expansion item is not supported by postern", name);
     else
         st = ST_NOTFOUND;

@@ -228,10 +228,6 @@ status it_run(xs *x, const char **sp, bool skip, gstr *out, bool *taint)
             *sp = s;
             return xfail(x, "attempt to use tainted string '%s' for ${run} command", cmd.s);
         }
-        if (argv[0][0] != '/') {
-            *sp = s;
-            return xfail(x, "\"%s\" command in ${run} expansion is not an absolute path", argv[0]);
-        }
         gstr o;
         gstr_init(&o, x->w, 256);
         int sig = 0;

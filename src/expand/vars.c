@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/statvfs.h>
 #include <sys/time.h>
 #include <sys/utsname.h>
 #include <time.h>
@@ -93,6 +94,28 @@ static const char *v_initial_cwd(xs *x, const char *n)
 }
 
 static const char *v_version(xs *x, const char *n) { return EXIM_COMPAT_VERSION; }
+
+/* $spool_space, $log_space (KiB free) and $spool_inodes, $log_inodes. */
+static const char *v_space(xs *x, const char *n)
+{
+    const char *dir = v_spool_directory(x, n);
+    if (n[0] == 'l') {
+        const char *lp = opt_or(MO_log_file_path, NULL);
+        if (lp && *lp && strncmp(lp, "syslog", 6) != 0) {
+            const char *sl = strrchr(lp, '/');
+            if (sl)
+                dir = arena_strndup(x->w, lp, (size_t)(sl - lp));
+        } else {
+            dir = arena_printf(x->w, "%s/log", dir);
+        }
+    }
+    struct statvfs sv;
+    if (statvfs(dir, &sv) != 0)
+        return "-1";
+    if (strstr(n, "inodes"))
+        return arena_printf(x->w, "%llu", (unsigned long long)sv.f_favail);
+    return arena_printf(x->w, "%llu", (unsigned long long)sv.f_bavail * sv.f_frsize / 1024);
+}
 
 static const char *v_bounce_return_size_limit(xs *x, const char *n)
 {
@@ -236,6 +259,8 @@ static const var_row var_table[] = {
     {"local_part_suffix", v_empty},
     {"local_part_suffix_v", v_empty},
     {"localhost_number", v_zero},
+    {"log_inodes", v_space},
+    {"log_space", v_space},
     {"lookup_dnssec_authenticated", v_empty},
     {"message_age", v_zero},
     {"message_body", v_empty},
@@ -298,6 +323,8 @@ static const var_row var_table[] = {
     {"smtp_command", v_empty},
     {"smtp_command_argument", v_empty},
     {"spool_directory", v_spool_directory},
+    {"spool_inodes", v_space},
+    {"spool_space", v_space},
     {"thisaddress", v_empty},
     {"tls_in_bits", v_zero},
     {"tls_in_certificate_verified", v_zero},
