@@ -102,7 +102,7 @@ static acl_rc nested(acl_ctx *c, const char *raw)
         if (!*s)
             break;
         if (n == ACL_MAX_ARGS)
-            return acl_fail_text(c, RC_ERROR, "too many arguments in call of ACL \"%s\"", name);
+            break;             /* Exim ignores arguments beyond the ninth */
         word = dequote(c->a, &s);
         rc = acl_expand_arg(c, word, &argv[n], &forced);
         if (rc != RC_OK)

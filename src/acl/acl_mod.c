@@ -152,7 +152,7 @@ static acl_rc control(acl_ctx *c, const char *arg)
         if (strlen(controls[i].name) == nl && strncmp(controls[i].name, arg, nl) == 0)
             d = &controls[i];
     if (!d)
-        return acl_fail_text(c, RC_ERROR, "unknown control modifier \"%s\"", arg);
+        return acl_fail_text(c, RC_ERROR, "syntax error in \"control=%s\"", arg);
     if (opts && !d->takes_opts)
         return acl_fail_text(c, RC_ERROR, "syntax error in \"control=%s\"", arg);
     if (!here(c, d->allowed))
@@ -246,8 +246,12 @@ static acl_rc logwrite(acl_ctx *c, const char *s)
                     which |= LOG_REJECT;
                 else if (strcmp(w, "panic") == 0)
                     which |= LOG_PANIC;
-                else
-                    return acl_fail_text(c, RC_ERROR, "unknown log name \"%s\" in \"%s\"", w, s);
+                else {
+                    /* Exim logs the mistake and carries on */
+                    log_write(LOG_MAIN | LOG_PANIC, "unknown log name in \"%s\" in \"logwrite\" in %s ACL", s,
+                              acl_wherename(c->where));
+                    return RC_OK;
+                }
             }
             s = e + 1;
             while (*s == ' ')
@@ -286,7 +290,8 @@ static acl_rc delay(acl_ctx *c, const char *s)
         return not_here(c, "delay");
     long long secs;
     if (opt_parse_time(s, &secs) != ST_OK || secs < 0)
-        return acl_fail_text(c, RC_ERROR, "delay value \"%s\" is not a time value", s);
+        return acl_fail_text(c, RC_ERROR, "syntax error in argument for \"delay\" modifier: \"%s\" is not a "
+                             "time value", s);
     if (secs > ACL_DELAY_MAX) {
         log_write(LOG_MAIN, "ACL delay of %llds reduced to the maximum of %ds", secs, ACL_DELAY_MAX);
         secs = ACL_DELAY_MAX;

@@ -20,6 +20,7 @@ typedef struct tparse {
     acl_stmt *head, **tail;
     acl_stmt *cur;
     acl_cond **ctail;
+    const char *linetext;   /* the logical line being parsed */
 } tparse;
 
 static const char *skip_ws(const char *p)
@@ -33,7 +34,8 @@ static status perr(tparse *t, const char *fmt, const char *a1, int n1, const cha
 {
     /* fmt has at most "%.*s" then "%s" */
     char *m = arena_printf(t->a, fmt, n1, a1, a2);
-    *t->err = arena_printf(t->a, "%s (ACL %s, line %d)", m, t->file, t->line);
+    /* inline text: Exim's words alone; a file: where in it */
+    *t->err = strcmp(t->file, "inline") == 0 ? m : arena_printf(t->a, "%s in line %d of ACL file %s", m, t->line, t->file);
     return ST_ERROR;
 }
 
@@ -61,13 +63,13 @@ static status cond_line(tparse *t, const char *p)
     size_t nl = (size_t)(p - name);
     const acl_name_info *info = nl ? acl_name_lookup(name, nl) : NULL;
     if (!info)
-        return perr(t, "error in ACL: unknown ACL condition/modifier \"%.*s\" in \"%s\"",
-                    name, (int)(nl ? nl : strcspn(name, " \t=")), start);
+        return perr(t, "unknown ACL condition/modifier in \"%.*s%s\"", t->linetext,
+                    (int)strlen(t->linetext), "");
     if (!info->supported)
-        return perr(t, "error in ACL: the ACL condition or modifier \"%.*s\" is not supported by postern%s",
+        return perr(t, "the ACL condition or modifier \"%.*s\" is not supported by postern%s",
                     info->name, (int)strlen(info->name), "");
     if (neg && info->modifier)
-        return perr(t, "error in ACL: negation is not allowed with \"%.*s\"%s", info->name,
+        return perr(t, "ACL error: negation is not allowed with \"%.*s\"%s", info->name,
                     (int)strlen(info->name), "");
     acl_cond *c = arena_calloc(t->a, sizeof *c);
     c->name = info->name;
@@ -77,9 +79,7 @@ static status cond_line(tparse *t, const char *p)
     c->line = t->line;
     p = skip_ws(p);
     if (strcmp(info->name, "endpass") == 0) {
-        if (*p)
-            return perr(t, "error in ACL: \"endpass\" takes no value%.*s%s", "", 0, "");
-        c->value = "";
+        c->value = "";         /* Exim ignores anything after it */
     } else if (strcmp(info->name, "set") == 0) {
         const char *var = p;
         while (isalnum((unsigned char)*p) || *p == '_')
@@ -88,17 +88,16 @@ static status cond_line(tparse *t, const char *p)
         bool ok = vl > 5 && (strncmp(var, "acl_c", 5) == 0 || strncmp(var, "acl_m", 5) == 0)
                   && (isdigit((unsigned char)var[5]) || var[5] == '_');
         if (!ok)
-            return perr(t, "error in ACL: invalid variable name after \"set\" in \"%.*s\"%s "
-                           "(must be acl_c or acl_m followed by a digit or underscore)",
-                        start, (int)strlen(start), "");
+            return perr(t, "invalid variable name after \"set\" in ACL modifier \"%.*s\"%s "
+                           "(must start \"acl_c\" or \"acl_m\")", start, (int)strlen(start), "");
         const char *q = skip_ws(p);
         if (*q != '=')
-            return perr(t, "error in ACL: missing \"=\" after \"set %.*s\"%s", var, (int)vl, "");
+            return perr(t, "\"=\" missing after ACL \"set %.*s\" modifier%s", var, (int)vl, "");
         c->value = arena_printf(t->a, "%.*s = %s", (int)vl, var, skip_ws(q + 1));
     } else {
         if (*p != '=')
-            return perr(t, "error in ACL: missing \"=\" after \"%.*s\"%s", info->name,
-                        (int)strlen(info->name), "");
+            return perr(t, "\"=\" missing after ACL \"%.*s\" %s", info->name, (int)strlen(info->name),
+                        info->modifier ? "modifier" : "condition");
         c->value = arena_strdup(t->a, skip_ws(p + 1));
     }
     *t->ctail = c;
@@ -108,6 +107,7 @@ static status cond_line(tparse *t, const char *p)
 
 static status stmt_line(tparse *t, const char *line)
 {
+    t->linetext = line;
     const char *p = line;
     const char *w = p;
     while (isalnum((unsigned char)*p) || *p == '_')
@@ -126,13 +126,8 @@ static status stmt_line(tparse *t, const char *line)
         p = skip_ws(p);
         return *p ? cond_line(t, p) : ST_OK;
     }
-    if (!t->cur) {
-        if (*line != '!' && !acl_name_lookup(w, wl))
-            return perr(t, "error in ACL: unknown ACL verb \"%.*s\" in \"%s\"", w,
-                        (int)(wl ? wl : strcspn(w, " \t")), line);
-        return perr(t, "error in ACL: condition or modifier before an ACL verb: \"%.*s\"%s", line,
-                    (int)strlen(line), "");
-    }
+    if (!t->cur)
+        return perr(t, "unknown ACL verb \"%.*s\" in \"%s\"", w, (int)(wl ? wl : strcspn(w, " \t")), line);
     return cond_line(t, line);
 }
 

@@ -284,7 +284,9 @@ acl_rc acl_verify(acl_ctx *c, const char *arg)
     } else if (strcmp(what, "csa") == 0) {
         return acl_fail_text(c, RC_DEFER, "verify = csa is not yet implemented by postern");
     } else {
-        return acl_fail_text(c, RC_ERROR, "unknown verify condition \"%s\"", what);
+        return acl_fail_text(c, RC_ERROR, "expected \"sender[=address]\", \"recipient\", \"helo\", "
+                             "\"header_syntax\", \"header_sender\", \"header_names_ascii\" or "
+                             "\"reverse_host_lookup\" at start of ACL condition \"verify %s\"", arg);
     }
     return acl_fail_text(c, RC_DEFER, "verify = %s is not yet implemented by postern "
                                       "(address verification needs the routers)", what);
