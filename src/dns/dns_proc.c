@@ -38,10 +38,17 @@ void dns_process_configure(const dns_options *o)
     proc.configured = true;
 }
 
+/* The glue that turns the loaded configuration's dns_* options into
+   dns_options (src/lookup/dnscfg.c), when the program links it: whoever
+   asks first (dnsdb, dnslists, verify) gets the configured resolver. */
+extern void dns_configure_from_cfg(void) __attribute__((weak));
+
 dns_resolver *dns_process_resolver(char **err, arena *a)
 {
     if (proc.r)
         return proc.r;
+    if (!proc.configured && dns_configure_from_cfg)
+        dns_configure_from_cfg();       /* calls dns_process_configure */
     if (!proc.a)
         proc.a = arena_new("dns-process", false);
     char *e = NULL;

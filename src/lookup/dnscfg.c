@@ -1,6 +1,7 @@
 /* dnscfg.c: glue from the loaded configuration to src/dns (which does not
  * know the configuration): the dns_* main options become dns_options for
- * the process resolver, the first time something needs it. */
+ * the process resolver, the first time something needs it
+ * (dns_process_resolver calls dns_configure_from_cfg when it is linked). */
 #include "lookup/dnsdb.h"
 
 #include "config/config.h"
@@ -41,10 +42,6 @@ void dns_configure_from_cfg(void)
 
 dns_resolver *dnsdb_process_resolver(char **err, arena *a)
 {
-    static bool done;        /* once per process: the configuration is read-only */
-    if (!done) {
-        done = true;
-        dns_configure_from_cfg();
-    }
+    /* dns_process_resolver applies dns_configure_from_cfg on first use */
     return dns_process_resolver(err, a);
 }
