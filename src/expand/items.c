@@ -20,6 +20,7 @@
 
 status it_imapfolder(xs *x, const char **sp, bool skip, gstr *out, bool *taint);  /* items_ext.c */
 status it_acl(xs *x, const char **sp, bool skip, gstr *out, bool *taint);         /* items_ext.c */
+status it_readsocket(xs *x, const char **sp, bool skip, gstr *out, bool *taint);  /* items_ext.c */
 
 static void skip_ws(const char **sp)
 {
@@ -1143,6 +1144,8 @@ status xp_item(xs *x, const char *name, const char **sp, bool skip, gstr *out, b
         st = it_imapfolder(x, sp, skip, out, taint);
     else if (strcmp(name, "acl") == 0)
         st = it_acl(x, sp, skip, out, taint);
+    else if (strcmp(name, "readsocket") == 0)
+        st = it_readsocket(x, sp, skip, out, taint);
     else if (strcmp(name, "authresults") == 0) {
         /* ${authresults{id}}: the header; results (iprev, SPF, DKIM, DMARC,
          * ARC) are appended by the modules that produce them (later). */
@@ -1151,8 +1154,7 @@ status xp_item(xs *x, const char *name, const char **sp, bool skip, gstr *out, b
         if (st == ST_OK && !skip)
             gstr_printf(out, "Authentication-Results: %s", v[0]);
     }
-    else if (!strcmp(name, "readsocket") ||
-             !strcmp(name, "perl") || !strcmp(name, "dlfunc") ||
+    else if (!strcmp(name, "perl") || !strcmp(name, "dlfunc") ||
              !strcmp(name, "certextract") || !strcmp(name, "srs_encode"))
         st = xfail(x, "the \"%s\" expansion item is not supported by postern", name);
     else

@@ -1,14 +1,22 @@
 /* items_ext.c: expansion items that reach outside the process or need
  * keys or charsets: ${run} (a command without a shell, output in $value,
- * exit code in $runrc), the BATV items ${prvs} and ${prvscheck}, and
- * ${imapfolder}. */
+ * exit code in $runrc), ${readsocket}, ${acl}, the BATV items ${prvs} and
+ * ${prvscheck}, and ${imapfolder}. */
 #include "expand_int.h"
 #include "expand.h"
 #include "config/config.h"
 #include "acl/acl.h"
+#include "config/config.h"
+#include "core/list.h"
+#include "dns/dns.h"
 
 #define PCRE2_CODE_UNIT_WIDTH 8
+#include <arpa/inet.h>
 #include <ctype.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <iconv.h>
@@ -553,5 +561,295 @@ status it_acl(xs *x, const char **sp, bool skip, gstr *out, bool *taint)
         if (is_tainted(msg))
             *taint = true;
     }
+    return ST_OK;
+}
+
+/* ---- readsocket ----------------------------------------------------------- */
+
+#define READSOCK_MAX (16 * 1024 * 1024)
+
+/* Connect fd to addr within timeout seconds. */
+static int connect_timeout(int fd, const struct sockaddr *sa, socklen_t len, int timeout)
+{
+    int fl = fcntl(fd, F_GETFL);
+    fcntl(fd, F_SETFL, fl | O_NONBLOCK);
+    int r = connect(fd, sa, len);
+    if (r < 0 && errno == EINPROGRESS) {
+        struct pollfd p = {.fd = fd, .events = POLLOUT};
+        r = poll(&p, 1, timeout * 1000);
+        if (r == 0) {
+            errno = ETIMEDOUT;
+            return -1;
+        }
+        int e = 0;
+        socklen_t el = sizeof e;
+        getsockopt(fd, SOL_SOCKET, SO_ERROR, &e, &el);
+        if (e) {
+            errno = e;
+            return -1;
+        }
+        r = 0;
+    }
+    fcntl(fd, F_SETFL, fl);
+    return r;
+}
+
+/* Addresses of host: an IP literal (optionally in []) or a name looked up
+ * through src/dns (AAAA then A). */
+static int host_addrs(xs *x, const char *host, int port, struct sockaddr_storage *out, int max, char **err)
+{
+    char h[300];
+    snprintf(h, sizeof h, "%s", host);
+    size_t hl = strlen(h);
+    if (h[0] == '[' && hl > 1 && h[hl - 1] == ']') {
+        memmove(h, h + 1, hl - 2);
+        h[hl - 2] = 0;
+    }
+    int n = 0;
+    struct sockaddr_in *s4 = (struct sockaddr_in *)&out[0];
+    struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&out[0];
+    memset(out, 0, sizeof *out);
+    if (inet_pton(AF_INET, h, &s4->sin_addr) == 1) {
+        s4->sin_family = AF_INET;
+        s4->sin_port = htons((uint16_t)port);
+        return 1;
+    }
+    if (inet_pton(AF_INET6, h, &s6->sin6_addr) == 1) {
+        s6->sin6_family = AF_INET6;
+        s6->sin6_port = htons((uint16_t)port);
+        return 1;
+    }
+    char *e2 = NULL;
+    dns_resolver *r = dns_process_resolver(&e2, x->w);
+    if (!r) {
+        *err = arena_printf(x->w, "no IP address found for host %s", h);
+        return 0;
+    }
+    static const int types[] = {DNS_T_AAAA, DNS_T_A};
+    for (int t = 0; t < 2; t++) {
+        dns_answer ans;
+        if (dns_lookup(r, h, types[t], x->w, &ans) != ST_OK || ans.st != ST_OK)
+            continue;
+        for (int i = 0; i < ans.nrr && n < max; i++) {
+            memset(&out[n], 0, sizeof out[n]);
+            if (types[t] == DNS_T_A) {
+                struct sockaddr_in *a = (struct sockaddr_in *)&out[n];
+                if (inet_pton(AF_INET, ans.rr[i].text, &a->sin_addr) != 1)
+                    continue;
+                a->sin_family = AF_INET;
+                a->sin_port = htons((uint16_t)port);
+            } else {
+                struct sockaddr_in6 *a = (struct sockaddr_in6 *)&out[n];
+                if (inet_pton(AF_INET6, ans.rr[i].text, &a->sin6_addr) != 1)
+                    continue;
+                a->sin6_family = AF_INET6;
+                a->sin6_port = htons((uint16_t)port);
+            }
+            n++;
+        }
+    }
+    if (!n)
+        *err = arena_printf(x->w, "no IP address found for host %s", h);
+    return n;
+}
+
+/* Connect, send, read.  ST_OK with *res, ST_FAIL (socket problem: the fail
+ * string may be used, message in *err), ST_ERROR (bad spec: expansion
+ * failure, message via xfail). */
+static status readsock(xs *x, const char *spec, const char *req, const char *opts, const char *eol,
+                       char **res, char **err)
+{
+    int timeout = 5;
+    bool do_shutdown = true;
+    if (opts) {
+        int sep = 0;
+        const char *l = opts;
+        char *item;
+        bool first = true;
+        while ((item = list_next(&l, &sep, x->w))) {
+            if (first) {
+                long long t;
+                if (!opt_parse_time(item, &t) == ST_OK || t < 0)
+                    t = 5;
+                timeout = (int)(t > 3600 ? 3600 : t);
+                first = false;
+            } else if (strncmp(item, "shutdown=", 9) == 0) {
+                do_shutdown = strcmp(item + 9, "no") != 0;
+            } else if (strncmp(item, "tls=", 4) == 0 && strcmp(item + 4, "no") != 0) {
+                return xfail(x, "TLS for ${readsocket} is not supported by postern"), ST_ERROR;
+            }
+        }
+    }
+    int fd = -1;
+    if (strncmp(spec, "inet:", 5) == 0) {
+        char *host = arena_strdup(x->w, spec + 5);
+        char *pn = strrchr(host, ':');
+        if (!pn)
+            return xfail(x, "missing port for readsocket %s", spec), ST_ERROR;
+        *pn++ = 0;
+        int port;
+        if (isdigit((unsigned char)*pn)) {
+            char *e;
+            port = (int)strtol(pn, &e, 0);
+            if (*e)
+                return xfail(x, "invalid port number %s", pn), ST_ERROR;
+        } else {
+            struct servent *se = getservbyname(pn, "tcp");
+            if (!se)
+                return xfail(x, "unknown port %s", xq(x, pn)), ST_ERROR;
+            port = ntohs((uint16_t)se->s_port);
+        }
+        struct sockaddr_storage addrs[16];
+        int n = host_addrs(x, host, port, addrs, 16, err);
+        if (!n)
+            return ST_FAIL;
+        int last = 0;
+        for (int i = 0; i < n && fd < 0; i++) {
+            fd = socket(addrs[i].ss_family, SOCK_STREAM, 0);
+            if (fd < 0)
+                continue;
+            socklen_t sl = addrs[i].ss_family == AF_INET ? sizeof(struct sockaddr_in) : sizeof(struct sockaddr_in6);
+            if (connect_timeout(fd, (struct sockaddr *)&addrs[i], sl, timeout) != 0) {
+                last = errno;
+                close(fd);
+                fd = -1;
+            }
+        }
+        if (fd < 0) {
+            const char *h = host[0] == '[' ? host : host;
+            *err = arena_printf(x->w, "failed to connect to any address for %s: %s", h, strerror(last));
+            return ST_FAIL;
+        }
+    } else {
+        struct sockaddr_un su;
+        memset(&su, 0, sizeof su);
+        su.sun_family = AF_UNIX;
+        snprintf(su.sun_path, sizeof su.sun_path, "%s", spec);
+        if ((fd = socket(AF_UNIX, SOCK_STREAM, 0)) < 0) {
+            *err = arena_printf(x->w, "failed to create socket: %s", strerror(errno));
+            return ST_FAIL;
+        }
+        if (connect_timeout(fd, (struct sockaddr *)&su, sizeof su, timeout) != 0) {
+            *err = errno == ETIMEDOUT ? arena_strdup(x->w, "socket connect timed out")
+                                      : arena_printf(x->w, "failed to connect to socket %s: %s", spec, strerror(errno));
+            close(fd);
+            return ST_FAIL;
+        }
+    }
+    if (*req) {
+        size_t len = strlen(req), off = 0;
+        while (off < len) {
+            ssize_t w = send(fd, req + off, len - off, MSG_NOSIGNAL);
+            if (w < 0 && errno == EINTR)
+                continue;
+            if (w <= 0) {
+                *err = arena_printf(x->w, "request write to socket failed: %s", strerror(errno));
+                close(fd);
+                return ST_FAIL;
+            }
+            off += (size_t)w;
+        }
+    }
+    if (do_shutdown)
+        shutdown(fd, SHUT_WR);
+    gstr g;
+    gstr_init(&g, x->w, 256);
+    char buf[4096];
+    for (;;) {
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        int r = poll(&p, 1, timeout * 1000);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r == 0) {
+            *err = arena_strdup(x->w, "socket read timed out");
+            close(fd);
+            return ST_FAIL;
+        }
+        ssize_t n = read(fd, buf, sizeof buf);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            break;
+        for (ssize_t i = 0; i < n && g.len < READSOCK_MAX; i++) {
+            if (buf[i] == '\n' && eol)
+                gstr_cat(&g, eol);
+            else
+                gstr_catc(&g, buf[i]);
+        }
+    }
+    close(fd);
+    *res = g.s;
+    return ST_OK;
+}
+
+status it_readsocket(xs *x, const char **sp, bool skip, gstr *out, bool *taint)
+{
+    char *v[4];
+    bool t[4] = {false, false, false, false};
+    int n = 0;
+    status st;
+    if (ps.exp_forbid & EXPAND_FORBID_RUN)
+        return xfail(x, "socket insertions are not permitted");
+    /* up to four arguments; a fifth {...} is the failure string */
+    const char *s = *sp;
+    skip_ws(&s);
+    while (n < 4 && *s == '{') {
+        if ((st = xp_braced(x, &s, skip, &v[n], &t[n])) != ST_OK) {
+            *sp = s;
+            return st;
+        }
+        n++;
+        skip_ws(&s);
+    }
+    if (n < 2) {
+        *sp = s;
+        return xfail(x, "Not enough arguments for 'readsocket' (min is 2)");
+    }
+    char *res = NULL, *err = NULL;
+    status rs = ST_OK;
+    if (!skip) {
+        if (t[0]) {
+            *sp = s;
+            return xfail(x, "attempt to use tainted socket name '%s' for readsocket", v[0]);
+        }
+        rs = readsock(x, v[0], v[1], n >= 3 ? v[2] : NULL, n >= 4 && *v[3] ? v[3] : NULL, &res, &err);
+        if (rs == ST_ERROR) {
+            *sp = s;
+            return ST_FAIL;
+        }
+    }
+    skip_ws(&s);
+    if (skip || rs == ST_OK) {
+        if (!skip) {
+            gstr_cat(out, res);
+            *taint = true;   /* data from a socket is outside data */
+        }
+        if (*s == '{') {
+            if ((st = xp_braced(x, &s, true, NULL, NULL)) != ST_OK) {
+                *sp = s;
+                return st;
+            }
+            skip_ws(&s);
+        }
+    } else {
+        if (*s != '{') {
+            *sp = s;
+            return xfail(x, "%s", err ? err : "readsocket failed");
+        }
+        char *fs;
+        bool ft;
+        if ((st = xp_braced(x, &s, false, &fs, &ft)) != ST_OK) {
+            *sp = s;
+            return st;
+        }
+        gstr_cat(out, fs);
+        *taint |= ft;
+        skip_ws(&s);
+    }
+    if (*s != '}') {
+        *sp = s;
+        return xfail(x, "missing '}' closing readsocket");
+    }
+    *sp = s + 1;
     return ST_OK;
 }
