@@ -196,6 +196,7 @@ int main(int argc, char **argv)
     log_settings ls = {
         .file_path = cfg_str(MO_log_file_path),
         .spool_directory = cfg_str(MO_spool_directory),
+        .pid = logsel_on(&c->logsel, LS_PID),
     };
     log_configure(&ls);
 

@@ -10,6 +10,7 @@
 #define POSTERN_CONFIG_H
 
 #include "core/arena.h"
+#include "core/logsel.h"
 #include "core/status.h"
 #include <stdbool.h>
 #include <stdio.h>
@@ -185,6 +186,7 @@ typedef struct config {
     rewrite_rule *rewrites;
     macro *macros;            /* definition order (builtins first) */
     bool has_section[8];
+    log_selectors logsel;     /* log_selector, parsed */
 } config;
 
 /* The loaded configuration; NULL before config_load(). */

@@ -778,9 +778,17 @@ static void computed_defaults(config *c)
     }
 }
 
-/* Routers must name transports that exist (when the name is not expanded). */
+/* Routers must name transports that exist (when the name is not expanded);
+ * log_selector must use known names. */
 static status cross_check(reader *r)
 {
+    const char *bad;
+    const optval *ls = &r->c->main[MO_log_selector];
+    if (!logsel_parse(ls->s, &r->c->logsel, &bad)) {
+        r->file = ls->src_file;
+        r->line = ls->src_line;
+        return reader_error(r, "unknown log_selector setting: %s", bad);
+    }
     for (driver_inst *d = r->c->drivers[DC_ROUTER]; d; d = d->next) {
         const optval *t = driver_opt(d, "transport");
         if (!t || !t->s || strchr(t->s, '$'))

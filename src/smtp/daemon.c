@@ -441,7 +441,7 @@ int daemon_run(const daemon_args *da)
                 if (per > 0 && count_host(cs, slots, pip) >= per)
                     why = "Too many concurrent SMTP connections from this IP address; please try again later.";
             }
-            if (why)
+            if (why && logsel_on(&cfg->logsel, LS_CONNECTION_REJECT))
                 log_write(LOG_MAIN | LOG_REJECT, "Connection from [%s] refused: %s", pip, why);
             pid_t pid = fork();
             if (pid == 0) {
@@ -455,6 +455,7 @@ int daemon_run(const daemon_args *da)
                     .mode = SMTP_DAEMON, .in = fd, .out = fd,
                     .remote_ip = pip, .remote_port = pport, .local_ip = lip, .local_port = lport,
                     .drop_limit_reached = why != NULL, .drop_reason = why,
+                    .connection_count = nchildren + 1,
                 };
                 int rc = smtp_session(&sp);
                 close(fd);

@@ -2,6 +2,7 @@
  * local caller.  It goes through the same header handling, fix-ups, ACL
  * (acl_not_smtp), spool commit and logging as SMTP reception. */
 #include "smtp/local.h"
+#include "smtp/reclog.h"
 #include "acl/acl.h"
 #include "config/config.h"
 #include "core/list.h"
@@ -282,7 +283,9 @@ int local_receive(const local_args *la)
         .local_from_check = cfg_bool(MO_local_from_check),
         .local_sender_retain = cfg_bool(MO_local_sender_retain),
     };
+    bool msgid_created = !mb_find_header(m, "Message-ID");
     msg_fixups(m, &fx, ps.msg);
+    msgid_created = msgid_created && mb_find_header(m, "Message-ID");
     if (as.controls.freeze)
         m->frozen = time(NULL);
 
@@ -296,11 +299,10 @@ int local_receive(const local_args *la)
         return EX_TEMPFAIL_LOCAL;
     }
     close(dfd);
-    spool_header *mid = mb_find_header(m, "Message-ID");
-    const char *idv = mid ? strchr(mid->text, ':') + 1 : NULL;
-    while (idv && isspace((unsigned char)*idv))
-        idv++;
-    log_write(LOG_MAIN, "%s <= %s U=%s P=local S=%llu%s%.*s", m->id, *m->sender ? m->sender : "<>", login,
-              b.size, idv ? " id=" : "", idv ? (int)strcspn(idv, "\r\n") : 0, idv ? idv : "");
+    reclog entry = {
+        .m = m, .user = login, .protocol = "local", .size = b.size, .msgid_created = msgid_created,
+        .receive_secs = (double)(tv.tv_sec - m->received) + (tv.tv_usec - m->received_usec) / 1e6,
+    };
+    log_received(&entry);
     return 0;
 }

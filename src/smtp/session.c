@@ -14,6 +14,7 @@
 #include "message/fixups.h"
 #include "message/msgbuild.h"
 #include "smtp/local.h"
+#include "smtp/reclog.h"
 #include "smtp/io.h"
 #include "smtp/smtp_cmd.h"
 #include "spool/spool.h"
@@ -56,6 +57,9 @@ typedef struct session {
     bool bdat_cr;
     bool bare_newline;
     int messages;
+    bool msgid_created;
+    const char *local_login;
+    time_t started;
 } session;
 
 static const char *opt_expand(enum main_opt o, const char *dflt, arena *a)
@@ -313,7 +317,8 @@ static bool finish_message(session *s)
     ps.body_linecount = s->mb.body_lines;
     if (s->mb.too_big) {
         replyf(s, "552", "Message size exceeds maximum permitted");
-        log_write(LOG_MAIN | LOG_REJECT, "%s F=<%s> rejected after DATA: message too big: read=%llu max=%lld",
+        if (logsel_on(&cfg->logsel, LS_SIZE_REJECT))
+            log_write(LOG_MAIN | LOG_REJECT, "%s F=<%s> rejected after DATA: message too big: read=%llu max=%lld",
                   s->peer, s->sender, s->mb.size, cfg_int(MO_message_size_limit));
         reset_transaction(s);
         return true;
@@ -358,7 +363,10 @@ static bool finish_message(session *s)
             .submission_domain = s->acl.controls.submission_domain,
             .authenticated_id = ps.authenticated_id,
         };
+        s->msgid_created = !mb_find_header(m, "Message-ID");
         msg_fixups(m, &fx, ps.msg);
+        s->msgid_created = s->msgid_created && mb_find_header(m, "Message-ID");
+        s->local_login = fx.login;
         s->sender = m->sender;
     }
     struct timeval tv;
@@ -383,17 +391,14 @@ static bool finish_message(session *s)
     }
     close(s->dfd);
     s->dfd = -1;
-    spool_header *mid = mb_find_header(m, "Message-ID");
-    const char *idv = NULL;
-    if (mid) {
-        const char *c = strchr(mid->text, ':');
-        idv = c ? c + 1 : NULL;
-        while (idv && isspace((unsigned char)*idv))
-            idv++;
-    }
-    log_write(LOG_MAIN, "%s <= %s %s P=%s S=%llu%s%.*s", m->id, *s->sender ? s->sender : "<>", s->peer,
-              ps.received_protocol, s->mb.size, idv ? " id=" : "",
-              idv ? (int)strcspn(idv, "\r\n") : 0, idv ? idv : "");
+    reclog rl = {
+        .m = m, .host = s->p->remote_ip ? s->peer : NULL, .host_port = s->p->remote_port,
+        .iface = s->p->local_ip, .iface_port = s->p->local_port,
+        .user = s->p->remote_ip ? NULL : s->local_login, .protocol = ps.received_protocol,
+        .size = s->mb.size, .msgid_created = s->msgid_created,
+        .receive_secs = (double)(tv.tv_sec - m->received) + (tv.tv_usec - m->received_usec) / 1e6,
+    };
+    log_received(&rl);
     replyf(s, "250", "OK id=%s", m->id);
     s->messages++;
     s->msg = NULL;          /* committed: reset must not remove it */
@@ -454,7 +459,8 @@ static bool read_data(session *s, bool accept_bare)
                     log_write(LOG_MAIN, "SMTP data timeout (message abandoned) on connection from %s F=<%s>",
                               s->peer, s->sender);
                 } else {
-                    log_write(LOG_MAIN, "SMTP connection from %s lost while reading message data", s->peer);
+                    if (logsel_on(&cfg->logsel, LS_LOST_INCOMING_CONNECTION))
+                        log_write(LOG_MAIN, "SMTP connection from %s lost while reading message data", s->peer);
                 }
                 io_flush(&s->io);
                 return false;
@@ -628,6 +634,7 @@ int smtp_session(const smtp_params *p)
     memset(s, 0, sizeof *s);
     s->p = p;
     s->a = ps.conn;
+    s->started = time(NULL);
     s->dfd = -1;
     gstr_init(&s->bdat_line, ps.conn, 256);
     long long cmd_timeout = 5 * 60;
@@ -654,6 +661,10 @@ int smtp_session(const smtp_params *p)
     ps.received_protocol = p->remote_ip ? "smtp" : "local-smtp";
     set_peer(s);
 
+    bool log_conn = logsel_on(&cfg->logsel, LS_SMTP_CONNECTION) && p->remote_ip;
+    if (log_conn)
+        log_write(LOG_MAIN, "SMTP connection from [%s]:%d (TCP/IP connection count = %d)",
+                  p->remote_ip, p->remote_port, p->connection_count);
     if (p->drop_limit_reached) {
         replyf(s, "421", "%s %s", s->host, p->drop_reason ? p->drop_reason : "Too many concurrent SMTP connections; please try again later.");
         io_flush(&s->io);
@@ -767,7 +778,8 @@ int smtp_session(const smtp_params *p)
                 opt_parse_int(out, &limit);
             if (limit > 0 && ma.size > (unsigned long long)limit) {
                 reply(s, "552", "Message size exceeds maximum permitted");
-                log_write(LOG_MAIN | LOG_REJECT, "%s rejected MAIL FROM:<%s>: message too big: size=%llu max=%lld",
+                if (logsel_on(&cfg->logsel, LS_SIZE_REJECT))
+                    log_write(LOG_MAIN | LOG_REJECT, "%s rejected MAIL FROM:<%s>: message too big: size=%llu max=%lld",
                           s->peer, ma.address, ma.size, limit);
                 continue;
             }
@@ -948,6 +960,8 @@ int smtp_session(const smtp_params *p)
             memset(&r, 0, sizeof r);
             acl_check(ACL_WHERE_QUIT, cfg_str(MO_acl_smtp_quit), &s->acl, ps.scratch, &r);
             replyf(s, "221", "%s closing connection", s->host);
+            if (log_conn)
+                log_write(LOG_MAIN, "SMTP connection from %s closed by QUIT", s->peer);
             break;
         } else if (arg_is(cmd, "VRFY", &arg)) {
             if (!acl_reply(s, ACL_WHERE_VRFY, MO_acl_smtp_vrfy, arena_printf(ps.scratch, "VRFY %s", arg),
@@ -985,6 +999,9 @@ int smtp_session(const smtp_params *p)
             }
         }
     }
+    if (s->messages == 0 && !s->mail_given && p->remote_ip && logsel_on(&cfg->logsel, LS_SMTP_NO_MAIL))
+        log_write(LOG_MAIN, "no MAIL in %sSMTP connection from %s D=%lds", rc ? "" : "", s->peer,
+                  (long)(time(NULL) - s->started));
     reset_transaction(s);
     io_flush(&s->io);
     return rc;

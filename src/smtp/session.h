@@ -17,6 +17,7 @@ typedef struct smtp_params {
     int local_port;
     bool drop_limit_reached;   /* daemon: over smtp_accept_max etc. (answer 421) */
     const char *drop_reason;
+    int connection_count;      /* daemon: connections including this one */
 } smtp_params;
 
 /* Run the dialogue to the end; returns 0 (or 1 when the connection ended

@@ -312,3 +312,31 @@ def test_bs_local_submission(postern_bin, tmp_path):
     ids = d.queued()
     assert len(ids) == 1
     assert "-local\n" in d.header_file(ids[0])
+
+
+def test_log_selector_fields(postern_bin, tmp_path):
+    cfg = ("acl_smtp_rcpt = accept\n"
+           "log_selector = +incoming_port +subject +received_recipients +smtp_connection "
+           "+receive_time -msg_id +pid\n")
+    with Daemon(postern_bin, tmp_path, cfg) as d:
+        with smtplib.SMTP("127.0.0.1", d.port, timeout=10) as s:
+            s.ehlo("client.example")
+            s.sendmail("a@example.org", ["b@example.net", "c@example.net"],
+                       "Subject: hello \"log\"\r\nMessage-ID: <x@y>\r\n\r\nbody\r\n")
+        time.sleep(0.2)
+        log = d.mainlog()
+        line = [l for l in log.splitlines() if " <= " in l][0]
+        assert " [" in line.split(" <= ")[0]                  # +pid puts [pid] after the time
+        assert "H=(client.example) [127.0.0.1]:" in line     # +incoming_port
+        assert 'T="hello \\"log\\""' in line                 # +subject
+        assert line.endswith(" for b@example.net c@example.net")
+        assert " RT=" in line and " id=" not in line          # +receive_time -msg_id
+        assert "SMTP connection from [127.0.0.1]:" in log
+        assert "closed by QUIT" in log
+
+
+def test_unknown_log_selector_is_a_config_error(postern_bin, tmp_path):
+    d = Daemon(postern_bin, tmp_path, "log_selector = +subject +no_such_thing\n")
+    r = subprocess.run([postern_bin, "-C", str(d.config), "-bV"], capture_output=True, text=True, timeout=30)
+    assert r.returncode != 0
+    assert "line 5" in r.stderr and "+no_such_thing" in r.stderr

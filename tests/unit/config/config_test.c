@@ -79,6 +79,8 @@ static void test_errors(void)
         { "begin rewrite\n*@a b@c Xq\n", 2, "unknown rewrite flag character 'X'" },
         { "begin rewrite\n*@a\n", 2, "missing replacement in rewrite rule" },
         { "\n\nfoo = a \\\n  b\nbar = 1\n", 3, "main option \"foo\" unknown" },
+        { "log_selector = +subject +nosuch_selector\n", 1, "unknown log_selector setting: +nosuch_selector" },
+        { "log_selector = subject\n", 1, "unknown log_selector setting: subject" },
     };
     for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
         char *err;

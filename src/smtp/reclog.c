@@ -1,0 +1,78 @@
+/* reclog.c: the "<=" log line. */
+#include "smtp/reclog.h"
+#include "config/config.h"
+#include "core/gstr.h"
+#include "core/log.h"
+#include "core/state.h"
+#include "message/msgbuild.h"
+
+#include <ctype.h>
+#include <string.h>
+
+static const char *header_value(const spool_msg *m, const char *name, arena *a)
+{
+    spool_header *h = mb_find_header((spool_msg *)m, name);
+    if (!h)
+        return NULL;
+    const char *v = strchr(h->text, ':') + 1;
+    while (isspace((unsigned char)*v))
+        v++;
+    /* unfold into one line */
+    gstr g;
+    gstr_init(&g, a, 64);
+    for (const char *p = v; *p; p++) {
+        if (*p == '\n') {
+            while (p[1] == ' ' || p[1] == '\t')
+                p++;
+            if (p[1])
+                gstr_catc(&g, ' ');
+            continue;
+        }
+        gstr_catc(&g, *p);
+    }
+    return g.s;
+}
+
+void log_received(const reclog *r)
+{
+    const log_selectors *ls = &cfg->logsel;
+    const spool_msg *m = r->m;
+    gstr g;
+    gstr_init(&g, ps.scratch, 256);
+    gstr_printf(&g, "%s <= %s", m->id, *m->sender ? m->sender : "<>");
+    if (r->user)
+        gstr_printf(&g, " U=%s", r->user);
+    if (r->host) {
+        gstr_printf(&g, " %s", r->host);
+        if (logsel_on(ls, LS_INCOMING_PORT))
+            gstr_printf(&g, ":%d", r->host_port);
+    }
+    if (r->iface && logsel_on(ls, LS_INCOMING_INTERFACE))
+        gstr_printf(&g, " I=[%s]:%d", r->iface, r->iface_port);
+    gstr_printf(&g, " P=%s S=%llu", r->protocol, r->size);
+    if (logsel_on(ls, LS_RECEIVE_TIME))
+        gstr_printf(&g, " RT=%.3fs", r->receive_secs);
+    const char *id = header_value(m, "Message-ID", ps.scratch);
+    if (id && (r->msgid_created ? logsel_on(ls, LS_MSG_ID_CREATED) : logsel_on(ls, LS_MSG_ID)))
+        gstr_printf(&g, " id=%s", id);
+    if (logsel_on(ls, LS_SUBJECT)) {
+        const char *subj = header_value(m, "Subject", ps.scratch);
+        if (subj) {
+            gstr_cat(&g, " T=\"");
+            for (const char *p = subj; *p; p++) {
+                if (*p == '"' || *p == '\\')
+                    gstr_catc(&g, '\\');
+                gstr_catc(&g, *p);
+            }
+            gstr_catc(&g, '"');
+        }
+    }
+    if (logsel_on(ls, LS_RECEIVED_SENDER))
+        gstr_printf(&g, " from <%s>", m->sender);
+    if (logsel_on(ls, LS_RECEIVED_RECIPIENTS)) {
+        gstr_cat(&g, " for");
+        for (int i = 0; i < m->n_rcpt; i++)
+            gstr_printf(&g, " %s", m->rcpt[i].address);
+    }
+    log_write(LOG_MAIN, "%s", g.s);
+}

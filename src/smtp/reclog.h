@@ -1,0 +1,24 @@
+/* reclog.h: the "<=" main log line for an accepted message, with the
+ * fields log_selector asks for, in Exim's order. */
+#ifndef POSTERN_RECLOG_H
+#define POSTERN_RECLOG_H
+
+#include "spool/spool.h"
+#include <stdbool.h>
+
+typedef struct reclog {
+    const spool_msg *m;
+    const char *host;          /* "H=(helo) [ip]" or NULL for local */
+    int host_port;
+    const char *iface;         /* interface address or NULL */
+    int iface_port;
+    const char *user;          /* U= (local callers, ident) */
+    const char *protocol;
+    unsigned long long size;
+    bool msgid_created;        /* Message-Id: was added by postern */
+    double receive_secs;       /* for RT= */
+} reclog;
+
+void log_received(const reclog *r);
+
+#endif
