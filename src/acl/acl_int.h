@@ -22,6 +22,7 @@ typedef struct acl_ctx {
     const char **umsg, **lmsg;
     const char *error;        /* detailed text for ST_ERROR (first one wins) */
     acl_result *res;          /* top-level result, for log_reject_target */
+    struct acl_rl_entry *rl_cmd;  /* ratelimit results of this command (Exim's per-command cache) */
 } acl_ctx;
 
 /* The name Exim uses for a stage in messages ("MAIL", "connection", ...). */

@@ -299,9 +299,11 @@ acl_rc acl_ratelimit(acl_ctx *c, const char *arg)
     ps.sender_rate_limit = arena_strdup(va, ls);
     ps.sender_rate_period = arena_strdup(va, ps_);
 
-    /* computed already this connection/message? */
-    acl_rl_entry **cache = NULL;
-    arena *ca = NULL;
+    /* computed already this connection / message / command?  (readonly
+       results are remembered for this command only, as later commands may
+       change the stored rate) */
+    acl_rl_entry **cache = &c->rl_cmd;
+    arena *ca = c->a;
     if (!readonly) {
         if (mode == M_PER_CONN)
             cache = &c->sess->rl_conn, ca = ps.conn;

@@ -673,6 +673,19 @@ static void test_ratelimit(void)
     }
     double r = atof(ps.sender_rate ? ps.sender_rate : "0");
     CHECK(r > 2.9 && r < 3.1, "ratelimit strict: rate %s want about 3", ps.sender_rate);
+    /* the same per_cmd condition twice in one command counts once */
+    {
+        config *c2 = load("begin acl\ntwice:\n  warn ratelimit = 5 / 1h / per_cmd / k9\n"
+                          "  warn ratelimit = 5 / 1h / per_cmd / k9\n  accept\n");
+        ps.acl_now += 1.0;
+        rl_check("twice", ACL_WHERE_HELO, &sess);
+        want_str("per_cmd twice in one command", "sender_rate", ps.sender_rate, "1.0");
+        ps.acl_now += 1.0;
+        rl_check("twice", ACL_WHERE_HELO, &sess);
+        want_str("per_cmd next command", "sender_rate", ps.sender_rate, "2.0");
+        config_set_current(c);
+        config_free(c2);
+    }
     /* per_addr: the same recipient twice counts once */
     acl_session_message_reset(&sess);
     ps.local_part = "u";
