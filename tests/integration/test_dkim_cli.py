@@ -120,3 +120,21 @@ def test_authres_command(postern_auth_bin, key):
         p = auth(postern_auth_bin, ["authres", "--srv-id", "mx.example.org"], MSG, dns)
         assert p.returncode == 1 and b"dkim=none" in p.stdout
         assert auth(postern_auth_bin, ["authres", "--srv-id", "x", "--add", "junk"], MSG, dns).returncode == 64
+
+
+def test_sign_headers_prefixes(postern_auth_bin, key):
+    """--headers reads Exim's dkim_sign_headers syntax: =name, +name."""
+    pem, rec = key
+    msg = b"From: a@example.com\nTo: b@example.net\nTo: c@example.net\nSubject: x\n\nbody\n"
+    with DnsServer({"good._domainkey.example.com": [("TXT", rec)]}) as dns:
+        p = auth(postern_auth_bin, ["dkim-sign", "--domain", "example.com", "--selector", "good",
+                                    "--key", str(pem), "--headers", "from:+to:=cc:subject:date"],
+                 msg, check=True)
+        head = p.stdout.split(b"\r\n\r\n")[0].replace(b"\r\n\t", b" ").decode()
+        assert "h=from:to:to:to:subject:date;" in head
+        assert results(auth(postern_auth_bin, ["dkim-verify"], p.stdout, dns)) == ["pass"]
+        # oversigned: adding another To: breaks it; a Cc: (=cc, absent) does not
+        assert results(auth(postern_auth_bin, ["dkim-verify"], b"To: z@example.org\r\n" + p.stdout,
+                            dns)) == ["fail"]
+        assert results(auth(postern_auth_bin, ["dkim-verify"], b"Cc: z@example.org\r\n" + p.stdout,
+                            dns)) == ["pass"]

@@ -513,34 +513,13 @@ char *arc_seal(arena *a, const mail_msg *m, const arc_sign_opts *o, const char *
     memcpy(m2.hdr + 1, m->hdr, sizeof(mail_header) * (size_t)m->nhdr);
     m2.nhdr = m->nhdr + 1;
 
-    const char **names;
-    int nn = 0;
-    const char *list = o->headers ? o->headers : dkim_default_sign_headers;
-    {
-        int cap = 1;
-        for (const char *p = list; *p; p++)
-            cap += *p == ':';
-        names = arena_alloc(a, sizeof *names * (size_t)(cap + m->nhdr));
-        const char *p = list;
-        while (*p) {
-            const char *e = strchr(p, ':');
-            if (!e)
-                e = p + strlen(p);
-            char *nm = arena_strndup(a, p, (size_t)(e - p));
-            for (char *q = nm; *q; q++)
-                *q = (char)tolower((unsigned char)*q);
-            if (strcmp(nm, "arc-seal") == 0) {
-                *err = "the AMS must not sign ARC-Seal";
-                return NULL;
-            }
-            if (o->headers)
-                names[nn++] = nm;
-            else
-                for (int i = mail_find(m, nm, 0); i >= 0; i = mail_find(m, nm, i + 1))
-                    names[nn++] = nm;
-            p = *e ? e + 1 : e;
+    int nn;
+    const char **names = dkim_expand_headers(a, m, o->headers, &nn);
+    for (int i = 0; i < nn; i++)
+        if (strcmp(names[i], "arc-seal") == 0) {
+            *err = "the AMS must not sign ARC-Seal";
+            return NULL;
         }
-    }
     const char *alg = key_type(o->key) == KEY_ED25519 ? "ed25519-sha256" : "rsa-sha256";
     unsigned char bh[EVP_MAX_MD_SIZE], dig[EVP_MAX_MD_SIZE];
     size_t bhl = dkim_body_hash(a, m, CANON_RELAXED, HASH_SHA256, -1, bh, err);

@@ -14,8 +14,9 @@ static const cli_spec sign_spec = {
     "       [--canon relaxed/relaxed] [--headers from:to:subject:...] [--identity @D]\n"
     "       [--timestamp T | --timestamps] [--expire +SECS|T] [--body-length N] < message\n",
     "Signs the message and writes it, with the DKIM-Signature field first, to stdout.\n"
-    "  --headers LIST    header names to sign (colon list); default: Exim's list,\n"
-    "                    each present header once per occurrence\n"
+    "  --headers LIST    header names to sign (colon list, Exim's dkim_sign_headers:\n"
+    "                    =name: each present one, +name: each present one and\n"
+    "                    one more); default: Exim's list, as =name\n"
     "  --timestamp T     t= value; --timestamps uses the current time (or --now)\n"
     "  --expire V        x= value: absolute, or +SECS after the signing time\n"
     "  --hsep STR        separator written between h= names (default \":\")\n",

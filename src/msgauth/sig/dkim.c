@@ -534,33 +534,35 @@ int dkim_verify(arena *a, const mail_msg *m, const dkim_verify_opts *o, dkim_res
 
 /* ---- signing ------------------------------------------------------------- */
 
-char *append_b(arena *a, const char *field, const char *b64)
+const char **dkim_expand_headers(arena *a, const mail_msg *m, const char *list, int *n)
 {
-    gstr g;
-    gstr_init(&g, a, strlen(field) + strlen(b64) + 64);
-    size_t fl = strlen(field);
-    if (fl >= 2 && field[fl - 2] == '\r')
-        fl -= 2;
-    gstr_catn(&g, field, fl);
-    size_t col = 0;
-    while (col < fl && field[fl - 1 - col] != '\n')
-        col++;
-    size_t n = strlen(b64), i = 0;
-    while (i < n) {
-        size_t room = col < 76 ? 76 - col : 0;
-        if (room < 8) {
-            gstr_cat(&g, "\r\n\t");
-            col = 8;
+    const char **items;
+    int ni = split_colon(a, list ? list : dkim_default_sign_headers, &items);
+    int cap = ni + m->nhdr + 1;
+    const char **out = arena_alloc(a, sizeof *out * (size_t)cap);
+    int k = 0;
+    for (int i = 0; i < ni; i++) {
+        const char *nm = items[i];
+        char mode = list ? 0 : '=';          /* default list: present ones */
+        if (*nm == '=' || *nm == '+')
+            mode = *nm++;
+        char *l = arena_strdup(a, nm);
+        for (char *p = l; *p; p++)
+            *p = (char)tolower((unsigned char)*p);
+        if (!mode) {
+            if (k < cap)
+                out[k++] = l;
             continue;
         }
-        size_t take = n - i < room ? n - i : room;
-        gstr_catn(&g, b64 + i, take);
-        i += take;
-        col += take;
+        for (int h = mail_find(m, l, 0); h >= 0 && k < cap; h = mail_find(m, l, h + 1))
+            out[k++] = l;
+        if (mode == '+' && k < cap)
+            out[k++] = l;                    /* oversign: no more of these */
     }
-    gstr_cat(&g, "\r\n");
-    return g.s;
+    *n = k;
+    return out;
 }
+
 
 char *dkim_sign(arena *a, const mail_msg *m, const dkim_sign_opts *o, const char **err)
 {
@@ -581,45 +583,20 @@ char *dkim_sign(arena *a, const mail_msg *m, const dkim_sign_opts *o, const char
             return NULL;
         }
     }
-    /* header names to sign */
-    const char **names;
     int nn;
-    if (o->headers) {
-        nn = split_colon(a, o->headers, &names);
-        bool from = false;
-        for (int i = 0; i < nn; i++) {
-            if (!*names[i]) {
-                *err = "empty header name in list";
-                return NULL;
-            }
-            if (strcasecmp(names[i], "from") == 0)
-                from = true;
-        }
-        if (!from) {
-            *err = "the header list must include From";
+    const char **names = dkim_expand_headers(a, m, o->headers, &nn);
+    bool from = false;
+    for (int i = 0; i < nn; i++) {
+        if (!*names[i]) {
+            *err = "empty header name in list";
             return NULL;
         }
-    } else {
-        const char **dl;
-        int nd = split_colon(a, dkim_default_sign_headers, &dl);
-        names = arena_alloc(a, sizeof *names * (size_t)(m->nhdr + 1));
-        nn = 0;
-        for (int k = 0; k < nd; k++) {
-            const char *lname = NULL;
-            for (int i = mail_find(m, dl[k], 0); i >= 0; i = mail_find(m, dl[k], i + 1)) {
-                if (!lname) {
-                    char *l = arena_strdup(a, dl[k]);
-                    for (char *p = l; *p; p++)
-                        *p = (char)tolower((unsigned char)*p);
-                    lname = l;
-                }
-                names[nn++] = lname;
-            }
-        }
-        if (mail_find(m, "from", 0) < 0) {
-            *err = "message has no From: header";
-            return NULL;
-        }
+        if (strcasecmp(names[i], "from") == 0)
+            from = true;
+    }
+    if (!from) {
+        *err = o->headers ? "the header list must include From" : "message has no From: header";
+        return NULL;
     }
     const char *hsep = o->hsep ? o->hsep : ":";
     unsigned char bh[EVP_MAX_MD_SIZE];

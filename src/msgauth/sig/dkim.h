@@ -143,8 +143,9 @@ typedef struct dkim_sign_opts {
     sig_key *key;
     sig_hash hash;               /* HASH_SHA256 (sha1 signing is refused) */
     canon hc, bc;
-    const char *headers;         /* colon list to sign; NULL: Exim's default
-                                    list, each present header once per occurrence */
+    const char *headers;         /* colon list to sign (see dkim_expand_headers);
+                                    NULL: Exim's default list, each present header
+                                    once per occurrence */
     const char *hsep;            /* separator written between h= names, default ":" */
     long long timestamp;         /* t=, -1 for none */
     long long expire;            /* x=, -1 for none */
@@ -158,6 +159,12 @@ char *dkim_sign(arena *a, const mail_msg *m, const dkim_sign_opts *o, const char
  * header.d/i/s/a/b); r == NULL gives "dkim=none".  invalid maps to
  * permerror, a DNS failure to temperror. */
 void dkim_authres(arena *a, const dkim_result *r, authres_result *out);
+
+/* The h= names for a colon list as Exim's dkim_sign_headers reads it: a
+ * plain name is signed once (present or not), "=name" once per present
+ * header, "+name" once per present header and once more (oversigning).
+ * list NULL: the default list, each name as "=name".  Names lower-cased. */
+const char **dkim_expand_headers(arena *a, const mail_msg *m, const char *list, int *n);
 
 /* Exim's default list of headers to sign. */
 extern const char dkim_default_sign_headers[];

@@ -340,6 +340,34 @@ char *fold_tags(arena *a, const char *name, const char *value, bool break_b)
     return g.s;
 }
 
+char *append_b(arena *a, const char *field, const char *b64)
+{
+    gstr g;
+    gstr_init(&g, a, strlen(field) + strlen(b64) + 64);
+    size_t fl = strlen(field);
+    if (fl >= 2 && field[fl - 2] == '\r')
+        fl -= 2;
+    gstr_catn(&g, field, fl);
+    size_t col = 0;
+    while (col < fl && field[fl - 1 - col] != '\n')
+        col++;
+    size_t n = strlen(b64), i = 0;
+    while (i < n) {
+        size_t room = col < 76 ? 76 - col : 0;
+        if (room < 8) {
+            gstr_cat(&g, "\r\n\t");
+            col = 8;
+            continue;
+        }
+        size_t take = n - i < room ? n - i : room;
+        gstr_catn(&g, b64 + i, take);
+        i += take;
+        col += take;
+    }
+    gstr_cat(&g, "\r\n");
+    return g.s;
+}
+
 void strip_b_value(arena *a, const mail_header *h, mail_header *out)
 {
     *out = *h;
