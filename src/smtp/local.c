@@ -292,6 +292,7 @@ int local_receive(const local_args *la)
     gettimeofday(&tv, NULL);
     m->complete_sec = tv.tv_sec;
     m->complete_usec = tv.tv_usec;
+    spool_keep_acl_vars(m, ps.acl_c, ps.acl_m, ps.msg);
     if (spool_commit(&ss, m, dfd, ps.scratch, &err) != ST_OK) {
         fprintf(stderr, "postern: cannot queue the message: %s\n", err ? err : "");
         log_write(LOG_MAIN | LOG_PANIC, "%s: spool commit failed: %s", m->id, err ? err : "");
@@ -304,5 +305,8 @@ int local_receive(const local_args *la)
         .receive_secs = (double)(tv.tv_sec - m->received) + (tv.tv_usec - m->received_usec) / 1e6,
     };
     log_received(&entry);
+    if (cfg_bool(MO_message_logs))
+        spool_msglog(&ss, m->id, arena_printf(ps.scratch, "Received from %s U=%s P=local S=%llu",
+                                              *m->sender ? m->sender : "<>", login, b.size));
     return 0;
 }

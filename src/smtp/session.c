@@ -20,6 +20,8 @@
 #include "spool/spool.h"
 
 #include <ctype.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <pwd.h>
 #include <fcntl.h>
 #include <stdlib.h>
@@ -77,20 +79,40 @@ static const char *opt_expand(enum main_opt o, const char *dflt, arena *a)
     return out;
 }
 
+/* -bh prints its reasoning on stderr, as Exim does. */
+static void bh_note(session *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void bh_note(session *s, const char *fmt, ...)
+{
+    if (s->p->mode != SMTP_BH)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    fputs(">>> ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+}
+
 static bool host_in(session *s, enum main_opt o, const char *dflt)
 {
     const char *list = cfg_str(o);
     if (!list)
         list = dflt;
-    if (!list || !*list)
+    if (!list || !*list) {
+        bh_note(s, "host in %s? no (option unset)", main_optdefs[o].name);
         return false;
+    }
     const char *ip = s->p->remote_ip ? s->p->remote_ip : "";
     char *err = NULL;
-    const char *val;
+    const char *val = NULL;
     status st = match_ip(ip, list, ps.scratch, &val, &err);
     if (st == ST_DEFER || st == ST_ERROR)
         log_write(LOG_MAIN, "%s: host list check deferred or failed for %s: %s",
                   main_optdefs[o].name, ip, err ? err : "");
+    if (st == ST_OK)
+        bh_note(s, "host in %s? yes (matched \"%s\")", main_optdefs[o].name, val ? val : list);
+    else
+        bh_note(s, "host in %s? no (end of list)", main_optdefs[o].name);
     return st == ST_OK;
 }
 
@@ -150,7 +172,13 @@ static bool acl_reply(session *s, acl_where where, enum main_opt opt, const char
     acl_result r;
     memset(&r, 0, sizeof r);
     *drop = false;
-    status st = acl_check(where, cfg_str(opt), &s->acl, ps.scratch, &r);
+    const char *aclname = cfg_str(opt);
+    if (aclname)
+        bh_note(s, "using ACL \"%s\"", aclname);
+    status st = acl_check(where, aclname, &s->acl, ps.scratch, &r);
+    if (aclname)
+        bh_note(s, "end of ACL \"%s\": %s", aclname,
+                st == ST_OK ? "ACCEPT" : st == ST_DISCARD ? "DISCARD" : st == ST_FAIL ? "DENY" : "DEFER");
     if (st == ST_OK || st == ST_DISCARD) {
         if (ok_code)
             reply(s, ok_code, r.user_message && where != ACL_WHERE_DATA ? r.user_message : ok_text);
@@ -382,6 +410,7 @@ static bool finish_message(session *s)
         return true;
     }
     spool_settings ss = { .directory = cfg_str(MO_spool_directory), .split = cfg_bool(MO_split_spool_directory) };
+    spool_keep_acl_vars(m, ps.acl_c, ps.acl_m, ps.msg);
     char *err = NULL;
     if (spool_commit(&ss, m, s->dfd, ps.scratch, &err) != ST_OK) {
         reply(s, "451", "Temporary local problem - please try later");
@@ -399,6 +428,10 @@ static bool finish_message(session *s)
         .receive_secs = (double)(tv.tv_sec - m->received) + (tv.tv_usec - m->received_usec) / 1e6,
     };
     log_received(&rl);
+    if (cfg_bool(MO_message_logs))
+        spool_msglog(&ss, m->id, arena_printf(ps.scratch, "Received from %s %s P=%s S=%llu",
+                                              *m->sender ? m->sender : "<>", s->peer,
+                                              ps.received_protocol, s->mb.size));
     replyf(s, "250", "OK id=%s", m->id);
     s->messages++;
     s->msg = NULL;          /* committed: reset must not remove it */
@@ -661,6 +694,10 @@ int smtp_session(const smtp_params *p)
     ps.received_protocol = p->remote_ip ? "smtp" : "local-smtp";
     set_peer(s);
 
+    if (p->mode == SMTP_BH)
+        fprintf(stderr, "\n**** SMTP testing session as if from host %s\n"
+                        "**** but without any ident (RFC 1413) callback.\n"
+                        "**** This is not for real!\n\n", p->remote_ip ? p->remote_ip : "(local)");
     bool log_conn = logsel_on(&cfg->logsel, LS_SMTP_CONNECTION) && p->remote_ip;
     if (log_conn)
         log_write(LOG_MAIN, "SMTP connection from [%s]:%d (TCP/IP connection count = %d)",

@@ -207,7 +207,7 @@ int queue_action(const spool_settings *ss, char action, char **ids, int nids, FI
             }
             break;
         case 'l': {
-            snprintf(path, sizeof path, "%s/msglog/%s", s.directory, id);
+            spool_msglog_path(&s, id, path, sizeof path);
             if (copy_file(path, out) != 0) {
                 fprintf(out, "Failed to open %s: %s\n", path, strerror(errno));
                 rc = 1;
@@ -231,8 +231,7 @@ int queue_action(const spool_settings *ss, char action, char **ids, int nids, FI
             unlink(spool_path(&s, id, 'H', path, sizeof path));
             unlink(spool_path(&s, id, 'J', path, sizeof path));
             unlink(spool_path(&s, id, 'D', path, sizeof path));
-            snprintf(path, sizeof path, "%s/msglog/%s", s.directory, id);
-            unlink(path);
+            unlink(spool_msglog_path(&s, id, path, sizeof path));
             close(fd);
             log_write(LOG_MAIN, "%s removed by %s", id, getuid() == 0 ? "root" : "admin");
             log_write(LOG_MAIN, "%s Completed", id);

@@ -3,6 +3,7 @@
 #include "spool/spool.h"
 #include "core/gstr.h"
 #include "core/log.h"
+#include "core/state.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -13,6 +14,7 @@
 #include <strings.h>
 #include <sys/stat.h>
 #include <sys/time.h>
+#include <time.h>
 #include <unistd.h>
 
 static const char b62[] = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
@@ -365,4 +367,55 @@ void spool_abandon(const spool_settings *ss, const char *id, int data_fd)
     unlink(spool_path(ss, id, 'D', path, sizeof path));
     if (data_fd >= 0)
         close(data_fd);
+}
+
+void spool_keep_acl_vars(spool_msg *msg, const struct acl_var *c, const struct acl_var *m, arena *a)
+{
+    for (int pass = 0; pass < 2; pass++)
+        for (const acl_var *v = pass ? m : c; v; v = v->next) {
+            if (strlen(v->name) < 6)
+                continue;
+            spool_var *sv = arena_calloc(a, sizeof *sv);
+            sv->kind = pass ? 'm' : 'c';
+            sv->name = v->name + 5;          /* after "acl_c" / "acl_m" */
+            sv->value = v->value ? v->value : "";
+            sv->next = msg->vars;
+            msg->vars = sv;
+        }
+}
+
+char *spool_msglog_path(const spool_settings *ss, const char *id, char *buf, size_t len)
+{
+    if (ss->split)
+        snprintf(buf, len, "%s/msglog/%c/%s", ss->directory, id[5], id);
+    else
+        snprintf(buf, len, "%s/msglog/%s", ss->directory, id);
+    return buf;
+}
+
+void spool_msglog(const spool_settings *ss, const char *id, const char *line)
+{
+    char path[PATH_MAX];
+    snprintf(path, sizeof path, "%s/msglog", ss->directory);
+    mkdir(path, 0750);
+    if (ss->split) {
+        snprintf(path, sizeof path, "%s/msglog/%c", ss->directory, id[5]);
+        mkdir(path, 0750);
+    }
+    spool_msglog_path(ss, id, path, sizeof path);
+    int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+    if (fd < 0)
+        return;
+    char stamp[32];
+    time_t now = time(NULL);
+    struct tm tm;
+    localtime_r(&now, &tm);
+    strftime(stamp, sizeof stamp, "%Y-%m-%d %H:%M:%S ", &tm);
+    char buf[4096];
+    int n = snprintf(buf, sizeof buf, "%s%s\n", stamp, line);
+    if (n > (int)sizeof buf - 1)
+        n = (int)sizeof buf - 1;
+    ssize_t w = write(fd, buf, (size_t)n);
+    (void)w;
+    close(fd);
 }

@@ -113,6 +113,16 @@ status spool_commit(const spool_settings *ss, spool_msg *m, int data_fd, arena *
 /* Throw away a half-received message (removes -D and any -H). */
 void spool_abandon(const spool_settings *ss, const char *id, int data_fd);
 
+/* Copy the ACL variables that must survive to delivery ($acl_c*, $acl_m*)
+ * into the message (as -aclc/-aclm lines).  c and m are core/state.h
+ * acl_var lists. */
+struct acl_var;
+void spool_keep_acl_vars(spool_msg *msg, const struct acl_var *c, const struct acl_var *m, arena *a);
+
+/* Append a time-stamped line to the message log <spool>/msglog/[<sub>/]<id>. */
+char *spool_msglog_path(const spool_settings *ss, const char *id, char *buf, size_t len);
+void spool_msglog(const spool_settings *ss, const char *id, const char *line);
+
 /* Write the -H contents to f (used by spool_commit and -Mvh tests). */
 status spool_write_header_file(FILE *f, const spool_msg *m);
 

@@ -74,3 +74,25 @@ def test_mvh_mvb_mrm(postern_bin, queued):
     assert r.returncode != 0
     r = run([postern_bin, "-C", str(d.config), "-Mvh", "not-an-id"])
     assert r.returncode != 0 and "not a valid message id" in r.stdout
+
+
+def test_msglog_and_acl_variables_on_the_spool(postern_bin, tmp_path):
+    cfg = ("acl_smtp_rcpt = r\nacl_smtp_data = d\nbegin acl\n"
+           "r:\n  accept set acl_c_conn = from $sender_host_address\n"
+           "d:\n  accept set acl_m_score = 42\n           set acl_m_multi = line1\\nline2\n")
+    with Daemon(postern_bin, tmp_path, cfg) as d:
+        with smtplib.SMTP("127.0.0.1", d.port, timeout=10) as s:
+            s.sendmail("a@example.org", ["b@example.net"], MSG)
+    msgid = d.queued()[0]
+    h = d.header_file(msgid)
+    assert "-aclm _score 2\n42\n" in h
+    assert "-aclm _multi 11\nline1\nline2\n" in h
+    assert "-aclc _conn 14\nfrom 127.0.0.1\n" in h or "--aclc _conn 14\nfrom 127.0.0.1\n" in h
+    vl = run([postern_bin, "-C", str(d.config), "-Mvl", msgid])
+    assert vl.returncode == 0 and "Received from a@example.org" in vl.stdout
+    if EXIM:
+        cfgx = tmp_path / "exim.conf"
+        cfgx.write_text(f"spool_directory = {d.spool}\nexim_user = root\nexim_group = root\n"
+                        f"log_file_path = {tmp_path}/exim-%slog\n")
+        bp = run([EXIM, "-C", str(cfgx), "-bp"])
+        assert msgid in bp.stdout        # Exim still reads a -H with ACL variables

@@ -340,3 +340,69 @@ def test_unknown_log_selector_is_a_config_error(postern_bin, tmp_path):
     r = subprocess.run([postern_bin, "-C", str(d.config), "-bV"], capture_output=True, text=True, timeout=30)
     assert r.returncode != 0
     assert "line 5" in r.stderr and "+no_such_thing" in r.stderr
+
+
+def test_sighup_rereads_configuration(postern_bin, tmp_path):
+    with Daemon(postern_bin, tmp_path, "acl_smtp_rcpt = accept\nsmtp_banner = first banner\n") as d:
+        c = Client(d.port)
+        assert c.reply() == (220, "first banner")
+        c.close()
+        text = d.config.read_text().replace("first banner", "second banner")
+        d.config.write_text(text)
+        d.proc.send_signal(signal.SIGHUP)
+        deadline = time.time() + 10
+        while "configuration re-read" not in d.mainlog() and time.time() < deadline:
+            time.sleep(0.05)
+        c = Client(d.port)
+        assert c.reply() == (220, "second banner")
+
+
+def test_sighup_with_a_broken_configuration_keeps_the_old_one(postern_bin, tmp_path):
+    with Daemon(postern_bin, tmp_path, "acl_smtp_rcpt = accept\nsmtp_banner = kept banner\n") as d:
+        d.config.write_text(d.config.read_text() + "no_such_option = 1\n")
+        d.proc.send_signal(signal.SIGHUP)
+        deadline = time.time() + 10
+        while "not re-read" not in d.mainlog() and time.time() < deadline:
+            time.sleep(0.05)
+        assert "no_such_option" in d.mainlog()
+        c = Client(d.port)
+        assert c.reply() == (220, "kept banner")
+
+
+def test_pid_file_and_sigterm(postern_bin, tmp_path):
+    d = Daemon(postern_bin, tmp_path)
+    pidfile = tmp_path / "postern.pid"
+    proc = subprocess.Popen([postern_bin, "-C", str(d.config), "-bdf", "-oX", f"127.0.0.1.{d.port}",
+                             "-oP", str(pidfile)])
+    try:
+        deadline = time.time() + 20
+        while not pidfile.exists() and time.time() < deadline:
+            time.sleep(0.05)
+        assert int(pidfile.read_text()) == proc.pid
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=10) == 0
+        assert not pidfile.exists()
+        assert "daemon terminating" in d.mainlog()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+
+
+def test_smtp_accept_max_per_host(postern_bin, tmp_path):
+    with Daemon(postern_bin, tmp_path, "acl_smtp_rcpt = accept\nsmtp_accept_max_per_host = 2\n") as d:
+        a, b = session(d), session(d)
+        c = Client(d.port)
+        code, text = c.reply()
+        assert code == 421 and "from this IP address" in text
+        assert a.cmd("NOOP")[0] == 250 and b.cmd("NOOP")[0] == 250
+
+
+def test_bh_commentary_on_stderr(postern_bin, tmp_path):
+    d = Daemon(postern_bin, tmp_path, "acl_smtp_rcpt = rcpt_acl\nbegin acl\nrcpt_acl:\n  deny domains = evil.example\n  accept\n")
+    dialogue = "EHLO c.example\r\nMAIL FROM:<a@example.org>\r\nRCPT TO:<x@evil.example>\r\nQUIT\r\n"
+    r = subprocess.run([postern_bin, "-C", str(d.config), "-bh", "192.0.2.9"], input=dialogue,
+                       capture_output=True, text=True, timeout=30)
+    assert "**** SMTP testing session as if from host 192.0.2.9" in r.stderr
+    assert '>>> using ACL "rcpt_acl"' in r.stderr
+    assert '>>> end of ACL "rcpt_acl": DENY' in r.stderr
+    assert "550 Administrative prohibition" in r.stdout
