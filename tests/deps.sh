@@ -9,7 +9,7 @@ build_pkgs=(gcc clang meson ninja-build pkg-config libssl-dev libunbound-dev
   libevent-dev liblmdb-dev libpcre2-dev libpsl-dev publicsuffix dns-root-data
   libcdb-dev libcrypt-dev)
 test_pkgs=(python3 python3-pytest python3-dnslib python3-dkim python3-yaml
-  python3-spf libmail-dkim-perl libmail-srs-perl swaks lmdb-utils tinycdb
+  python3-spf python3-authheaders libmail-dkim-perl libmail-srs-perl swaks lmdb-utils tinycdb
   ldnsutils nsd exim4-daemon-heavy libclang-rt-14-dev opendkim-tools)
 
 pkgs=("${build_pkgs[@]}")
