@@ -31,6 +31,12 @@ INTENDED = {
 Q499 = "4.99 quotes the lookup's error text with %q in \"lookup of <key> gave DEFER: <error>\""
 for _e in ["${lookup{x}iplsearch{DATA/ipf}}", "${lookup{a/b}dsearch{DATA/dd}}"]:
     INTENDED[_e] = Q499
+INTENDED["${lookup{a.wild.com}partial-lsearch{DATA/f1}{$value|$0|$1|$2}}"] = (
+    "after a partial-match lookup 4.99 sets $0 empty, $1 to the wild part and $2 to the rest "
+    "(Exim test 0387); 4.96 shows stale values")
+INTENDED["${readsocket{/nonexistent/sock}{x}}"] = (
+    "4.99 reports the failed connect (\"failed to connect to socket ...\"); 4.96 went on "
+    "to write to the unconnected socket and reported \"Bad file descriptor\"")
 BE497 = ("Exim 4.97+ -be: 'set acl_...' lines set variables and lines starting with an "
          "upper-case letter (not a macro) define macros; 4.96 expanded them as text")
 for _e in ["set acl_m_dt = ${uc:hello}", "[$acl_m_dt]", "Hello world", "NEWMACRO = new value",
