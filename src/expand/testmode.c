@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #define TESTMODE_MAX_LINE (64 * 1024)
+#define TESTMODE_MAX_ARG  256   /* Exim refuses longer -be arguments (EXIM_EMAILADDR_MAX) */
 #define TESTMODE_MAX_MACROS 1000
 
 /* Macros defined by "NAME = value" lines of this -be run (Exim 4.97+). */
@@ -183,8 +184,15 @@ static void one(const char *in, FILE *out)
 int expand_test_mode(int argc, char **argv)
 {
     if (argc > 0) {
-        for (int i = 0; i < argc; i++)
+        for (int i = 0; i < argc; i++) {
+            size_t n = strlen(argv[i]);
+            if (n > TESTMODE_MAX_ARG) {
+                fflush(stdout);
+                fprintf(stderr, "postern: length limit exceeded (%zu > %d) for: -be arg\n", n, TESTMODE_MAX_ARG);
+                return 1;
+            }
             one(argv[i], stdout);
+        }
         return 0;
     }
     static char line[TESTMODE_MAX_LINE];
