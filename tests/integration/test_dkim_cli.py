@@ -82,7 +82,7 @@ def test_exit_statuses_and_dns(postern_auth_bin, key):
         p = auth(postern_auth_bin, ["arc-verify", "--json"], MSG, dns)
         assert p.returncode == 1 and json.loads(p.stdout)["result"] == "none"
         p = auth(postern_auth_bin, ["dk-verify", "--json"], MSG, dns)
-        assert json.loads(p.stdout)[0]["status"] == "non-participant"
+        assert json.loads(p.stdout)[0]["status"] == "no signature"
 
 
 def test_arc_sign_needs_authres(postern_auth_bin, key):

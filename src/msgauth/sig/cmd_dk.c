@@ -11,7 +11,8 @@ static const cli_spec verify_spec = {
     "Verifies every DomainKey-Signature.  One line per signature (one line for\n"
     "an unsigned message) whose first word is the seed's $dk_status with '-'\n"
     "for spaces: good, bad, no-signature, no-key, bad-format, non-participant,\n"
-    "revoked; then d= s= sender= source= signsall= testing= result=.\n"
+    "revoked (an unsigned message is no-signature, as in Exim); then d= s=\n"
+    "sender= source= signsall= testing= result=.\n"
     "  --srv-id ADMD     also print an Authentication-Results field for ADMD\n",
 };
 

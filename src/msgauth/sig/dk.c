@@ -262,10 +262,10 @@ int dk_verify(arena *a, const mail_msg *m, const dk_verify_opts *o, dk_result **
     if (n == 0) {
         dk_result *r = &v[n++];
         find_sender(a, m, NULL, r);
-        bool has_policy = r->sender_domain && policy(a, o, r->sender_domain, r);
-        r->status = has_policy ? DK_NOSIG : DK_NONPARTICIPANT;
-        r->result = has_policy ? "the message is not signed"
-                               : "the sender's domain publishes no DomainKeys policy";
+        if (r->sender_domain)
+            policy(a, o, r->sender_domain, r);
+        r->status = DK_NOSIG;
+        r->result = "the message is not signed";
     }
     *out = v;
     return n;

@@ -8,8 +8,10 @@
  * $dk_sender_local_part) comes from the first signed Sender: field,
  * else From: ($dk_sender_source "sender" / "from").
  *
- * "non-participant" is reported for an unsigned message whose sender
- * domain publishes no DomainKeys policy record. */
+ * An unsigned message is "no signature" whatever the sender's policy
+ * says (the flags tell), as in Exim, so ACLs written for Exim's dk_status
+ * keep matching; "non-participant" is part of the vocabulary but, as with
+ * Exim's library, no check produces it. */
 #ifndef POSTERN_MSGAUTH_DK_H
 #define POSTERN_MSGAUTH_DK_H
 
