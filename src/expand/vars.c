@@ -157,21 +157,21 @@ static const char *v_acl(xs *x, const char *n)
     return expand_get_acl_var(n);
 }
 
-/* Times: in the configured timezone when one is set, else UTC. */
+/* Times: in the configured timezone, else the system's (/etc/localtime;
+ * like Exim, the TZ of the caller's environment is not used). */
 static void now_tm(struct tm *tm, struct timeval *tv, long *off)
 {
     gettimeofday(tv, NULL);
     time_t t = tv->tv_sec;
     const char *tz = opt_or(MO_timezone, NULL);
-    if (tz && *tz && strcasecmp(tz, "utc") != 0) {
-        setenv("TZ", tz, 1);
+    const char *want = tz && *tz ? tz : ":/etc/localtime";
+    const char *cur = getenv("TZ");
+    if (!cur || strcmp(cur, want) != 0) {
+        setenv("TZ", want, 1);
         tzset();
-        localtime_r(&t, tm);
-        *off = tm->tm_gmtoff;
-    } else {
-        gmtime_r(&t, tm);
-        *off = 0;
     }
+    localtime_r(&t, tm);
+    *off = tm->tm_gmtoff;
 }
 
 static const char *v_tod(xs *x, const char *n)
