@@ -306,8 +306,9 @@ static acl_rc conditions(acl_ctx *c, const acl_stmt *s, const char **user_messag
         const char *arg = cd->value;
         char *exp = NULL;
         bool forced = false;
-        /* "acl" expands its words itself; "set" expands only its value */
-        if (strcmp(cd->name, "acl") != 0 && strcmp(cd->name, "set") != 0) {
+        /* "acl" expands its words itself, "set" only its value, and list
+           conditions expand their list with list semantics (acl_cond.c) */
+        if (strcmp(cd->name, "acl") != 0 && strcmp(cd->name, "set") != 0 && !acl_is_list_condition(cd->name)) {
             acl_rc r = acl_expand_arg(c, cd->value, &exp, &forced);
             if (r != RC_OK)
                 return r;

@@ -43,6 +43,45 @@ static acl_rc forbidden(acl_ctx *c, const char *name)
     return RC_OK;
 }
 
+bool acl_is_list_condition(const char *n)
+{
+    static const char *const lists[] = { "hosts", "domains", "local_parts", "recipients", "senders",
+                                         "sender_domains", "authenticated", NULL };
+    for (const char *const *l = lists; *l; l++)
+        if (strcmp(*l, n) == 0)
+            return true;
+    return false;
+}
+
+/* A problem Exim reports in the panic log only: the rejection log line
+ * gets no text, the detail goes to res->error. */
+static acl_rc quiet_defer(acl_ctx *c, const char *text)
+{
+    log_write(LOG_MAIN | LOG_PANIC, "%s", text);
+    if (!c->error)
+        c->error = arena_printf(c->a, "%s (ACL \"%s\", %s line %d, condition \"%s\")", text, c->acl_name,
+                                c->cond && c->cond->file ? c->cond->file : "inline", c->cond ? c->cond->line : 0,
+                                c->cond ? c->cond->name : "?");
+    return RC_DEFER;
+}
+
+/* Expand a list argument: a forced failure is "not in the list" (*empty
+ * set, RC_OK), another failure defers (Exim's match_isinlist). */
+static acl_rc list_expand(acl_ctx *c, const char *raw, char **out, bool *notin)
+{
+    char *err = NULL;
+    *notin = false;
+    status st = expand_string(raw, c->a, out, &err);
+    if (st == ST_OK)
+        return RC_OK;
+    if (st == ST_FAIL_FORCED) {
+        *notin = true;
+        return RC_OK;
+    }
+    return quiet_defer(c, arena_printf(c->a, "failed to expand \"%s\" while checking a list: %s", raw,
+                                       err ? err : "?"));
+}
+
 /* A list match: ST_OK/ST_FAIL to RC_OK/RC_FAIL, errors to DEFER/ERROR. */
 static acl_rc list_rc(acl_ctx *c, status st, const char *err, const char *what)
 {
@@ -50,6 +89,8 @@ static acl_rc list_rc(acl_ctx *c, status st, const char *err, const char *what)
     case ST_OK: return RC_OK;
     case ST_FAIL: return RC_FAIL;
     case ST_DEFER:
+        if (err && strncmp(err, "failed to expand", 16) == 0)
+            return quiet_defer(c, err);
         return acl_fail_text(c, RC_DEFER, "%s", err ? err : arena_printf(c->a, "%s lookup deferred", what));
     default:
         return acl_fail_text(c, RC_ERROR, "%s", err ? err : arena_printf(c->a, "error in %s list", what));
@@ -192,6 +233,16 @@ acl_rc acl_condition(acl_ctx *c, const acl_cond *cd, const char *arg)
 
     if (strcmp(n, "acl") == 0)
         return nested(c, arg);
+    if (acl_is_list_condition(n)) {
+        char *list;
+        bool notin;
+        rc = list_expand(c, arg, &list, &notin);
+        if (rc != RC_OK)
+            return rc;
+        if (notin)
+            return RC_FAIL;
+        arg = list;
+    }
     if (strcmp(n, "condition") == 0)
         return truth(c, arg);
     if (strcmp(n, "hosts") == 0) {
