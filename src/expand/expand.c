@@ -537,6 +537,13 @@ status expand_string(const char *s, arena *a, char **out, char **err)
 {
     if (!s)
         panic("expand_string: NULL string");
+    if (is_tainted(s)) {
+        /* outside data is never expanded (DESIGN.md section 8) */
+        log_write(LOG_MAIN | LOG_PANIC, "attempt to expand tainted string '%s'", s);
+        if (err)
+            *err = arena_printf(a, "attempt to expand tainted string '%s'", s);
+        return ST_ERROR;
+    }
     xs x = {.w = arena_new("expand", false)};
     saved_nums sv;
     save_state(&sv);
@@ -557,6 +564,12 @@ status expand_string(const char *s, arena *a, char **out, char **err)
 
 status expand_condition(const char *s, arena *a, bool *result, char **err)
 {
+    if (is_tainted(s)) {
+        log_write(LOG_MAIN | LOG_PANIC, "attempt to expand tainted string '%s'", s);
+        if (err)
+            *err = arena_printf(a, "attempt to expand tainted string '%s'", s);
+        return ST_ERROR;
+    }
     xs x = {.w = arena_new("expand", false)};
     saved_nums sv;
     save_state(&sv);

@@ -946,9 +946,12 @@ static status it_numeric(xs *x, const char *name, const char **sp, bool skip, gs
         a1 = NULL;
     }
     const char *args[2] = {a1, a2};
+    bool argtaint[2] = {cnt == 3 ? t[0] : (is_len ? false : t[0]), cnt == 3 ? t[1] : (is_len ? t[0] : false)};
     for (int i = 0; i < 2; i++) {
         if (!args[i])
             continue;
+        if (argtaint[i])
+            return xfail(x, "attempt to use tainted string '%s' for %s", args[i], name);
         char *e;
         errno = 0;
         long l = strtol(args[i], &e, 10);

@@ -963,9 +963,10 @@ status xp_op(xs *x, const char *name, const char *s, bool argt, gstr *out, bool 
         }
         gstr_printf(out, "%ld", (long)n);
     } else if (!strcmp(op, "escape")) {
+        bool top = cfg && cfg_bool(MO_print_topbitchars);
         for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
             int c = *p;
-            if ((c >= 32 && c <= 126) || c == '\t') {
+            if ((c >= 32 && c <= 126) || c == '\t' || (top && c > 127)) {
                 gstr_catc(out, (char)c);
                 continue;
             }
@@ -999,8 +1000,15 @@ status xp_op(xs *x, const char *name, const char *s, bool argt, gstr *out, bool 
         const char *p = s;
         bool t = false;
         if (argt)
-            return xfail(x, "attempt to expand tainted string '%s'", s);
+            return xfail(x, "internal expansion of %s failed: attempt to expand tainted string '%s'", xq(x, s), s);
+        size_t mark = out->len;
         st = xp_sub(x, &p, false, false, out, &t);
+        if (st != ST_OK && !x->forced) {
+            char *inner = x->err;
+            x->err = NULL;
+            gstr_truncate(out, mark);
+            st = xfail(x, "internal expansion of %s failed: %s", xq(x, s), inner ? inner : "");
+        }
         *taint |= t;
     } else if (!strcmp(op, "length") || !strcmp(op, "l") || !strcmp(op, "substr") || !strcmp(op, "s")) {
         int v1, v2;

@@ -149,6 +149,7 @@ static const row rows[] = {
     {"${h_3:abcde}|${nh_5_3:abcde}", ST_OK, "fmv|4/0"},
     {"${headerwrap_20:aaaa bbbb cccc dddd eeee}", ST_OK, "aaaa bbbb cccc dddd\n\teeee"},
     {"${bar:x}", ST_FAIL, "unknown expansion operator \"bar\""},
+    {"${expand:\\$nosuch}", ST_FAIL, "internal expansion of \"$nosuch\" failed: unknown variable name \"nosuch\""},
     {"${uc:abc", ST_FAIL, "missing } at end of string"},
     {"${foo", ST_FAIL, "\"${foo\" is not a known operator"},
     /* nesting */
@@ -238,6 +239,12 @@ static void test_taint(void)
           "tainted lookup file name refused");
     CHECK(err && strstr(err, "Tainted filename"), "tainted file message: %s", err ? err : "");
     CHECK(expand_string("${readfile{$acl_m_t}}", ps.msg, &out, &err) == ST_FAIL, "tainted readfile refused");
+    CHECK(expand_string("${expand:$acl_m_t}", ps.msg, &out, &err) == ST_FAIL, "tainted expand refused");
+    CHECK_STR(err, "internal expansion of \"outside\" failed: attempt to expand tainted string 'outside'",
+              "tainted expand message");
+    CHECK(expand_string("${hash{$acl_m_t}{x}}", ps.msg, &out, &err) == ST_FAIL, "tainted hash arg refused");
+    CHECK_STR(err, "attempt to use tainted string 'outside' for hash", "tainted hash message");
+    CHECK(expand_string(tv, ps.msg, &out, &err) == ST_ERROR, "tainted string is never expanded");
     /* ACL variable names */
     CHECK(expand_set_acl_var("acl_x", "v", &err) == ST_ERROR, "bad acl var name");
     CHECK(expand_set_acl_var("acl_c0", "zero", NULL) == ST_OK, "acl_c0");
