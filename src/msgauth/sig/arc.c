@@ -462,16 +462,11 @@ static char *fill_b(arena *a, const char *value, const char *b64)
     return arena_printf(a, "%.*sb=%s%s", (int)(p - value), value, b64, p + 2);
 }
 
-char *arc_seal(arena *a, const mail_msg *m, const arc_sign_opts *o, const char **err, bool *temp)
+/* The cv= for the new seal, or NULL with *err when the message must not
+ * be sealed. */
+static const char *seal_cv(arena *a, const mail_msg *m, const arc_chain *c,
+                           const arc_sign_opts *o, const char **err, bool *temp)
 {
-    *temp = false;
-    if (!o->srv_id || !*o->srv_id || !o->domain || !o->selector || !o->key) {
-        *err = "srv-id, domain, selector and key are required";
-        return NULL;
-    }
-    arc_chain *c = arena_calloc(a, sizeof *c);
-    chain_collect(a, m, c);
-    const char *cv = o->cv;
     if (c->n >= 1 && c->set[c->n].as_ok) {
         const char *top = tags_get(&c->set[c->n].as_tags, "cv");
         if (top && strcmp(top, "fail") == 0) {
@@ -484,19 +479,82 @@ char *arc_seal(arena *a, const mail_msg *m, const arc_sign_opts *o, const char *
         return NULL;
     }
     if (!c->any)
-        cv = "none";
-    if (!cv)
-        cv = authres_arc(a, m, o->srv_id);
-    if (!cv || (c->any && strcmp(cv, "none") == 0)) {
-        arc_result vr;
-        arc_verify(a, m, &o->verify, &vr);
-        if (vr.temperror) {
-            *temp = true;
-            *err = "ARC chain validation failed temporarily";
+        return "none";
+    const char *cv = o->cv ? o->cv : authres_arc(a, m, o->srv_id);
+    if (cv && strcmp(cv, "none") != 0)
+        return cv;
+    /* unknown (or "none" although there is a chain): validate it */
+    arc_result vr;
+    arc_verify(a, m, &o->verify, &vr);
+    if (vr.temperror) {
+        *temp = true;
+        *err = "ARC chain validation failed temporarily";
+        return NULL;
+    }
+    return arc_state_name(vr.state);
+}
+
+/* Sign the digest dig and put the signature into the empty "b=;" of
+ * value. */
+static char *sign_value(arena *a, const sig_key *key, const char *value, const unsigned char *dig,
+                        size_t dl, const char **err)
+{
+    size_t sl;
+    unsigned char *sig = sig_sign(a, key, HASH_SHA256, dig, dl, &sl);
+    if (!sig) {
+        *err = "signing failed";
+        return NULL;
+    }
+    return fill_b(a, value, b64_encode(a, sig, sl));
+}
+
+/* The ARC-Message-Signature field for instance inst; aar_h is the new
+ * AAR, which the AMS may sign. */
+static char *build_ams(arena *a, const mail_msg *m, const arc_sign_opts *o, int inst,
+                       const mail_header *aar_h, const char *alg, const char *tstamp,
+                       const char **err)
+{
+    int nn;
+    const char **names = dkim_expand_headers(a, m, o->headers, &nn);
+    gstr h;
+    gstr_init(&h, a, 256);
+    for (int i = 0; i < nn; i++) {
+        if (strcmp(names[i], "arc-seal") == 0) {
+            *err = "the AMS must not sign ARC-Seal";
             return NULL;
         }
-        cv = arc_state_name(vr.state);
+        gstr_printf(&h, "%s%s", i ? ":" : "", names[i]);
     }
+    /* the message as the AMS sees it: the new AAR on top */
+    mail_msg m2 = *m;
+    m2.hdr = arena_alloc(a, sizeof(mail_header) * (size_t)(m->nhdr + 1));
+    m2.hdr[0] = *aar_h;
+    memcpy(m2.hdr + 1, m->hdr, sizeof(mail_header) * (size_t)m->nhdr);
+    m2.nhdr = m->nhdr + 1;
+
+    unsigned char bh[EVP_MAX_MD_SIZE], dig[EVP_MAX_MD_SIZE];
+    size_t bhl = dkim_body_hash(a, m, CANON_RELAXED, HASH_SHA256, -1, bh, err);
+    char *v = arena_printf(a, "a=%s; b=; bh=%s; c=relaxed/relaxed; d=%s; h=%s; i=%d; s=%s%s%s",
+                           alg, b64_encode(a, bh, bhl), o->domain, h.s, inst, o->selector, tstamp,
+                           o->expire >= 0 ? arena_printf(a, "; x=%lld", o->expire) : "");
+    mail_header *ams_h = one_header(a, arena_printf(a, "ARC-Message-Signature: %s\r\n", v));
+    size_t dl = dkim_header_hash(a, &m2, names, nn, CANON_RELAXED, HASH_SHA256, ams_h, -1, dig);
+    v = sign_value(a, o->key, v, dig, dl, err);
+    return v ? fold_tags(a, "ARC-Message-Signature", v, false) : NULL;
+}
+
+char *arc_seal(arena *a, const mail_msg *m, const arc_sign_opts *o, const char **err, bool *temp)
+{
+    *temp = false;
+    if (!o->srv_id || !*o->srv_id || !o->domain || !o->selector || !o->key) {
+        *err = "srv-id, domain, selector and key are required";
+        return NULL;
+    }
+    arc_chain *c = arena_calloc(a, sizeof *c);
+    chain_collect(a, m, c);
+    const char *cv = seal_cv(a, m, c, o, err, temp);
+    if (!cv)
+        return NULL;
     int inst = c->n + 1;
     char *aar = arc_build_aar(a, m, o->srv_id, inst);
     if (!aar) {
@@ -505,49 +563,14 @@ char *arc_seal(arena *a, const mail_msg *m, const arc_sign_opts *o, const char *
     }
     char *aar_field = arena_printf(a, "ARC-Authentication-Results: %s\r\n", aar);
     mail_header *aar_h = one_header(a, aar_field);
-
-    /* the message as the AMS sees it: the new AAR on top */
-    mail_msg m2 = *m;
-    m2.hdr = arena_alloc(a, sizeof(mail_header) * (size_t)(m->nhdr + 1));
-    m2.hdr[0] = *aar_h;
-    memcpy(m2.hdr + 1, m->hdr, sizeof(mail_header) * (size_t)m->nhdr);
-    m2.nhdr = m->nhdr + 1;
-
-    int nn;
-    const char **names = dkim_expand_headers(a, m, o->headers, &nn);
-    for (int i = 0; i < nn; i++)
-        if (strcmp(names[i], "arc-seal") == 0) {
-            *err = "the AMS must not sign ARC-Seal";
-            return NULL;
-        }
     const char *alg = key_type(o->key) == KEY_ED25519 ? "ed25519-sha256" : "rsa-sha256";
-    unsigned char bh[EVP_MAX_MD_SIZE], dig[EVP_MAX_MD_SIZE];
-    size_t bhl = dkim_body_hash(a, m, CANON_RELAXED, HASH_SHA256, -1, bh, err);
-    gstr h;
-    gstr_init(&h, a, 256);
-    for (int i = 0; i < nn; i++)
-        gstr_printf(&h, "%s%s", i ? ":" : "", names[i]);
-    gstr t;
-    gstr_init(&t, a, 32);
-    if (o->timestamp >= 0)
-        gstr_printf(&t, "; t=%lld", o->timestamp);
-    char *ams_v = arena_printf(a, "a=%s; b=; bh=%s; c=relaxed/relaxed; d=%s; h=%s; i=%d; s=%s%s%s",
-                               alg, b64_encode(a, bh, bhl), o->domain, h.s, inst, o->selector,
-                               t.s, o->expire >= 0 ? arena_printf(a, "; x=%lld", o->expire) : "");
-    mail_header *ams_h = one_header(a, arena_printf(a, "ARC-Message-Signature: %s\r\n", ams_v));
-    size_t dl = dkim_header_hash(a, &m2, names, nn, CANON_RELAXED, HASH_SHA256, ams_h, -1, dig);
-    size_t sl;
-    unsigned char *sig = sig_sign(a, o->key, HASH_SHA256, dig, dl, &sl);
-    if (!sig) {
-        *err = "signing failed";
-        return NULL;
-    }
-    ams_v = fill_b(a, ams_v, b64_encode(a, sig, sl));
-    char *ams_field = fold_tags(a, "ARC-Message-Signature", ams_v, false);
-    ams_h = one_header(a, ams_field);
+    const char *tstamp = o->timestamp >= 0 ? arena_printf(a, "; t=%lld", o->timestamp) : "";
 
+    char *ams_field = build_ams(a, m, o, inst, aar_h, alg, tstamp, err);
+    if (!ams_field)
+        return NULL;
     char *as_v = arena_printf(a, "a=%s; b=; cv=%s; d=%s; i=%d; s=%s%s", alg, cv, o->domain,
-                              inst, o->selector, t.s);
+                              inst, o->selector, tstamp);
     mail_header *as_h = one_header(a, arena_printf(a, "ARC-Seal: %s\r\n", as_v));
     if (c->broken || strcmp(cv, "fail") == 0) {
         /* sealing a failed chain: the seal covers only this set (the chain
@@ -557,12 +580,10 @@ char *arc_seal(arena *a, const mail_msg *m, const arc_sign_opts *o, const char *
             solo->set[i].as = solo->set[i].ams = solo->set[i].aar = -1;
         c = solo;
     }
-    dl = seal_hash(a, m, c, inst, aar_h, ams_h, as_h, dig);
-    sig = sig_sign(a, o->key, HASH_SHA256, dig, dl, &sl);
-    if (!sig) {
-        *err = "signing failed";
+    unsigned char dig[EVP_MAX_MD_SIZE];
+    size_t dl = seal_hash(a, m, c, inst, aar_h, one_header(a, ams_field), as_h, dig);
+    as_v = sign_value(a, o->key, as_v, dig, dl, err);
+    if (!as_v)
         return NULL;
-    }
-    as_v = fill_b(a, as_v, b64_encode(a, sig, sl));
     return arena_printf(a, "%s%s%s", fold_tags(a, "ARC-Seal", as_v, false), ams_field, aar_field);
 }
