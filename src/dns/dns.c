@@ -406,7 +406,9 @@ status dns_lookup(dns_resolver *r, const char *name, int type, arena *a, dns_ans
         rc = resolve_wait(r, name, type, &p);
     }
     if (rc != 0)
-        return finish(out, ST_DEFER, arena_printf(a, "resolver: %s", ub_strerror(rc)));
+        /* a name libunbound cannot even parse is a permanent failure */
+        return finish(out, rc == UB_SYNTAX ? ST_FAIL : ST_DEFER,
+                      arena_printf(a, "resolver: %s", ub_strerror(rc)));
     status st;
     const char *why;
     if (!p.done) {
@@ -414,7 +416,7 @@ status dns_lookup(dns_resolver *r, const char *name, int type, arena *a, dns_ans
         why = arena_printf(a, "DNS lookup of %s (%s) timed out", name, dns_type_name(type));
         out->rcode = -1;
     } else if (p.err != 0 || !p.res) {
-        st = ST_DEFER;
+        st = p.err == UB_SYNTAX ? ST_FAIL : ST_DEFER;
         why = arena_printf(a, "resolver: %s", ub_strerror(p.err));
         if (p.res)
             ub_resolve_free(p.res);

@@ -160,6 +160,11 @@ def test_check_names_pattern(dnsq, zone_server):
     assert "pattern" not in res[2]["why"]     # TXT is not checked
 
 
+def test_malformed_names_fail(dnsq, zone_server):
+    res = q(dnsq, zone_server.server, "a..example.com", "a", ".x", "txt")
+    assert [r["status"] for r in res] == ["FAIL", "FAIL"]
+
+
 def test_ip_literal_is_not_a_name(dnsq, zone_server):
     (a,) = q(dnsq, zone_server.server, "192.0.2.1", "a")
     assert a["status"] == "NOTFOUND"

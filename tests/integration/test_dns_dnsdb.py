@@ -69,7 +69,12 @@ QUERIES = [
     "dnssec_never,a=h.example", "dnssec_lax,a=h.example",
     "bogus=h.example", "defer_maybe,a=h.example", "retrans_0s,a=h.example",
     "defer_lax a=h.example",
+    "a=a..h.example", "txt=a..h.example", "mx=-bad-.h.example", "",
 ]
+
+
+# Exim's default dns_check_names_pattern, which postern applies when unset
+CHECK_NAMES = r"(?i)^(?>(?(1)\.|())[^\W](?>[a-z0-9/_-]*[^\W])?)+(\.?)$"
 
 
 def exim_expr(q):
@@ -129,7 +134,8 @@ def compared(dnsq, tmp_path_factory):
     cmds = []
     for q in QUERIES:
         cmds.append([EXIM, "-C", str(conf), "-be", exim_expr(q)])
-        cmds.append([dnsq, "-s", "127.0.0.1", "-T", "", "-r", "1", "-R", "1", "-d", q])
+        cmds.append([dnsq, "-s", "127.0.0.1", "-T", "", "-r", "1", "-R", "1",
+                     "-p", CHECK_NAMES, "-d", q])
         cmds.append([postern or "/bin/false", "-C", str(pconf), "-be", exim_expr(q)])
     try:
         res = run_with_system_dns(ZONE, cmds, timeout=900)
