@@ -388,76 +388,63 @@ static void invalid(dkim_result *r, const char *reason)
 
 /* Key lookup, key checks, body and header hashes for a checked signature
  * (shared with ARC's AMS).  r->identity must be set. */
-void dkim_verify_parsed(arena *a, const mail_msg *m, const mail_header *hdr, dkim_sig *sp,
-                        const dkim_verify_opts *o, dkim_result *r)
+/* Fetch the key for s and check the record against the signature.
+ * Returns the public key, or NULL with r set to invalid (Exim's reason). */
+static sig_key *usable_key(arena *a, const dkim_sig *s, const dkim_verify_opts *o, dkim_result *r)
 {
-    dkim_sig s = *sp;
     const char *err = NULL;
     dkim_key key;
-    status st = dkim_key_fetch(a, &o->dns, s.s, s.d, &key, &err);
-    if (st == ST_DEFER) {
-        r->temperror = true;
-        invalid(r, "pubkey_unavailable");
-        return;
-    }
-    if (st == ST_NOTFOUND) {
-        invalid(r, "pubkey_unavailable");
-        return;
-    }
+    status st = dkim_key_fetch(a, &o->dns, s->s, s->d, &key, &err);
     if (st != ST_OK) {
-        invalid(r, "pubkey_dns_syntax");
-        return;
+        r->temperror = st == ST_DEFER;
+        invalid(r, st == ST_FAIL ? "pubkey_dns_syntax" : "pubkey_unavailable");
+        return NULL;
     }
     r->testing = key.testing;
-    if (key.revoked) {
-        invalid(r, "pubkey_unavailable");   /* RFC 6376 3.6.1: key revoked */
-        return;
-    }
-    if (key.kt != s.kt) {
-        invalid(r, "pubkey_dns_syntax");    /* k= does not match a= */
-        return;
-    }
-    if (key.h && !list_has(a, key.h, s.hash == HASH_SHA1 ? "sha1" : "sha256")) {
-        invalid(r, "pubkey_dns_syntax");    /* h= excludes the hash */
-        return;
-    }
-    if (key.srv && !list_has(a, key.srv, "email")) {
-        invalid(r, "pubkey_dns_syntax");    /* s= excludes email */
-        return;
-    }
     const char *at = strrchr(r->identity, '@');
-    if (key.strict && !domain_eq(at + 1, s.d)) {
-        invalid(r, "pubkey_dns_syntax");    /* t=s and i= is a subdomain */
-        return;
-    }
-    if (key.g) {
-        char *local = arena_strndup(a, r->identity, (size_t)(at - r->identity));
-        if (!*key.g || !glob_match(key.g, local)) {
-            invalid(r, "pubkey_dns_syntax");   /* g= does not match i= */
-            return;
-        }
+    const char *why = NULL;
+    if (key.revoked)
+        why = "pubkey_unavailable";     /* RFC 6376 3.6.1: revoked */
+    else if (key.kt != s->kt)
+        why = "pubkey_dns_syntax";      /* k= does not match a= */
+    else if (key.h && !list_has(a, key.h, s->hash == HASH_SHA1 ? "sha1" : "sha256"))
+        why = "pubkey_dns_syntax";      /* h= excludes the hash */
+    else if (key.srv && !list_has(a, key.srv, "email"))
+        why = "pubkey_dns_syntax";      /* s= excludes email */
+    else if (key.strict && !domain_eq(at + 1, s->d))
+        why = "pubkey_dns_syntax";      /* t=s and i= is in a subdomain */
+    else if (key.g && (!*key.g ||
+             !glob_match(key.g, arena_strndup(a, r->identity, (size_t)(at - r->identity)))))
+        why = "pubkey_dns_syntax";      /* RFC 4871 g= does not match i= */
+    if (why) {
+        invalid(r, why);
+        return NULL;
     }
     sig_key *pk = key_load_public(a, key.kt, key.p, key.plen, &err);
     if (!pk) {
         invalid(r, "pubkey_der_syntax");
-        return;
+        return NULL;
     }
     r->key_bits = key_bits(pk);
     int min = key.kt == KEY_RSA ? o->min_rsa_bits : o->min_ed25519_bits;
-    if (r->key_bits > DKIM_MAX_KEY_BITS) {
-        key_free(pk);
-        invalid(r, "pubkey_der_syntax");    /* absurdly large: refuse the work */
-        return;
+    if (r->key_bits > DKIM_MAX_KEY_BITS || r->key_bits < min) {
+        key_free(pk);   /* absurdly large keys are refused: not worth the work */
+        invalid(r, r->key_bits < min ? "pubkey_too_short" : "pubkey_der_syntax");
+        return NULL;
     }
-    if (r->key_bits < min) {
-        key_free(pk);
-        invalid(r, "pubkey_too_short");
-        return;
-    }
+    return pk;
+}
 
+void dkim_verify_parsed(arena *a, const mail_msg *m, const mail_header *hdr, dkim_sig *s,
+                        const dkim_verify_opts *o, dkim_result *r)
+{
+    sig_key *pk = usable_key(a, s, o, r);
+    if (!pk)
+        return;
+    const char *err = NULL;
     unsigned char bh[EVP_MAX_MD_SIZE], hh[EVP_MAX_MD_SIZE];
-    size_t bhl = dkim_body_hash(a, m, s.bc, s.hash, s.l, bh, &err);
-    if (bhl == 0 || bhl != s.bhlen || memcmp(bh, s.bhash, bhl) != 0) {
+    size_t bhl = dkim_body_hash(a, m, s->bc, s->hash, s->l, bh, &err);
+    if (bhl == 0 || bhl != s->bhlen || memcmp(bh, s->bhash, bhl) != 0) {
         key_free(pk);
         r->status = DKIM_FAIL;
         r->reason = "bodyhash_mismatch";
@@ -466,15 +453,11 @@ void dkim_verify_parsed(arena *a, const mail_msg *m, const mail_header *hdr, dki
     mail_header stripped;
     strip_b_value(a, hdr, &stripped);
     int self = hdr >= m->hdr && hdr < m->hdr + m->nhdr ? (int)(hdr - m->hdr) : -1;
-    size_t hl = dkim_header_hash(a, m, s.h, s.nh, s.hc, s.hash, &stripped, self, hh);
-    bool ok = sig_verify(pk, s.hash, hh, hl, s.sig, s.siglen);
+    size_t hl = dkim_header_hash(a, m, s->h, s->nh, s->hc, s->hash, &stripped, self, hh);
+    bool ok = sig_verify(pk, s->hash, hh, hl, s->sig, s->siglen);
     key_free(pk);
-    if (!ok) {
-        r->status = DKIM_FAIL;
-        r->reason = "signature_incorrect";
-        return;
-    }
-    r->status = DKIM_PASS;
+    r->status = ok ? DKIM_PASS : DKIM_FAIL;
+    r->reason = ok ? "" : "signature_incorrect";
 }
 
 void dkim_verify_one(arena *a, const mail_msg *m, int idx, const dkim_verify_opts *o,
