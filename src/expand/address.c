@@ -37,7 +37,7 @@ static void skip_cfws(ap *p)
 
 static bool atext(int c)
 {
-    return c > 32 && c < 127 && !strchr("()<>@,;:\\\".[]", c);
+    return c > 32 && c != 127 && !strchr("()<>@,;:\\\".[]", c);
 }
 
 /* a word: atom or quoted string (kept with its quotes) */
@@ -59,29 +59,44 @@ static bool word(ap *p)
         p->s++;
         return true;
     }
-    if (!atext((unsigned char)*p->s))
+    if (!atext((unsigned char)*p->s) && *p->s != '\\')
         return false;
-    while (atext((unsigned char)*p->s))
+    while (atext((unsigned char)*p->s) || (*p->s == '\\' && p->s[1])) {
+        if (*p->s == '\\')
+            gstr_catc(p->out, *p->s++);
         gstr_catc(p->out, *p->s++);
+    }
     return true;
 }
 
 static bool addr_spec(ap *p, int *dom_off)
 {
-    if (!word(p)) {
-        p->err = "malformed address";
-        return false;
-    }
+    /* local part: words and dots, leniently (Exim accepts ".a", "a..b",
+     * "a."), but two words need a dot between them */
+    bool any = false, after_word = false;
     for (;;) {
         skip_cfws(p);
-        if (*p->s != '.')
-            break;
-        p->s++;
-        gstr_catc(p->out, '.');
-        if (!word(p)) {
-            p->err = "malformed address";
-            return false;
+        if (*p->s == '.') {
+            p->s++;
+            gstr_catc(p->out, '.');
+            any = true;
+            after_word = false;
+            continue;
         }
+        if (after_word)
+            break;
+        const char *save = p->s;
+        size_t len = p->out->len;
+        if (!word(p)) {
+            p->s = save;
+            gstr_truncate(p->out, len);
+            break;
+        }
+        any = after_word = true;
+    }
+    if (!any) {
+        p->err = "malformed address";
+        return false;
     }
     skip_cfws(p);
     if (*p->s != '@') {

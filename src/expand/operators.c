@@ -61,12 +61,25 @@ static void b64enc(gstr *out, const unsigned char *p, size_t n)
     }
 }
 
-/* Strict base64 decode (length multiple of 4, '=' only at the end). */
-static bool b64dec(gstr *out, const char *s)
+/* Strict base64 decode (length multiple of 4, '=' only at the end);
+ * white space is ignored. */
+static bool b64dec(gstr *out, const char *in)
 {
-    size_t n = strlen(s);
-    if (n % 4)
+    char sbuf[4096], *s = sbuf;
+    size_t inl = strlen(in);
+    if (inl >= sizeof sbuf)
+        s = malloc(inl + 1);
+    if (!s)
         return false;
+    size_t k = 0;
+    for (const char *p = in; *p; p++)
+        if (!isspace((unsigned char)*p))
+            s[k++] = *p;
+    s[k] = 0;
+    bool ok = true;
+    size_t n = k;
+    if (n % 4)
+        { ok = false; goto done; }
     for (size_t i = 0; i < n; i += 4) {
         int v[4], pad = 0;
         for (int j = 0; j < 4; j++) {
@@ -78,7 +91,7 @@ static bool b64dec(gstr *out, const char *s)
                 continue;
             }
             if (!k || pad)
-                return false;
+                { ok = false; goto done; }
             v[j] = (int)(k - b64chars);
         }
         unsigned w = (unsigned)(v[0] << 18 | v[1] << 12 | v[2] << 6 | v[3]);
@@ -88,7 +101,10 @@ static bool b64dec(gstr *out, const char *s)
         if (pad < 1)
             gstr_catc(out, (char)w);
     }
-    return true;
+done:
+    if (s != sbuf)
+        free(s);
+    return ok;
 }
 
 /* ---- eval ---------------------------------------------------------------- */
@@ -330,6 +346,44 @@ static void print_time(gstr *out, long long t)
 
 /* ---- IP helpers -------------------------------------------------------------- */
 
+/* IPv6 address text as Exim writes it: hex groups, the longest run of zero
+ * groups (the first of equal runs, even a single group) written "::". */
+static void ipv6_text(gstr *out, const unsigned char *a)
+{
+    unsigned g[8];
+    for (int i = 0; i < 8; i++)
+        g[i] = (unsigned)a[2 * i] << 8 | a[2 * i + 1];
+    int best = -1, bestlen = 0;
+    for (int i = 0; i < 8;) {
+        if (g[i]) {
+            i++;
+            continue;
+        }
+        int j = i;
+        while (j < 8 && !g[j])
+            j++;
+        if (j - i > bestlen) {
+            best = i;
+            bestlen = j - i;
+        }
+        i = j;
+    }
+    if (bestlen == 8) {
+        gstr_catc(out, ':');   /* Exim's rendering of the all-zero address */
+        return;
+    }
+    for (int i = 0; i < 8; i++) {
+        if (i == best) {
+            gstr_cat(out, i == 0 ? "::" : ":");
+            i += bestlen - 1;
+            continue;
+        }
+        gstr_printf(out, "%x", g[i]);
+        if (i < 7)
+            gstr_catc(out, ':');
+    }
+}
+
 static status op_mask(xs *x, const char *s, bool normalised, gstr *out)
 {
     const char *slash = strchr(s, '/');
@@ -355,9 +409,8 @@ static status op_mask(xs *x, const char *s, bool normalised, gstr *out)
     if (fam == 4) {
         gstr_printf(out, "%d.%d.%d.%d/%d", a[0], a[1], a[2], a[3], mask);
     } else if (normalised) {
-        char buf[INET6_ADDRSTRLEN];
-        inet_ntop(AF_INET6, a, buf, sizeof buf);
-        gstr_printf(out, "%s/%d", buf, mask);
+        ipv6_text(out, a);
+        gstr_printf(out, "/%d", mask);
     } else {
         for (int i = 0; i < 16; i += 2)
             gstr_printf(out, "%s%02x%02x", i ? "." : "", a[i], a[i + 1]);
@@ -369,9 +422,14 @@ static status op_mask(xs *x, const char *s, bool normalised, gstr *out)
 static status op_reverse_ip(xs *x, const char *s, gstr *out)
 {
     unsigned char a[16];
-    int fam;
-    if (!ip_parse(s, a, &fam, NULL))
+    int fam, mask;
+    if (!ip_parse(s, a, &fam, &mask))
         return xfail(x, "reverse_ip() not given an IP address [%s]", s);
+    static const unsigned char mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+    if (fam == 6 && memcmp(a, mapped, 12) == 0 && strchr(s, '.')) {
+        memmove(a, a + 12, 4);
+        fam = 4;
+    }
     if (fam == 4)
         gstr_printf(out, "%d.%d.%d.%d", a[3], a[2], a[1], a[0]);
     else
@@ -393,9 +451,7 @@ static status op_ipv6(xs *x, const char *s, bool norm, gstr *out)
         memcpy(a, b, 16);
     }
     if (norm) {
-        char buf[INET6_ADDRSTRLEN];
-        inet_ntop(AF_INET6, a, buf, sizeof buf);
-        gstr_cat(out, buf);
+        ipv6_text(out, a);
     } else {
         for (int i = 0; i < 16; i += 2)
             gstr_printf(out, "%s%02x%02x", i ? ":" : "", a[i], a[i + 1]);
@@ -562,13 +618,17 @@ static void utf8clean(gstr *out, const unsigned char *s)
 
 static void from_utf8(gstr *out, const unsigned char *s)
 {
+    static const unsigned masks[] = {0xff, 0x1f, 0x0f, 0x07, 0x03, 0x01};
     while (*s) {
-        unsigned c = *s++;
-        if (c >= 0xc0) {
-            int n = (c & 0xe0) == 0xc0 ? 1 : (c & 0xf0) == 0xe0 ? 2 : (c & 0xf8) == 0xf0 ? 3 : (c & 0xfc) == 0xf8 ? 4 : 5;
-            c &= (unsigned)(0x3f >> n);
-            for (int i = 0; i < n && (*s & 0xc0) == 0x80; i++)
-                c = (c << 6) | (*s++ & 0x3f);
+        unsigned long c = *s++;
+        if ((c & 0xc0) == 0xc0) {
+            int n = c < 0xe0 ? 1 : c < 0xf0 ? 2 : c < 0xf8 ? 3 : c < 0xfc ? 4 : 5;
+            int sh = 6 * n;
+            c = (c & masks[n]) << sh;
+            while (n-- > 0 && *s) {   /* continuation bytes, not past the end */
+                sh -= 6;
+                c |= (unsigned long)(*s++ & 0x3f) << sh;
+            }
         }
         gstr_catc(out, c > 255 ? '_' : (char)c);
     }
@@ -924,7 +984,7 @@ status xp_op(xs *x, const char *name, const char *s, bool argt, gstr *out, bool 
     } else if (!strcmp(op, "base32")) {
         char *e;
         unsigned long n = strtoul(s, &e, 10);
-        if (*e || !*s)
+        if (*e)
             return xfail(x, "argument for base32 operator is %s, which is not a decimal number", xq(x, s));
         char buf[32];
         int i = 0;
@@ -944,7 +1004,7 @@ status xp_op(xs *x, const char *name, const char *s, bool argt, gstr *out, bool 
     } else if (!strcmp(op, "base62")) {
         char *e;
         unsigned long n = strtoul(s, &e, 10);
-        if (*e || !*s)
+        if (*e)
             return xfail(x, "argument for base62 operator is %s, which is not a decimal number", xq(x, s));
         char buf[7];
         buf[6] = 0;
@@ -1103,7 +1163,7 @@ status xp_op(xs *x, const char *name, const char *s, bool argt, gstr *out, bool 
     } else if (!strcmp(op, "time_interval")) {
         const char *p = s;
         long long n = 0;
-        if (!isdigit((unsigned char)*p))
+        if (*p && !isdigit((unsigned char)*p))
             return xfail(x, "string %s is not a positive number in \"time_interval\" operator", xq(x, s));
         while (isdigit((unsigned char)*p)) {
             if (n < INT_MAX)
