@@ -381,6 +381,11 @@ status dnsdb_run(dnsdb_env *e, const char *q, arena *a, char **result, char **er
                 if (ans.rr[i].type == searchtype)
                     format_rr(&y, type == T_ADDRESSES ? DNS_T_A : type, &ans.rr[i], outsep,
                               outsep2, domain, found);
+            if (y.len > DNSDB_MAX_RESULT) {
+                *err = arena_printf(a, "dnsdb result longer than %d bytes", DNSDB_MAX_RESULT);
+                rc = ST_DEFER;
+                goto out;
+            }
         } while (type == T_ADDRESSES && searchtype != DNS_T_A);
     }
     if (y.len == 0) {

@@ -16,6 +16,9 @@
 
 #include "dns/dns.h"
 
+/* Longest result (bytes): as LOOKUP_MAX_RESULT */
+#define DNSDB_MAX_RESULT (1024 * 1024)
+
 typedef struct dnsdb_env {
     dns_iface dns;
     /* retrans_/retry_ modifiers: set (values > 0) and restore (0, 0); may be NULL */

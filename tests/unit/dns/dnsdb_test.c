@@ -1,5 +1,6 @@
 /* dnsdb_test: the dnsdb query syntax and output formats on a fake resolver. */
 #include "check.h"
+#include "core/gstr.h"
 #include "lookup/dnsdb.h"
 
 #include <strings.h>
@@ -165,6 +166,16 @@ int main(void)
     CHECK_STR(env.dnssec_auth, "no", "dnssec no");
     dnsdb_run(&env, "dnssec_never,a=h.example", a, &res, &err);
     CHECK(env.dnssec_auth == NULL, "dnssec never");
+
+    /* a list long enough to exceed the result bound */
+    gstr big;
+    gstr_init(&big, a, 4096);
+    gstr_cat(&big, ">\n; txt=");
+    for (int i = 0; i < 120000; i++)
+        gstr_cat(&big, i ? ":h.example" : "h.example");
+    dnsdb_env benv = { .dns = { fake, NULL } };
+    CHECK(dnsdb_run(&benv, big.s, a, &res, &err) == ST_DEFER && strstr(err, "longer"),
+          "result bound");
 
     const char *end;
     CHECK(dnsdb_read_time("5s", ',', &end) == 5 && dnsdb_read_time("1m30s,", ',', &end) == 90 &&
