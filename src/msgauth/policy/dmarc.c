@@ -3,6 +3,7 @@
 #include "msgauth/policy/dmarc.h"
 #include "msgauth/policy/dmarc_int.h"
 #include "msgauth/policy/spf_int.h"
+#include "msgauth/policy/idna.h"
 #include "core/gstr.h"
 
 #include <ctype.h>
@@ -56,7 +57,7 @@ typedef struct ectx {
 /* Does id align with the From domain (whose organizational domain is org)? */
 static bool aligned(ectx *c, const char *id, const char *from, const char *org, bool strict)
 {
-    if (!id || !*id)
+    if (!id || !*id || !(id = idna_to_alabel(id, c->a)))
         return false;
     char *x = lower_dup(c->a, id);
     if (strcmp(x, from) == 0)
@@ -263,7 +264,11 @@ void dmarc_evaluate(const dmarc_input *in, const dns_iface *dns, arena *a, dmarc
     for (int i = 0; i < in->nfrom && nd < DMARC_MAX_FROM; i++) {
         if (!in->from_domains[i] || !*in->from_domains[i])
             continue;
-        char *d = lower_dup(a, in->from_domains[i]);
+        /* RFC 9989: U-labels are looked up and compared as A-labels */
+        const char *al = idna_to_alabel(in->from_domains[i], a);
+        char *d = lower_dup(a, al ? al : "");
+        if (!*d)
+            continue;
         bool dup = false;
         for (int j = 0; j < nd; j++)
             dup |= strcmp(doms[j], d) == 0;

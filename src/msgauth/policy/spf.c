@@ -3,6 +3,7 @@
  * include/redirect recursion, exp= explanations, and spf_guess. */
 #include "msgauth/policy/spf_int.h"
 #include "core/gstr.h"
+#include "msgauth/policy/idna.h"
 
 #include <arpa/inet.h>
 #include <stdio.h>
@@ -542,7 +543,11 @@ void spf_check(const spf_query *q, const dns_iface *dns, arena *a, spf_outcome *
     c.sender = at && at != sender ? sender : arena_printf(a, "%s@%s", c.local, c.sender_dom);
     out->sender = c.sender;
 
-    /* the domain checked; a trailing dot is ignored */
+    /* the domain checked, U-labels as A-labels (RFC 8616); a trailing dot
+     * is ignored */
+    const char *al = idna_to_alabel(c.sender_dom, a);
+    if (al)
+        c.sender_dom = al;
     char *domain = arena_strdup(a, c.sender_dom);
     size_t dl = strlen(domain);
     if (dl && domain[dl - 1] == '.')

@@ -3,6 +3,7 @@
  * resolver that returns the input as every _dmarc TXT record. */
 #include "msgauth/policy/dmarc.h"
 #include "msgauth/policy/dmarc_report.h"
+#include "msgauth/policy/idna.h"
 
 #include <stdint.h>
 #include <string.h>
@@ -36,6 +37,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     char *s = arena_memdup(a, data, size);
     dmarc_record r;
     char *err;
+    idna_to_alabel(s, a);                 /* From domains may be U-labels */
     dmarc_record_parse(s, size, DMARC_MODE_RFC7489, a, &r, &err);
     dmarc_record_parse(s, size, DMARC_MODE_RFC9989, a, &r, &err);
     fz f = { s, size };

@@ -7,6 +7,7 @@
 #include "msgauth/policy/dmarc.h"
 #include "msgauth/policy/dmarc_int.h"
 #include "msgauth/policy/dmarc_report.h"
+#include "msgauth/policy/idna.h"
 #include "msgauth/policy/spf.h"
 #include "msgauth/policy/spf_int.h"
 #include "msgauth/policy/srs.h"
@@ -458,6 +459,21 @@ static void test_dmarc_eval(arena *a)
     CHECK_STR(dmarc_uri_mailto(" mailto:f@example.com!10m , https://x", a), "f@example.com", "ruf");
 }
 
+static void test_idna(arena *a)
+{
+    static const struct { const char *in, *want; } rows[] = {
+        { "example.com", "example.com" },
+        { "b\xc3\xbc" "cher.example", "xn--bcher-kva.example" },
+        { "B\xc3\x9c" "CHER.example", "xn--bcher-kva.example" },
+        { "\xe9\xa3\x9f\xe7\x8b\xae.\xe4\xb8\xad\xe5\x9b\xbd", "xn--85x722f.xn--fiqs8s" },
+        { "\xe5\x85\xac\xe5\x8f\xb8.cn", "xn--55qx5d.cn" },
+        { "bad\xc3.example", NULL },
+        { "over\xc0\xaflong.example", NULL },
+    };
+    for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++)
+        CHECK_STR(idna_to_alabel(rows[i].in, a), rows[i].want, rows[i].in);
+}
+
 int main(void)
 {
     arena *a = arena_new("test", false);
@@ -467,6 +483,7 @@ int main(void)
     test_srs(a);
     test_dmarc_records(a);
     test_dmarc_eval(a);
+    test_idna(a);
     arena_free(a);
     return check_report("policy_test");
 }
