@@ -300,5 +300,7 @@ acl_rc acl_condition(acl_ctx *c, const acl_cond *cd, const char *arg)
         return acl_ratelimit(c, arg);
     if (strcmp(n, "dnslists") == 0)
         return dnslists(c, arg);
+    if (strcmp(n, "seen") == 0)
+        return acl_seen(c, arg);
     return acl_fail_text(c, RC_DEFER, "the \"%s\" ACL condition is not yet implemented by postern", n);
 }

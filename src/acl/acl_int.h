@@ -54,6 +54,7 @@ acl_rc acl_modifier(acl_ctx *c, const acl_cond *cd, const char *arg);
 
 acl_rc acl_verify(acl_ctx *c, const char *arg);
 acl_rc acl_ratelimit(acl_ctx *c, const char *arg);
+acl_rc acl_seen(acl_ctx *c, const char *arg);
 
 /* Header helpers (acl_hdr.c): check the address-list syntax of a header
  * value (NULL: fine, else Exim's error text); collect its addresses. */

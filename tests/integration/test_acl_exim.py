@@ -261,6 +261,22 @@ acl_rcpt:
      ["HELO ok", "MAIL FROM:<a@x>", "RCPT TO:<u@a.example.com>", "RCPT TO:<u@x12.org>", "RCPT TO:<u@x.org>",
       "RCPT TO:<POSTMASTER@example.net>", "QUIT"]),
 
+    ("seen",
+     """acl_smtp_rcpt = acl_rcpt
+begin acl
+acl_rcpt:
+  deny   seen = 1h / key=since_$local_part
+         message = seen $local_part within the hour
+  deny   seen = -1h / key=old_$local_part
+         message = seen long ago
+  deny   local_parts = r
+         seen = 1h / key=ro / readonly
+         message = readonly recorded something
+  accept
+""", "192.0.2.1",
+     ["HELO ok", "MAIL FROM:<a@x>", "RCPT TO:<a@x>", "RCPT TO:<a@x>", "RCPT TO:<b@x>", "RCPT TO:<r@x>",
+      "RCPT TO:<r@x>", "QUIT"]),
+
     ("drop closes the connection",
      """acl_smtp_rcpt = acl_rcpt
 begin acl

@@ -718,6 +718,47 @@ static void test_ratelimit(void)
     config_free(c);
 }
 
+/* ---- seen (fixed clock) ------------------------------------------------------------ */
+
+static void test_seen(void)
+{
+    config *c = load("begin acl\n"
+                     "since:\n  accept seen = 1h / key=s1\n"
+                     "before:\n  accept seen = -5m / key=g1\n"
+                     "ro:\n  accept seen = 1h / key=r1 / readonly\n"
+                     "bad:\n  accept seen = xx / key=k\n"
+                     "badopt:\n  accept seen = 1h / frob\n");
+    if (!c)
+        return;
+    reset_state();
+    ps.acl_now = 2000000.0;
+    acl_session sess;
+    memset(&sess, 0, sizeof sess);
+    acl_result res;
+    /* since: first time false (and recorded), then true within the hour, false after it */
+    CHECK(acl_check(ACL_WHERE_RCPT, "since", &sess, ps.scratch, &res) == ST_FAIL, "seen since first");
+    ps.acl_now += 60;
+    CHECK(acl_check(ACL_WHERE_RCPT, "since", &sess, ps.scratch, &res) == ST_OK, "seen since again");
+    ps.acl_now += 7200;
+    CHECK(acl_check(ACL_WHERE_RCPT, "since", &sess, ps.scratch, &res) == ST_FAIL, "seen since expired");
+    /* greylisting: before 5 minutes ago?  no, no (1 minute), yes (6 minutes) */
+    CHECK(acl_check(ACL_WHERE_RCPT, "before", &sess, ps.scratch, &res) == ST_FAIL, "seen before first");
+    ps.acl_now += 60;
+    CHECK(acl_check(ACL_WHERE_RCPT, "before", &sess, ps.scratch, &res) == ST_FAIL, "seen before too soon");
+    ps.acl_now += 300;
+    CHECK(acl_check(ACL_WHERE_RCPT, "before", &sess, ps.scratch, &res) == ST_OK, "seen before later");
+    /* readonly never records */
+    CHECK(acl_check(ACL_WHERE_RCPT, "ro", &sess, ps.scratch, &res) == ST_FAIL, "seen readonly 1");
+    CHECK(acl_check(ACL_WHERE_RCPT, "ro", &sess, ps.scratch, &res) == ST_FAIL, "seen readonly 2");
+    /* syntax errors defer with Exim's texts */
+    CHECK(acl_check(ACL_WHERE_RCPT, "bad", &sess, ps.scratch, &res) == ST_DEFER, "seen bad interval");
+    want_str("seen bad interval", "log", res.log_message, "failed to parse 'xx / key=k'");
+    CHECK(acl_check(ACL_WHERE_RCPT, "badopt", &sess, ps.scratch, &res) == ST_DEFER, "seen bad option");
+    want_str("seen bad option", "log", res.log_message, "unrecognised option 'frob' in '1h / frob'");
+    ps.acl_now = 0;
+    config_free(c);
+}
+
 /* ---- file ACLs and the text parser --------------------------------------------------- */
 
 static void test_file_acl(void)
@@ -829,6 +870,7 @@ int main(void)
         config_free(c);
     }
     test_ratelimit();
+    test_seen();
     test_file_acl();
     test_parser();
     test_hdr();
