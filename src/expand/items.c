@@ -702,32 +702,47 @@ static status it_iter(xs *x, const char *name, const char **sp, bool skip, gstr 
             keys[k] = g.s;
             k++;
         }
-        /* insertion sort (stable) with the comparator condition */
-        for (int i = 1; st == ST_OK && i < k; i++) {
-            for (int j = i; j > 0; j--) {
-                        /* evaluate "cmp{a}{b}" literally (keys are not re-expanded) */
-                gstr cs;
-                gstr_init(&cs, x->w, 64);
-                gstr_printf(&cs, "%s{\\N%s\\N}{\\N%s\\N}", cmp, keys[j], keys[j - 1]);
-                if (strstr(keys[j], "\\N") || strstr(keys[j - 1], "\\N")) {
-                    st = xfail(x, "sort key contains \\N");
+        /* Exim's insertion: each item goes before the first already placed
+         * item it sorts before (a numeric comparison of non-numbers is
+         * simply "not before") */
+        int *order = arena_alloc(x->w, sizeof(int) * (size_t)(k + 1));
+        int placed = 0;
+        bool numeric = !isalpha((unsigned char)cmp[0]);
+        for (int i = 0; st == ST_OK && i < k; i++) {
+            int pos = placed;
+            for (int j = 0; j < placed; j++) {
+                const char *l = keys[i], *r = keys[order[j]];
+                bool before;
+                if (numeric) {
+                    long long ln, rn;
+                    if (!x_number(l, &ln) || !x_number(r, &rn))
+                        before = false;
+                    else if (!strcmp(cmp, "<"))
+                        before = ln < rn;
+                    else if (!strcmp(cmp, "<="))
+                        before = ln <= rn;
+                    else if (!strcmp(cmp, ">"))
+                        before = ln > rn;
+                    else
+                        before = ln >= rn;
+                } else {
+                    int c = (strlen(cmp) == 3) ? strcasecmp(l, r) : strcmp(l, r);
+                    before = !strncmp(cmp, "lt", 2) ? c < 0 : !strncmp(cmp, "le", 2) ? c <= 0
+                           : !strncmp(cmp, "gt", 2) ? c > 0 : c >= 0;
+                }
+                if (before) {
+                    pos = j;
                     break;
                 }
-                const char *cp = cs.s;
-                bool lt2;
-                if ((st = xp_cond(x, &cp, false, &lt2)) != ST_OK) {
-                    x->err = arena_printf(x->w, "%s (sort comparator)", x->err ? x->err : "");
-                    break;
-                }
-                if (!lt2)
-                    break;
-                char *ti = items[j], *tk = keys[j];
-                items[j] = items[j - 1];
-                keys[j] = keys[j - 1];
-                items[j - 1] = ti;
-                keys[j - 1] = tk;
             }
+            memmove(order + pos + 1, order + pos, sizeof(int) * (size_t)(placed - pos));
+            order[pos] = i;
+            placed++;
         }
+        char **sorted = arena_alloc(x->w, sizeof(char *) * (size_t)(k + 1));
+        for (int i = 0; i < placed; i++)
+            sorted[i] = items[order[i]];
+        items = sorted;
         if (st == ST_OK) {
             int osep = sep > 0 ? sep : ':';
             for (int i = 0; i < k; i++)
@@ -916,9 +931,9 @@ status x_nhash(xs *x, gstr *out, const char *s, int n, int m)
         total += primes[i--] * (unsigned)*p;
     }
     if (m < 0) {
-        if (n <= 0)
+        if (n == 0)   /* Exim divides by zero here */
             return xfail(x, "nhash divisor must be positive");
-        gstr_printf(out, "%lu", total % (unsigned long)n);
+        gstr_printf(out, "%lu", total % (unsigned long)(long)n);   /* n < 0 wraps as in Exim */
         return ST_OK;
     }
     if (n <= 0 || m <= 0)
