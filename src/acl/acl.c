@@ -23,7 +23,7 @@ static const char *const where_names[ACL_WHERE__COUNT] = {
     [ACL_WHERE_CONNECT] = "CONNECT", [ACL_WHERE_HELO] = "HELO", [ACL_WHERE_MAIL] = "MAIL",
     [ACL_WHERE_RCPT] = "RCPT", [ACL_WHERE_PREDATA] = "PREDATA", [ACL_WHERE_DATA] = "DATA",
     [ACL_WHERE_QUIT] = "QUIT", [ACL_WHERE_NOTQUIT] = "NOTQUIT", [ACL_WHERE_VRFY] = "VRFY",
-    [ACL_WHERE_EXPN] = "EXPN", [ACL_WHERE_NOT_SMTP] = "non-SMTP",
+    [ACL_WHERE_EXPN] = "EXPN", [ACL_WHERE_NOT_SMTP] = "non-SMTP", [ACL_WHERE_EXPANSION] = "expansion",
 };
 
 /* Exim's names in "cannot test X condition in <where> ACL" texts. */
@@ -31,7 +31,7 @@ static const char *const where_msg_names[ACL_WHERE__COUNT] = {
     [ACL_WHERE_CONNECT] = "connection", [ACL_WHERE_HELO] = "EHLO or HELO", [ACL_WHERE_MAIL] = "MAIL",
     [ACL_WHERE_RCPT] = "RCPT", [ACL_WHERE_PREDATA] = "PREDATA", [ACL_WHERE_DATA] = "DATA",
     [ACL_WHERE_QUIT] = "QUIT", [ACL_WHERE_NOTQUIT] = "NOTQUIT", [ACL_WHERE_VRFY] = "VRFY",
-    [ACL_WHERE_EXPN] = "EXPN", [ACL_WHERE_NOT_SMTP] = "non-SMTP",
+    [ACL_WHERE_EXPN] = "EXPN", [ACL_WHERE_NOT_SMTP] = "non-SMTP", [ACL_WHERE_EXPANSION] = "expansion",
 };
 
 const char *acl_where_name(acl_where w)
@@ -480,7 +480,10 @@ acl_rc acl_run_spec(acl_ctx *c, const char *spec, bool expand, const char **umsg
         goto out;
     c->acl_name = name;
     c->depth++;
+    int saved_level = ps.acl_level;
+    ps.acl_level = c->depth;     /* an ${acl} inside continues the count */
     rc = run_stmts(c, stmts);
+    ps.acl_level = saved_level;
     c->depth--;
 out:
     c->umsg = su;
@@ -508,7 +511,7 @@ static status run_top(acl_where where, const char *acl, const char **args, int n
         return res->st;
     }
     const char *umsg = NULL, *lmsg = NULL;
-    acl_ctx c = { .where = where, .sess = sess, .a = a, .acl_name = "?", .res = res };
+    acl_ctx c = { .where = where, .sess = sess, .a = a, .acl_name = "?", .res = res, .depth = ps.acl_level };
     c.umsg = &umsg;
     c.lmsg = &lmsg;
     const char *saved_args[ACL_MAX_ARGS];

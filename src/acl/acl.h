@@ -16,7 +16,9 @@
 typedef enum acl_where {
     ACL_WHERE_CONNECT, ACL_WHERE_HELO, ACL_WHERE_MAIL, ACL_WHERE_RCPT,
     ACL_WHERE_PREDATA, ACL_WHERE_DATA, ACL_WHERE_QUIT, ACL_WHERE_NOTQUIT,
-    ACL_WHERE_VRFY, ACL_WHERE_EXPN, ACL_WHERE_NOT_SMTP, ACL_WHERE__COUNT
+    ACL_WHERE_VRFY, ACL_WHERE_EXPN, ACL_WHERE_NOT_SMTP,
+    ACL_WHERE_EXPANSION,        /* added by src/acl: ${acl {name}...} in an expansion */
+    ACL_WHERE__COUNT
 } acl_where;
 
 const char *acl_where_name(acl_where w);      /* "RCPT", "DATA", ... as Exim logs them */
@@ -132,10 +134,12 @@ const char *acl_default_text(status st);
  * "error in ACL: unknown ACL verb \"x\" in \"x\"" (line `file`:N). */
 status acl_parse_text(const char *text, const char *file, arena *a, acl_stmt **out, char **err);
 
-/* The reply the caller of an "acl =" style expansion item would return:
- * run ACL `acl` (name/inline/file, expanded) with up to ACL_MAX_ARGS
- * arguments for stage `where`; *msg is the user message (for ${acl}).
- * Provided so the expander can implement ${acl {name}{arg}...}. */
+/* Run ACL `acl` (name/inline/file, expanded) with up to ACL_MAX_ARGS
+ * arguments ($acl_arg1.., $acl_narg; restored afterwards) for stage
+ * `where`; res->user_message is the "message" (what ${acl} yields).  For
+ * ${acl {name}{arg}...} pass ACL_WHERE_EXPANSION, as Exim does: conditions
+ * are then allowed as in Exim's expansion context.  Nesting through
+ * ${acl} and "acl =" together is bounded by ACL_MAX_NEST (ps.acl_level). */
 status acl_eval_with_args(acl_where where, const char *acl, const char **args, int nargs,
                           acl_session *sess, arena *a, acl_result *res);
 

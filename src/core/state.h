@@ -78,6 +78,7 @@ typedef struct proc_state {
     const char *dnslist_domain, *dnslist_matched, *dnslist_text, *dnslist_value;
     const void *acl_dns;      /* tests: a dns_iface * used instead of the process resolver */
     double acl_now;           /* tests: when > 0, "now" (epoch seconds) for ratelimit */
+    int acl_level;            /* nesting of ACLs being run ("acl =" and ${acl}) */
 } proc_state;
 
 extern proc_state ps;

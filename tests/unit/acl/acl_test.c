@@ -491,6 +491,10 @@ static const tcase cases[] = {
     { "nested discard on deny is an error", "begin acl\na:\n deny acl = inner\ninner:\n discard\n",
       ACL_WHERE_RCPT, "a", H, .lp = "x", .domain = "y", .st = ST_ERROR,
       .lmsg = "nested ACL returned \"discard\" for \"deny\" command" },
+    { "${acl} item", "begin acl\na:\n accept condition = ${acl{inner}{yes}}\ninner:\n accept message = $acl_arg1\n",
+      ACL_WHERE_MAIL, "a", H, .st = ST_OK, .needs = "acl_arg1" },
+    { "${acl} loop is bounded", "begin acl\na:\n accept condition = ${acl{a}}\n", ACL_WHERE_MAIL, "a", H,
+      .st = ST_ERROR, .lmsg = "*" },
     { "nested loop", "begin acl\na:\n accept acl = a\n", ACL_WHERE_MAIL, "a", H, .st = ST_ERROR,
       .lmsg = "ACL nested too deep: possible loop" },
     { "nested args restored", "begin acl\na:\n accept acl = inner \"a b\" c d e\n"
