@@ -13,7 +13,9 @@
 #include "core/log.h"
 
 #define PCRE2_CODE_UNIT_WIDTH 8
+#include <ctype.h>
 #include <errno.h>
+#include <idn2.h>
 #include <arpa/inet.h>
 #include <pcre2.h>
 #include <poll.h>
@@ -289,6 +291,30 @@ static bool is_ip_literal(const char *s)
     return inet_pton(AF_INET, s, b) == 1 || inet_pton(AF_INET6, s, b) == 1;
 }
 
+static bool has_8bit(const char *s)
+{
+    for (; *s; s++)
+        if ((unsigned char)*s & 0x80)
+            return true;
+    return false;
+}
+
+/* UTF-8 name -> A-labels (IDNA2008 lookup with NFC, ASCII lower-cased
+   first as the library wants); NULL when it cannot be converted */
+static const char *to_alabel(const char *name, arena *a)
+{
+    char *lc = arena_strdup(a, name);
+    for (char *p = lc; *p; p++)
+        if (!((unsigned char)*p & 0x80))
+            *p = (char)tolower((unsigned char)*p);
+    char *out = NULL;
+    if (idn2_lookup_u8((const uint8_t *)lc, (uint8_t **)&out, IDN2_NFC_INPUT) != IDN2_OK)
+        return NULL;
+    const char *r = arena_strdup(a, out);
+    idn2_free(out);
+    return r;
+}
+
 static status finish(dns_answer *out, status st, const char *why)
 {
     out->st = st;
@@ -366,7 +392,16 @@ status dns_lookup(dns_resolver *r, const char *name, int type, arena *a, dns_ans
     out->sec = DNS_SEC_INDETERMINATE;
     if (!name || !*name || strlen(name) > DNS_MAX_NAME)
         return finish(out, ST_FAIL, "malformed DNS name");
-    /* names are looked up as given; a single trailing dot is allowed */
+    /* names are looked up as given (a single trailing dot is allowed),
+       except that UTF-8 names become A-labels first, as Exim built with
+       I18N does */
+    if (has_8bit(name)) {
+        const char *al = to_alabel(name, a);
+        if (!al)
+            return finish(out, ST_NOTFOUND, "name cannot be converted to an A-label");
+        name = al;
+        out->canon = name;
+    }
 
     if (r->names_re && type != DNS_T_PTR && type != DNS_T_TXT) {
         pcre2_match_data *md = pcre2_match_data_create_from_pattern(r->names_re, NULL);

@@ -45,6 +45,7 @@ ZONE = {
     "nullmx.example": [("MX", (0, "."))],
     "esc.example": [("TXT", 'quote " semi ; back \\ tab\t')],
     "empt.h.example": [("TXT", ["a", ""])],
+    "xn--bcher-kva.h.example": [("A", "192.0.2.77"), ("MX", (5, "xn--mnchen-3ya.h.example"))],
 }
 
 QUERIES = [
@@ -72,6 +73,7 @@ QUERIES = [
     "defer_lax a=h.example",
     "a=a..h.example", "txt=a..h.example", "mx=-bad-.h.example", "",
     ">\n,: txt=empt.h.example", "txt=empt.h.example",
+    "a=bücher.h.example", "mx=BÜCHER.h.example", "a=xn--bcher-kva.h.example",
 ]
 
 
