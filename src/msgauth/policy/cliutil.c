@@ -27,6 +27,8 @@ int pol_common_opt(pol_common *c, int argc, char **argv, int *i)
 {
     const char *o = argv[*i], *v;
     char *end;
+    if (strcmp(o, "--help") == 0 || strcmp(o, "-h") == 0)
+        return -2;
     if (strcmp(o, "--json") == 0) {
         c->json = true;
         return 1;
@@ -165,6 +167,16 @@ void json_ki(gstr *g, bool *first, const char *k, long long v)
 {
     key(g, first, k);
     gstr_printf(g, "%lld", v);
+}
+
+int pol_help(const char *cmd, const char *synopsis)
+{
+    printf("usage: postern-auth %s %s\n"
+           "common options: --dns ip@port, --dns-timeout secs, --dns-retry n,\n"
+           "  --zone FILE (answer DNS from zone data), --now <unix time>, --json\n"
+           "exit status: 0 passed/done, 1 did not pass, 2 temporary error, 64 usage\n"
+           "see postern-auth(1)\n", cmd, synopsis);
+    return AUTH_EXIT_OK;
 }
 
 int pol_usage(const char *cmd, const char *synopsis)

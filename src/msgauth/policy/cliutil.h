@@ -21,7 +21,8 @@ typedef struct pol_common {
 } pol_common;
 
 /* If argv[*i] is a common option, consume it (and its value) and return 1;
- * return 0 when it is not one; -1 (message printed) on a bad value. */
+ * return 0 when it is not one; -1 (message printed) on a bad value; -2 for
+ * --help. */
 int pol_common_opt(pol_common *c, int argc, char **argv, int *i);
 
 /* The value of option argv[*i] (advancing *i), or NULL with a message. */
@@ -40,6 +41,7 @@ void json_kv(gstr *g, bool *first, const char *key, const char *val);   /* val N
 void json_kb(gstr *g, bool *first, const char *key, bool val);
 void json_ki(gstr *g, bool *first, const char *key, long long val);
 
-int pol_usage(const char *cmd, const char *synopsis);
+int pol_usage(const char *cmd, const char *synopsis);   /* stderr, 64 */
+int pol_help(const char *cmd, const char *synopsis);    /* stdout, 0 */
 
 #endif

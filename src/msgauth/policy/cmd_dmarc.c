@@ -73,6 +73,10 @@ static int parse_args(int argc, char **argv, dmarc_cli *o)
     o->pct_roll = -1;
     for (int i = 1; i < argc; i++) {
         int r = pol_common_opt(&o->c, argc, argv, &i);
+        if (r == -2) {
+            pol_help(argv[0], DMARC_SYNOPSIS);
+            return -1;
+        }
         if (r < 0)
             return AUTH_EXIT_USAGE;
         if (r > 0)
@@ -132,7 +136,7 @@ int cmd_dmarc(int argc, char **argv)
     dmarc_cli o;
     int rc = parse_args(argc, argv, &o);
     if (rc)
-        return rc;
+        return rc < 0 ? AUTH_EXIT_OK : rc;
     arena *a = arena_new("dmarc", false);
     void *psl = NULL;
     rc = AUTH_EXIT_TEMP;
@@ -353,6 +357,8 @@ int cmd_dmarc_report(int argc, char **argv)
     bool to_stdout = false;
     for (int i = 1; i < argc; i++) {
         int r = pol_common_opt(&c, argc, argv, &i);
+        if (r == -2)
+            return pol_help(argv[0], REPORT_SYNOPSIS);
         if (r < 0)
             return AUTH_EXIT_USAGE;
         if (r > 0)
@@ -448,6 +454,8 @@ int cmd_dmarc_orgdomain(int argc, char **argv)
     bool registrable = false;
     for (int i = 1; i < argc; i++) {
         int r = pol_common_opt(&c, argc, argv, &i);
+        if (r == -2)
+            return pol_help(argv[0], "[--mode rfc9989|rfc7489] [--psl FILE] [--registrable] DOMAIN...");
         if (r < 0)
             return AUTH_EXIT_USAGE;
         if (r > 0)

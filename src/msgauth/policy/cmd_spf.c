@@ -25,6 +25,8 @@ int cmd_spf(int argc, char **argv)
     const char *tmpl = NULL;
     for (int i = 1; i < argc; i++) {
         int r = pol_common_opt(&c, argc, argv, &i);
+        if (r == -2)
+            return pol_help(argv[0], SPF_SYNOPSIS);
         if (r < 0)
             return AUTH_EXIT_USAGE;
         if (r > 0)

@@ -23,6 +23,8 @@ static int srs_cmd(int argc, char **argv, bool forward)
     const char *syn = forward ? FWD_SYNOPSIS : REV_SYNOPSIS;
     for (int i = 1; i < argc; i++) {
         int r = pol_common_opt(&c, argc, argv, &i);
+        if (r == -2)
+            return pol_help(argv[0], syn);
         if (r < 0)
             return AUTH_EXIT_USAGE;
         if (r > 0)

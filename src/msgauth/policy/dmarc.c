@@ -109,7 +109,11 @@ static void eval_one(ectx *c, const char *from, dmarc_result *r)
     r->used_domain = "";
     r->domain_policy = "";
     r->org_domain = "";
-    if (!spf_domain_ok(from, true)) {
+    bool clean = true;                 /* letters, digits, '-', '_', '.' only */
+    for (const char *p = from; *p; p++)
+        clean &= (*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '-' ||
+                 *p == '_' || *p == '.';
+    if (!clean || !spf_domain_ok(from, true)) {
         r->outcome = DMARC_NOFROM;
         r->ar = "permerror";
         r->ar_reason = "From domain is not a valid domain name";

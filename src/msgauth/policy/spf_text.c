@@ -140,7 +140,12 @@ const char *spf_received(const spf_query *q, const spf_outcome *o, arena *a)
         } else if (p != cm) {
             gstr_catc(&g, ' ');
         }
-        gstr_catn(&g, p, wl);
+        for (size_t k = 0; k < wl; k++) {     /* keep the comment a comment */
+            char ch = p[k];
+            if (ch == '(' || ch == ')' || ch == '\\')
+                gstr_catc(&g, '\\');
+            gstr_catc(&g, ch == '\r' || ch == '\n' ? ' ' : ch);
+        }
         p += wl;
         while (*p == ' ')
             p++;
