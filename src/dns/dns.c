@@ -95,7 +95,8 @@ static struct ub_ctx *make_ctx(const dns_options *o, bool *validating, char **er
     /* never back off beyond one of our tries */
     ub_ctx_set_option(ctx, "infra-cache-max-rtt:", buf);
 
-    const char *ta = o->trust_anchor_file ? o->trust_anchor_file : DNS_DEFAULT_TRUST_ANCHOR;
+    const char *ta = o->dnssec_off ? ""
+                   : o->trust_anchor_file ? o->trust_anchor_file : DNS_DEFAULT_TRUST_ANCHOR;
     *validating = false;
     if (*ta) {
         if (!file_readable(ta)) {

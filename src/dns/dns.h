@@ -75,8 +75,10 @@ typedef struct dns_options {
     int retrans;                  /* seconds per try; 0 = resolv.conf's "options
                                      timeout:" (or RES_OPTIONS), else 5 */
     int retry;                    /* tries; 0 = "attempts:", else 2 */
-    bool dnssec_ok;
+    bool dnssec_ok;               /* dns_dnssec_ok = 1 (validation is on whenever
+                                     there is a trust anchor anyway) */
     /* Added by the dns module (all optional, 0/NULL = default): */
+    bool dnssec_off;              /* dns_dnssec_ok = 0: no validation at all */
     int max_lookups;              /* lookups per process before ST_DEFER; 0 = DNS_MAX_LOOKUPS */
     const char *check_names_pattern; /* PCRE2 that names (not PTR/TXT) must
                                      match, else ST_NOTFOUND; NULL/"" = none */

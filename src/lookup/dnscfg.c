@@ -33,6 +33,7 @@ void dns_configure_from_cfg(void)
         .retrans = (int)cfg_int(MO_dns_retrans),
         .retry = (int)cfg_int(MO_dns_retry),
         .dnssec_ok = dnssec == 1,
+        .dnssec_off = dnssec == 0,     /* Exim: 0 coerces DNSSEC off */
         /* unset: Exim's default pattern; set empty: no check */
         .check_names_pattern = pat ? pat : DNS_CHECK_NAMES_DEFAULT,
         .again_means_nonexist = again_means_nonexist,

@@ -258,6 +258,17 @@ def test_be_dnssec_through_options(postern, nsd, tmp_path):
         == "192.0.2.2:192.0.2.1"
 
 
+def test_be_dnssec_ok_zero_turns_validation_off(postern, nsd, tmp_path):
+    conf = tmp_path / "p.conf"
+    conf.write_text(f"dns_servers = {nsd.server}\ndns_trust_anchor_file = "
+                    f"{nsd.trust_anchor_file}\ndns_dnssec_ok = 0\n")
+    # no validation: the tampered record is plain data, and nothing is secure
+    assert be(postern, conf, "${lookup dnsdb{a=tampered.dnssec.test}{$value}{NF}}") \
+        == "192.0.2.99"
+    assert be(postern, conf, "${lookup dnsdb{dnssec_strict,defer_never,a=ok.dnssec.test}"
+                             "{$value}{NF}}") == "NF"
+
+
 def test_be_timeouts_from_options(postern, tmp_path):
     with DnsServer({("slow.example", "A"): "TIMEOUT", "ok.example": [("A", "192.0.2.5")]}) as s:
         conf = tmp_path / "p.conf"
