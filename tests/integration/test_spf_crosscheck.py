@@ -85,6 +85,8 @@ def gen(rnd, idx):
         if rnd.random() < 0.7:
             add(n, "TXT", "v=spf1 " + " ".join(mech() for _ in range(rnd.randint(0, 3))))
     ip = rnd.choice(IPS4 + IPS6[:1])
+    if rnd.random() < 0.1:              # null sender: the HELO name is checked
+        return zone, {"ip": ip, "sender": "", "helo": base}
     sender = rnd.choice(["user", "x.y", "postmaster"]) + "@" + base
     return zone, {"ip": ip, "sender": sender, "helo": f"helo.{base}"}
 
