@@ -1,0 +1,433 @@
+#!/bin/bash
+# bench/run.sh: acceptance benchmark, postern side by side with Exim 4.96
+# and Postfix 3.7 (DESIGN.md §7, issue 3 part 6).
+#
+# Starts the three servers on loopback ports, each queueing durably without
+# delivering, drives them with bench/smtpload over the matrix
+#   body size {4 KB, 100 KB} x concurrency {1, 10, 50}
+# (cells interleaved: postern, Exim, Postfix for one cell, then the next),
+# checks that each server queued exactly the messages it acknowledged,
+# stops them and prints absolute figures and ratios.  Asserts nothing about
+# speed: the exit status is 1 only if a server lost or refused messages.
+#
+# Run as root (Exim and Postfix need it to start).  Environment:
+#   SERVERS="postern exim postfix"   which servers
+#   SIZES="4096 102400"              body sizes in bytes
+#   CONCS="1 10 50"                  concurrent connections
+#   N=...                            messages per run, every cell; or per
+#   N_1=300 N_10=1500 N_50=3000      concurrency (default as shown)
+#   PER_CONN=1                       messages per connection
+#   REPS=1                           runs per cell; the median (by msg/s) is shown
+#   QUIT=shut                        smtpload -q: shut (half-close after QUIT) or wait
+#   PORT_BASE=26101                  postern, Exim, Postfix on PORT_BASE+0,1,2
+#   POSTERN=build-bench/postern      binary (built in release mode if absent)
+#   PF_ROOT=/var/tmp/postern-bench-postfix   unpacked postfix .deb (fetched
+#                                    with apt-get download if absent)
+#   WORK=$(mktemp -d)                spools, configs, logs, raw results
+#   KEEP=1                           keep WORK afterwards (default: keep)
+#   SYSCALLS=1                       also strace 10 messages per server and
+#                                    print the sync system calls per message
+set -uo pipefail
+cd "$(dirname "$0")/.."
+repo=$PWD
+
+SERVERS=${SERVERS:-postern exim postfix}
+SIZES=${SIZES:-4096 102400}
+CONCS=${CONCS:-1 10 50}
+PER_CONN=${PER_CONN:-1}
+REPS=${REPS:-1}
+QUIT=${QUIT:-shut}
+PORT_BASE=${PORT_BASE:-26101}
+POSTERN=${POSTERN:-$repo/build-bench/postern}
+PF_ROOT=${PF_ROOT:-/var/tmp/postern-bench-postfix}
+WORK=${WORK:-$(mktemp -d /tmp/postern-bench.XXXXXX)}
+SYSCALLS=${SYSCALLS:-0}
+LOAD=$repo/bench/smtpload
+HZ=$(getconf CLK_TCK)
+
+say() { printf '%s\n' "$*" >&2; }
+die() { say "run.sh: $*"; exit 2; }
+
+[ "$(id -u)" = 0 ] || die "run as root (Exim and Postfix start as root and drop privileges)"
+mkdir -p "$WORK" && chmod 0755 "$WORK"   # the servers drop privileges
+RESULTS=$WORK/results.txt
+: >"$RESULTS"
+
+nmsgs() { # concurrency -> messages per run
+	if [ -n "${N:-}" ]; then echo "$N"; return; fi
+	local v="N_$1"
+	case $1 in 1) echo "${!v:-300}" ;; 10) echo "${!v:-1500}" ;; 50) echo "${!v:-3000}" ;; *) echo "${!v:-1000}" ;; esac
+}
+
+# ---------------------------------------------------------------- builds
+make -s -C bench smtpload subreaper || die "cannot build bench/smtpload and bench/subreaper"
+SUB=$repo/bench/subreaper
+if [[ " $SERVERS " == *" postern "* ]] && [ ! -x "$POSTERN" ]; then
+	say "building postern (release) in build-bench"
+	{ [ -f build-bench/build.ninja ] || meson setup build-bench --buildtype=release >/dev/null; } &&
+		ninja -C build-bench postern >/dev/null || say "run.sh: postern build failed"
+fi
+
+# ------------------------------------------------------ process bookkeeping
+# ROOT: the subreaper each server runs under (root of its process tree);
+# PID: the daemon itself (postern -bdf, the Exim daemon, Postfix's master)
+declare -A ROOT PID PORT STATUS
+i=0
+for s in postern exim postfix; do PORT[$s]=$((PORT_BASE + i)); i=$((i + 1)); done
+
+# CPU ticks (user+sys, including reaped children) of a process tree: the sum
+# over the live processes under root of utime+stime+cutime+cstime.  A child
+# that exits is reaped by its parent in the tree (or by the subreaper at the
+# root), so its time moves into that parent's cutime/cstime and still counts.
+tree_ticks() {
+	local root=$1
+	# cat, not awk's own file list: a process may exit while we read, and
+	# mawk gives up at the first file it cannot open
+	cat /proc/[0-9]*/stat 2>/dev/null | awk -v root="$root" '
+	{
+		pid = $1
+		line = $0
+		sub(/^.*\) /, "", line)             # drop "pid (comm) ", comm may hold spaces
+		split(line, f, " ")
+		ppid[pid] = f[2]
+		t[pid] = f[12] + f[13] + f[14] + f[15]
+	}
+	END {
+		in_tree[root] = 1; changed = 1
+		while (changed) {
+			changed = 0
+			for (p in ppid) if (!(p in in_tree) && (ppid[p] in in_tree)) { in_tree[p] = 1; changed = 1 }
+		}
+		s = 0; for (p in in_tree) if (p in t) s += t[p]
+		print s
+	}'
+}
+
+alive() { [ -n "${PID[$1]:-}" ] && kill -0 "${PID[$1]}" 2>/dev/null; }
+
+wait_port() { # port seconds
+	local end=$((SECONDS + $2))
+	while [ $SECONDS -lt $end ]; do
+		(exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null && return 0
+		sleep 0.2
+	done
+	return 1
+}
+
+port_free() { ! (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null; }
+
+# ---------------------------------------------------------------- postern
+start_postern() {
+	local d=$WORK/postern
+	mkdir -p "$d/spool"
+	chown Debian-exim:Debian-exim "$d/spool" 2>/dev/null || true
+	cat >"$d/postern.conf" <<-EOF
+	# written by bench/run.sh: accept and queue, never deliver
+	primary_hostname = bench.example
+	spool_directory = $d/spool
+	log_file_path = $d/spool/log/%slog
+	exim_user = $(id -u Debian-exim >/dev/null 2>&1 && echo Debian-exim || echo root)
+	smtp_accept_max = 0
+	smtp_connect_backlog = 128
+	rfc1413_query_timeout = 0s
+	acl_smtp_rcpt = accept
+	EOF
+	[ -x "$POSTERN" ] || { say "postern: binary $POSTERN missing"; return 1; }
+	"$SUB" "$POSTERN" -C "$d/postern.conf" -bdf -oX "127.0.0.1.${PORT[postern]}" \
+		>"$d/stdout" 2>"$d/stderr" &
+	ROOT[postern]=$!
+	PID[postern]=$!     # SIGTERM to the subreaper is passed on to postern
+	wait_port "${PORT[postern]}" 20 && alive postern
+}
+count_postern() { find "$WORK/postern/spool/input" -name '*-H' 2>/dev/null | wc -l; }
+stop_postern() { alive postern && kill -TERM "${PID[postern]}"; }
+
+# ------------------------------------------------------------------- Exim
+start_exim() {
+	local d=$WORK/exim
+	mkdir -p "$d/spool"
+	chown Debian-exim:Debian-exim "$d/spool"
+	cat >"$d/exim.conf" <<-EOF
+	# written by bench/run.sh: accept and queue (queue_only), never deliver
+	primary_hostname = bench.example
+	spool_directory = $d/spool
+	log_file_path = $d/spool/log/%slog
+	exim_user = Debian-exim
+	exim_group = Debian-exim
+	queue_only
+	smtp_accept_max = 0
+	smtp_connect_backlog = 128
+	rfc1413_query_timeout = 0s
+	acl_smtp_rcpt = acl_rcpt
+	begin acl
+	acl_rcpt:
+	  accept
+	EOF
+	command -v exim4 >/dev/null || { say "exim: exim4 not installed"; return 1; }
+	"$SUB" exim4 -C "$d/exim.conf" -bd -odq -oX "${PORT[exim]}" -oP "$d/exim.pid" >"$d/stderr" 2>&1 &
+	ROOT[exim]=$!
+	local end=$((SECONDS + 10))
+	while [ ! -s "$d/exim.pid" ] && [ $SECONDS -lt $end ]; do sleep 0.1; done
+	PID[exim]=$(cat "$d/exim.pid" 2>/dev/null)
+	wait_port "${PORT[exim]}" 20 && alive exim
+}
+count_exim() { find "$WORK/exim/spool/input" -name '*-H' 2>/dev/null | wc -l; }
+stop_exim() { alive exim && kill -TERM "${PID[exim]}"; }
+
+# ---------------------------------------------------------------- Postfix
+# Debian's postfix conflicts with exim4 as a package, so it runs from the
+# unpacked .deb with a private configuration directory.  Messages are put on
+# hold (check_client_access static:HOLD) so the queue manager never sees them.
+pf() { LD_LIBRARY_PATH=$PF_ROOT/usr/lib/postfix "$PF_ROOT/usr/sbin/$1" "${@:2}"; }
+setup_postfix_root() {
+	[ -x "$PF_ROOT/usr/lib/postfix/sbin/master" ] && return 0
+	say "postfix: unpacking Debian's postfix .deb into $PF_ROOT"
+	local tmp
+	tmp=$(mktemp -d) || return 1
+	(cd "$tmp" && apt-get download postfix >/dev/null 2>&1) ||
+		{ apt-get update -qq >/dev/null 2>&1; (cd "$tmp" && apt-get download postfix >/dev/null 2>&1); } ||
+		{ say "postfix: apt-get download postfix failed"; rm -rf "$tmp"; return 1; }
+	mkdir -p "$PF_ROOT" && dpkg -x "$tmp"/postfix_*.deb "$PF_ROOT" || { rm -rf "$tmp"; return 1; }
+	rm -rf "$tmp"
+}
+start_postfix() {
+	local d=$WORK/postfix R=$PF_ROOT
+	setup_postfix_root || return 1
+	getent group postdrop >/dev/null || groupadd --system postdrop || return 1
+	id postfix >/dev/null 2>&1 || useradd --system --user-group --no-create-home \
+		--home-dir /nonexistent --shell /usr/sbin/nologin postfix || return 1
+	chgrp postdrop "$R/usr/sbin/postqueue" "$R/usr/sbin/postdrop" && chmod 2755 "$R/usr/sbin/postqueue" "$R/usr/sbin/postdrop"
+	mkdir -p "$d/etc" "$d/queue" "$d/data"
+	chown postfix "$d/data"
+	cat >"$d/etc/main.cf" <<-EOF
+	# written by bench/run.sh: accept and hold, never deliver
+	compatibility_level = 3.6
+	myhostname = bench.example
+	mydomain = bench.example
+	myorigin = bench.example
+	mydestination =
+	inet_interfaces = 127.0.0.1
+	inet_protocols = ipv4
+	mynetworks = 127.0.0.0/8
+	queue_directory = $d/queue
+	data_directory = $d/data
+	command_directory = $R/usr/sbin
+	daemon_directory = $R/usr/lib/postfix/sbin
+	meta_directory = $R/etc/postfix
+	shlib_directory = $R/usr/lib/postfix
+	sendmail_path = $R/usr/sbin/sendmail
+	newaliases_path = $R/usr/bin/newaliases
+	mailq_path = $R/usr/bin/mailq
+	manpage_directory = $R/usr/share/man
+	html_directory = no
+	readme_directory = no
+	mail_owner = postfix
+	setgid_group = postdrop
+	import_environment = MAIL_CONFIG MAIL_DEBUG MAIL_LOGTAG TZ LANG=C LD_LIBRARY_PATH=$R/usr/lib/postfix
+	maillog_file_prefixes = $d
+	maillog_file = $d/maillog
+	alias_maps =
+	alias_database =
+	biff = no
+	append_dot_mydomain = no
+	smtpd_peername_lookup = no
+	smtpd_relay_restrictions = permit_mynetworks, reject
+	smtpd_recipient_restrictions = check_client_access static:HOLD, permit_mynetworks, reject
+	smtpd_client_connection_count_limit = 0
+	smtpd_client_connection_rate_limit = 0
+	default_process_limit = 200
+	EOF
+	# no chroot (column 5 = n), the services an smtpd-to-queue path needs
+	cat >"$d/etc/master.cf" <<-EOF
+	127.0.0.1:${PORT[postfix]} inet n - n - - smtpd
+	cleanup   unix n - n -    0 cleanup
+	qmgr      unix n - n 300  1 qmgr
+	pickup    unix n - n 60   1 pickup
+	rewrite   unix - - n -    - trivial-rewrite
+	bounce    unix - - n -    0 bounce
+	defer     unix - - n -    0 bounce
+	trace     unix - - n -    0 bounce
+	showq     unix n - n -    - showq
+	error     unix - - n -    - error
+	retry     unix - - n -    - error
+	discard   unix - - n -    - discard
+	anvil     unix - - n -    1 anvil
+	scache    unix - - n -    1 scache
+	flush     unix n - n 1000? 0 flush
+	proxymap  unix - - n -    - proxymap
+	postlog   unix-dgram n - n - 1 postlogd
+	EOF
+	LD_LIBRARY_PATH=$R/usr/lib/postfix "$SUB" "$R/usr/sbin/postfix" -c "$d/etc" start >"$d/start.log" 2>&1 &
+	ROOT[postfix]=$!
+	local end=$((SECONDS + 10))
+	while [ ! -s "$d/queue/pid/master.pid" ] && [ $SECONDS -lt $end ]; do sleep 0.1; done
+	PID[postfix]=$(tr -dc 0-9 <"$d/queue/pid/master.pid" 2>/dev/null)
+	wait_port "${PORT[postfix]}" 20 && alive postfix
+}
+count_postfix() {
+	local q=$WORK/postfix/queue
+	find "$q/incoming" "$q/active" "$q/deferred" "$q/hold" -type f 2>/dev/null | wc -l
+}
+stop_postfix() {
+	[ -d "$WORK/postfix/etc" ] && pf postfix -c "$WORK/postfix/etc" stop >/dev/null 2>&1
+	sleep 0.5
+	alive postfix && kill -TERM "${PID[postfix]}"
+}
+
+tree_pids() { # root -> pids of the tree, root first
+	ps -e -o pid= -o ppid= | awk -v r="$1" '
+		{ pp[$1] = $2 } END { print r; t[r] = 1; c = 1
+		while (c) { c = 0; for (p in pp) if (!(p in t) && (pp[p] in t)) { t[p] = 1; print p; c = 1 } } }'
+}
+
+stop_one() {
+	local s=$1 root=${ROOT[$1]:-}
+	[ -n "$root" ] || return 0
+	"stop_$s" 2>/dev/null
+	local end=$((SECONDS + 10))
+	while kill -0 "$root" 2>/dev/null && [ $SECONDS -lt $end ]; do sleep 0.1; done
+	if kill -0 "$root" 2>/dev/null; then
+		say "   $s did not stop within 10 s: SIGKILL to its process tree"
+		kill -KILL $(tree_pids "$root" | tac) 2>/dev/null
+	fi
+	wait "$root" 2>/dev/null
+	ROOT[$s]= PID[$s]=
+}
+stop_all() { for s in postern exim postfix; do stop_one "$s"; done; }
+trap stop_all EXIT
+trap 'exit 130' INT TERM
+
+# ---------------------------------------------------------------- start
+active=()
+for s in $SERVERS; do
+	if ! port_free "${PORT[$s]}"; then
+		say "== $s: port ${PORT[$s]} already in use; $s NOT benchmarked (set PORT_BASE)"
+		STATUS[$s]="not started (port busy)"
+		continue
+	fi
+	if "start_$s"; then
+		say "== $s: listening on 127.0.0.1:${PORT[$s]} (pid ${PID[$s]})"
+		active+=("$s")
+	else
+		say "== $s: FAILED TO START; it is left out of the figures. Logs under $WORK/$s:"
+		tail -n 5 "$WORK/$s"/*stderr* "$WORK/$s"/*.log "$WORK/$s"/maillog 2>/dev/null | sed 's/^/   /' >&2
+		STATUS[$s]="failed to start"
+		stop_one "$s"
+	fi
+done
+[ ${#active[@]} -gt 0 ] || die "no server started"
+
+# ---------------------------------------------------------------- optional syscall census
+if [ "$SYSCALLS" = 1 ] && command -v strace >/dev/null; then
+	say "== sync system calls per message (strace of the whole process tree, 10 messages, 4 KB)"
+	for s in "${active[@]}"; do
+		args=()
+		for p in $(tree_pids "${ROOT[$s]}"); do args+=(-p "$p"); done
+		strace -f -qq -e trace=fsync,fdatasync,sync_file_range,syncfs,sync,msync "${args[@]}" -o "$WORK/$s.strace" 2>/dev/null &
+		spid=$!
+		sleep 1
+		"$LOAD" -p "${PORT[$s]}" -n 10 -c 1 -s 4096 -q "$QUIT" >/dev/null
+		sleep 1
+		kill -INT $spid 2>/dev/null; wait $spid 2>/dev/null
+		awk -v s="$s" '/fsync|fdatasync|sync_file_range|syncfs|msync|sync\(/ { split($2, a, "("); n[a[1]]++ }
+			END { printf "   %-8s", s; for (k in n) printf " %s=%.1f/msg", k, n[k] / 10; print "" }' "$WORK/$s.strace" >&2
+	done
+fi
+
+# ---------------------------------------------------------------- matrix
+say "== matrix: sizes [$SIZES] x concurrency [$CONCS], $PER_CONN msg/connection, $REPS rep(s), QUIT=$QUIT"
+say "   load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
+failed=0
+for size in $SIZES; do
+	for conc in $CONCS; do
+		n=$(nmsgs "$conc")
+		declare -A lines=()
+		for ((r = 1; r <= REPS; r++)); do
+			for s in "${active[@]}"; do
+				if ! alive "$s"; then
+					[ -n "${STATUS[$s]:-}" ] || say "   $s died; skipping the rest of its runs"
+					STATUS[$s]="died during the run"
+					failed=1
+					continue
+				fi
+				q0=$("count_$s"); c0=$(tree_ticks "${ROOT[$s]}")
+				out=$("$LOAD" -p "${PORT[$s]}" -c "$conc" -n "$n" -s "$size" -m "$PER_CONN" \
+					-q "$QUIT" -l "$s" 2>"$WORK/load-$s-$size-$conc-$r.err")
+				sleep 0.5     # let the session processes exit and be reaped
+				c1=$(tree_ticks "${ROOT[$s]}"); q1=$("count_$s")
+				ok=$(sed -n 's/.* ok=\([0-9]*\) .*/\1/p' <<<"$out")
+				queued=$((q1 - q0))
+				cpu=$(awk -v a="$c0" -v b="$c1" -v hz="$HZ" -v n="${ok:-0}" 'BEGIN { if (n > 0) printf "%.3f", (b - a) / hz / n * 1000; else print "nan" }')
+				check=ok
+				if [ -z "$out" ] || [ "${ok:-0}" != "$n" ] || [ "$queued" != "$n" ]; then
+					check=FAIL
+					failed=1
+					say "   $s size=$size conc=$conc: sent $n, acknowledged ${ok:-?}, queued $queued (see $WORK/load-$s-$size-$conc-$r.err)"
+					head -3 "$WORK/load-$s-$size-$conc-$r.err" | sed 's/^/     /' >&2
+				fi
+				line="$out server_cpu_ms_per_msg=$cpu queued=$queued check=$check rep=$r"
+				printf '%s\n' "$line" >>"$WORK/all-runs.txt"
+				lines[$s]+="$line"$'\n'
+			done
+		done
+		for s in "${active[@]}"; do
+			[ -n "${lines[$s]:-}" ] || continue
+			# the median run by msg/s (a FAIL run, if any, wins: it must be seen)
+			med=$(printf '%s' "${lines[$s]}" | awk '
+				{ for (i = 1; i <= NF; i++) if ($i ~ /^msgs_per_sec=/) { split($i, a, "="); v[NR] = a[2] } l[NR] = $0; if ($0 ~ /check=FAIL/) bad = NR }
+				END { if (bad) { print l[bad]; exit } n = NR
+					for (i = 1; i <= n; i++) { r = 0; for (j = 1; j <= n; j++) if (v[j] < v[i] || (v[j] == v[i] && j < i)) r++; rank[r] = i }
+					print l[rank[int((n - 1) / 2)]] }')
+			printf '%s\n' "$med" >>"$RESULTS"
+			say "   $med"
+		done
+		unset lines
+	done
+done
+say "   load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
+
+stop_all
+trap - EXIT
+
+# ---------------------------------------------------------------- report
+echo
+echo "postern acceptance benchmark, $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores, $(uname -r)"
+echo "postern $(git -C "$repo" rev-parse --short HEAD 2>/dev/null), Exim $(exim4 --version 2>/dev/null | sed -n '1s/Exim version \([^ ]*\).*/\1/p'), Postfix $(pf postconf -c "$WORK/postfix/etc" -h mail_version 2>/dev/null || echo '?')"
+echo "every run: N messages, each on its own connection unless PER_CONN>1; latency = connect .. 250 after the dot"
+for s in postern exim postfix; do [ -n "${STATUS[$s]:-}" ] && echo "NOTE: $s ${STATUS[$s]}"; done
+echo
+awk '
+function kv(line, key,   i, n, f, a) { n = split(line, f, " "); for (i = 1; i <= n; i++) { split(f[i], a, "="); if (a[1] == key) return a[2] } return "" }
+{
+	s = kv($0, "label"); z = kv($0, "size"); c = kv($0, "conc"); k = z SUBSEP c
+	if (!(k in seen)) { seen[k] = 1; order[++nk] = k }
+	rate[s, k] = kv($0, "msgs_per_sec"); p50[s, k] = kv($0, "p50_ms"); p99[s, k] = kv($0, "p99_ms")
+	cpu[s, k] = kv($0, "server_cpu_ms_per_msg"); n[s, k] = kv($0, "messages"); chk[s, k] = kv($0, "check")
+	has[s] = 1
+}
+function size_name(z) { return z % 1024 == 0 ? (z / 1024) "KB" : z "B" }
+function ratio(a, b) { return (a == "" || b == "" || b + 0 == 0 || a == "nan" || b == "nan") ? "-" : sprintf("%.2f", a / b) }
+END {
+	printf "%-6s %4s %-8s %6s %9s %8s %8s %11s  %s\n", "size", "conc", "server", "N", "msg/s", "p50 ms", "p99 ms", "cpu ms/msg", "queued"
+	split("postern exim postfix", srv, " ")
+	for (i = 1; i <= nk; i++) {
+		split(order[i], zc, SUBSEP)
+		for (j = 1; j <= 3; j++) { s = srv[j]; k = order[i]
+			if (!((s, k) in rate)) continue
+			printf "%-6s %4s %-8s %6s %9s %8s %8s %11s  %s\n", size_name(zc[1]), zc[2], s, n[s, k], rate[s, k], p50[s, k], p99[s, k], cpu[s, k], chk[s, k] }
+	}
+	print ""
+	print "ratios postern/other: msg/s above 1 = postern faster; p50, p99, cpu below 1 = postern better"
+	printf "%-6s %4s | %-31s | %-31s\n", "", "", "postern / Exim", "postern / Postfix"
+	printf "%-6s %4s | %7s %7s %7s %7s | %7s %7s %7s %7s\n", "size", "conc", "msg/s", "p50", "p99", "cpu", "msg/s", "p50", "p99", "cpu"
+	for (i = 1; i <= nk; i++) { k = order[i]; split(k, zc, SUBSEP)
+		printf "%-6s %4s | %7s %7s %7s %7s | %7s %7s %7s %7s\n", size_name(zc[1]), zc[2],
+			ratio(rate["postern", k], rate["exim", k]), ratio(p50["postern", k], p50["exim", k]),
+			ratio(p99["postern", k], p99["exim", k]), ratio(cpu["postern", k], cpu["exim", k]),
+			ratio(rate["postern", k], rate["postfix", k]), ratio(p50["postern", k], p50["postfix", k]),
+			ratio(p99["postern", k], p99["postfix", k]), ratio(cpu["postern", k], cpu["postfix", k]) }
+}' "$RESULTS"
+echo
+echo "raw results: $RESULTS (median runs), $WORK/all-runs.txt (every run)"
+[ "${KEEP:-1}" = 1 ] || rm -rf "$WORK"
+exit $failed
