@@ -46,7 +46,7 @@ static acl_rc forbidden(acl_ctx *c, const char *name)
 bool acl_is_list_condition(const char *n)
 {
     static const char *const lists[] = { "hosts", "domains", "local_parts", "recipients", "senders",
-                                         "sender_domains", "authenticated", NULL };
+                                         "sender_domains", "authenticated", "encrypted", NULL };
     for (const char *const *l = lists; *l; l++)
         if (strcmp(*l, n) == 0)
             return true;

@@ -46,7 +46,7 @@ acl_rc acl_expand_arg(acl_ctx *c, const char *raw, char **out, bool *forced);
  * expanded except for "acl" (which expands its words itself). */
 acl_rc acl_condition(acl_ctx *c, const acl_cond *cd, const char *arg);
 /* hosts, domains, local_parts, recipients, senders, sender_domains,
- * authenticated: their argument is a list, expanded as Exim expands lists
+ * authenticated, encrypted: their argument is a list, expanded as Exim expands lists
  * (a forced failure means "not in the list"). */
 bool acl_is_list_condition(const char *name);
 /* Immediate modifiers (not message/log_message/endpass). */
