@@ -170,12 +170,12 @@ static bool ams_verify(arena *a, const mail_msg *m, int idx, const arc_verify_op
     dkim_result r;
     memset(&r, 0, sizeof r);
     r.identity = arena_printf(a, "@%s", s.d);
-    r.reason = "";
+    r.reason = r.detail = "";
     dkim_verify_parsed(a, m, h, &s, &vo, &r);
     if (r.status == DKIM_PASS)
         return true;
     *temp = r.temperror;
-    *why = r.reason;
+    *why = *r.reason ? r.reason : r.detail;
     return false;
 }
 

@@ -96,8 +96,9 @@ static const cli_spec verify_spec = {
     "[--dns ip@port | --dns-zone FILE] [--now T] [--json] [--min-rsa-bits N]\n"
     "       [--strict] [--rfc-only] [--srv-id ADMD] < message\n",
     "Verifies every DKIM-Signature.  One line per signature: result (pass, fail,\n"
-    "invalid, temperror; none without signatures), then d= s= a= i= and reason=\n"
-    "(Exim's $dkim_verify_reason).  rsa-sha1 passes are marked weak.\n"
+    "invalid, temperror; none without signatures), then d= s= a= i=, reason=\n"
+    "(Exim's $dkim_verify_reason) and detail= (the exact problem).  rsa-sha1\n"
+    "passes are marked weak.\n"
     "  --min-rsa-bits N  smallest RSA key accepted (default 1024)\n"
     "  --strict          rsa-sha1 signatures are invalid (RFC 8301)\n"
     "  --rfc-only        signatures of the pre-RFC drafts (no v=, v=0.5) are invalid\n"
@@ -144,6 +145,8 @@ int cmd_dkim_verify(int argc, char **argv)
             cli_json_str(stdout, dkim_status_name(r[i].status));
             printf(",\"reason\":");
             cli_json_str(stdout, r[i].reason);
+            printf(",\"detail\":");
+            cli_json_str(stdout, r[i].detail);
             printf(",\"d\":");
             cli_json_str(stdout, r[i].domain);
             printf(",\"s\":");
@@ -174,7 +177,9 @@ int cmd_dkim_verify(int argc, char **argv)
             if (r[i].testing)
                 printf(" testing=y");
             if (r[i].reason && *r[i].reason)
-                printf(" reason=\"%s\"", r[i].reason);
+                printf(" reason=%s", r[i].reason);
+            if (r[i].detail && *r[i].detail)
+                printf(" detail=\"%s\"", r[i].detail);
             printf("\n");
         }
     }

@@ -380,14 +380,15 @@ size_t dkim_header_hash(arena *a, const mail_msg *m, const char *const *names, i
 
 /* ---- verification -------------------------------------------------------- */
 
-static void invalid(dkim_result *r, const char *reason)
+/* reason: Exim's $dkim_verify_reason value ("" when Exim has none);
+ * detail: what exactly was wrong. */
+static void invalid(dkim_result *r, const char *reason, const char *detail)
 {
     r->status = DKIM_INVALID;
     r->reason = reason;
+    r->detail = detail;
 }
 
-/* Key lookup, key checks, body and header hashes for a checked signature
- * (shared with ARC's AMS).  r->identity must be set. */
 /* Fetch the key for s and check the record against the signature.
  * Returns the public key, or NULL with r set to invalid (Exim's reason). */
 static sig_key *usable_key(arena *a, const dkim_sig *s, const dkim_verify_opts *o, dkim_result *r)
@@ -397,44 +398,47 @@ static sig_key *usable_key(arena *a, const dkim_sig *s, const dkim_verify_opts *
     status st = dkim_key_fetch(a, &o->dns, s->s, s->d, &key, &err);
     if (st != ST_OK) {
         r->temperror = st == ST_DEFER;
-        invalid(r, st == ST_FAIL ? "pubkey_dns_syntax" : "pubkey_unavailable");
+        invalid(r, st == ST_FAIL ? "pubkey_dns_syntax" : "pubkey_unavailable", err);
         return NULL;
     }
     r->testing = key.testing;
     const char *at = strrchr(r->identity, '@');
     const char *why = NULL;
     if (key.revoked)
-        why = "pubkey_unavailable";     /* RFC 6376 3.6.1: revoked */
+        why = "key revoked (empty p=)";
     else if (key.kt != s->kt)
-        why = "pubkey_dns_syntax";      /* k= does not match a= */
+        why = "key type k= does not match a=";
     else if (key.h && !list_has(a, key.h, s->hash == HASH_SHA1 ? "sha1" : "sha256"))
-        why = "pubkey_dns_syntax";      /* h= excludes the hash */
+        why = "key h= excludes the hash";
     else if (key.srv && !list_has(a, key.srv, "email"))
-        why = "pubkey_dns_syntax";      /* s= excludes email */
+        why = "key s= excludes email";
     else if (key.strict && !domain_eq(at + 1, s->d))
-        why = "pubkey_dns_syntax";      /* t=s and i= is in a subdomain */
+        why = "key t=s but i= is in a subdomain of d=";
     else if (key.g && (!*key.g ||
              !glob_match(key.g, arena_strndup(a, r->identity, (size_t)(at - r->identity)))))
-        why = "pubkey_dns_syntax";      /* RFC 4871 g= does not match i= */
+        why = "key g= does not match i=";
     if (why) {
-        invalid(r, why);
+        invalid(r, key.revoked ? "pubkey_unavailable" : "pubkey_dns_syntax", why);
         return NULL;
     }
     sig_key *pk = key_load_public(a, key.kt, key.p, key.plen, &err);
     if (!pk) {
-        invalid(r, "pubkey_der_syntax");
+        invalid(r, "pubkey_der_syntax", err);
         return NULL;
     }
     r->key_bits = key_bits(pk);
     int min = key.kt == KEY_RSA ? o->min_rsa_bits : o->min_ed25519_bits;
     if (r->key_bits > DKIM_MAX_KEY_BITS || r->key_bits < min) {
         key_free(pk);   /* absurdly large keys are refused: not worth the work */
-        invalid(r, r->key_bits < min ? "pubkey_too_short" : "pubkey_der_syntax");
+        invalid(r, r->key_bits < min ? "pubkey_too_short" : "pubkey_der_syntax",
+                arena_printf(a, "%d-bit key", r->key_bits));
         return NULL;
     }
     return pk;
 }
 
+/* Key, body hash, header hash and signature of a checked signature
+ * (shared with ARC's AMS); r->identity must be set. */
 void dkim_verify_parsed(arena *a, const mail_msg *m, const mail_header *hdr, dkim_sig *s,
                         const dkim_verify_opts *o, dkim_result *r)
 {
@@ -448,6 +452,7 @@ void dkim_verify_parsed(arena *a, const mail_msg *m, const mail_header *hdr, dki
         key_free(pk);
         r->status = DKIM_FAIL;
         r->reason = "bodyhash_mismatch";
+        r->detail = err ? err : "body hash differs from bh=";
         return;
     }
     mail_header stripped;
@@ -458,6 +463,7 @@ void dkim_verify_parsed(arena *a, const mail_msg *m, const mail_header *hdr, dki
     key_free(pk);
     r->status = ok ? DKIM_PASS : DKIM_FAIL;
     r->reason = ok ? "" : "signature_incorrect";
+    r->detail = ok ? "" : "the signature does not verify over the signed headers";
 }
 
 void dkim_verify_one(arena *a, const mail_msg *m, int idx, const dkim_verify_opts *o,
@@ -468,12 +474,12 @@ void dkim_verify_one(arena *a, const mail_msg *m, int idx, const dkim_verify_opt
     r->hdr_index = idx;
     r->bodylength = DKIM_NO_LIMIT;
     r->created = r->expires = -1;
-    r->reason = "";
+    r->reason = r->detail = "";
     time_t now = o->now ? o->now : time(NULL);
     dkim_sig s;
     const char *err = NULL;
     if (dkim_sig_parse(a, hdr->value, hdr->value_len, &s, &err) != ST_OK) {
-        invalid(r, err);
+        invalid(r, "", err);
         return;
     }
     r->domain = s.d ? arena_strdup(a, s.d) : NULL;
@@ -484,7 +490,7 @@ void dkim_verify_one(arena *a, const mail_msg *m, int idx, const dkim_verify_opt
     if (s.b)
         r->b_prefix = arena_strndup(a, str_nows(a, s.b), 8);
     if (dkim_sig_check(a, &s, now, o->rfc_only, &err) != ST_OK) {
-        invalid(r, err);
+        invalid(r, "", err);
         return;
     }
     for (char *p = (char *)r->domain; *p; p++)
@@ -497,7 +503,7 @@ void dkim_verify_one(arena *a, const mail_msg *m, int idx, const dkim_verify_opt
     r->expires = s.x;
     r->weak = s.hash == HASH_SHA1;
     if (r->weak && o->strict) {
-        invalid(r, "rsa-sha1 is not acceptable");
+        invalid(r, "", "rsa-sha1 is not acceptable (RFC 8301)");
         return;
     }
 
@@ -636,8 +642,8 @@ void dkim_authres(arena *a, const dkim_result *r, authres_result *out)
     if (r->key_bits)
         out->comment = arena_printf(a, "%d-bit key%s", r->key_bits,
                                     r->weak ? "; weak rsa-sha1" : "");
-    if (r->reason && *r->reason && r->status != DKIM_PASS)
-        out->reason = r->reason;
+    if (r->status != DKIM_PASS)
+        out->reason = r->reason && *r->reason ? r->reason : r->detail && *r->detail ? r->detail : NULL;
     out->props = arena_alloc(a, sizeof(authres_prop) * 5);
     if (r->domain)
         out->props[out->nprops++] = (authres_prop){ "header", "d", r->domain };

@@ -5,8 +5,9 @@
  * fail / pass ($dkim_verify_status) and, for invalid and fail, a reason
  * ($dkim_verify_reason: pubkey_unavailable, pubkey_dns_syntax,
  * pubkey_der_syntax, pubkey_too_short, bodyhash_mismatch,
- * signature_incorrect; other invalid signatures carry a reason naming the
- * problem).  A DNS failure (timeout, SERVFAIL) is "invalid" with reason
+ * signature_incorrect; "" for other invalid signatures, as in Exim), and
+ * a detail text naming the exact problem.  A DNS failure (timeout,
+ * SERVFAIL) is "invalid" with reason
  * pubkey_unavailable for Exim, and sets temperror so callers can defer.
  * rsa-sha1 signatures are verified but flagged weak (RFC 8301).
  *
@@ -94,7 +95,8 @@ typedef struct dkim_verify_opts {
 
 typedef struct dkim_result {
     dkim_status status;
-    const char *reason;          /* $dkim_verify_reason, or "" */
+    const char *reason;          /* $dkim_verify_reason: one of Exim's six values, or "" */
+    const char *detail;          /* what exactly was wrong (human text), or "" */
     bool temperror;              /* DNS failure: try later */
     bool weak;                   /* rsa-sha1 */
     bool testing;                /* key t=y */
