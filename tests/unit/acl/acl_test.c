@@ -13,7 +13,10 @@
 #include "expand/expand.h"
 #include "spool/spool.h"
 
+#include <arpa/inet.h>
 #include <math.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -722,6 +725,54 @@ static void test_ratelimit(void)
     config_free(c);
 }
 
+/* ---- udpsend, delay, log_reject_target ------------------------------------------- */
+
+static int flushes;
+static void count_flush(void *ctx)
+{
+    (void)ctx;
+    flushes++;
+}
+
+static void test_side_effects(void)
+{
+    /* udpsend to a socket of our own */
+    int fd = socket(AF_INET, SOCK_DGRAM, 0);
+    struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+    socklen_t sl = sizeof sa;
+    CHECK(fd >= 0 && bind(fd, (struct sockaddr *)&sa, sizeof sa) == 0 &&
+          getsockname(fd, (struct sockaddr *)&sa, &sl) == 0, "udp socket");
+    char *conf = arena_printf(ps.scratch, "begin acl\nu:\n  accept udpsend = 127.0.0.1 : %d : hello $acl_c1\n"
+                                          "d:\n  accept delay = 1s\n"
+                                          "r:\n  deny log_reject_target = reject : panic\n"
+                                          "n:\n  deny log_reject_target =\n",
+                              ntohs(sa.sin_port));
+    config *c = load(conf);
+    if (!c)
+        return;
+    reset_state();
+    expand_set_acl_var("acl_c1", "world", NULL);
+    acl_session sess;
+    memset(&sess, 0, sizeof sess);
+    acl_result res;
+    CHECK(acl_check(ACL_WHERE_MAIL, "u", &sess, ps.scratch, &res) == ST_OK, "udpsend ok");
+    char buf[64] = { 0 };
+    ssize_t n = recv(fd, buf, sizeof buf - 1, MSG_DONTWAIT);
+    CHECK(n == 11 && strcmp(buf, "hello world") == 0, "udpsend payload [%s]", buf);
+    close(fd);
+    /* delay: flushes first (unless no_delay_flush), sleeps, counts */
+    sess.flush = count_flush;
+    ps.host_checking = false;
+    CHECK(acl_check(ACL_WHERE_MAIL, "d", &sess, ps.scratch, &res) == ST_OK, "delay ok");
+    CHECK(flushes == 1 && sess.delay_total == 1, "delay: flushes %d total %d", flushes, sess.delay_total);
+    /* log_reject_target */
+    CHECK(acl_check(ACL_WHERE_MAIL, "r", &sess, ps.scratch, &res) == ST_FAIL && res.log_reject_target_set &&
+          res.log_reject_target == (LOG_REJECT | LOG_PANIC), "log_reject_target reject:panic");
+    CHECK(acl_check(ACL_WHERE_MAIL, "n", &sess, ps.scratch, &res) == ST_FAIL && res.log_reject_target_set &&
+          res.log_reject_target == 0, "log_reject_target empty");
+    config_free(c);
+}
+
 /* ---- seen (fixed clock) ------------------------------------------------------------ */
 
 static void test_seen(void)
@@ -875,6 +926,7 @@ int main(void)
     }
     test_ratelimit();
     test_seen();
+    test_side_effects();
     test_file_acl();
     test_parser();
     test_hdr();
