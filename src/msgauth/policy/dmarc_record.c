@@ -155,11 +155,13 @@ dmarc_fetch dmarc_fetch_record(const char *domain, dmarc_mode mode, const dns_if
     char *perr = NULL;
     for (int i = 0; i < ans.nrr; i++) {
         const dns_rr *rr = &ans.rr[i];
-        if (!rr->text || rr->text_len < 8 || strncasecmp(rr->text, "v=DMARC1", 8) != 0)
+        if (!rr->text)
             continue;
         dmarc_record r;
         char *e = NULL;
         status s1 = dmarc_record_parse(rr->text, rr->text_len, mode, a, &r, &e);
+        if (s1 == ST_NOTFOUND)
+            continue;                     /* not a DMARC record: discarded */
         if (++found == 1) {
             pst = s1;
             *rec = r;
