@@ -68,6 +68,7 @@ void acl_session_message_reset(acl_session *sess)
     k->queue_first_pass_route = false;
     k->queue_name = NULL;
     k->caseful_local_part = false;
+    k->dk_verify = false;
     sess->headers = NULL;
     sess->rl_mail = NULL;
     sess->warned = NULL;

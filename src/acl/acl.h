@@ -45,6 +45,8 @@ typedef struct acl_controls {
     const char *queue_name;          /* "queue = <name>" modifier; NULL: default queue */
     bool no_delay_flush;             /* connection */
     bool caseful_local_part;         /* current RCPT only (caseful_local_part/caselower_local_part) */
+    bool dk_verify;                  /* control = dk_verify: verify DomainKeys (seed spec) */
+    bool allow_auth_unadvertised;    /* connection */
 } acl_controls;
 
 /* A header an ACL asked to add (add_header) or remove (remove_header). */
@@ -125,6 +127,18 @@ const char *acl_default_text(status st);
 #define ACL_MAX_ARGS   9         /* $acl_arg1 .. $acl_arg9 */
 #define ACL_DELAY_MAX  3600      /* seconds: longest single "delay" obeyed */
 #define ACL_FILE_MAX   (1024 * 1024)  /* bytes of an ACL file */
+
+/* Conditions implemented outside src/acl (spf, spf_guess, dkim_signers,
+ * dkim_status, dmarc_status, dk_*, dcc, regex, mime_regex, decode,
+ * atrn_domains): a module that implements them (e.g. the glue between
+ * src/msgauth and the ACLs) defines this function; when it is linked in,
+ * the engine calls it with the expanded argument for every condition it
+ * does not implement itself.  Return ST_OK (true), ST_FAIL (false),
+ * ST_DEFER or ST_ERROR (with *log_msg), or ST_NOTFOUND for a name it does
+ * not handle either (the engine then defers with "not yet implemented").
+ * *user_msg / *log_msg are the underlying messages, as for verify. */
+status acl_condition_ext(const char *name, acl_where where, const char *arg, arena *a,
+                         const char **user_msg, const char **log_msg);
 
 /* Parse ACL text (an inline ACL or the contents of an ACL file): one
  * statement per line, a verb first, then conditions/modifiers one per line,

@@ -14,6 +14,9 @@
 #include <string.h>
 #include <strings.h>
 
+/* optional: conditions of other modules (see acl.h) */
+#pragma weak acl_condition_ext
+
 #define W(x) (1u << ACL_WHERE_##x)
 #define W_ALL ((1u << ACL_WHERE__COUNT) - 1)
 
@@ -302,5 +305,21 @@ acl_rc acl_condition(acl_ctx *c, const acl_cond *cd, const char *arg)
         return dnslists(c, arg);
     if (strcmp(n, "seen") == 0)
         return acl_seen(c, arg);
+    if (acl_condition_ext) {
+        const char *um = NULL, *lm = NULL;
+        status st = acl_condition_ext(n, c->where, arg, c->a, &um, &lm);
+        if (st != ST_NOTFOUND) {
+            if (um)
+                *c->umsg = um;
+            if (lm)
+                *c->lmsg = lm;
+            switch (st) {
+            case ST_OK: return RC_OK;
+            case ST_FAIL: return RC_FAIL;
+            case ST_DEFER: return lm ? RC_DEFER : acl_fail_text(c, RC_DEFER, "%s condition deferred", n);
+            default: return lm ? acl_fail_text(c, RC_ERROR, "%s", lm) : acl_fail_text(c, RC_ERROR, "%s condition failed", n);
+            }
+        }
+    }
     return acl_fail_text(c, RC_DEFER, "the \"%s\" ACL condition is not yet implemented by postern", n);
 }

@@ -123,7 +123,9 @@ static const control_def controls[] = {
     { "caseful_local_part", W(RCPT), false },
     { "caselower_local_part", W(RCPT), false },
     { "cutthrough_delivery", W(RCPT), true },
+    { "bmi_run", 0, false },
     { "debug", W_ALL, true },
+    { "dk_verify", W(CONNECT) | W(HELO) | W(MAIL) | W(RCPT) | W(PREDATA), false },
     { "dkim_disable_verify", W(CONNECT) | W(HELO) | W(MAIL) | W(RCPT) | W(PREDATA) | W(NOT_SMTP), false },
     { "dmarc_disable_verify", W(CONNECT) | W(HELO) | W(MAIL) | W(RCPT) | W(PREDATA) | W(NOT_SMTP), false },
     { "dmarc_enable_forensic", W(CONNECT) | W(HELO) | W(MAIL) | W(RCPT) | W(PREDATA) | W(NOT_SMTP), false },
@@ -153,6 +155,9 @@ static acl_rc control(acl_ctx *c, const char *arg)
             d = &controls[i];
     if (!d)
         return acl_fail_text(c, RC_ERROR, "syntax error in \"control=%s\"", arg);
+    if (strcmp(d->name, "bmi_run") == 0)
+        return acl_fail_text(c, RC_ERROR, "\"control=bmi_run\" is not supported by postern (Brightmail needs "
+                             "a vendor SDK)");
     if (opts && !d->takes_opts)
         return acl_fail_text(c, RC_ERROR, "syntax error in \"control=%s\"", arg);
     if (!here(c, d->allowed))
@@ -160,7 +165,11 @@ static acl_rc control(acl_ctx *c, const char *arg)
     acl_controls *k = &c->sess->controls;
     arena *ma = ps.msg ? ps.msg : c->a;
     const char *n = d->name;
-    if (strcmp(n, "allow_auth_unadvertised") == 0 || strcmp(n, "cutthrough_delivery") == 0 ||
+    if (strcmp(n, "allow_auth_unadvertised") == 0) {
+        k->allow_auth_unadvertised = true;
+    } else if (strcmp(n, "dk_verify") == 0) {
+        k->dk_verify = true;
+    } else if (strcmp(n, "cutthrough_delivery") == 0 ||
         strcmp(n, "debug") == 0 || strcmp(n, "no_callout_flush") == 0 || strcmp(n, "no_mbox_unspool") == 0) {
         /* accepted; nothing in postern depends on them yet */
     } else if (strcmp(n, "caseful_local_part") == 0) {

@@ -97,6 +97,24 @@ static status fake_lookup(void *ctx, const char *name, int type, arena *a, dns_a
 }
 static const dns_iface fake_dns = { fake_lookup, NULL };
 
+/* ---- a condition of another module (see acl_condition_ext in acl.h) ----- */
+
+status acl_condition_ext(const char *name, acl_where where, const char *arg, arena *a,
+                         const char **user_msg, const char **log_msg)
+{
+    if (strcmp(name, "spf") != 0)
+        return ST_NOTFOUND;
+    if (strcmp(arg, "pass") == 0)
+        return ST_OK;
+    *log_msg = arena_printf(a, "spf result is not %s", arg);
+    return ST_FAIL;
+}
+
+static void post_dk(const struct tcase *t, const acl_session *s, const acl_result *r)
+{
+    CHECK(s->controls.dk_verify, "%s: dk_verify not set", t->name);
+}
+
 /* ---- helpers ------------------------------------------------------------------ */
 
 static char *read_mainlog(void)
@@ -554,6 +572,18 @@ static const tcase cases[] = {
       .st = ST_ERROR, .lmsg = "unknown ACL verb \"nosuchacl\" in \"nosuchacl\"" },
     { "log_reject_target", "begin acl\na:\n deny log_reject_target = panic\n", ACL_WHERE_MAIL, "a", H,
       .st = ST_FAIL },
+
+    /* conditions of other modules; seed controls */
+    { "external condition true", "begin acl\na:\n require spf = pass\n accept\n", ACL_WHERE_RCPT, "a", H,
+      .lp = "x", .domain = "y", .st = ST_OK },
+    { "external condition false", "begin acl\na:\n require spf = ${uc:softfail}\n accept\n", ACL_WHERE_RCPT,
+      "a", H, .lp = "x", .domain = "y", .st = ST_FAIL, .lmsg = "spf result is not SOFTFAIL" },
+    { "condition nobody implements", "begin acl\na:\n require dcc = x\n accept\n", ACL_WHERE_RCPT, "a", H,
+      .lp = "x", .domain = "y", .st = ST_DEFER, .lmsg = "the \"dcc\" ACL condition is not yet implemented by postern" },
+    { "control dk_verify", "begin acl\na:\n warn control = dk_verify\n accept\n", ACL_WHERE_RCPT, "a", H,
+      .lp = "x", .domain = "y", .st = ST_OK, .post = post_dk },
+    { "control bmi_run refused", "begin acl\na:\n warn control = bmi_run\n accept\n", ACL_WHERE_RCPT, "a", H,
+      .lp = "x", .domain = "y", .st = ST_ERROR, .lmsg = "*", .err_has = "vendor SDK" },
 
     /* verify */
     { "helo literal ok", "begin acl\na:\n require verify = helo\n accept\n", ACL_WHERE_MAIL, "a", H,
