@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 typedef struct spf_ctx {
     const spf_query *q;
@@ -22,6 +23,7 @@ typedef struct spf_ctx {
     const char *mechanism;    /* deciding term at the top-level evaluation */
     bool ptr_done;
     const char *ptr_name;     /* %{p} */
+    struct timespec start;    /* for SPF_MAX_SECONDS */
 } spf_ctx;
 
 typedef struct level_res {
@@ -59,6 +61,13 @@ static status lookup(spf_ctx *c, const char *name, int type, dns_answer *ans)
 {
     memset(ans, 0, sizeof *ans);
     name = presentation(c->a, name);
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    if (now.tv_sec - c->start.tv_sec > SPF_MAX_SECONDS) {
+        ans->st = ST_DEFER;
+        ans->why = "SPF evaluation took too long";
+        return ST_DEFER;
+    }
     status st = c->dns->lookup(c->dns->ctx, name, type, c->a, ans);
     ans->st = st;
     return st;
@@ -526,6 +535,7 @@ void spf_check(const spf_query *q, const dns_iface *dns, arena *a, spf_outcome *
 {
     memset(out, 0, sizeof *out);
     spf_ctx c = { .q = q, .dns = dns, .a = a };
+    clock_gettime(CLOCK_MONOTONIC, &c.start);
     out->identity = q->helo_identity ? "helo" : "mailfrom";
 
     const char *helo = q->helo && *q->helo ? q->helo : NULL;

@@ -20,6 +20,7 @@
 #define SPF_MAX_PTR_NAMES 10  /* PTR names checked per ptr mechanism / %{p} */
 #define SPF_MAX_RECURSION 20  /* nested include/redirect (loops end earlier) */
 #define SPF_MAX_EXPANSION 8192/* bytes of one macro expansion */
+#define SPF_MAX_SECONDS 20    /* whole evaluation (RFC 7208 4.6.4: at least 20 s) */
 
 /* Exim's defaults. */
 #define SPF_DEFAULT_GUESS "v=spf1 a/24 mx/24 ptr ?all"
