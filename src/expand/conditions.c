@@ -410,12 +410,14 @@ status xp_cond(xs *x, const char **sp, bool skip, bool *res)
         s++;
         skip_ws(&s);
     }
+    /* as Exim: "=", "<" or ">" with an optional "=", else a name */
     const char *n0 = s;
-    if (isalpha((unsigned char)*s)) {
-        while (isalnum((unsigned char)*s) || *s == '_')
+    if (*s == '=' || *s == '<' || *s == '>') {
+        s++;
+        if (*s == '=')
             s++;
     } else {
-        while (*s == '<' || *s == '>' || *s == '=')
+        while (isalnum((unsigned char)*s) || *s == '_')
             s++;
     }
     size_t nl = (size_t)(s - n0);
@@ -432,6 +434,10 @@ status xp_cond(xs *x, const char **sp, bool skip, bool *res)
         while (isalnum((unsigned char)*s) || *s == '_')
             s++;
         char *var = arena_strndup(x->w, v0, (size_t)(s - v0));
+        if (!*var) {
+            *sp = s;
+            return xfail(x, "variable name omitted after \"def:\"");
+        }
         static const char *const hp[] = {"h_", "header_", "rh_", "rheader_", "bh_", "bheader_", "lh_", "lheader_", NULL};
         bool hdr = false;
         for (int i = 0; hp[i]; i++)
@@ -526,6 +532,14 @@ status xp_cond(xs *x, const char **sp, bool skip, bool *res)
         if (st != ST_OK) {
             *sp = s;
             return st;
+        }
+        /* numbers are checked as each argument is read (Exim's order of errors) */
+        if (!skip && (t == C_NL || t == C_NLE || t == C_NE || t == C_NG || t == C_NGE)) {
+            long long dummy;
+            if ((st = cond_int(x, arg[i], &dummy)) != ST_OK) {
+                *sp = s;
+                return st;
+            }
         }
     }
     if (skip)

@@ -139,7 +139,7 @@ static bool is_header_var(const char *s)
     return false;
 }
 
-static status append_var(xs *x, const char *name, bool braced, gstr *out, bool *taint)
+static status append_var(xs *x, const char *name, bool braced, bool skip, gstr *out, bool *taint)
 {
     bool known = false;
     const char *v = var_get(x, name, &known);
@@ -148,7 +148,7 @@ static status append_var(xs *x, const char *name, bool braced, gstr *out, bool *
             return xfail(x, "unknown variable in \"${%s}\"", name);
         return xfail(x, "unknown variable name %s", xq(x, name));
     }
-    if (v) {
+    if (v && !skip) {
         gstr_cat(out, v);
         if (is_tainted(v))
             *taint = true;
@@ -201,7 +201,7 @@ status xp_sub(xs *x, const char **sp, bool brace_end, bool skip, gstr *out, bool
             continue;
         }
         s++;
-        if (isalpha((unsigned char)*s) || *s == '_') {
+        if (isalpha((unsigned char)*s)) {
             size_t n = name_len(s);
             char *name = name_dup(x->w, s, n);
             s += n;
@@ -224,7 +224,8 @@ status xp_sub(xs *x, const char **sp, bool brace_end, bool skip, gstr *out, bool
                 }
                 continue;   /* no message in this context: empty */
             }
-            if (!skip && (st = append_var(x, name, false, out, taint)) != ST_OK)
+            /* unknown names fail even in a part that is skipped (as Exim) */
+            if ((st = append_var(x, name, false, skip, out, taint)) != ST_OK)
                 goto done;
             continue;
         }
@@ -266,12 +267,14 @@ status xp_sub(xs *x, const char **sp, bool brace_end, bool skip, gstr *out, bool
             }
             continue;
         }
-        size_t n = name_len(s);
-        /* operator arguments may be negative: ${s_-3:...} */
-        while (n && s[n - 1] == '_' && s[n] == '-' && isdigit((unsigned char)s[n + 1])) {
-            n++;
-            n += name_len(s + n);
+        if (!isalpha((unsigned char)*s)) {
+            st = xfail(x, "letter or digit expected after ${");
+            goto done;
         }
+        /* "-" is allowed in names here, for negative operator arguments */
+        size_t n = 0;
+        while (isalnum((unsigned char)s[n]) || s[n] == '_' || s[n] == '-')
+            n++;
         char *name = name_dup(x->w, s, n);
         s += n;
         if (n && xp_is_item(name)) {
@@ -285,13 +288,14 @@ status xp_sub(xs *x, const char **sp, bool brace_end, bool skip, gstr *out, bool
         }
         if (*s == '}') {
             s++;
-            if (!skip && (st = append_var(x, name, true, out, taint)) != ST_OK)
+            if ((st = append_var(x, name, true, skip, out, taint)) != ST_OK)
                 goto done;
             continue;
         }
         if (*s == ':' && n) {
-            if (xp_op(x, name, NULL, false, NULL, NULL) == ST_NOTFOUND) {
-                st = xfail(x, "unknown expansion operator %s", xq(x, name));
+            status known = xp_op(x, name, NULL, false, NULL, NULL);
+            if (known != ST_OK && known != ST_NOTFOUND) {
+                st = known;       /* e.g. an _arg on an operator that takes none */
                 goto done;
             }
             s++;
@@ -306,6 +310,10 @@ status xp_sub(xs *x, const char **sp, bool brace_end, bool skip, gstr *out, bool
                 goto done;
             }
             s++;
+            if (known == ST_NOTFOUND) {
+                st = xfail(x, "unknown expansion operator %s", xq(x, name));
+                goto done;
+            }
             if (!skip && (st = xp_op(x, name, arg.s, at, out, taint)) != ST_OK)
                 goto done;
             continue;

@@ -6,6 +6,7 @@
 
 #include <stdint.h>
 #include <string.h>
+#include <strings.h>
 
 enum { P_BASE = 36, P_TMIN = 1, P_TMAX = 26, P_SKEW = 38, P_DAMP = 700,
        P_BIAS = 72, P_N = 128, IDN_MAX_CP = 1024 };
@@ -207,6 +208,8 @@ status x_idn_op(xs *x, const char *op, const char *s, gstr *out)
     gstr_init(&g, x->w, strlen(s) * 2 + 8);
     bool ok = true;
     if (!domain) {
+        if (!to_a && strncasecmp(s, "xn--", 4) != 0)
+            return xfail(x, "error converting alabel (%s) to utf8: bad alabel prefix", s);
         ok = to_a ? label_to_a(&g, s, strlen(s), false) : label_from_a(&g, s, strlen(s));
     } else if (to_a && is_ascii(s, strlen(s))) {
         gstr_cat(&g, s);   /* plain ASCII domains are not lower-cased */

@@ -136,22 +136,6 @@ out:
 
 /* ---- extract ---------------------------------------------------------------- */
 
-static bool is_num(const char *s, long *v)
-{
-    const char *p = s;
-    while (isspace((unsigned char)*p))
-        p++;
-    if (*p == '-')
-        p++;
-    if (!isdigit((unsigned char)*p))
-        return false;
-    char *e;
-    *v = strtol(s, &e, 10);
-    while (isspace((unsigned char)*e))
-        e++;
-    return *e == 0;
-}
-
 /* A value: up to white space, or a quoted string with escapes. */
 static char *dequote(arena *a, const char **sp)
 {
@@ -444,21 +428,35 @@ static status it_listextract(xs *x, const char **sp, bool skip, gstr *out, bool 
     char *v[2];
     bool t[2];
     status st;
+    long n = 0;
     for (int i = 0; i < 2; i++) {
         skip_ws(sp);
         if (**sp != '{')
             return xfail(x, "missing '{' for arg %d of listextract", i + 1);
         if ((st = xp_braced(x, sp, skip, &v[i], &t[i])) != ST_OK)
             return st;
+        if (i == 0 && !skip) {
+            /* optional '-', digits (possibly none) and nothing else */
+            const char *p = x_strip(x->w, v[0]);
+            if (!*p)
+                return xfail(x, "first argument of \"listextract\" must not be empty");
+            int sign = 1;
+            if (*p == '-') {
+                sign = -1;
+                p++;
+            }
+            while (isdigit((unsigned char)*p)) {
+                if (n < 100000000)
+                    n = n * 10 + (*p - '0');
+                p++;
+            }
+            if (*p)
+                return xfail(x, "first argument of \"listextract\" must be numeric");
+            n *= sign;
+        }
     }
     char *found = NULL;
     if (!skip) {
-        long n;
-        const char *num = x_strip(x->w, v[0]);
-        if (!*num)
-            return xfail(x, "first argument of \"listextract\" must not be empty");
-        if (!is_num(num, &n))
-            return xfail(x, "first argument of \"listextract\" must be numeric");
         int cnt = list_count(v[1], 0, x->w);
         if (n < 0)
             n = cnt + n + 1;
@@ -479,9 +477,14 @@ static status it_listquote(xs *x, const char **sp, bool skip, gstr *out, bool *t
     status st = xp_args(x, sp, skip, 2, 2, true, "listquote", v, t, NULL);
     if (st != ST_OK || skip)
         return st;
-    char sep = v[0][0] ? v[0][0] : ':';
+    char sep = v[0][0];
     if (!*v[1])
         gstr_catc(out, ' ');   /* Exim's result for an empty string */
+    if (!sep) {                /* no separator: nothing to double */
+        gstr_cat(out, v[1]);
+        *taint |= t[1];
+        return ST_OK;
+    }
     for (const char *p = v[1]; *p; p++) {
         if (*p == sep)
             gstr_catc(out, sep);
@@ -585,15 +588,16 @@ static status it_iter(xs *x, const char *name, const char **sp, bool skip, gstr 
             static const char *const okc[] = {"<", "<=", ">", ">=", "lt", "lti", "le", "lei",
                                               "gt", "gti", "ge", "gei", NULL};
             const char *c0 = cmp;
-            while (isspace((unsigned char)*c0))
-                c0++;
             size_t cl = 0;
-            if (isalpha((unsigned char)*c0))
+            if (*c0 == '<' || *c0 == '>' || *c0 == '=')
+                cl = c0[1] == '=' ? 2 : 1;
+            else
                 while (isalnum((unsigned char)c0[cl]) || c0[cl] == '_')
                     cl++;
-            else
-                while (c0[cl] == '<' || c0[cl] == '>' || c0[cl] == '=')
-                    cl++;
+            if (cl == 0) {
+                st = xfail(x, "condition name expected, but found \"%.16s\"", c0);
+                goto out;
+            }
             bool ok = false;
             for (int i = 0; okc[i]; i++)
                 if (strlen(okc[i]) == cl && strncmp(okc[i], c0, cl) == 0)

@@ -30,6 +30,7 @@ typedef struct mctx {
     const char **value;
     char **err;
     int depth;
+    bool ignore_unknown, include_unknown;   /* host lists: +ignore_unknown, +include_unknown */
 } mctx;
 
 bool ip_parse(const char *s, unsigned char addr[16], int *family, int *mask)
@@ -423,6 +424,13 @@ static status item_ip(mctx *m, const char *ip, const char *it)
     lookup_spec sp;
     const char *data;
     int bits;
+    if (strcmp(it, "+ignore_unknown") == 0 || strcmp(it, "+include_unknown") == 0) {
+        m->ignore_unknown = it[2] == 'g';
+        m->include_unknown = it[2] == 'n';
+        return ST_FAIL;
+    }
+    if (strcmp(it, "+ignore_defer") == 0 || strcmp(it, "+include_defer") == 0)
+        return ST_FAIL;
     if (it[0] == '+' && it[1])
         return named(m, ip, it + 1);
     if (!*it)
@@ -457,7 +465,15 @@ static status item_ip(mctx *m, const char *ip, const char *it)
         status st = do_lookup(m, &sp, data, key, &v);
         return st;
     }
-    return ST_FAIL;   /* host names are not looked up here */
+    if (strcmp(it, "@[]") == 0 || strncmp(it, "@mx_", 4) == 0)
+        return ST_FAIL;
+    /* A host name: the subject's name is not known here (no reverse
+     * lookup), so as in Exim the whole list fails, unless told otherwise. */
+    if (m->ignore_unknown)
+        return ST_FAIL;
+    if (m->include_unknown)
+        return ST_OK;
+    return ST_NOTFOUND;
 }
 
 static status walk(mctx *m, const char *subject, const char *list)
@@ -484,7 +500,7 @@ static status walk(mctx *m, const char *subject, const char *list)
         if (st == ST_OK)
             return neg ? ST_FAIL : ST_OK;
         if (st != ST_FAIL)
-            return st;
+            return st;   /* ST_NOTFOUND: the whole list fails (unknown host name) */
     }
     return last_neg ? ST_OK : ST_FAIL;
 }
@@ -496,6 +512,8 @@ static status run(mkind k, const char *subject, const char *list, bool caseless,
     const char *v = NULL;
     mctx m = {.kind = k, .a = a, .caseless = caseless, .value = &v, .err = err ? err : &dummy};
     status st = walk(&m, subject, list);
+    if (st == ST_NOTFOUND)
+        st = ST_FAIL;
     if (value)
         *value = st == ST_OK ? v : NULL;
     return st;

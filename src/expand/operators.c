@@ -398,10 +398,14 @@ static status op_mask(xs *x, const char *s, bool normalised, gstr *out)
     }
     if (!slash)
         return xfail(x, "missing mask value in %s", xq(x, s));
-    if (!ip_parse(s, a, &fam, &mask))
+    if (!slash[1]) {
+        char *ip = arena_strndup(x->w, s, (size_t)(slash - s));
+        ip_parse(ip, a, &fam, NULL);
+        mask = 0;
+    } else if (!ip_parse(s, a, &fam, &mask))
         return xfail(x, "mask value too big in %s", xq(x, s));
     int max = fam == 4 ? 32 : 128;
-    long m = strtol(slash + 1, NULL, 10);
+    long m = slash[1] ? strtol(slash + 1, NULL, 10) : 0;
     if (m > max)
         return xfail(x, "mask value too big in %s", xq(x, s));
     for (int i = 0, b = mask; i < 16; i++, b -= 8)
@@ -802,7 +806,12 @@ static status numargs(xs *x, const char *op, const char *name, const char *arg, 
 {
     if (!arg)
         return xfail(x, "missing values after %s", op);
-    if (!*arg || arg[strlen(arg) - 1] == '_')
+    if (!*arg) {   /* "hash_:" etc.: Exim's defaults */
+        *v1 = 0;
+        *v2 = is_len ? 0 : -1;
+        return ST_OK;
+    }
+    if (arg[strlen(arg) - 1] == '_')
         return xfail(x, "non-digit after underscore in %s", xq(x, name));
     const char *p = arg;
     int vals[2] = {0, -1};

@@ -67,7 +67,8 @@ static const row rows[] = {
     {"${if eq{a}}", ST_FAIL, "missing 2nd string in {} after \"eq\""},
     {"${if eq{a}{b}{y}{n}", ST_FAIL, "curly-bracket problem"},
     {"${if eq{a}{b}{${nosuchop:x}}{skipped}}", ST_FAIL, "unknown expansion operator \"nosuchop\""},
-    {"${if eq{a}{b}{$nosuchvar}{skipped}}", ST_OK, "skipped"},
+    {"${if eq{a}{b}{$nosuchvar}{skipped}}", ST_FAIL, "unknown variable name \"nosuchvar\""},   /* checked even when skipped, as Exim */
+    {"${if eq{a}{b}{$primary_hostname}{skipped}}", ST_OK, "skipped"},
     /* items */
     {"${sg{abcdef}{^(..)(..)}{\\$2\\$1}}", ST_OK, "cdabef"},
     {"${sg{abc}{}{-}}", ST_OK, "-a-b-c-"},
