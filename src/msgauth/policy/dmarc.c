@@ -5,6 +5,7 @@
 #include "msgauth/policy/spf_int.h"
 #include "msgauth/policy/idna.h"
 #include "core/gstr.h"
+#include "core/list.h"
 
 #include <ctype.h>
 #include <string.h>
@@ -19,6 +20,23 @@ const char *dmarc_outcome_name(dmarc_outcome o)
         [DMARC_TEMPERROR] = "temperror", [DMARC_OFF] = "off",
     };
     return (unsigned)o <= DMARC_OFF ? n[o] : "temperror";
+}
+
+bool dmarc_outcome_in_list(const char *list, dmarc_outcome o, arena *scratch)
+{
+    int sep = 0;
+    char *item;
+    while ((item = list_next(&list, &sep, scratch))) {
+        bool neg = false;
+        while (*item == '!') {
+            neg = !neg;
+            item++;
+        }
+        bool m = strcmp(item, "*") == 0 || strcasecmp(item, dmarc_outcome_name(o)) == 0;
+        if (m != neg)
+            return true;
+    }
+    return false;
 }
 
 /* $dmarc_status_text: the labels Exim users see (and match in logs). */

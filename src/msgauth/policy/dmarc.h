@@ -101,6 +101,8 @@ typedef struct dmarc_result {
 
 const char *dmarc_outcome_name(dmarc_outcome o);
 const char *dmarc_status_label(dmarc_outcome o);
+/* Exim's "dmarc_status = list" condition (same rules as spf_result_in_list). */
+bool dmarc_outcome_in_list(const char *list, dmarc_outcome o, arena *scratch);
 
 void dmarc_evaluate(const dmarc_input *in, const dns_iface *dns, arena *a, dmarc_result *out);
 

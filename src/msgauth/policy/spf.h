@@ -70,6 +70,12 @@ const char *spf_result_exim(spf_result r);
 /* Parse either naming; returns -1 when s names no result. */
 int spf_result_parse(const char *s);
 
+/* Exim's "spf = list" condition: items are result names (either naming,
+ * and "invalid"), "!" inverts an item, "*" matches anything; the first
+ * item that matches decides (true); no match is false.  The list is an
+ * Exim list (colon-separated, "<x" changes the separator). */
+bool spf_result_in_list(const char *list, spf_result r, arena *scratch);
+
 /* $spf_header_comment: "receiver: domain of x designates ip as permitted sender" */
 const char *spf_header_comment(const spf_query *q, const spf_outcome *o, arena *a);
 /* $spf_received: the complete "Received-SPF: ..." header, folded, no CRLF. */

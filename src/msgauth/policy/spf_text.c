@@ -3,6 +3,7 @@
  * Received-SPF header (RFC 7208 section 9.1) and $spf_smtp_comment. */
 #include "msgauth/policy/spf_int.h"
 #include "core/gstr.h"
+#include "core/list.h"
 
 #include <string.h>
 #include <strings.h>
@@ -190,4 +191,21 @@ const char *spf_smtp_comment(const spf_query *q, const spf_outcome *o,
     if (spf_macro_expand(t, strlen(t), &m, a, &out, &err) != ST_OK)
         return t;
     return out;
+}
+
+bool spf_result_in_list(const char *list, spf_result r, arena *scratch)
+{
+    int sep = 0;
+    char *item;
+    while ((item = list_next(&list, &sep, scratch))) {
+        bool neg = false;
+        while (*item == '!') {
+            neg = !neg;
+            item++;
+        }
+        bool m = strcmp(item, "*") == 0 || (int)r == spf_result_parse(item);
+        if (m != neg)
+            return true;
+    }
+    return false;
 }

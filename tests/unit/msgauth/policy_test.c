@@ -459,6 +459,24 @@ static void test_dmarc_eval(arena *a)
     CHECK_STR(dmarc_uri_mailto(" mailto:f@example.com!10m , https://x", a), "f@example.com", "ruf");
 }
 
+static void test_lists(arena *a)
+{
+    static const struct { const char *list; spf_result r; bool want; } rows[] = {
+        { "fail", SPF_FAIL, true }, { "fail", SPF_PASS, false },
+        { "!fail", SPF_PASS, true }, { "!fail", SPF_FAIL, false },
+        { "pass : fail : softfail", SPF_SOFTFAIL, true }, { "err_perm", SPF_PERMERROR, true },
+        { "permerror", SPF_PERMERROR, true }, { "temperror", SPF_PERMERROR, false },
+        { "*", SPF_NONE, true }, { "", SPF_PASS, false }, { "<; pass ; neutral", SPF_NEUTRAL, true },
+    };
+    for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++)
+        CHECK(spf_result_in_list(rows[i].list, rows[i].r, a) == rows[i].want, "spf list [%s] %s",
+              rows[i].list, spf_result_name(rows[i].r));
+    CHECK(dmarc_outcome_in_list("accept : none : off", DMARC_NONE, a), "dmarc list");
+    CHECK(dmarc_outcome_in_list("!accept", DMARC_REJECT, a), "dmarc !accept");
+    CHECK(!dmarc_outcome_in_list("!accept", DMARC_ACCEPT, a), "dmarc !accept on accept");
+    CHECK(!dmarc_outcome_in_list("quarantine", DMARC_REJECT, a), "dmarc no match");
+}
+
 static void test_idna(arena *a)
 {
     static const struct { const char *in, *want; } rows[] = {
@@ -484,6 +502,7 @@ int main(void)
     test_dmarc_records(a);
     test_dmarc_eval(a);
     test_idna(a);
+    test_lists(a);
     arena_free(a);
     return check_report("policy_test");
 }
