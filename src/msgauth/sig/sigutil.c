@@ -191,16 +191,20 @@ char *canon_body(arena *a, canon c, const char *body, size_t len, size_t *outlen
             const char *te = nl;
             while (te > p && (te[-1] == ' ' || te[-1] == '\t'))
                 te--;
-            bool sp = false;
-            for (const char *q = p; q < te; q++) {
-                if (*q == ' ' || *q == '\t') {
-                    sp = true;
-                    continue;
-                }
-                if (sp)
-                    *w++ = ' ';
-                sp = false;
-                *w++ = *q;
+            const char *q = p;
+            while (q < te) {
+                /* copy a run without WSP, then squeeze the WSP run after it */
+                const char *r = q;
+                while (r < te && *r != ' ' && *r != '\t')
+                    r++;
+                memcpy(w, q, (size_t)(r - q));
+                w += r - q;
+                if (r == te)
+                    break;
+                while (r < te && (*r == ' ' || *r == '\t'))
+                    r++;
+                *w++ = ' ';
+                q = r;
             }
         } else {
             for (const char *q = p; q < nl; q++)
