@@ -8,6 +8,8 @@
 #include "lookup/lookup.h"
 #include "smtp/daemon.h"
 #include "smtp/local.h"
+#include "deliver/deliver.h"
+#include "route/route.h"
 #include "spool/queue.h"
 #include "smtp/session.h"
 
@@ -19,7 +21,7 @@
 
 #define MAX_DEFINES 64
 
-enum mode { M_NONE, M_BE, M_BP, M_BV, M_BD, M_BS, M_BH, M_QLIST, M_MSG, M_BM };
+enum mode { M_NONE, M_BE, M_BP, M_BV, M_BD, M_BS, M_BH, M_QLIST, M_MSG, M_BM, M_DELIVER, M_QRUN, M_BT };
 
 static int usage_error(const char *fmt, const char *arg)
 {
@@ -34,7 +36,9 @@ static int usage_error(const char *fmt, const char *arg)
 static void print_version(FILE *f, const config *c)
 {
     fprintf(f, "postern version %s (speaks Exim %s configuration and expansions)\n", POSTERN_VERSION, "4.99");
-    fprintf(f, "Modes: -be -bP -bV -bd -bs -bh -bm -t -bp -bpc -bpu -Mvh -Mvb -Mvl -Mrm -Mf -Mt\n");
+    fprintf(f, "Modes: -be -bP -bV -bd -bs -bh -bm -t -bt -bv -q -M -bp -bpc -bpu -Mvh -Mvb -Mvl -Mrm -Mf -Mt\n");
+    fprintf(f, "Routers: accept dnslookup manualroute redirect\n");
+    fprintf(f, "Transports: appendfile pipe queuefile smtp\n");
     fprintf(f, "Lookups (built-in):");
     for (const lookup_driver *const *d = lookup_drivers; *d; d++)
         fprintf(f, " %s", (*d)->name);
@@ -73,6 +77,9 @@ int main(int argc, char **argv)
     queue_list_mode qmode = QL_ALL;
     char maction = 0;
     local_args lo = { 0 };
+    deliver_opts deliver_o = { 0 };
+    char bt_kind = 0;
+    bool bt_sender = false;
     enum mode mode = M_NONE;
     /* the name it was called by: sendmail takes a message, mailq lists */
     const char *base = strrchr(argv[0], '/');
@@ -110,11 +117,38 @@ int main(int argc, char **argv)
         } else if (strcmp(a, "-bV") == 0) {
             mode = M_BV;
         } else if (strcmp(a, "-bd") == 0 || strcmp(a, "-bdf") == 0) {
-            mode = M_BD;
+            mode = M_BD;   /* with -q<time> given before or after */
             da.foreground = a[3] == 'f';
         } else if (strcmp(a, "-bp") == 0 || strcmp(a, "-bpc") == 0 || strcmp(a, "-bpu") == 0) {
             mode = M_QLIST;
             qmode = a[3] == 'c' ? QL_COUNT : a[3] == 'u' ? QL_UNDELIVERED : QL_ALL;
+        } else if (strcmp(a, "-M") == 0 || strcmp(a, "-Mc") == 0) {
+            mode = M_DELIVER;
+            i++;
+            break;
+        } else if (strncmp(a, "-q", 2) == 0 && strncmp(a, "-qR", 3) != 0 && strncmp(a, "-qS", 3) != 0) {
+            const char *q = a + 2;
+            deliver_o.force = *q == 'f';
+            if (*q == 'f')
+                q++;
+            if (*q == 'f') {
+                deliver_o.thaw = true;
+                q++;
+            }
+            if (*q) {
+                long long secs;
+                if (opt_parse_time(q, &secs) != ST_OK || secs <= 0)
+                    return usage_error("malformed queue run interval in %s", a);
+                da.queue_interval = (int)secs;
+            }
+            if (mode != M_BD)
+                mode = da.queue_interval ? M_BD : M_QRUN;
+        } else if (strcmp(a, "-bt") == 0 || strcmp(a, "-bv") == 0 || strcmp(a, "-bvs") == 0) {
+            mode = M_BT;
+            bt_kind = a[2];
+            bt_sender = a[3] == 's';
+            i++;
+            break;
         } else if (strcmp(a, "-Mvh") == 0 || strcmp(a, "-Mvb") == 0 || strcmp(a, "-Mvl") == 0 ||
                    strcmp(a, "-Mrm") == 0 || strcmp(a, "-Mf") == 0 || strcmp(a, "-Mt") == 0) {
             mode = M_MSG;
@@ -141,7 +175,9 @@ int main(int argc, char **argv)
             if (!f)
                 return usage_error("%s requires a name", a);
             lo.fullname = f;
-        } else if (strcmp(a, "-odq") == 0 || strcmp(a, "-odi") == 0 || strcmp(a, "-odf") == 0 ||
+        } else if (strcmp(a, "-odq") == 0) {
+            lo.queue_only = true;
+        } else if (strcmp(a, "-odi") == 0 || strcmp(a, "-odf") == 0 ||
                    strcmp(a, "-odb") == 0 || strncmp(a, "-oe", 3) == 0 || strcmp(a, "-v") == 0 ||
                    strcmp(a, "-em") == 0 || strcmp(a, "-ep") == 0 || strcmp(a, "-oem") == 0) {
             /* delivery and error modes: messages are queued (delivery comes later) */
@@ -171,7 +207,7 @@ int main(int argc, char **argv)
             ps.debug = true;
         } else {
             fprintf(stderr, "postern: option %s is not implemented yet "
-                            "(implemented: -C -D -be -bP -bV -bd -bs -bh -bm -t -i -oi -f -F -od* -bp -bpc -bpu -Mvh -Mvb -Mvl -Mrm -Mf -Mt -oX -oP -oMa -oMi)\n", a);
+                            "(implemented: -C -D -be -bP -bV -bd -bs -bh -bm -bt -bv -t -i -oi -f -F -od* -q -qf -qff -q<time> -M -bp -bpc -bpu -Mvh -Mvb -Mvl -Mrm -Mf -Mt -oX -oP -oMa -oMi)\n", a);
             return 64;
         }
     }
@@ -227,6 +263,29 @@ int main(int argc, char **argv)
         break;
     case M_BE:
         rc = expand_test_mode(argc - i, argv + i);
+        break;
+    case M_DELIVER:
+        if (i >= argc) {
+            fprintf(stderr, "postern: no message ids given after -M\n");
+            rc = EXIT_FAILURE;
+            break;
+        }
+        deliver_o.force = true;
+        for (; i < argc; i++) {
+            status st = deliver_message(argv[i], &deliver_o);
+            if (st == ST_SKIP)
+                fprintf(stderr, "Message %s is locked or frozen\n", argv[i]);
+            else if (st == ST_ERROR) {
+                fprintf(stderr, "postern: cannot deliver %s (see the panic log)\n", argv[i]);
+                rc = EXIT_FAILURE;
+            }
+        }
+        break;
+    case M_QRUN:
+        rc = deliver_queue_run(&deliver_o);
+        break;
+    case M_BT:
+        rc = route_test(argv + i, argc - i, bt_kind == 'v', bt_sender, stdout);
         break;
     case M_BM:
         lo.rcpt = argv + i;

@@ -15,6 +15,7 @@ void state_init(const char *progname)
     ps.progname = progname;
     ps.pid = getpid();
     ps.started = time(NULL);
+    ps.deliver_notify_fd = -1;
 }
 
 void state_message_done(void)

@@ -79,6 +79,15 @@ typedef struct proc_state {
     const void *acl_dns;      /* tests: a dns_iface * used instead of the process resolver */
     double acl_now;           /* tests: when > 0, "now" (epoch seconds) for ratelimit */
     int acl_level;            /* nesting of ACLs being run ("acl =" and ${acl}) */
+
+    /* delivery (src/deliver, src/route, src/transport): the address being
+     * routed or delivered ($domain_data and $local_part_data above) */
+    const char *address_data;
+    const char *home_dir, *router_name, *transport_name;
+    const char *original_local_part, *original_domain;
+    const char *deliver_host, *deliver_host_address;
+    const char *local_part_prefix, *local_part_suffix;
+    int deliver_notify_fd;    /* daemon child: where to send ids to deliver (-1: none) */
 } proc_state;
 
 extern proc_state ps;

@@ -86,6 +86,32 @@ const char *vars_state(xs *x, const char *name, bool *known)
         return or_empty(ps.domain);
     if (IS("acl_verify_message"))
         return or_empty(ps.acl_verify_message);
+    if (IS("address_data"))
+        return or_empty(ps.address_data);
+    if (IS("domain_data"))
+        return or_empty(ps.domain_data);
+    if (IS("local_part_data"))
+        return or_empty(ps.local_part_data);
+    if (IS("home") && ps.home_dir)
+        return ps.home_dir;
+    if (IS("router_name"))
+        return or_empty(ps.router_name);
+    if (IS("transport_name"))
+        return or_empty(ps.transport_name);
+    if (IS("original_local_part"))
+        return ps.original_local_part ? ps.original_local_part : or_empty(ps.local_part);
+    if (IS("original_domain"))
+        return ps.original_domain ? ps.original_domain : or_empty(ps.domain);
+    if (IS("host"))
+        return or_empty(ps.deliver_host);
+    if (IS("host_address"))
+        return or_empty(ps.deliver_host_address);
+    if (IS("local_part_prefix"))
+        return or_empty(ps.local_part_prefix);
+    if (IS("local_part_suffix"))
+        return or_empty(ps.local_part_suffix);
+    if (IS("return_path"))
+        return or_empty(ps.sender_address);
 #undef IS
     *known = false;
     return NULL;

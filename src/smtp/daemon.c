@@ -10,6 +10,7 @@
 #include "expand/expand.h"
 #include "expand/match.h"
 #include "smtp/session.h"
+#include "deliver/deliver.h"
 #include "spool/spool.h"
 
 #include <arpa/inet.h>
@@ -310,9 +311,27 @@ int daemon_run(const daemon_args *da)
         log_write(LOG_MAIN | LOG_PANIC, "daemon: %s", err);
         return EXIT_FAILURE;
     }
-    if (!drop_privilege(&err)) {
-        fprintf(stderr, "postern: %s\n", err);
-        log_write(LOG_MAIN | LOG_PANIC, "daemon: %s", err);
+    /* The daemon keeps its privilege (delivery processes it starts need it
+     * for local deliveries); each SMTP connection process drops it.  Check
+     * now that exim_user can be used, so a bad setting stops the start. */
+    {
+        pid_t probe = fork();
+        if (probe == 0)
+            _exit(drop_privilege(&err) ? 0 : 1);
+        int wst = 0;
+        waitpid(probe, &wst, 0);
+        if (!WIFEXITED(wst) || WEXITSTATUS(wst) != 0) {
+            drop_privilege(&err);     /* for the message, in this process... */
+            if (!err)
+                err = "cannot become exim_user";
+            fprintf(stderr, "postern: %s\n", err);
+            log_write(LOG_MAIN | LOG_PANIC, "daemon: %s", err);
+            return EXIT_FAILURE;
+        }
+    }
+    int notify[2];
+    if (pipe2(notify, O_CLOEXEC | O_NONBLOCK) != 0) {
+        fprintf(stderr, "postern: pipe: %s\n", strerror(errno));
         return EXIT_FAILURE;
     }
     if (!da->foreground) {
@@ -367,9 +386,11 @@ int daemon_run(const daemon_args *da)
     if (!cs)
         panic("daemon: out of memory");
     int nchildren = 0;
-    struct pollfd pfd[DAEMON_MAX_LISTEN];
+    struct pollfd pfd[DAEMON_MAX_LISTEN + 1];
     for (int i = 0; i < nl; i++)
         pfd[i] = (struct pollfd){ .fd = ls[i].fd, .events = POLLIN };
+    pfd[nl] = (struct pollfd){ .fd = notify[0], .events = POLLIN };
+    time_t next_queue_run = da->queue_interval > 0 ? time(NULL) : 0;
 
     while (!got_term) {
         if (got_chld) {
@@ -390,9 +411,34 @@ int daemon_run(const daemon_args *da)
                 log_write(LOG_MAIN | LOG_PANIC, "SIGHUP: configuration not re-read: %s", cerr);
             }
         }
-        int r = poll(pfd, (nfds_t)nl, 1000);
+        if (next_queue_run && time(NULL) >= next_queue_run) {
+            next_queue_run = time(NULL) + da->queue_interval;
+            pid_t qr = fork();
+            if (qr == 0) {
+                for (int k = 0; k < nl; k++)
+                    close(ls[k].fd);
+                signal(SIGHUP, SIG_DFL);
+                signal(SIGTERM, SIG_DFL);
+                signal(SIGCHLD, SIG_DFL);
+                ps.pid = getpid();
+                deliver_opts qo = { 0 };
+                _exit(deliver_queue_run(&qo));
+            }
+        }
+        int r = poll(pfd, (nfds_t)nl + 1, 1000);
         if (r <= 0)
             continue;
+        if (pfd[nl].revents & POLLIN) {
+            /* message ids from SMTP connection processes: deliver them now */
+            char buf[4096];
+            ssize_t n = read(notify[0], buf, sizeof buf - 1);
+            if (n > 0) {
+                buf[n] = '\0';
+                for (char *id = strtok(buf, "\n"); id; id = strtok(NULL, "\n"))
+                    if (spool_id_valid(id))
+                        deliver_after_receive(id, false);
+            }
+        }
         for (int i = 0; i < nl; i++) {
             if (!(pfd[i].revents & POLLIN))
                 continue;
@@ -447,10 +493,19 @@ int daemon_run(const daemon_args *da)
             if (pid == 0) {
                 for (int k = 0; k < nl; k++)
                     close(ls[k].fd);
+                close(notify[0]);
                 signal(SIGHUP, SIG_DFL);
                 signal(SIGTERM, SIG_DFL);
                 signal(SIGCHLD, SIG_DFL);
                 ps.pid = getpid();
+                char *perr = NULL;
+                if (!drop_privilege(&perr)) {
+                    log_write(LOG_MAIN | LOG_PANIC, "SMTP connection process: %s", perr ? perr : "");
+                    _exit(1);
+                }
+                /* the write end stays open across the privilege change */
+                int wfd = fcntl(notify[1], F_DUPFD_CLOEXEC, 3);
+                ps.deliver_notify_fd = wfd;
                 smtp_params sp = {
                     .mode = SMTP_DAEMON, .in = fd, .out = fd,
                     .remote_ip = pip, .remote_port = pport, .local_ip = lip, .local_port = lport,

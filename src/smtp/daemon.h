@@ -9,6 +9,7 @@ typedef struct daemon_args {
     const char *override;      /* -oX: ports or interfaces */
     const char *pidfile;       /* -oP */
     bool foreground;           /* -bdf */
+    int queue_interval;        /* -q<time>: seconds between queue runs, 0 none */
     const config_load_args *load;  /* for SIGHUP */
 } daemon_args;
 

@@ -3,6 +3,7 @@
  * (acl_not_smtp), spool commit and logging as SMTP reception. */
 #include "smtp/local.h"
 #include "smtp/reclog.h"
+#include "deliver/deliver.h"
 #include "acl/acl.h"
 #include "config/config.h"
 #include "core/list.h"
@@ -305,6 +306,8 @@ int local_receive(const local_args *la)
         .receive_secs = (double)(tv.tv_sec - m->received) + (tv.tv_usec - m->received_usec) / 1e6,
     };
     log_received(&entry);
+    if (!la->queue_only && !as.controls.queue_only && !m->frozen)
+        deliver_after_receive(m->id, false);
     if (cfg_bool(MO_message_logs))
         spool_msglog(&ss, m->id, arena_printf(ps.scratch, "Received from %s U=%s P=local S=%llu",
                                               *m->sender ? m->sender : "<>", login, b.size));

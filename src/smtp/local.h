@@ -12,6 +12,7 @@ typedef struct local_args {
     const char *fullname;      /* -F */
     bool extract;              /* -t */
     bool dot_ok;               /* -i / -oi: a "." line does not end the message */
+    bool queue_only;           /* -odq */
     char **rcpt;               /* recipient arguments */
     int nrcpt;
 } local_args;

@@ -16,6 +16,7 @@
 #include "smtp/local.h"
 #include "smtp/reclog.h"
 #include "smtp/io.h"
+#include "deliver/deliver.h"
 #include "smtp/smtp_cmd.h"
 #include "spool/spool.h"
 
@@ -434,6 +435,20 @@ static bool finish_message(session *s)
                                               ps.received_protocol, s->mb.size));
     replyf(s, "250", "OK id=%s", m->id);
     s->messages++;
+    /* delivery: the daemon starts it (it keeps the privilege local
+     * deliveries need); a -bs caller starts it here */
+    bool queue = s->acl.controls.queue_only || cfg_bool(MO_queue_only) || m->frozen;
+    if (!queue) {
+        if (ps.deliver_notify_fd >= 0) {
+            char line[SPOOL_ID_LEN + 2];
+            int n = snprintf(line, sizeof line, "%s\n", m->id);
+            if (write(ps.deliver_notify_fd, line, (size_t)n) != n)
+                log_write(LOG_MAIN, "%s: could not ask the daemon to deliver (it will wait for a queue run)", m->id);
+        } else if (s->p->mode == SMTP_BS) {
+            io_flush(&s->io);
+            deliver_after_receive(m->id, false);
+        }
+    }
     s->msg = NULL;          /* committed: reset must not remove it */
     reset_transaction(s);
     return true;

@@ -5,6 +5,7 @@
         d.queued()          # message ids on the spool
         d.mainlog()         # text of the main log
 
+Messages stay queued (queue_only) unless queue_only=False is given.
 The daemon runs in the foreground (-bdf) with its own spool and logs under
 tmp_path, and is stopped with SIGTERM (then SIGKILL) when the block ends.
 """
@@ -32,13 +33,15 @@ def free_port():
 
 
 class Daemon:
-    def __init__(self, binary, tmp_path, extra_config="acl_smtp_rcpt = accept\n", port=None):
+    def __init__(self, binary, tmp_path, extra_config="acl_smtp_rcpt = accept\n", port=None, queue_only=True):
         self.binary = binary
         self.dir = pathlib.Path(tmp_path)
         self.spool = self.dir / "spool"
         self.port = port or free_port()
         self.config = self.dir / "postern.conf"
-        self.config.write_text(BASE_CONFIG.format(spool=self.spool) + extra_config)
+        # receiving tests look at the queue: nothing is delivered unless asked
+        self.config.write_text(BASE_CONFIG.format(spool=self.spool) + ("queue_only\n" if queue_only and "queue_only" not in extra_config else "")
+                               + extra_config)
         self.proc = None
 
     def __enter__(self):

@@ -137,6 +137,6 @@ def test_bV(postern_bin, write_config):
 
 
 def test_unimplemented_option_is_reported(postern_bin):
-    r = run([postern_bin, "-bt", "user@example.org"])
+    r = run([postern_bin, "-bF", "filter-file"])
     assert r.returncode != 0
-    assert "-bt" in r.stderr and "not implemented" in r.stderr
+    assert "-bF" in r.stderr and "not implemented" in r.stderr

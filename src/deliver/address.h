@@ -1,0 +1,68 @@
+/* address.h: what delivery knows about one address: where routing sent
+ * it, which transport and hosts, and how its delivery went.  Routers,
+ * transports and the delivery process share this struct. */
+#ifndef POSTERN_ADDRESS_H
+#define POSTERN_ADDRESS_H
+
+#include "config/config.h"
+#include "core/status.h"
+#include <stdbool.h>
+#include <sys/types.h>
+
+typedef struct host_item {
+    const char *name;
+    const char *address;       /* NULL until looked up */
+    int port;                  /* 0: the transport's default */
+    int mx;                    /* MX preference, -1 if not from MX */
+    bool dnssec;               /* address came from a secure answer */
+    struct host_item *next;
+} host_item;
+
+enum {
+    AF_PIPE = 1,               /* "|command" from a redirect */
+    AF_FILE = 2,               /* "/path" (or directory with trailing /) */
+    AF_REPLY = 4,
+    AF_VERIFY_ONLY = 8,
+    AF_HOMONYM = 16,
+    AF_IGNORE_ERROR = 32,      /* errors_to = "" */
+};
+
+typedef struct address_item {
+    const char *address;       /* local_part@domain as routed */
+    const char *local_part;
+    const char *domain;
+    const char *prefix, *suffix;
+    struct address_item *parent;
+    int rcpt_index;            /* index of the top-level recipient on the spool */
+    unsigned flags;
+    unsigned dsn_flags;        /* SPOOL_DSN_* */
+    const char *dsn_orcpt;
+
+    /* set by routing */
+    const driver_inst *router;
+    const driver_inst *transport;
+    host_item *hosts;
+    const char *errors_to;
+    const char *address_data, *domain_data, *local_part_data;
+    uid_t uid;
+    gid_t gid;
+    bool uid_set, gid_set, initgroups;
+    const char *home_dir, *current_dir;
+    const char *headers_add, *headers_remove;
+
+    /* set by the transport / delivery */
+    status result;             /* ST_OK delivered, ST_DEFER, ST_FAIL */
+    const char *message;       /* reason, for logs and bounces */
+    int basic_errno, more_errno;
+    const char *host_used;             /* H=name */
+    const char *host_address_used;     /* [ip] */
+    int port_used;
+    const char *smtp_greeting;         /* DSN extra information */
+    const char *helo_response;
+    const char *smtp_confirmation;     /* C="250 ..." */
+    bool remote_reply_5xx;
+
+    struct address_item *next;
+} address_item;
+
+#endif

@@ -1,0 +1,193 @@
+/* bounce.c: delivery failure reports (RFC 3464 multipart/report), with
+ * the seed's DSN extra information: Remote-MTA as X-ip with the port when
+ * it is not 25, the remote greeting and EHLO/HELO response (also when the
+ * failure came at RCPT time), and X-Exim-Diagnostic. */
+#include "deliver/bounce.h"
+#include "config/config.h"
+#include "core/gstr.h"
+#include "core/log.h"
+#include "core/state.h"
+#include "expand/expand.h"
+#include "message/msgbuild.h"
+#include "transport/write.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+#include <time.h>
+#include <unistd.h>
+
+static bool to_gstr(void *ctx, const char *p, size_t n)
+{
+    gstr_catn(ctx, p, n);
+    return true;
+}
+
+/* The status code for an address: 5.x.x from a 5xx reply, else 5.0.0. */
+static const char *status_of(const address_item *a, arena *ar)
+{
+    const char *m = a->message ? strstr(a->message, ": 5") : NULL;
+    if (m) {
+        const char *p = m + 2;
+        /* "550 5.1.1 ..." */
+        const char *sp = strchr(p, ' ');
+        if (sp && sp[1] == '5' && sp[2] == '.') {
+            size_t n = strcspn(sp + 1, " ");
+            if (n < 12)
+                return arena_strndup(ar, sp + 1, n);
+        }
+    }
+    return "5.0.0";
+}
+
+static const char *diagnostic_code(const address_item *a, arena *ar)
+{
+    if (!a->message || !a->remote_reply_5xx)
+        return NULL;
+    const char *p = strstr(a->message, ": 5");
+    return p ? arena_strdup(ar, p + 2) : NULL;
+}
+
+const char *bounce_send(const spool_msg *orig, address_item *failed, int data_fd, arena *a, char **err)
+{
+    spool_settings ss = { .directory = cfg_str(MO_spool_directory), .split = cfg_bool(MO_split_spool_directory) };
+    const char *host = cfg_str(MO_primary_hostname);
+    const char *to = orig->sender;
+    for (address_item *f = failed; f; f = f->next)
+        if (f->errors_to && *f->errors_to) {
+            to = f->errors_to;
+            break;
+        }
+    spool_msg *b = arena_calloc(a, sizeof *b);
+    spool_new_id(b->id);
+    struct timeval tv;
+    gettimeofday(&tv, NULL);
+    b->received = tv.tv_sec;
+    b->received_usec = tv.tv_usec;
+    b->login = cfg_str(MO_exim_user) ? cfg_str(MO_exim_user) : "postern";
+    b->uid = (long)geteuid();
+    b->gid = (long)getegid();
+    b->sender = "";
+    b->local = true;
+    b->localerror = true;
+    b->received_protocol = "local";
+    b->deliver_firsttime = true;
+    spool_rcpt r = { to, NULL, 0, NULL, -1 };
+    spool_add_rcpt(b, a, &r);
+
+    char date[64];
+    struct tm tm;
+    localtime_r(&b->received, &tm);
+    strftime(date, sizeof date, "%a, %d %b %Y %H:%M:%S %z", &tm);
+    const char *boundary = arena_printf(a, "%ld-postern-%s", (long)tv.tv_sec, b->id);
+
+    const char *hdrs[] = {
+        arena_printf(a, "Received: from %s by %s with local (postern %s)\n\tid %s\n\tfor %s; %s\n",
+                     b->login, host, POSTERN_VERSION, b->id, to, date),
+        arena_printf(a, "Auto-Submitted: auto-replied\n"),
+        arena_printf(a, "From: Mail Delivery System <Mailer-Daemon@%s>\n", host),
+        arena_printf(a, "To: %s\n", to),
+        arena_printf(a, "Content-Type: multipart/report; report-type=delivery-status; boundary=%s\n", boundary),
+        arena_printf(a, "MIME-Version: 1.0\n"),
+        arena_printf(a, "Subject: Mail delivery failed: returning message to sender\n"),
+        arena_printf(a, "Message-Id: <E%s@%s>\n", b->id, host),
+        arena_printf(a, "Date: %s\n", date),
+    };
+    for (size_t i = 0; i < sizeof hdrs / sizeof hdrs[0]; i++)
+        spool_add_header(b, a, spool_header_type(hdrs[i]), hdrs[i], strlen(hdrs[i]));
+
+    gstr body;
+    gstr_init(&body, a, 4096);
+    gstr_printf(&body, "--%s\nContent-type: text/plain; charset=us-ascii\n\n", boundary);
+    gstr_cat(&body, "This message was created automatically by mail delivery software.\n\n"
+                    "A message that you sent could not be delivered to one or more of its\n"
+                    "recipients. This is a permanent error. The following address(es) failed:\n\n");
+    for (address_item *f = failed; f; f = f->next) {
+        gstr_printf(&body, "  %s\n", f->address);
+        if (f->host_used)
+            gstr_printf(&body, "    host %s [%s]%s\n", f->host_used, f->host_address_used ? f->host_address_used : "",
+                        f->port_used && f->port_used != 25 ? arena_printf(a, ":%d", f->port_used) : "");
+        if (f->message)
+            gstr_printf(&body, "    %s\n", f->message);
+    }
+    gstr_printf(&body, "\n--%s\nContent-type: message/delivery-status\n\n", boundary);
+    gstr_printf(&body, "Reporting-MTA: dns; %s\n", host);
+    if (orig->dsn_envid)
+        gstr_printf(&body, "Original-Envelope-ID: %s\n", orig->dsn_envid);
+    gstr_printf(&body, "X-Postern-Queue-ID: %s\n", orig->id);
+    for (address_item *f = failed; f; f = f->next) {
+        gstr_cat(&body, "\n");
+        if (f->dsn_orcpt)
+            gstr_printf(&body, "Original-Recipient: %s\n", f->dsn_orcpt);
+        gstr_printf(&body, "Action: failed\nFinal-Recipient: rfc822;%s\nStatus: %s\n", f->address, status_of(f, a));
+        if (f->host_used) {
+            gstr_printf(&body, "Remote-MTA: dns; %s\n", f->host_used);
+            if (f->host_address_used) {
+                if (f->port_used && f->port_used != 25)
+                    gstr_printf(&body, "Remote-MTA: X-ip; [%s]:%d\n", f->host_address_used, f->port_used);
+                else
+                    gstr_printf(&body, "Remote-MTA: X-ip; [%s]\n", f->host_address_used);
+            }
+            if (f->smtp_greeting)
+                gstr_printf(&body, "X-Remote-MTA-smtp-greeting: X-str; %s\n", f->smtp_greeting);
+            if (f->helo_response)
+                gstr_printf(&body, "X-Remote-MTA-helo-response: X-str; %s\n", f->helo_response);
+        }
+        if (f->message)
+            gstr_printf(&body, "X-Exim-Diagnostic: X-str; %s\n", f->message);
+        const char *dc = diagnostic_code(f, a);
+        if (dc)
+            gstr_printf(&body, "Diagnostic-Code: smtp; %s\n", dc);
+    }
+    bool headers_only = orig->dsn_ret == SPOOL_RET_HDRS || !cfg_bool(MO_bounce_return_body);
+    gstr_printf(&body, "\n--%s\nContent-type: %s\n\n", boundary, headers_only ? "text/rfc822-headers" : "message/rfc822");
+    if (cfg_bool(MO_bounce_return_message)) {
+        write_opts wo = { .headers_only = headers_only };
+        unsigned long long n;
+        gstr orig_text;
+        gstr_init(&orig_text, a, 4096);
+        if (transport_write_message(orig, data_fd, &wo, to_gstr, &orig_text, &n, a, err) == ST_OK) {
+            long long limit = cfg_int(MO_bounce_return_size_limit);
+            if (limit > 0 && (long long)orig_text.len > limit) {
+                gstr_truncate(&orig_text, (size_t)limit);
+                gstr_printf(&orig_text, "\n------ The body of the message is %llu characters long; only the first\n"
+                                        "------ %lld or so are included here.\n", n, limit);
+            }
+            gstr_cat(&body, orig_text.s);
+        }
+    }
+    gstr_printf(&body, "\n--%s--\n", boundary);
+
+    int dfd = spool_open_data(&ss, b->id, a, err);
+    if (dfd < 0)
+        return NULL;
+    msgbuild mb;
+    mb_init(&mb, b, dfd, a, 0);
+    /* the headers are already on b: feed only the body lines */
+    mb.in_headers = false;
+    const char *p = body.s, *end = body.s + body.len;
+    while (p < end) {
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        size_t k = nl ? (size_t)(nl - p) : (size_t)(end - p);
+        mb_line(&mb, p, k);
+        p += k + (nl ? 1 : 0);
+    }
+    if (mb_finish(&mb) != ST_OK) {
+        *err = "cannot write bounce data file";
+        spool_abandon(&ss, b->id, dfd);
+        return NULL;
+    }
+    gettimeofday(&tv, NULL);
+    b->complete_sec = tv.tv_sec;
+    b->complete_usec = tv.tv_usec;
+    if (spool_commit(&ss, b, dfd, a, err) != ST_OK) {
+        spool_abandon(&ss, b->id, dfd);
+        return NULL;
+    }
+    close(dfd);
+    log_write(LOG_MAIN, "%s <= <> R=%s U=%s P=local S=%llu", b->id, orig->id, b->login, mb.size);
+    log_write(LOG_MAIN, "%s Error message sent to %s", orig->id, to);
+    return arena_strdup(a, b->id);
+}

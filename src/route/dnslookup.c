@@ -1,0 +1,146 @@
+/* dnslookup.c: the dnslookup router: MX records of the domain (or its
+ * address records when there are none), preferences with equal ones
+ * shuffled, null MX, ignore_target_hosts, and the local host in the list
+ * ("self"). */
+#include "route/route.h"
+#include "core/list.h"
+#include "core/log.h"
+#include "core/state.h"
+#include "expand/match.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#define DNSLOOKUP_MAX_HOSTS 64
+
+static int cmp_mx(const void *a, const void *b)
+{
+    const host_item *x = *(host_item *const *)a, *y = *(host_item *const *)b;
+    return x->mx - y->mx;
+}
+
+static bool ignored(const driver_inst *r, const char *ip, arena *a)
+{
+    const char *list = route_opt_str(r, "ignore_target_hosts");
+    if (!list || !ip)
+        return false;
+    const char *v;
+    char *err;
+    return match_ip(ip, list, a, &v, &err) == ST_OK;
+}
+
+static bool is_local_ip(const char *ip)
+{
+    if (!ip)
+        return false;
+    if (strncmp(ip, "127.", 4) == 0 || strcmp(ip, "::1") == 0)
+        return true;
+    const char *li = cfg_str(MO_local_interfaces);
+    return li && strstr(li, ip) != NULL;
+}
+
+status router_dnslookup(const driver_inst *r, address_item *a, route_ctx *ctx, address_item **gen)
+{
+    *gen = NULL;
+    if (!ctx->dns.lookup) {
+        a->message = "no DNS resolver available";
+        return ST_DEFER;
+    }
+    dns_answer mx;
+    status st = ctx->dns.lookup(ctx->dns.ctx, a->domain, DNS_T_MX, ctx->a, &mx);
+    if (st == ST_DEFER) {
+        a->message = arena_printf(ctx->a, "DNS lookup of MX for %s deferred: %s", a->domain, mx.why ? mx.why : "");
+        return ST_DEFER;
+    }
+    host_item *v[DNSLOOKUP_MAX_HOSTS];
+    int n = 0;
+    if (st == ST_OK && mx.nrr > 0) {
+        for (int i = 0; i < mx.nrr && n < DNSLOOKUP_MAX_HOSTS; i++) {
+            const dns_rr *rr = &mx.rr[i];
+            if (mx.nrr == 1 && rr->pref == 0 && (!rr->text || !*rr->text || !strcmp(rr->text, "."))) {
+                a->message = arena_printf(ctx->a, "Domain %s has a null MX (it accepts no mail)", a->domain);
+                return ST_FAIL;
+            }
+            host_item *h = arena_calloc(ctx->a, sizeof *h);
+            h->name = rr->text;
+            h->mx = (int)rr->pref;
+            h->dnssec = mx.sec == DNS_SEC_SECURE;
+            v[n++] = h;
+        }
+        /* shuffle, then a stable sort by preference keeps equal ones random */
+        for (int i = n - 1; i > 0; i--) {
+            int j = rand() % (i + 1);
+            host_item *t = v[i];
+            v[i] = v[j];
+            v[j] = t;
+        }
+        qsort(v, (size_t)n, sizeof v[0], cmp_mx);
+    } else {
+        if (mx.nxdomain) {
+            a->message = arena_printf(ctx->a, "Unrouteable address (domain %s does not exist)", a->domain);
+            return ST_DECLINED;
+        }
+        const char *mxd = route_opt_str(r, "mx_domains");
+        const char *val;
+        char *err;
+        if (mxd && match_domain(a->domain, mxd, ctx->a, &val, &err) == ST_OK)
+            return ST_DECLINED;     /* an MX is required for these domains */
+        host_item *h = arena_calloc(ctx->a, sizeof *h);
+        h->name = a->domain;
+        h->mx = -1;
+        v[n++] = h;
+    }
+    /* addresses */
+    host_item *head = NULL, **tail = &head;
+    bool any_defer = false;
+    for (int i = 0; i < n; i++) {
+        for (int type = 0; type < 2; type++) {
+            dns_answer ans;
+            status s2 = ctx->dns.lookup(ctx->dns.ctx, v[i]->name, type ? DNS_T_AAAA : DNS_T_A, ctx->a, &ans);
+            if (s2 == ST_DEFER)
+                any_defer = true;
+            if (s2 != ST_OK)
+                continue;
+            for (int k = 0; k < ans.nrr; k++) {
+                if (ignored(r, ans.rr[k].text, ctx->a))
+                    continue;
+                if (is_local_ip(ans.rr[k].text)) {
+                    /* the local host: hosts with a worse preference are dropped */
+                    const char *self = route_opt_str(r, "self");
+                    if (!head) {
+                        if (self && !strcmp(self, "pass"))
+                            return ST_PASS;
+                        if (self && !strcmp(self, "fail")) {
+                            a->message = "lowest numbered MX record points to local host";
+                            return ST_FAIL;
+                        }
+                        if (self && !strcmp(self, "send"))
+                            goto keep;
+                        a->message = "lowest numbered MX record points to local host";
+                        return ST_DEFER;
+                    }
+                    goto done;
+                }
+            keep:;
+                host_item *h = arena_calloc(ctx->a, sizeof *h);
+                *h = *v[i];
+                h->address = ans.rr[k].text;
+                h->next = NULL;
+                *tail = h;
+                tail = &h->next;
+            }
+        }
+    }
+done:
+    if (!head) {
+        if (any_defer) {
+            a->message = arena_printf(ctx->a, "host address lookups for %s deferred", a->domain);
+            return ST_DEFER;
+        }
+        a->message = arena_printf(ctx->a, "all relevant MX records point to non-existent hosts");
+        return ST_DECLINED;
+    }
+    a->hosts = head;
+    return route_set_transport(r, a, ctx);
+}

@@ -1,0 +1,165 @@
+/* manualroute.c: hosts from route_list ("domain-pattern hosts [options]"
+ * items separated by ';') or route_data ("hosts [options]"); options
+ * byname, bydns, randomize, no_randomize, ipv4_prefer. */
+#include "route/route.h"
+#include "core/list.h"
+#include "core/state.h"
+#include "expand/expand.h"
+#include "expand/match.h"
+
+#include <ctype.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Parse "hosts options" into a host list. */
+static host_item *parse_hosts(const char *text, arena *a, bool *randomize, bool *bydns)
+{
+    const char *p = text;
+    while (isspace((unsigned char)*p))
+        p++;
+    const char *hs = p;
+    bool inq = false;
+    if (*p == '"') {
+        inq = true;
+        hs = ++p;
+        while (*p && *p != '"')
+            p++;
+    } else {
+        while (*p && !isspace((unsigned char)*p))
+            p++;
+    }
+    char *hosts = arena_strndup(a, hs, (size_t)(p - hs));
+    if (inq && *p)
+        p++;
+    /* options */
+    while (*p) {
+        while (isspace((unsigned char)*p))
+            p++;
+        const char *w = p;
+        while (*p && !isspace((unsigned char)*p))
+            p++;
+        size_t n = (size_t)(p - w);
+        if (n == 9 && !strncmp(w, "randomize", 9))
+            *randomize = true;
+        else if (n == 12 && !strncmp(w, "no_randomize", 12))
+            *randomize = false;
+        else if (n == 5 && !strncmp(w, "bydns", 5))
+            *bydns = true;
+    }
+    host_item *head = NULL, **tail = &head;
+    const char *l = hosts;
+    int sep = 0;
+    char *it;
+    while ((it = list_next(&l, &sep, a))) {
+        host_item *h = arena_calloc(a, sizeof *h);
+        h->mx = -1;
+        /* host:port or [ip]:port */
+        char *colon = NULL;
+        if (it[0] == '[') {
+            char *rb = strchr(it, ']');
+            if (rb) {
+                *rb = '\0';
+                if (rb[1] == ':')
+                    h->port = atoi(rb + 2);
+                it++;
+            }
+        } else if ((colon = strrchr(it, ':')) && strchr(it, ':') == colon) {
+            *colon = '\0';
+            h->port = atoi(colon + 1);
+        }
+        h->name = it;
+        *tail = h;
+        tail = &h->next;
+    }
+    return head;
+}
+
+static void shuffle(host_item **list)
+{
+    int n = 0;
+    for (host_item *h = *list; h; h = h->next)
+        n++;
+    if (n < 2)
+        return;
+    host_item *v[256];
+    if (n > 256)
+        return;
+    int i = 0;
+    for (host_item *h = *list; h; h = h->next)
+        v[i++] = h;
+    for (i = n - 1; i > 0; i--) {
+        int j = rand() % (i + 1);
+        host_item *t = v[i];
+        v[i] = v[j];
+        v[j] = t;
+    }
+    for (i = 0; i < n - 1; i++)
+        v[i]->next = v[i + 1];
+    v[n - 1]->next = NULL;
+    *list = v[0];
+}
+
+status router_manualroute(const driver_inst *r, address_item *a, route_ctx *ctx, address_item **gen)
+{
+    *gen = NULL;
+    char *err = NULL;
+    const char *entry = NULL;
+    const char *rd = route_opt_str(r, "route_data");
+    if (rd) {
+        char *out;
+        status st = expand_string(rd, ctx->a, &out, &err);
+        if (st == ST_FAIL_FORCED)
+            return ST_DECLINED;
+        if (st != ST_OK) {
+            a->message = arena_printf(ctx->a, "route_data for router %s: %s", r->name, err ? err : "");
+            return ST_DEFER;
+        }
+        if (!*out)
+            return ST_DECLINED;
+        entry = out;
+    } else {
+        const char *rl = route_opt_str(r, "route_list");
+        int sep = ';';
+        char *it;
+        while (rl && (it = list_next(&rl, &sep, ctx->a))) {
+            const char *p = it;
+            const char *pat = p;
+            while (*p && !isspace((unsigned char)*p))
+                p++;
+            char *pattern = arena_strndup(ctx->a, pat, (size_t)(p - pat));
+            const char *val;
+            if (match_domain(a->domain, pattern, ctx->a, &val, &err) == ST_OK) {
+                char *out;
+                if (expand_string(p, ctx->a, &out, &err) != ST_OK) {
+                    a->message = arena_printf(ctx->a, "route_list for router %s: %s", r->name, err ? err : "");
+                    return ST_DEFER;
+                }
+                entry = out;
+                break;
+            }
+        }
+        if (!entry)
+            return ST_DECLINED;
+    }
+    bool randomize = false, bydns = false;
+    host_item *hosts = parse_hosts(entry, ctx->a, &randomize, &bydns);
+    if (!hosts) {
+        /* no hosts: a local transport is required */
+        status st = route_set_transport(r, a, ctx);
+        if (st != ST_OK)
+            return st;
+        return ST_OK;
+    }
+    if (randomize)
+        shuffle(&hosts);
+    status st = route_lookup_hosts(hosts, ctx, &err);
+    if (st != ST_OK) {
+        const char *hff = route_opt_str(r, "host_find_failed");
+        if (st == ST_FAIL && hff && !strcmp(hff, "decline"))
+            return ST_DECLINED;
+        a->message = err;
+        return st == ST_FAIL && hff && !strcmp(hff, "fail") ? ST_FAIL : ST_DEFER;
+    }
+    a->hosts = hosts;
+    return route_set_transport(r, a, ctx);
+}

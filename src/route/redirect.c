@@ -1,0 +1,318 @@
+/* redirect.c: the redirect router: "data" (aliases) or "file" (.forward)
+ * gives a list of new addresses, "|commands", "/files", :include:,
+ * :fail:, :defer:, :blackhole: and :unknown: items.  Exim filters are not
+ * supported (a filter file is an error, not silently ignored). */
+#include "route/route.h"
+#include "core/gstr.h"
+#include "core/log.h"
+#include "core/state.h"
+#include "expand/expand.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+
+#define REDIRECT_MAX_FILE (1024 * 1024)
+#define REDIRECT_MAX_INCLUDE 8
+
+static char *read_file(const char *path, arena *a, char **err, bool *missing)
+{
+    *missing = false;
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        if (errno == ENOENT)
+            *missing = true;
+        *err = arena_printf(a, "failed to open %s: %s", path, strerror(errno));
+        return NULL;
+    }
+    gstr g;
+    gstr_init(&g, a, 1024);
+    char buf[4096];
+    size_t n;
+    while ((n = fread(buf, 1, sizeof buf, f)) > 0) {
+        if (g.len + n > REDIRECT_MAX_FILE) {
+            fclose(f);
+            *err = arena_printf(a, "%s is too large", path);
+            return NULL;
+        }
+        gstr_catn(&g, buf, n);
+    }
+    fclose(f);
+    return g.s;
+}
+
+typedef struct rctx {
+    const driver_inst *r;
+    address_item *a;
+    route_ctx *ctx;
+    address_item *head, **tail;
+    bool blackhole;
+    status special;           /* ST_FAIL / ST_DEFER from :fail: / :defer: */
+    const char *special_text;
+    int includes;
+} rctx;
+
+static void add_child(rctx *x, const char *item, unsigned flags)
+{
+    address_item *c = arena_calloc(x->ctx->a, sizeof *c);
+    c->parent = x->a;
+    c->rcpt_index = x->a->rcpt_index;
+    c->flags = flags;
+    c->dsn_flags = x->a->dsn_flags;
+    c->dsn_orcpt = x->a->dsn_orcpt;
+    c->errors_to = x->a->errors_to;
+    if (flags & (AF_PIPE | AF_FILE)) {
+        c->address = item;
+        c->local_part = item;
+        c->domain = x->a->domain;
+        c->uid = x->a->uid;
+        c->gid = x->a->gid;
+        c->uid_set = x->a->uid_set;
+        c->gid_set = x->a->gid_set;
+        c->home_dir = x->a->home_dir;
+    } else {
+        const char *at = strrchr(item, '@');
+        if (at) {
+            c->local_part = arena_strndup(x->ctx->a, item, (size_t)(at - item));
+            c->domain = arena_strdup(x->ctx->a, at + 1);
+            c->address = item;
+        } else {
+            const char *qd = route_opt_str(x->r, "qualify_domain");
+            char *dom = NULL, *err;
+            if (qd && expand_string(qd, x->ctx->a, &dom, &err) == ST_OK && *dom)
+                ;
+            else
+                dom = (char *)(route_opt_bool(x->r, "qualify_preserve_domain") ? x->a->domain
+                                                                              : cfg_str(MO_qualify_recipient));
+            c->local_part = item;
+            c->domain = dom;
+            c->address = arena_printf(x->ctx->a, "%s@%s", item, dom);
+        }
+    }
+    *x->tail = c;
+    x->tail = &c->next;
+}
+
+static status parse_list(rctx *x, const char *text);
+
+static status do_item(rctx *x, char *item)
+{
+    size_t n = strlen(item);
+    while (n && isspace((unsigned char)item[n - 1]))
+        item[--n] = '\0';
+    if (!n)
+        return ST_OK;
+    if (item[0] == '"' && n > 1 && item[n - 1] == '"' && item[1] != '|') {
+        /* a quoted local part "a b"@x stays as it is */
+    }
+    if (item[0] == ':') {
+        if (strncasecmp(item, ":blackhole:", 11) == 0) {
+            x->blackhole = true;
+            return ST_OK;
+        }
+        if (strncasecmp(item, ":unknown:", 9) == 0)
+            return ST_DECLINED;
+        if (strncasecmp(item, ":fail:", 6) == 0 || strncasecmp(item, ":defer:", 7) == 0) {
+            bool fail = item[1] == 'f' || item[1] == 'F';
+            const char *allow = fail ? "allow_fail" : "allow_defer";
+            if (!route_opt_bool(x->r, allow)) {
+                x->a->message = arena_printf(x->ctx->a, "%s not permitted in router %s", fail ? ":fail:" : ":defer:",
+                                             x->r->name);
+                return ST_DEFER;
+            }
+            const char *t = item + (fail ? 6 : 7);
+            while (isspace((unsigned char)*t))
+                t++;
+            x->special = fail ? ST_FAIL : ST_DEFER;
+            x->special_text = *t ? t : NULL;
+            return ST_OK;
+        }
+        if (strncasecmp(item, ":include:", 9) == 0) {
+            if (route_opt_bool(x->r, "forbid_include")) {
+                x->a->message = arena_printf(x->ctx->a, ":include: forbidden in router %s", x->r->name);
+                return ST_DEFER;
+            }
+            if (++x->includes > REDIRECT_MAX_INCLUDE) {
+                x->a->message = "too many nested :include: items";
+                return ST_DEFER;
+            }
+            const char *path = item + 9;
+            while (isspace((unsigned char)*path))
+                path++;
+            char *err;
+            bool missing;
+            char *t = read_file(path, x->ctx->a, &err, &missing);
+            if (!t) {
+                x->a->message = err;
+                return ST_DEFER;
+            }
+            return parse_list(x, t);
+        }
+        x->a->message = arena_printf(x->ctx->a, "unknown special item \"%s\" in router %s", item, x->r->name);
+        return ST_DEFER;
+    }
+    if (item[0] == '|') {
+        if (route_opt_bool(x->r, "forbid_pipe")) {
+            x->a->message = arena_printf(x->ctx->a, "pipe forbidden in router %s", x->r->name);
+            return ST_FAIL;
+        }
+        add_child(x, arena_strdup(x->ctx->a, item), AF_PIPE);
+        return ST_OK;
+    }
+    if (item[0] == '/') {
+        if (route_opt_bool(x->r, "forbid_file")) {
+            x->a->message = arena_printf(x->ctx->a, "file delivery forbidden in router %s", x->r->name);
+            return ST_FAIL;
+        }
+        add_child(x, arena_strdup(x->ctx->a, item), AF_FILE);
+        return ST_OK;
+    }
+    /* "Name <addr>" forms */
+    char *lt = strchr(item, '<');
+    if (lt) {
+        char *gt = strchr(lt, '>');
+        if (gt) {
+            *gt = '\0';
+            item = lt + 1;
+        }
+    }
+    if (!*item)
+        return ST_OK;
+    add_child(x, arena_strdup(x->ctx->a, item), 0);
+    return ST_OK;
+}
+
+/* Items are separated by commas or newlines; '#' starts a comment line;
+ * quoted strings may contain commas. */
+static status parse_list(rctx *x, const char *text)
+{
+    if (strncmp(text, "# Exim filter", 13) == 0 || strncmp(text, "# Sieve filter", 14) == 0) {
+        x->a->message = arena_printf(x->ctx->a, "router %s: filter files are not supported by postern", x->r->name);
+        return ST_DEFER;
+    }
+    gstr item;
+    gstr_init(&item, x->ctx->a, 64);
+    const char *p = text;
+    bool inq = false;
+    bool line_start = true;
+    for (;; p++) {
+        char c = *p;
+        if (line_start && !inq) {
+            const char *q = p;
+            while (*q == ' ' || *q == '\t')
+                q++;
+            if (*q == '#') {
+                while (*p && *p != '\n')
+                    p++;
+                if (!*p)
+                    break;
+                continue;
+            }
+            line_start = false;
+            c = *p;
+        }
+        if (c == '"' && (item.len == 0 || item.s[item.len - 1] != '\\'))
+            inq = !inq;
+        if (!c || (!inq && (c == ',' || c == '\n'))) {
+            char *s = arena_strdup(x->ctx->a, item.s);
+            while (isspace((unsigned char)*s))
+                s++;
+            status st = do_item(x, s);
+            if (st != ST_OK)
+                return st;
+            gstr_reset(&item);
+            if (!c)
+                break;
+            if (c == '\n')
+                line_start = true;
+            continue;
+        }
+        gstr_catc(&item, c);
+    }
+    return ST_OK;
+}
+
+status router_redirect(const driver_inst *r, address_item *a, route_ctx *ctx, address_item **gen)
+{
+    *gen = NULL;
+    char *err = NULL;
+    char *text = NULL;
+    const char *data = route_opt_str(r, "data");
+    const char *file = route_opt_str(r, "file");
+    if (data) {
+        status st = expand_string(data, ctx->a, &text, &err);
+        if (st == ST_FAIL_FORCED)
+            return ST_DECLINED;
+        if (st != ST_OK) {
+            a->message = arena_printf(ctx->a, "error in redirect data for router %s: %s", r->name, err ? err : "");
+            return st == ST_DEFER ? ST_DEFER : ST_DEFER;
+        }
+    } else if (file) {
+        char *path;
+        status st = expand_string(file, ctx->a, &path, &err);
+        if (st == ST_FAIL_FORCED)
+            return ST_DECLINED;
+        if (st != ST_OK) {
+            a->message = arena_printf(ctx->a, "error expanding file for router %s: %s", r->name, err ? err : "");
+            return ST_DEFER;
+        }
+        bool missing;
+        text = read_file(path, ctx->a, &err, &missing);
+        if (!text) {
+            if (missing)
+                return ST_DECLINED;    /* no .forward: next router */
+            a->message = err;
+            return ST_DEFER;
+        }
+    } else {
+        a->message = arena_printf(ctx->a, "router %s: neither data nor file is set", r->name);
+        return ST_DEFER;
+    }
+    const char *t = text;
+    while (isspace((unsigned char)*t))
+        t++;
+    if (!*t)
+        return ST_DECLINED;
+
+    rctx x = { .r = r, .a = a, .ctx = ctx };
+    x.tail = &x.head;
+    status st = parse_list(&x, text);
+    if (st == ST_DECLINED)
+        return ST_DECLINED;
+    if (st != ST_OK)
+        return st;
+    if (x.special) {
+        a->message = x.special_text ? arena_strdup(ctx->a, x.special_text)
+                                    : x.special == ST_FAIL ? "forced failure" : "forced defer";
+        return x.special;
+    }
+    /* pipes and files need the router's transports */
+    for (address_item *c = x.head; c; c = c->next) {
+        if (!(c->flags & (AF_PIPE | AF_FILE)))
+            continue;
+        const char *tn = route_opt_str(r, c->flags & AF_PIPE ? "pipe_transport" : "file_transport");
+        if (c->flags & AF_FILE && c->address[strlen(c->address) - 1] == '/') {
+            const char *dt = route_opt_str(r, "directory_transport");
+            if (dt)
+                tn = dt;
+        }
+        if (!tn) {
+            a->message = arena_printf(ctx->a, "%s_transport is unset in router %s for %s",
+                                      c->flags & AF_PIPE ? "pipe" : "file", r->name, c->address);
+            return ST_DEFER;
+        }
+        char *name;
+        if (expand_string(tn, ctx->a, &name, &err) != ST_OK || !config_driver(DC_TRANSPORT, name)) {
+            a->message = arena_printf(ctx->a, "transport for %s in router %s not found", c->address, r->name);
+            return ST_DEFER;
+        }
+        c->transport = config_driver(DC_TRANSPORT, name);
+        c->router = r;
+    }
+    if (!x.head)
+        return x.blackhole ? ST_DISCARD : ST_DECLINED;
+    *gen = x.head;
+    return ST_REROUTED;
+}

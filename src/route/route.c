@@ -1,0 +1,391 @@
+/* route.c: the router list: generic preconditions, the driver, and what
+ * its result means for the address. */
+#include "route/route.h"
+#include "core/list.h"
+#include "core/log.h"
+#include "core/state.h"
+#include "expand/expand.h"
+#include "expand/match.h"
+
+#include <arpa/inet.h>
+#include <pwd.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define ROUTE_MAX_DEPTH 32      /* redirection nesting before a loop is assumed */
+
+static const struct { const char *name; router_driver fn; } drivers[] = {
+    { "accept", router_accept },
+    { "dnslookup", router_dnslookup },
+    { "manualroute", router_manualroute },
+    { "redirect", router_redirect },
+};
+
+const char *route_opt_str(const driver_inst *d, const char *name)
+{
+    const optval *v = driver_opt(d, name);
+    return v ? v->s : NULL;
+}
+
+bool route_opt_bool(const driver_inst *d, const char *name)
+{
+    const optval *v = driver_opt(d, name);
+    if (!v)
+        return false;
+    if (v->is_expanded_bool) {
+        bool b = false;
+        char *err;
+        if (expand_check_bool(v->s, ps.scratch, &b, &err) != ST_OK)
+            return false;
+        return b;
+    }
+    return v->n != 0;
+}
+
+status route_opt_expand(const driver_inst *d, const char *name, arena *a, const char **out, char **err)
+{
+    const char *v = route_opt_str(d, name);
+    *out = NULL;
+    if (!v)
+        return ST_OK;
+    char *res;
+    status st = expand_string(v, a, &res, err);
+    if (st == ST_OK)
+        *out = res;
+    return st;
+}
+
+void route_set_vars(const address_item *a)
+{
+    ps.local_part = a->local_part;
+    ps.domain = a->domain;
+    ps.address_data = a->address_data;
+    ps.domain_data = a->domain_data;
+    ps.local_part_data = a->local_part_data;
+    ps.home_dir = a->home_dir;
+    ps.local_part_prefix = a->prefix;
+    ps.local_part_suffix = a->suffix;
+    const address_item *top = a;
+    while (top->parent)
+        top = top->parent;
+    ps.original_local_part = top->local_part;
+    ps.original_domain = top->domain;
+}
+
+status route_set_transport(const driver_inst *r, address_item *a, route_ctx *ctx)
+{
+    const char *name;
+    char *err;
+    status st = route_opt_expand(r, "transport", ctx->a, &name, &err);
+    if (st != ST_OK) {
+        a->message = arena_printf(ctx->a, "failed to expand transport for router %s: %s", r->name, err);
+        return ST_DEFER;
+    }
+    if (!name)
+        return ST_OK;
+    const driver_inst *t = config_driver(DC_TRANSPORT, name);
+    if (!t) {
+        a->message = arena_printf(ctx->a, "transport \"%s\" not found in router %s", name, r->name);
+        return ST_DEFER;
+    }
+    a->transport = t;
+    return ST_OK;
+}
+
+static bool inet_pton_any(const char *s, unsigned char *buf)
+{
+    return inet_pton(AF_INET, s, buf) == 1 || inet_pton(AF_INET6, s, buf) == 1;
+}
+
+status route_lookup_hosts(host_item *h, route_ctx *ctx, char **err)
+{
+    for (; h; h = h->next) {
+        if (h->address)
+            continue;
+        unsigned char buf[16];
+        if (inet_pton_any(h->name, buf)) {
+            h->address = h->name;
+            continue;
+        }
+        if (!ctx->dns.lookup) {
+            *err = arena_printf(ctx->a, "no DNS resolver to look up %s", h->name);
+            return ST_DEFER;
+        }
+        dns_answer ans;
+        status st = ctx->dns.lookup(ctx->dns.ctx, h->name, DNS_T_A, ctx->a, &ans);
+        if (st == ST_OK && ans.nrr > 0) {
+            h->address = ans.rr[0].text;
+            h->dnssec = ans.sec == DNS_SEC_SECURE;
+            continue;
+        }
+        dns_answer ans6;
+        status st6 = ctx->dns.lookup(ctx->dns.ctx, h->name, DNS_T_AAAA, ctx->a, &ans6);
+        if (st6 == ST_OK && ans6.nrr > 0) {
+            h->address = ans6.rr[0].text;
+            continue;
+        }
+        if (st == ST_DEFER || st6 == ST_DEFER) {
+            *err = arena_printf(ctx->a, "host lookup for %s deferred", h->name);
+            return ST_DEFER;
+        }
+        *err = arena_printf(ctx->a, "host %s has no address", h->name);
+        return ST_FAIL;
+    }
+    return ST_OK;
+}
+
+/* ---- generic preconditions ---------------------------------------------- */
+
+/* ST_OK: run the driver; ST_DECLINED: skip this router; else error */
+static status preconditions(const driver_inst *r, address_item *a, route_ctx *ctx)
+{
+    char *err = NULL;
+    const char *v;
+    if (ctx->verify && !route_opt_bool(r, "verify"))
+        return ST_DECLINED;
+    if (ctx->verify && ctx->verify_sender && !route_opt_bool(r, "verify_sender"))
+        return ST_DECLINED;
+    if (ctx->verify && !ctx->verify_sender && !route_opt_bool(r, "verify_recipient"))
+        return ST_DECLINED;
+    if (!ctx->verify && route_opt_bool(r, "verify_only") && !ctx->address_test)
+        return ST_DECLINED;
+    if (ctx->address_test && !route_opt_bool(r, "address_test"))
+        return ST_DECLINED;
+
+    /* local part prefix / suffix */
+    a->prefix = a->suffix = NULL;
+    const char *lp = a->local_part;
+    if ((v = route_opt_str(r, "local_part_prefix"))) {
+        int sep = 0;
+        char *it;
+        const char *found = NULL;
+        while ((it = list_next(&v, &sep, ctx->a))) {
+            size_t n = strlen(it);
+            if (it[0] == '*' ? (n > 1 && strlen(lp) >= n - 1) :
+                (strncasecmp(lp, it, n) == 0 && strlen(lp) > n)) {
+                if (it[0] == '*') {
+                    const char *x = strstr(lp, it + 1);
+                    if (!x)
+                        continue;
+                    found = arena_strndup(ctx->a, lp, (size_t)(x - lp) + n - 1);
+                } else {
+                    found = arena_strndup(ctx->a, lp, n);
+                }
+                break;
+            }
+        }
+        if (found) {
+            a->prefix = found;
+            lp += strlen(found);
+        } else if (!route_opt_bool(r, "local_part_prefix_optional")) {
+            return ST_DECLINED;
+        }
+    }
+    if ((v = route_opt_str(r, "local_part_suffix"))) {
+        int sep = 0;
+        char *it;
+        const char *found = NULL;
+        while ((it = list_next(&v, &sep, ctx->a))) {
+            size_t n = strlen(it), l = strlen(lp);
+            if (it[n - 1] != '*' && l > n && strcasecmp(lp + l - n, it) == 0) {
+                found = arena_strdup(ctx->a, lp + l - n);
+                break;
+            }
+            if (it[n - 1] == '*' && n > 1) {
+                const char *x = NULL;
+                for (const char *p = lp + 1; (p = strstr(p, arena_strndup(ctx->a, it, n - 1))); p++)
+                    x = p;
+                if (x) {
+                    found = arena_strdup(ctx->a, x);
+                    break;
+                }
+            }
+        }
+        if (found) {
+            a->suffix = found;
+            lp = arena_strndup(ctx->a, lp, strlen(lp) - strlen(found));
+        } else if (!route_opt_bool(r, "local_part_suffix_optional")) {
+            return ST_DECLINED;
+        }
+    }
+    if (lp != a->local_part)
+        a->local_part = arena_strdup(ctx->a, lp);
+    route_set_vars(a);
+
+    if ((v = route_opt_str(r, "domains"))) {
+        const char *val = NULL;
+        status st = match_domain(a->domain, v, ctx->a, &val, &err);
+        if (st == ST_DEFER || st == ST_ERROR) {
+            a->message = arena_printf(ctx->a, "domains check for router %s: %s", r->name, err ? err : "");
+            return ST_DEFER;
+        }
+        if (st != ST_OK)
+            return ST_DECLINED;
+        a->domain_data = val;
+        route_set_vars(a);
+    }
+    if ((v = route_opt_str(r, "local_parts"))) {
+        const char *val = NULL;
+        status st = match_local_part(a->local_part, v, route_opt_bool(r, "caseful_local_part"), ctx->a, &val, &err);
+        if (st == ST_DEFER || st == ST_ERROR) {
+            a->message = arena_printf(ctx->a, "local_parts check for router %s: %s", r->name, err ? err : "");
+            return ST_DEFER;
+        }
+        if (st != ST_OK)
+            return ST_DECLINED;
+        a->local_part_data = val;
+        route_set_vars(a);
+    }
+    if (route_opt_bool(r, "check_local_user")) {
+        struct passwd *pw = getpwnam(a->local_part);
+        if (!pw)
+            return ST_DECLINED;
+        a->uid = pw->pw_uid;
+        a->gid = pw->pw_gid;
+        a->uid_set = a->gid_set = true;
+        a->home_dir = arena_strdup(ctx->a, pw->pw_dir);
+        a->local_part_data = arena_strdup(ctx->a, pw->pw_name);
+        route_set_vars(a);
+    }
+    if ((v = route_opt_str(r, "senders"))) {
+        const char *val;
+        status st = match_address(ps.sender_address ? ps.sender_address : "", v, false, ctx->a, &val, &err);
+        if (st == ST_DEFER || st == ST_ERROR) {
+            a->message = arena_printf(ctx->a, "senders check for router %s: %s", r->name, err ? err : "");
+            return ST_DEFER;
+        }
+        if (st != ST_OK)
+            return ST_DECLINED;
+    }
+    if ((v = route_opt_str(r, "require_files"))) {
+        int sep = 0;
+        char *it;
+        while ((it = list_next(&v, &sep, ctx->a))) {
+            bool neg = it[0] == '!';
+            char *path;
+            if (expand_string(neg ? it + 1 : it, ctx->a, &path, &err) != ST_OK) {
+                a->message = arena_printf(ctx->a, "require_files for router %s: %s", r->name, err ? err : "");
+                return ST_DEFER;
+            }
+            struct stat sb;
+            bool exists = stat(path, &sb) == 0;
+            if (exists == neg)
+                return ST_DECLINED;
+        }
+    }
+    if ((v = route_opt_str(r, "condition"))) {
+        bool ok = false;
+        status st = expand_check_bool(v, ctx->a, &ok, &err);
+        if (st == ST_FAIL_FORCED)
+            return ST_DECLINED;
+        if (st != ST_OK) {
+            a->message = arena_printf(ctx->a, "condition check for router %s: %s", r->name, err ? err : "");
+            return ST_DEFER;
+        }
+        if (!ok)
+            return ST_DECLINED;
+    }
+    /* address_data: forced failure declines */
+    if ((v = route_opt_str(r, "address_data"))) {
+        char *out;
+        status st = expand_string(v, ctx->a, &out, &err);
+        if (st == ST_FAIL_FORCED)
+            return ST_DECLINED;
+        if (st != ST_OK) {
+            a->message = arena_printf(ctx->a, "address_data for router %s: %s", r->name, err ? err : "");
+            return ST_DEFER;
+        }
+        a->address_data = out;
+        route_set_vars(a);
+    }
+    if ((v = route_opt_str(r, "errors_to"))) {
+        char *out;
+        if (expand_string(v, ctx->a, &out, &err) == ST_OK)
+            a->errors_to = out;
+    }
+    a->headers_add = route_opt_str(r, "headers_add");
+    a->headers_remove = route_opt_str(r, "headers_remove");
+    return ST_OK;
+}
+
+static router_driver find_driver(const driver_inst *r)
+{
+    for (size_t i = 0; i < sizeof drivers / sizeof drivers[0]; i++)
+        if (strcmp(drivers[i].name, r->info->name) == 0)
+            return drivers[i].fn;
+    return NULL;
+}
+
+status route_address(address_item *a, route_ctx *ctx, address_item **generated)
+{
+    *generated = NULL;
+    if (ctx->depth > ROUTE_MAX_DEPTH) {
+        a->message = "too many levels of redirection (routing loop?)";
+        return ST_FAIL;
+    }
+    const driver_inst *r = cfg->drivers[DC_ROUTER];
+    const char *cannot = NULL;
+    while (r) {
+        const char *orig_lp = a->local_part;
+        ps.router_name = r->name;
+        /* an address a router generated is not handled by that router again
+         * when it is the same as an ancestor (loop prevention, as Exim) */
+        bool loop = false;
+        for (const address_item *p = a->parent; p; p = p->parent)
+            if (p->router == r && strcasecmp(p->address, a->address) == 0)
+                loop = true;
+        if (loop) {
+            r = r->next;
+            continue;
+        }
+        status pre = preconditions(r, a, ctx);
+        if (pre == ST_DEFER)
+            return ST_DEFER;
+        if (pre == ST_DECLINED) {
+            a->local_part = orig_lp;
+            r = r->next;
+            continue;
+        }
+        router_driver fn = find_driver(r);
+        if (!fn) {
+            a->message = arena_printf(ctx->a, "router %s: driver %s cannot route yet", r->name, r->info->name);
+            return ST_DEFER;
+        }
+        a->router = r;
+        status st = fn(r, a, ctx, generated);
+        if (route_opt_str(r, "cannot_route_message"))
+            cannot = route_opt_str(r, "cannot_route_message");
+        if (st == ST_DECLINED || st == ST_PASS) {
+            a->local_part = orig_lp;
+            a->transport = NULL;
+            a->hosts = NULL;
+            if (st == ST_DECLINED && !route_opt_bool(r, "more"))
+                break;
+            const char *pass = st == ST_PASS ? route_opt_str(r, "pass_router") : NULL;
+            if (pass) {
+                const driver_inst *p = config_driver(DC_ROUTER, pass);
+                r = p ? p : r->next;
+            } else {
+                r = r->next;
+            }
+            continue;
+        }
+        if (st == ST_OK && !a->transport && !(a->flags & (AF_PIPE | AF_FILE)) && !ctx->verify && !ctx->address_test) {
+            a->message = arena_printf(ctx->a, "router %s: no transport set", r->name);
+            return ST_DEFER;
+        }
+        return st;
+    }
+    if (cannot) {
+        char *out, *err;
+        if (expand_string(cannot, ctx->a, &out, &err) == ST_OK)
+            a->message = out;
+    }
+    if (!a->message)
+        a->message = "Unrouteable address";
+    a->router = NULL;
+    return ST_FAIL;
+}

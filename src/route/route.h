@@ -1,0 +1,53 @@
+/* route.h: routing an address through the configured routers, with
+ * Exim's generic preconditions (domains, local_parts, check_local_user,
+ * senders, condition, verify_only, ...) and its outcomes.  Each router
+ * driver is a function in its own file. */
+#ifndef POSTERN_ROUTE_H
+#define POSTERN_ROUTE_H
+
+#include "deliver/address.h"
+#include "dns/dns.h"
+#include "spool/spool.h"
+
+typedef struct route_ctx {
+    arena *a;                  /* for generated addresses and strings */
+    bool verify;               /* routing for verification (-bv, verify =) */
+    bool verify_sender;
+    bool address_test;         /* -bt */
+    dns_iface dns;             /* for dnslookup (lookup == NULL: no DNS) */
+    int depth;                 /* redirection depth (loops) */
+} route_ctx;
+
+/* Router driver results: ST_OK (accepted: transport/hosts set),
+ * ST_DECLINED, ST_PASS, ST_REROUTED (*generated holds new addresses),
+ * ST_DISCARD (:blackhole:), ST_FAIL and ST_DEFER (a->message set). */
+typedef status (*router_driver)(const driver_inst *r, address_item *a, route_ctx *ctx,
+                                address_item **generated);
+
+status router_accept(const driver_inst *r, address_item *a, route_ctx *ctx, address_item **gen);
+status router_manualroute(const driver_inst *r, address_item *a, route_ctx *ctx, address_item **gen);
+status router_redirect(const driver_inst *r, address_item *a, route_ctx *ctx, address_item **gen);
+status router_dnslookup(const driver_inst *r, address_item *a, route_ctx *ctx, address_item **gen);
+
+/* Route one address from the first router (or from `start` when not
+ * NULL).  Same results as a driver, after "more", "pass_router" and the
+ * end of the list ("Unrouteable address") are applied. */
+status route_address(address_item *a, route_ctx *ctx, address_item **generated);
+
+/* Helpers for drivers */
+const char *route_opt_str(const driver_inst *d, const char *name);      /* unexpanded */
+status route_opt_expand(const driver_inst *d, const char *name, arena *a, const char **out, char **err);
+bool route_opt_bool(const driver_inst *d, const char *name);
+/* Set $local_part, $domain, ... for expansions about a. */
+void route_set_vars(const address_item *a);
+/* Find the transport named by the router's transport option (expanded). */
+status route_set_transport(const driver_inst *r, address_item *a, route_ctx *ctx);
+/* Look up host names of a host list (A/AAAA) through ctx->dns. */
+status route_lookup_hosts(host_item *h, route_ctx *ctx, char **err);
+
+/* -bt / -bv: route the addresses and print what Exim prints; returns the
+ * exit status (0 all fine, 1 something deferred, 2 something failed). */
+#include <stdio.h>
+int route_test(char **addrs, int n, bool verify, bool verify_sender, FILE *out);
+
+#endif

@@ -1,0 +1,224 @@
+/* client.c: SMTP client protocol layer. */
+#include "smtp/client.h"
+#include "core/gstr.h"
+
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+static int atoi_n(const char *s)
+{
+    return (s[0] - '0') * 100 + (s[1] - '0') * 10 + (s[2] - '0');
+}
+
+static int wait_fd(int fd, short ev, int timeout)
+{
+    struct pollfd p = { .fd = fd, .events = ev };
+    for (;;) {
+        int r = poll(&p, 1, timeout > 0 ? timeout * 1000 : -1);
+        if (r < 0 && errno == EINTR)
+            continue;
+        return r;
+    }
+}
+
+status smtp_client_connect(smtp_client *c, const char *ip, int port, const char *interface,
+                           int connect_timeout, int timeout, arena *a, char **err)
+{
+    memset(c, 0, sizeof *c);
+    c->fd = -1;
+    c->a = a;
+    c->timeout = timeout;
+    struct sockaddr_storage ss;
+    memset(&ss, 0, sizeof ss);
+    socklen_t len;
+    int fam;
+    struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
+    struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
+    if (inet_pton(AF_INET, ip, &s4->sin_addr) == 1) {
+        fam = AF_INET;
+        s4->sin_family = AF_INET;
+        s4->sin_port = htons((uint16_t)port);
+        len = sizeof *s4;
+        c->peer = arena_printf(a, "[%s]:%d", ip, port);
+    } else if (inet_pton(AF_INET6, ip, &s6->sin6_addr) == 1) {
+        fam = AF_INET6;
+        s6->sin6_family = AF_INET6;
+        s6->sin6_port = htons((uint16_t)port);
+        len = sizeof *s6;
+        c->peer = arena_printf(a, "[%s]:%d", ip, port);
+    } else {
+        *err = arena_printf(a, "invalid IP address %s", ip);
+        return ST_FAIL;
+    }
+    int fd = socket(fam, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (fd < 0) {
+        *err = arena_printf(a, "socket: %s", strerror(errno));
+        return ST_DEFER;
+    }
+    if (interface && *interface) {
+        struct sockaddr_storage ls;
+        memset(&ls, 0, sizeof ls);
+        if (fam == AF_INET && inet_pton(AF_INET, interface, &((struct sockaddr_in *)&ls)->sin_addr) == 1) {
+            ((struct sockaddr_in *)&ls)->sin_family = AF_INET;
+            bind(fd, (struct sockaddr *)&ls, sizeof(struct sockaddr_in));
+        } else if (fam == AF_INET6 && inet_pton(AF_INET6, interface, &((struct sockaddr_in6 *)&ls)->sin6_addr) == 1) {
+            ((struct sockaddr_in6 *)&ls)->sin6_family = AF_INET6;
+            bind(fd, (struct sockaddr *)&ls, sizeof(struct sockaddr_in6));
+        }
+    }
+    if (connect(fd, (struct sockaddr *)&ss, len) != 0 && errno != EINPROGRESS) {
+        c->os_errno = errno;
+        *err = arena_printf(a, "%s", strerror(errno));
+        close(fd);
+        return ST_DEFER;
+    }
+    int r = wait_fd(fd, POLLOUT, connect_timeout);
+    int soerr = 0;
+    socklen_t sl = sizeof soerr;
+    if (r <= 0) {
+        c->os_errno = ETIMEDOUT;
+        *err = "Connection timed out";
+        close(fd);
+        return ST_DEFER;
+    }
+    getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &sl);
+    if (soerr) {
+        c->os_errno = soerr;
+        *err = arena_printf(a, "%s", strerror(soerr));
+        close(fd);
+        return ST_DEFER;
+    }
+    int flags = fcntl(fd, F_GETFL);
+    fcntl(fd, F_SETFL, flags & ~O_NONBLOCK);
+    c->fd = fd;
+    return ST_OK;
+}
+
+static int getbyte(smtp_client *c)
+{
+    if (c->rpos >= c->rlen) {
+        if (wait_fd(c->fd, POLLIN, c->timeout) <= 0)
+            return -2;
+        ssize_t n;
+        do
+            n = read(c->fd, c->rbuf, sizeof c->rbuf);
+        while (n < 0 && errno == EINTR);
+        if (n <= 0)
+            return -1;
+        c->rpos = 0;
+        c->rlen = (size_t)n;
+    }
+    return (unsigned char)c->rbuf[c->rpos++];
+}
+
+status smtp_client_read(smtp_client *c, smtp_reply *r)
+{
+    memset(r, 0, sizeof *r);
+    gstr text, first;
+    gstr_init(&text, c->a, 128);
+    gstr_init(&first, c->a, 128);
+    gstr line;
+    gstr_init(&line, c->a, 128);
+    size_t total = 0;
+    for (;;) {
+        gstr_reset(&line);
+        int ch;
+        while ((ch = getbyte(c)) >= 0 && ch != '\n') {
+            if (total++ > SMTP_CLIENT_REPLY_MAX)
+                break;
+            gstr_catc(&line, (char)ch);
+        }
+        if (ch < 0) {
+            c->last_code = 0;
+            c->last_reply = ch == -2 ? "timeout" : "connection closed";
+            r->text = c->last_reply;
+            r->first_line = "";
+            return ST_DEFER;
+        }
+        if (line.len && line.s[line.len - 1] == '\r')
+            gstr_truncate(&line, line.len - 1);
+        if (line.len < 3 || !isdigit((unsigned char)line.s[0]) || !isdigit((unsigned char)line.s[1]) ||
+            !isdigit((unsigned char)line.s[2])) {
+            c->last_code = 0;
+            c->last_reply = arena_printf(c->a, "malformed SMTP reply: %s", line.s);
+            r->text = c->last_reply;
+            r->first_line = line.s;
+            return ST_DEFER;
+        }
+        int code = atoi_n(line.s);
+        if (!first.len)
+            gstr_cat(&first, line.s);
+        if (text.len)
+            gstr_catc(&text, '\n');
+        gstr_cat(&text, line.len > 4 ? line.s + 4 : "");
+        r->code = code;
+        if (line.len < 4 || line.s[3] != '-')
+            break;
+    }
+    r->text = text.s;
+    r->first_line = first.s;
+    c->last_code = r->code;
+    c->last_reply = r->first_line;
+    return ST_OK;
+}
+
+status smtp_client_write(smtp_client *c, const char *p, size_t n)
+{
+    while (n) {
+        if (wait_fd(c->fd, POLLOUT, c->timeout) <= 0)
+            return ST_DEFER;
+        ssize_t w = write(c->fd, p, n);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            return ST_DEFER;
+        p += w;
+        n -= (size_t)w;
+    }
+    return ST_OK;
+}
+
+status smtp_client_send(smtp_client *c, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    char *s = arena_vprintf(c->a, fmt, ap);
+    va_end(ap);
+    return smtp_client_write(c, s, strlen(s));
+}
+
+void smtp_client_close(smtp_client *c)
+{
+    if (c->fd >= 0)
+        close(c->fd);
+    c->fd = -1;
+}
+
+void smtp_client_parse_ehlo(smtp_client *c, const char *text)
+{
+    const char *p = text;
+    bool first = true;
+    while (*p) {
+        const char *nl = strchr(p, '\n');
+        size_t n = nl ? (size_t)(nl - p) : strlen(p);
+        if (!first) {
+            if (n >= 10 && !strncasecmp(p, "PIPELINING", 10)) c->pipelining = true;
+            else if (n >= 4 && !strncasecmp(p, "SIZE", 4)) c->size = true;
+            else if (n >= 8 && !strncasecmp(p, "8BITMIME", 8)) c->eightbit = true;
+            else if (n >= 3 && !strncasecmp(p, "DSN", 3)) c->dsn = true;
+            else if (n >= 8 && !strncasecmp(p, "CHUNKING", 8)) c->chunking = true;
+        }
+        first = false;
+        p += n + (nl ? 1 : 0);
+    }
+}

@@ -1,0 +1,284 @@
+"""Delivery end to end with real daemons on loopback: routers (accept,
+manualroute, redirect), transports (appendfile mbox and maildir, pipe,
+smtp, queuefile), bounces with DSN extra information, the queue runner,
+-M, journal recovery, -bt compared with Exim, and Exim delivering a
+message postern queued."""
+import email
+import os
+import pathlib
+import shutil
+import smtplib
+import subprocess
+import tempfile
+import time
+
+import pytest
+
+from mta import Daemon, free_port
+
+EXIM = shutil.which("exim4") or ("/usr/sbin/exim4" if os.path.exists("/usr/sbin/exim4") else None)
+
+
+def wait_for(pred, timeout=20):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if pred():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+@pytest.fixture
+def mail():
+    """A mailbox directory local deliveries (as nobody) can write: pytest's
+    own temporary directories are private to root."""
+    top = pathlib.Path(tempfile.mkdtemp(prefix="postern-mail-"))
+    os.chmod(top, 0o755)
+    d = top / "mail"
+    d.mkdir()
+    os.chmod(d, 0o1777)
+    yield d
+    shutil.rmtree(top, ignore_errors=True)
+
+
+def local_config(mail, remote_port=None, extra_routers="", extra_transports="", main=""):
+    remote = ""
+    if remote_port:
+        remote = (f"remote:\n  driver = manualroute\n  domains = ! +local_domains\n"
+                  f"  route_list = * 127.0.0.1\n  transport = remote_smtp\n")
+    return f"""\
+domainlist local_domains = a.example
+acl_smtp_rcpt = accept
+{main}
+begin routers
+{remote}{extra_routers}
+local:
+  driver = accept
+  domains = +local_domains
+  local_parts = alice : bob : sender : carol
+  transport = mbox
+
+begin transports
+remote_smtp:
+  driver = smtp
+  port = {remote_port or 25}
+mbox:
+  driver = appendfile
+  file = {mail}/$local_part
+  user = nobody
+  group = nogroup
+  envelope_to_add
+  return_path_add
+{extra_transports}
+begin retry
+* * F,1h,10m
+"""
+
+
+PEER = """\
+acl_smtp_rcpt = r
+queue_only
+begin acl
+r:
+  deny local_parts = nosuch
+       message = 5.1.1 No such user here
+  defer local_parts = later
+       message = 4.2.0 try again later
+  accept
+"""
+
+
+def send(port, sender, rcpts, text):
+    with smtplib.SMTP("127.0.0.1", port, timeout=30) as s:
+        return s.sendmail(sender, rcpts, text)
+
+
+def test_local_remote_redirect_and_bounce(postern_bin, tmp_path, mail):
+    (tmp_path / "b").mkdir()
+    with Daemon(postern_bin, tmp_path / "b", PEER) as peer:
+        cfg = local_config(mail, peer.port,
+                           extra_routers="aliases:\n  driver = redirect\n"
+                                         "  data = ${if eq{$local_part}{team}{alice@a.example, bob@a.example, x@b.example}}\n")
+        (tmp_path / "a").mkdir()
+        with Daemon(postern_bin, tmp_path / "a", cfg, queue_only=False) as d:
+            refused = send(d.port, "sender@a.example", ["team@a.example", "nosuch@b.example"],
+                           "Subject: e2e\r\nFrom: sender@a.example\r\n\r\nhello\r\nFrom me\r\n")
+            assert refused == {}
+            assert wait_for(lambda: (mail / "sender").exists() and d.mainlog().count("Completed") >= 2)
+            log = d.mainlog()
+            assert "=> x@b.example <team@a.example> R=remote T=remote_smtp H=127.0.0.1 [127.0.0.1]" in log
+            assert "** nosuch@b.example R=remote T=remote_smtp H=127.0.0.1 [127.0.0.1]" in log
+            assert "=> alice@a.example <team@a.example> R=local T=mbox" in log
+            alice = (mail / "alice").read_text()
+            assert alice.startswith("From sender@a.example ")
+            assert "Return-path: <sender@a.example>\nEnvelope-to: team@a.example\n" in alice
+            assert "\n>From me\n" in alice                 # mbox escaping
+            assert d.queued() == []
+            # the peer queued the relayed copy
+            assert len(peer.queued()) == 1
+            # the bounce, with DSN extra information
+            bounce = email.message_from_string((mail / "sender").read_text().split("\n", 1)[1])
+            assert bounce["Subject"].startswith("Mail delivery failed")
+            assert bounce["Auto-Submitted"] == "auto-replied"
+            parts = bounce.get_payload()
+            assert parts[1].get_content_type() == "message/delivery-status"
+            status = parts[1].as_string()
+            assert "Final-Recipient: rfc822;nosuch@b.example" in status
+            assert "Status: 5.1.1" in status
+            assert f"Remote-MTA: X-ip; [127.0.0.1]:{peer.port}" in status
+            assert "X-Remote-MTA-smtp-greeting: X-str; 220 test.example ESMTP" in status
+            assert "X-Remote-MTA-helo-response: X-str; 250-test.example Hello" in status
+            assert ("X-Exim-Diagnostic: X-str; SMTP error from remote mail server after "
+                    "RCPT TO:<nosuch@b.example>: 550 5.1.1 No such user here") in status
+            assert "Diagnostic-Code: smtp; 550 5.1.1 No such user here" in status
+            assert parts[2].get_content_type() == "message/rfc822"
+
+
+def test_deferred_then_delivered_by_queue_run(postern_bin, tmp_path, mail):
+    down = free_port()                            # nothing listens here yet
+    cfg = local_config(mail, down)
+    (tmp_path / "a").mkdir()
+    with Daemon(postern_bin, tmp_path / "a", cfg, queue_only=False) as d:
+        send(d.port, "sender@a.example", ["someone@b.example"], "Subject: later\r\n\r\nbody\r\n")
+        assert wait_for(lambda: "== someone@b.example" in d.mainlog())
+        assert "defer (111)" in d.mainlog() or "Connection refused" in d.mainlog()
+        ids = d.queued()
+        assert len(ids) == 1
+        bp = subprocess.run([postern_bin, "-C", str(d.config), "-bp"], capture_output=True, text=True, timeout=30)
+        assert ids[0] in bp.stdout
+        # the peer comes up; a queue run delivers
+        (tmp_path / "b").mkdir()
+        with Daemon(postern_bin, tmp_path / "b", PEER, port=down) as peer:
+            r = subprocess.run([postern_bin, "-C", str(d.config), "-qf"], capture_output=True, text=True, timeout=60)
+            assert r.returncode == 0, r.stderr
+            assert wait_for(lambda: d.queued() == [])
+            assert f"{ids[0]} => someone@b.example" in d.mainlog()
+            assert f"{ids[0]} Completed" in d.mainlog()
+            assert len(peer.queued()) == 1
+
+
+def test_temporary_rejection_keeps_message(postern_bin, tmp_path, mail):
+    (tmp_path / "b").mkdir()
+    with Daemon(postern_bin, tmp_path / "b", PEER) as peer:
+        (tmp_path / "a").mkdir()
+        with Daemon(postern_bin, tmp_path / "a", local_config(mail, peer.port), queue_only=False) as d:
+            send(d.port, "sender@a.example", ["later@b.example", "ok@b.example"], "Subject: t\r\n\r\nx\r\n")
+            assert wait_for(lambda: "=> ok@b.example" in d.mainlog())
+            assert wait_for(lambda: "== later@b.example" in d.mainlog())
+            ids = d.queued()
+            assert len(ids) == 1
+            h = d.header_file(ids[0])
+            # the delivered address is in the non-recipients tree now
+            assert "NN ok@b.example" in h
+            assert not (mail / "sender").exists()        # no bounce for a deferral
+
+
+def test_maildir_pipe_and_queuefile(postern_bin, tmp_path, mail):
+    qdir = tmp_path / "scanner"
+    qdir.mkdir()
+    out = mail / "piped"
+    extra_routers = ("special:\n  driver = accept\n  local_parts = md : pp : pf : qf\n"
+                     "  transport = ${if eq{$local_part}{md}{maildir}{${if eq{$local_part}{qf}{scan}{pipe}}}}\n")
+    extra_transports = (f"maildir:\n  driver = appendfile\n  directory = {mail}/Maildir\n  maildir_format\n"
+                        f"  create_directory\n  user = nobody\n  group = nogroup\n"
+                        f"pipe:\n  driver = pipe\n  command = /bin/sh -c 'cat > {out}.$local_part; "
+                        f"test $local_part = pp'\n  user = nobody\n  group = nogroup\n"
+                        f"scan:\n  driver = queuefile\n  directory = {qdir}\n  user = root\n  group = root\n")
+    cfg = local_config(mail, None, extra_routers=extra_routers, extra_transports=extra_transports,
+                       main="never_users =\n")
+    with Daemon(postern_bin, tmp_path, cfg, queue_only=False) as d:
+        send(d.port, "sender@a.example", ["md@a.example", "pp@a.example", "pf@a.example", "qf@a.example"],
+             "Subject: multi\r\n\r\nbody line\r\n")
+        assert wait_for(lambda: "Completed" in d.mainlog() or "** pf@a.example" in d.mainlog())
+        assert wait_for(lambda: (mail / "sender").exists())
+        log = d.mainlog()
+        new = list((mail / "Maildir" / "new").iterdir())
+        assert len(new) == 1 and "body line" in new[0].read_text()
+        assert (pathlib.Path(str(out) + ".pp")).read_text().endswith("body line\n")
+        assert "=> pp@a.example R=special T=pipe" in log
+        assert "** pf@a.example R=special T=pipe: Child process of pipe transport returned 1" in log
+        # queuefile: the spool files, in Exim's format, in the scanner's directory
+        hfiles = list(qdir.glob("*-H"))
+        assert len(hfiles) == 1
+        msgid = hfiles[0].name[:-2]
+        assert hfiles[0].read_text().startswith(f"{msgid}-H\n")
+        assert (qdir / f"{msgid}-D").read_text() == f"{msgid}-D\nbody line\n"
+
+
+def test_journal_prevents_a_second_delivery(postern_bin, tmp_path, mail):
+    cfg = local_config(mail, None, main="queue_only\n")
+    with Daemon(postern_bin, tmp_path, cfg) as d:
+        send(d.port, "sender@a.example", ["alice@a.example", "bob@a.example"], "Subject: j\r\n\r\nx\r\n")
+        msgid = d.queued()[0]
+    # a delivery process crashed after delivering to alice: its journal says so
+    (d.spool / "input" / f"{msgid}-J").write_text("alice@a.example\n")
+    r = subprocess.run([postern_bin, "-C", str(d.config), "-M", msgid], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert not (mail / "alice").exists()
+    assert (mail / "bob").exists()
+    assert "journal file recovered" in d.mainlog()
+    assert d.queued() == []
+
+
+@pytest.mark.skipif(EXIM is None, reason="exim4 not installed")
+def test_bt_matches_exim(postern_bin, tmp_path):
+    cfg = tmp_path / "bt.conf"
+    cfg.write_text("""\
+primary_hostname = test.example
+domainlist local_domains = test.example
+begin routers
+aliases:
+  driver = redirect
+  data = ${if eq{$local_part}{list}{a@test.example, b@test.example}{}}
+smart:
+  driver = manualroute
+  domains = ! +local_domains
+  route_list = * 192.0.2.25
+  transport = remote
+local:
+  driver = accept
+  local_parts = a : b
+  transport = t
+begin transports
+remote:
+  driver = smtp
+t:
+  driver = appendfile
+  file = /tmp/x
+""")
+    args = ["-bt", "list@test.example", "x@other.example", "nobody@test.example", "a@test.example"]
+    ours = subprocess.run([postern_bin, "-C", str(cfg)] + args, capture_output=True, text=True, timeout=30)
+    theirs = subprocess.run([EXIM, "-C", str(cfg)] + args, capture_output=True, text=True, timeout=30)
+    assert ours.stdout == theirs.stdout
+    assert ours.returncode == theirs.returncode == 2
+
+
+@pytest.mark.skipif(EXIM is None, reason="exim4 not installed")
+def test_exim_delivers_a_message_postern_queued(postern_bin, tmp_path, mail):
+    with Daemon(postern_bin, tmp_path, "acl_smtp_rcpt = accept\nqueue_only\n") as d:
+        send(d.port, "sender@example.org", ["alice@test.example"], "Subject: to exim\r\n\r\nhanded over\r\n")
+        msgid = d.queued()[0]
+    cfg = tmp_path / "exim.conf"
+    cfg.write_text(f"""\
+primary_hostname = test.example
+spool_directory = {d.spool}
+exim_user = root
+exim_group = root
+log_file_path = {tmp_path}/exim-%slog
+begin routers
+all:
+  driver = accept
+  local_parts = alice
+  transport = t
+begin transports
+t:
+  driver = appendfile
+  file = {mail}/$local_part_data
+  user = nobody
+  group = nogroup
+""")
+    r = subprocess.run([EXIM, "-C", str(cfg), "-M", msgid], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert wait_for(lambda: (mail / "alice").exists())
+    assert "handed over" in (mail / "alice").read_text()
+    assert "Subject: to exim" in (mail / "alice").read_text()
