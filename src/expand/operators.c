@@ -681,8 +681,12 @@ static void headerwrap(gstr *out, const char *s, unsigned cols, unsigned maxchar
                     llen = cols - llen;
                     gstr_catn(out, s, llen);
                     s += llen;
-                } else
-                    llen = 0;
+                } else {
+                    /* the indent alone fills the line: emit one character so
+                     * that the loop always progresses (Exim would spin) */
+                    gstr_catc(out, *s++);
+                    llen = 1;
+                }
             }
         } else {
             llen = (unsigned)(t - s);
