@@ -97,6 +97,10 @@ static struct ub_ctx *make_ctx(const dns_options *o, bool *validating, char **er
 
     const char *ta = o->dnssec_off ? ""
                    : o->trust_anchor_file ? o->trust_anchor_file : DNS_DEFAULT_TRUST_ANCHOR;
+    /* the default key missing (dns-root-data not installed): no validation;
+       a file that was named must be there */
+    if (!o->trust_anchor_file && *ta && !file_readable(ta))
+        ta = "";
     *validating = false;
     if (*ta) {
         if (!file_readable(ta)) {
