@@ -966,12 +966,12 @@ status xp_op(xs *x, const char *name, const char *s, bool argt, gstr *out, bool 
     } else if (!strcmp(op, "sha2") || !strcmp(op, "sha256")) {
         const char *bits = arg ? arg : "256";
         if (strcmp(bits, "256") && strcmp(bits, "384") && strcmp(bits, "512"))
-            return xfail(x, "sha2 hash variant %s not supported", bits);
+            return xfail(x, "unrecognised sha2 variant");
         st = digest(x, arena_printf(x->w, "SHA%s", bits), s, true, out);
     } else if (!strcmp(op, "sha3")) {
         const char *bits = arg ? arg : "256";
         if (strcmp(bits, "224") && strcmp(bits, "256") && strcmp(bits, "384") && strcmp(bits, "512"))
-            return xfail(x, "sha3 hash variant %s not supported", bits);
+            return xfail(x, "unrecognised sha3 variant");
         st = digest(x, arena_printf(x->w, "SHA3-%s", bits), s, true, out);
     } else if (!strcmp(op, "base64") || !strcmp(op, "str2b64")) {
         b64enc(out, (const unsigned char *)s, strlen(s));
@@ -1220,13 +1220,17 @@ status xp_op(xs *x, const char *name, const char *s, bool argt, gstr *out, bool 
                 gstr_catc(out, *p);
         }
     } else if (!strcmp(op, "randint")) {
-        char *e;
-        long long max = strtoll(s, &e, 10);
-        if (*e || max <= 0)
-            return xfail(x, "Unable to generate random number in range 0..%s", s);
-        unsigned long long r;
+        const char *p = s;
+        while (isspace((unsigned char)*p))
+            p++;
+        if (!isdigit((unsigned char)*p) && !((*p == '-' || *p == '+') && isdigit((unsigned char)p[1])))
+            return xfail(x, "integer expected but %s found", xq(x, s));
+        long long max;
+        if (!x_number(s, &max))
+            return xfail(x, "invalid integer %s", xq(x, s));
+        unsigned long long r = 0;
         RAND_bytes((unsigned char *)&r, sizeof r);
-        gstr_printf(out, "%llu", r % (unsigned long long)max);
+        gstr_printf(out, "%llu", max <= 1 ? 0ULL : r % (unsigned long long)max);
         keep_taint = false;
     } else if (!strcmp(op, "stat")) {
         struct stat sb;
