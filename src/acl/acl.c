@@ -205,7 +205,7 @@ static void warn_header(acl_ctx *c, const char *text)
 
 static acl_rc read_file(acl_ctx *c, const char *path, char **text)
 {
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);   /* a FIFO must not block us */
     if (fd < 0)
         return acl_fail_text(c, RC_ERROR, "failed to open ACL file \"%s\": %s", path, strerror(errno));
     struct stat sb;
