@@ -12,6 +12,7 @@
 #include "expand/expand.h"
 #include "spool/spool.h"
 
+#include <ftw.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,15 +34,29 @@ static spool_header hdr_to = { 'T', "To: a@b.example, \"x y\" <c@d>\n", 30, NULL
 static spool_header hdr_from = { 'F', "From: <e@f.example>\n", 20, &hdr_to };
 static const char *rcpts[] = { "a@b.example", "z@y.example" };
 
+static char hints_dir[] = "/tmp/fuzz_acl_eval.XXXXXX";
+
+static int rm_one(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+    (void)sb; (void)flag; (void)ftw;
+    return remove(path);
+}
+
+static void cleanup(void)
+{
+    nftw(hints_dir, rm_one, 8, FTW_DEPTH | FTW_PHYS);
+}
+
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
     (void)argc; (void)argv;
     state_init("fuzz_acl_eval");
     if (!freopen("/dev/null", "w", stdout) || !freopen("/dev/null", "r", stdin))
         abort();
-    char dir[] = "/tmp/fuzz_acl_eval.XXXXXX";
-    if (!mkdtemp(dir))
+    char *dir = mkdtemp(hints_dir);
+    if (!dir)
         abort();
+    atexit(cleanup);
     char *text = arena_printf(ps.config,
         "spool_directory = %s\n"
         "hostlist nets = 10.0.0.0/8 : 192.0.2.0/24\n"
