@@ -588,7 +588,7 @@ status xp_cond(xs *x, const char **sp, bool skip, bool *res)
                 st = xfail(x, "%s is not an IP address", xq(x, arg[0]));
                 break;
             }
-            ms = match_ip(arg[0], arg[1], x->w, &val, &err);
+            ms = match_ip_only(arg[0], arg[1], x->w, &val, &err);
         } else if (t == C_MDOM) {
             ms = match_domain(arg[0], arg[1], x->w, &val, &err);
         } else if (t == C_MLP) {

@@ -10,6 +10,7 @@
 #include "core/list.h"
 #include "lookup/lookup.h"
 #include "core/state.h"
+#include "dns/dns.h"
 
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <arpa/inet.h>
@@ -31,6 +32,7 @@ typedef struct mctx {
     char **err;
     int depth;
     bool ignore_unknown, include_unknown;   /* host lists: +ignore_unknown, +include_unknown */
+    bool ip_only;           /* match_ip condition: a host name item fails the list */
 } mctx;
 
 bool ip_parse(const char *s, unsigned char addr[16], int *family, int *mask)
@@ -467,8 +469,39 @@ static status item_ip(mctx *m, const char *ip, const char *it)
     }
     if (strcmp(it, "@[]") == 0 || strncmp(it, "@mx_", 4) == 0)
         return ST_FAIL;
-    /* A host name: the subject's name is not known here (no reverse
-     * lookup), so as in Exim the whole list fails, unless told otherwise. */
+    if (!m->ip_only) {
+        /* Host lists (ACL "hosts =" etc.): a wildcard or regex is matched
+         * against the client's host name when it is known; a plain name is
+         * looked up (A or AAAA) and its addresses compared. */
+        const char *hn = ps.sender_host_name;
+        if (it[0] == '*' || it[0] == '^') {
+            if (hn && *hn)
+                return match_domain_pattern(hn, it, m->a) ? ST_OK : ST_FAIL;
+        } else {
+            if (hn && *hn && strcasecmp(hn, it) == 0)
+                return ST_OK;
+            char *e = NULL;
+            dns_resolver *r = dns_process_resolver(&e, m->a);
+            if (r) {
+                dns_answer ans;
+                if (dns_lookup(r, it, fa == 4 ? DNS_T_A : DNS_T_AAAA, m->a, &ans) == ST_OK &&
+                    ans.st == ST_OK) {
+                    for (int i = 0; i < ans.nrr; i++) {
+                        unsigned char b[16];
+                        int fb;
+                        if (ans.rr[i].text && ip_parse(ans.rr[i].text, b, &fb, NULL) &&
+                            ip_in_net(a, fa, b, fb, fa == 4 ? 32 : 128))
+                            return ST_OK;
+                    }
+                    return ST_FAIL;
+                }
+                if (ans.st == ST_NOTFOUND)
+                    return ST_FAIL;
+            }
+        }
+    }
+    /* The subject's name is not known (or, for the match_ip condition, never
+     * looked at): as in Exim the whole list fails, unless told otherwise. */
     if (m->ignore_unknown)
         return ST_FAIL;
     if (m->include_unknown)
@@ -506,11 +539,12 @@ static status walk(mctx *m, const char *subject, const char *list)
 }
 
 static status run(mkind k, const char *subject, const char *list, bool caseless, arena *a,
-                  const char **value, char **err)
+                  const char **value, char **err, bool ip_only)
 {
     char *dummy = NULL;
     const char *v = NULL;
-    mctx m = {.kind = k, .a = a, .caseless = caseless, .value = &v, .err = err ? err : &dummy};
+    mctx m = {.kind = k, .a = a, .caseless = caseless, .value = &v, .err = err ? err : &dummy,
+              .ip_only = ip_only};
     status st = walk(&m, subject, list);
     if (st == ST_NOTFOUND)
         st = ST_FAIL;
@@ -521,22 +555,27 @@ static status run(mkind k, const char *subject, const char *list, bool caseless,
 
 status match_domain(const char *domain, const char *list, arena *a, const char **value, char **err)
 {
-    return run(MK_DOMAIN, domain, list, true, a, value, err);
+    return run(MK_DOMAIN, domain, list, true, a, value, err, false);
 }
 
 status match_local_part(const char *lp, const char *list, bool caseless, arena *a,
                         const char **value, char **err)
 {
-    return run(MK_LP, lp, list, caseless, a, value, err);
+    return run(MK_LP, lp, list, caseless, a, value, err, false);
 }
 
 status match_address(const char *addr, const char *list, bool caseless, arena *a,
                      const char **value, char **err)
 {
-    return run(MK_ADDR, addr, list, caseless, a, value, err);
+    return run(MK_ADDR, addr, list, caseless, a, value, err, false);
 }
 
 status match_ip(const char *ip, const char *list, arena *a, const char **value, char **err)
 {
-    return run(MK_IP, ip, list, true, a, value, err);
+    return run(MK_IP, ip, list, true, a, value, err, false);
+}
+
+status match_ip_only(const char *ip, const char *list, arena *a, const char **value, char **err)
+{
+    return run(MK_IP, ip, list, true, a, value, err, true);
 }

@@ -19,7 +19,16 @@ status match_local_part(const char *lp, const char *list, bool caseless, arena *
                         const char **value, char **err);
 status match_address(const char *addr, const char *list, bool caseless, arena *a,
                      const char **value, char **err);
+/* Host list matching for an IP address: CIDR items, "*", lookups
+ * ("iplsearch;file", "net24-lsearch;file"), and host names: a wildcard or
+ * regex item is matched against ps.sender_host_name when known; a plain
+ * name is looked up (A/AAAA through src/dns).  When the host's name is
+ * needed but unknown the whole list fails, unless "+ignore_unknown" (item
+ * skipped) or "+include_unknown" (item matches) came before it. */
 status match_ip(const char *ip, const char *list, arena *a, const char **value, char **err);
+/* The ${if match_ip} condition's variant: host name items are never
+ * looked up, so any host name item fails the list (as in Exim). */
+status match_ip_only(const char *ip, const char *list, arena *a, const char **value, char **err);
 /* A single domain-list item (no negation, lookups or named lists):
  * "^regex", "*suffix", "@" or a literal, caseless. */
 bool match_domain_pattern(const char *subject, const char *pattern, arena *a);

@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum kind { DOM, IP, ADDR, LP };
+enum kind { DOM, IP, IPONLY, HOSTNAMED, ADDR, LP };
 
 typedef struct row {
     enum kind k;
@@ -55,7 +55,15 @@ static const row rows[] = {
     {IP, "1.2.3.4", "*", ST_OK, NULL},
     {IP, "", ": 1.2.3.4", ST_OK, NULL},
     {IP, "1.2.3.4", "!1.2.3.4 : *", ST_FAIL, NULL},
-    {IP, "1.2.3.4", "host.name.example", ST_FAIL, NULL},
+    {IPONLY, "1.2.3.4", "1.2.3.5 : host.name.example : 1.2.3.4", ST_FAIL, NULL},  /* a name fails the list */
+    {IPONLY, "1.2.3.4", "1.2.3.4 : host.name.example", ST_OK, NULL},
+    {IPONLY, "1.2.3.4", "+ignore_unknown : host.name.example : 1.2.3.4", ST_OK, NULL},
+    {IPONLY, "1.2.3.4", "+include_unknown : host.name.example", ST_OK, NULL},
+    {IP, "1.2.3.4", "*.x.example : 1.2.3.4", ST_FAIL, NULL},          /* host name unknown */
+    {HOSTNAMED, "1.2.3.4", "*.x.example", ST_OK, NULL},                /* ps.sender_host_name set */
+    {HOSTNAMED, "1.2.3.4", "^mail\\.", ST_OK, NULL},
+    {HOSTNAMED, "1.2.3.4", "*.y.example : 1.2.3.4", ST_OK, NULL},
+    {HOSTNAMED, "1.2.3.4", "mail.x.example", ST_OK, NULL},
     {IP, "10.9.9.9", "iplsearch;DATA/ips", ST_OK, NULL},
     {IP, "10.1.2.99", "net24-lsearch;DATA/nets", ST_OK, NULL},
     {IP, "10.1.3.99", "net24-lsearch;DATA/nets", ST_FAIL, NULL},
@@ -126,6 +134,12 @@ int main(void)
         switch (r->k) {
         case DOM: st = match_domain(r->subject, list, ps.scratch, &value, &e); break;
         case IP: st = match_ip(r->subject, list, ps.scratch, &value, &e); break;
+        case IPONLY: st = match_ip_only(r->subject, list, ps.scratch, &value, &e); break;
+        case HOSTNAMED:
+            ps.sender_host_name = "mail.x.example";
+            st = match_ip(r->subject, list, ps.scratch, &value, &e);
+            ps.sender_host_name = NULL;
+            break;
         case ADDR: st = match_address(r->subject, list, true, ps.scratch, &value, &e); break;
         default: st = match_local_part(r->subject, list, true, ps.scratch, &value, &e); break;
         }
