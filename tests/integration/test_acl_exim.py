@@ -36,6 +36,8 @@ XFAIL = {
     "ratelimit": VARS,
     "drop closes the connection": "SMTP server: drop answers 550 (as deny) then closes; postern sends 554",
     "lists from an allowed host": "SMTP server: $local_part is lower-cased before the RCPT ACL in Exim",
+    "accept messages, helo verify without HELO, warn once per message":
+        "SMTP server: a message starting with a code (452 4.2.2) must replace 451",
 }
 
 # (name, config after COMMON, client ip, dialogue lines)
@@ -278,6 +280,26 @@ acl_rcpt:
      ["HELO ok", "MAIL FROM:<a@x>", "RCPT TO:<a@x>", "RCPT TO:<a@x>", "RCPT TO:<b@x>", "RCPT TO:<r@x>",
       "RCPT TO:<r@x>", "QUIT"]),
 
+    ("accept messages, helo verify without HELO, warn once per message",
+     """acl_smtp_mail = acl_mail
+acl_smtp_rcpt = acl_rcpt
+begin acl
+acl_mail:
+  warn    log_message = mail warning for $sender_address
+  warn    log_message = mail warning for $sender_address
+  require verify = helo
+  accept  message = sender $sender_address looks fine
+acl_rcpt:
+  warn    log_message = rcpt warning
+  defer   local_parts = later
+          message = 452 4.2.2 come back $local_part
+  accept  local_parts = ok
+          message = OK, I will allow you through today
+  deny
+""", "192.0.2.1",
+     ["MAIL FROM:<a@x>", "HELO [192.0.2.1]", "MAIL FROM:<a@x>", "RCPT TO:<ok@x>", "RCPT TO:<later@x>",
+      "RCPT TO:<no@x>", "RSET", "MAIL FROM:<a@x>", "RCPT TO:<ok@x>", "QUIT"]),
+
     ("drop closes the connection",
      """acl_smtp_rcpt = acl_rcpt
 begin acl
@@ -418,6 +440,8 @@ LOG_XFAIL = {
     "data acl: header syntax and bcc": "SMTP server: a \"rejected after DATA\" line starts with the message id",
     "ratelimit": VARS,
     "lists from an allowed host": "SMTP server: $local_part is lower-cased before the RCPT ACL in Exim",
+    "accept messages, helo verify without HELO, warn once per message":
+        "SMTP server: Exim logs \"rejected MAIL from [ip]: no HELO/EHLO given\"",
 }
 
 
