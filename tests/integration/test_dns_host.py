@@ -146,10 +146,11 @@ def exim_name(err):
 
 @pytest.mark.parametrize("ip", HOSTS)
 def test_host_name_matches_exim(dnsq, server, exim_runs, ip):
-    if ip == "192.0.2.3":
-        pytest.xfail("Exim 4.97+ ignores PTR names with characters other than letters, "
-                     "digits, '-' and '.'; the installed 4.96 does not")
     ename, ealiases = exim_name(exim_runs[(ip, "helo.example")].stderr)
+    if ip == "192.0.2.3":
+        # Exim 4.97+ ignores PTR names with characters other than letters,
+        # digits, '-' and '.' (4.99's result); the installed 4.96 does not
+        ename, ealiases = None, []
     r = run(dnsq, server, "-H", ip)
     ours = r["name"] if r["status"] == "OK" else None
     assert ours == ename
