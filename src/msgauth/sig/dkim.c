@@ -357,19 +357,29 @@ size_t dkim_header_hash(arena *a, const mail_msg *m, const char *const *names, i
 {
     gstr g;
     gstr_init(&g, a, 1024);
-    bool *used = arena_calloc(a, (size_t)m->nhdr + 1);
-    if (exclude >= 0 && exclude < m->nhdr)
-        used[exclude] = true;
+    /* For each distinct name, where the bottom-up search continues: a
+     * name repeated in h= takes the next instance up, and a name that ran
+     * out costs nothing more (h= may name a missing header 1000 times). */
+    struct cursor { const char *name; size_t len; int next; } *cur =
+        arena_alloc(a, sizeof *cur * (size_t)(n + 1));
+    int ncur = 0;
     for (int k = 0; k < n; k++) {
         size_t nl = strlen(names[k]);
-        for (int i = m->nhdr - 1; i >= 0; i--) {
-            const mail_header *hd = &m->hdr[i];
-            if (used[i] || hd->name_len != nl || strncasecmp(hd->name, names[k], nl) != 0)
-                continue;
-            used[i] = true;
-            canon_header(&g, c, hd);
-            break;
+        struct cursor *cu = NULL;
+        for (int j = 0; j < ncur && !cu; j++)
+            if (cur[j].len == nl && strncasecmp(cur[j].name, names[k], nl) == 0)
+                cu = &cur[j];
+        if (!cu) {
+            cu = &cur[ncur++];
+            *cu = (struct cursor){ names[k], nl, m->nhdr - 1 };
         }
+        int i = cu->next;
+        while (i >= 0 && (i == exclude || m->hdr[i].name_len != nl ||
+                          strncasecmp(m->hdr[i].name, names[k], nl) != 0))
+            i--;
+        if (i >= 0)
+            canon_header(&g, c, &m->hdr[i]);
+        cu->next = i >= 0 ? i - 1 : -1;
     }
     size_t before = g.len;
     canon_header(&g, c, sighdr);
