@@ -16,7 +16,29 @@
 
 static log_settings cfg = { .file_path = NULL, .spool_directory = "/var/spool/postern" };
 
-void log_configure(const log_settings *ls) { cfg = *ls; }
+/* The settings are copied: the configuration they came from may be freed
+ * (SIGHUP) while logging goes on. */
+void log_configure(const log_settings *ls)
+{
+    static char path[4096], spool[4096], fac[64], name[64];
+    cfg = *ls;
+    if (ls->file_path) {
+        snprintf(path, sizeof path, "%s", ls->file_path);
+        cfg.file_path = path;
+    }
+    if (ls->spool_directory) {
+        snprintf(spool, sizeof spool, "%s", ls->spool_directory);
+        cfg.spool_directory = spool;
+    }
+    if (ls->syslog_facility) {
+        snprintf(fac, sizeof fac, "%s", ls->syslog_facility);
+        cfg.syslog_facility = fac;
+    }
+    if (ls->process_name) {
+        snprintf(name, sizeof name, "%s", ls->process_name);
+        cfg.process_name = name;
+    }
+}
 
 static size_t stamp(char *buf, size_t len)
 {

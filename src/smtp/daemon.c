@@ -353,7 +353,9 @@ int daemon_run(const daemon_args *da)
         }
     }
     ps.pid = getpid();
+    /* a copy: the configuration may be replaced by SIGHUP */
     const char *pidfile = da->pidfile ? da->pidfile : cfg_str(MO_pid_file_path);
+    pidfile = pidfile ? arena_strdup(ps.conn, pidfile) : NULL;
     if (pidfile && *pidfile) {
         FILE *pf = fopen(pidfile, "w");
         if (pf) {
@@ -404,6 +406,11 @@ int daemon_run(const daemon_args *da)
             if (config_load(da->load, &nc, &cerr) == ST_OK) {
                 config *old = (config *)cfg;
                 config_set_current(nc);
+                log_settings lset = {
+                    .file_path = cfg_str(MO_log_file_path), .spool_directory = cfg_str(MO_spool_directory),
+                    .pid = logsel_on(&cfg->logsel, LS_PID),
+                };
+                log_configure(&lset);
                 config_free(old);
                 log_write(LOG_MAIN, "pid %d: SIGHUP received: configuration re-read "
                           "(listening sockets unchanged)", (int)getpid());
