@@ -96,20 +96,24 @@ static bool label_char(unsigned char ch)
     return isalnum(ch) || ch == '-' || ch >= 128;
 }
 
-/* domain after '@'; false when missing or malformed */
-static bool domain(const char **pp)
+/* domain after '@'; false (and *err) when missing or malformed */
+static bool domain(hscan *h, const char **pp)
 {
     const char *p = skip_cfws(*pp);
     if (*p == '[') {
         const char *q = strchr(p, ']');
-        if (!q)
+        if (!q) {
+            h->err = "malformed domain literal";
             return false;
+        }
         *pp = q + 1;
         return true;
     }
     for (;;) {
-        if (!(isalnum((unsigned char)*p) || (unsigned char)*p >= 128))
+        if (!(isalnum((unsigned char)*p) || (unsigned char)*p >= 128)) {
+            h->err = "domain missing or malformed";
             return false;
+        }
         while (label_char((unsigned char)*p))
             p++;
         if (*p != '.' )
@@ -144,10 +148,8 @@ static bool addr_spec(hscan *h, const char **pp, bool in_angle)
     const char *p = skip_cfws(*pp);
     if (*p == '@') {
         const char *ds = skip_cfws(p + 1), *de = ds;
-        if (!domain(&de)) {
-            h->err = "domain missing or malformed";
+        if (!domain(h, &de))
             return false;
-        }
         if (le == ls) {
             h->err = "no local part";
             return false;

@@ -56,8 +56,11 @@ static bool unqualified_ok(acl_ctx *c, bool sender_side)
 
 static acl_rc header_syntax(acl_ctx *c)
 {
-    static const char *const checked[] = { "sender", "from", "reply-to", "to", "cc", "bcc", NULL };
-    static const char *const sender_side[] = { "sender", "from", "reply-to", NULL };
+    static const char *const checked[] = { "sender", "from", "reply-to", "to", "cc", "bcc",
+                                           "resent-sender", "resent-from", "resent-reply-to",
+                                           "resent-to", "resent-cc", "resent-bcc", NULL };
+    static const char *const sender_side[] = { "sender", "from", "reply-to", "resent-sender",
+                                               "resent-from", "resent-reply-to", NULL };
     for (const spool_header *h = ps.msg_headers; h; h = h->next) {
         char *name;
         const char *value;

@@ -609,6 +609,11 @@ static const tcase cases[] = {
       .lmsg = "unqualified address not permitted: failing address in \"Cc:\" header is: c" },
     { "header_syntax unqualified local", "begin acl\na:\n deny !verify = header_syntax\n accept\n",
       ACL_WHERE_NOT_SMTP, "a", NULL, .headers = "Cc: a@b, c\n", .st = ST_OK },
+    { "header_syntax Resent-To (exim4)", "begin acl\na:\n deny !verify = header_syntax\n accept\n",
+      ACL_WHERE_DATA, "a", H, .headers = "To: a@b\nResent-To: @\n", .st = ST_FAIL,
+      .lmsg = "domain missing or malformed: failing address in \"Resent-To:\" header is: @" },
+    { "header_syntax other headers unchecked", "begin acl\na:\n deny !verify = header_syntax\n accept\n",
+      ACL_WHERE_DATA, "a", H, .headers = "Return-Path: @\nErrors-To: @\nSubject: <@>\n", .st = ST_OK },
     { "header_syntax trailing (exim4)", "begin acl\na:\n deny !verify = header_syntax\n accept\n",
       ACL_WHERE_DATA, "a", H, .headers = "To: a@b c\n", .st = ST_FAIL,
       .lmsg = "malformed address: c\\n may not follow a@b : failing address in \"To:\" header is: a@b c" },
@@ -923,6 +928,9 @@ static void test_hdr(void)
         { " a@b (c\n", NULL }, { " a@b; c@d\n", "malformed address: ; c@d\\n may not follow a@b" },
         { " Name <@r.x:a@b>\n", NULL }, { " a@b_c\n", "malformed address: _c\\n may not follow a@b" },
         { " \xc3\xa4@b\n", NULL }, { " a@b, <c>\n", "unqualified address not permitted" },
+        { " a@[1.2\n", "malformed domain literal" }, { " \"a b\" <>\n", "missing or malformed local part" },
+        { " <@>\n", "domain missing or malformed" }, { " a@b, c@d\n", NULL }, { " Group:;\n", NULL },
+        { " a@b,\n", NULL }, { " ,\n", NULL }, { "\n", NULL },
     };
     for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
         const char *failing;
