@@ -61,7 +61,7 @@ typedef struct acl_result {
                                    ST_DISCARD discard, ST_ERROR config/expansion error */
     bool drop;                  /* "drop": reply then close the connection */
     const char *user_message;   /* from "message =", NULL for the default text */
-    const char *log_message;    /* from "log_message =" */
+    const char *log_message;    /* from "log_message =" (see below: Exim's log text) */
     const char *error;          /* ST_ERROR: what went wrong (logged to panic/main) */
     /* Added by src/acl: "log_reject_target =" in the deciding ACL: when set,
        the rejection is logged to these logs only (LOG_MAIN|LOG_REJECT|LOG_PANIC
@@ -70,7 +70,12 @@ typedef struct acl_result {
     int log_reject_target;
 } acl_result;
 
-/* Per-message and per-connection results that accumulate over ACL calls. */
+/* Per-message and per-connection results that accumulate over ACL calls.
+ * Zero it when a connection (or a non-SMTP message) starts; call
+ * acl_session_message_reset() whenever the message arenas (ps.msg) are
+ * reset, since per-message parts (headers, controls' strings, the
+ * ratelimit and "warn" caches) live there.  Connection parts live in
+ * ps.conn. */
 typedef struct acl_session {
     acl_controls controls;
     acl_header *headers;        /* add_header / remove_header requests, in order */
