@@ -611,19 +611,9 @@ status expand_check_bool(const char *s, arena *a, bool *result, char **err)
     size_t n = strlen(p);
     while (n && isspace((unsigned char)p[n - 1]))
         n--;
-    if (n == 0 || (n == 1 && *p == '0') || (n == 2 && strncasecmp(p, "no", 2) == 0) ||
-        (n == 5 && strncasecmp(p, "false", 5) == 0)) {
-        *result = false;
-        return ST_OK;
-    }
-    if ((n == 1 && *p == '1') || (n == 3 && strncasecmp(p, "yes", 3) == 0) ||
-        (n == 4 && strncasecmp(p, "true", 4) == 0)) {
-        *result = true;
-        return ST_OK;
-    }
-    if (err)
-        *err = arena_printf(a, "\"%s\" is not a valid boolean", v);
-    return ST_ERROR;
+    *result = !(n == 0 || (n == 1 && *p == '0') || (n == 2 && strncasecmp(p, "no", 2) == 0) ||
+                (n == 5 && strncasecmp(p, "false", 5) == 0));
+    return ST_OK;
 }
 
 status expand_integer(const char *s, arena *a, long long *out, char **err)

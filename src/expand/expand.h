@@ -31,13 +31,14 @@
  * deferred.  *err is in a (may be NULL if err is NULL). */
 status expand_string(const char *s, arena *a, char **out, char **err);
 
-/* Expand a condition (the text of e.g. "eq{$a}{b}" or a plain string that
- * is then interpreted as a boolean like Exim's "condition =" option:
- * "", "0", "no", "false" are false, "1", "yes", "true" are true). */
+/* Evaluate a condition written as in ${if ...}: "eq{$a}{b}", "!def:x",
+ * "and{{...}{...}}".  Extra text after the condition is an error. */
 status expand_condition(const char *s, arena *a, bool *result, char **err);
 
-/* Expand a string and interpret as a boolean the way generic "condition"
- * options do (see above). */
+/* Expand a string and interpret the result as routers' "condition" option
+ * does: "", "0", "no" and "false" (any case, surrounding white space
+ * ignored) are false, anything else is true.  A forced failure is returned
+ * as ST_FAIL_FORCED (routers then decline). */
 status expand_check_bool(const char *s, arena *a, bool *result, char **err);
 
 /* Expand and convert to an integer (with K/M/G suffixes). */

@@ -276,7 +276,7 @@ static void test_condition_api(void)
     }
     static const struct { const char *in; status st; bool res; } b[] = {
         {"yes", ST_OK, true}, {"", ST_OK, false}, {" 0 ", ST_OK, false}, {"${if eq{a}{a}}", ST_OK, true},
-        {"maybe", ST_ERROR, false},
+        {"maybe", ST_OK, true}, {" FALSE ", ST_OK, false}, {"${if eq{a}{b}{y}fail}", ST_FAIL_FORCED, false},
     };
     for (size_t i = 0; i < sizeof b / sizeof b[0]; i++) {
         bool r = !b[i].res;
