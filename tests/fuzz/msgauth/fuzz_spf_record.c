@@ -71,6 +71,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     spf_check(&q, &dns, a, &o);
     spf_received(&q, &o, a);
     spf_smtp_comment(&q, &o, s, a);
+    /* hostile identities: the input's first line as sender, the rest as HELO */
+    char *nl = memchr(s, '\n', size);
+    if (nl) {
+        *nl = 0;
+        q.sender = s;
+        q.helo = nl + 1;
+        q.ip = "::ffff:192.0.2.1";
+        spf_check(&q, &dns, a, &o);
+        spf_received(&q, &o, a);
+        spf_header_comment(&q, &o, a);
+        spf_smtp_comment(&q, &o, NULL, a);
+    }
     arena_free(a);
     return 0;
 }
