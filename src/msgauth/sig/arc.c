@@ -139,7 +139,7 @@ static const char *chain_domains(arena *a, const arc_chain *c)
 /* ---- AMS ------------------------------------------------------------------ */
 
 static bool ams_verify(arena *a, const mail_msg *m, int idx, const arc_verify_opts *o,
-                       const char **why, bool *temp)
+                       dkim_bh_cache *cache, const char **why, bool *temp)
 {
     const mail_header *h = &m->hdr[idx];
     dkim_sig s;
@@ -166,7 +166,7 @@ static bool ams_verify(arena *a, const mail_msg *m, int idx, const arc_verify_op
             return false;
         }
     dkim_verify_opts vo = { .dns = o->dns, .now = o->now, .min_rsa_bits = o->min_rsa_bits,
-                            .min_ed25519_bits = 250, .strict = true };
+                            .min_ed25519_bits = 250, .strict = true, .cache = cache };
     dkim_result r;
     memset(&r, 0, sizeof r);
     r.identity = arena_printf(a, "@%s", s.d);
@@ -344,7 +344,8 @@ void arc_verify(arena *a, const mail_msg *m, const arc_verify_opts *o, arc_resul
     /* the newest AMS */
     const char *why = NULL;
     bool temp = false;
-    if (!ams_verify(a, m, top->ams, o, &why, &temp)) {
+    dkim_bh_cache *cache = arena_calloc(a, sizeof *cache);
+    if (!ams_verify(a, m, top->ams, o, cache, &why, &temp)) {
         r->temperror = temp;
         fail(r, arena_printf(a, "i=%d AMS: %s", c->n, why));
         return;
@@ -359,7 +360,7 @@ void arc_verify(arena *a, const mail_msg *m, const arc_verify_opts *o, arc_resul
     r->oldest_pass = c->n;
     for (int i = c->n - 1; i >= 1; i--) {
         bool t2 = false;
-        if (!ams_verify(a, m, c->set[i].ams, o, &why, &t2))
+        if (!ams_verify(a, m, c->set[i].ams, o, cache, &why, &t2))
             break;
         r->oldest_pass = i;
     }

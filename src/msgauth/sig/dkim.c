@@ -457,7 +457,24 @@ void dkim_verify_parsed(arena *a, const mail_msg *m, const mail_header *hdr, dki
         return;
     const char *err = NULL;
     unsigned char bh[EVP_MAX_MD_SIZE], hh[EVP_MAX_MD_SIZE];
-    size_t bhl = dkim_body_hash(a, m, s->bc, s->hash, s->l, bh, &err);
+    size_t bhl = 0;
+    dkim_bh_cache *bc = o->cache;
+    for (int i = 0; bc && i < bc->n && !bhl; i++)
+        if (bc->e[i].bc == s->bc && bc->e[i].h == s->hash && bc->e[i].l == s->l) {
+            bhl = bc->e[i].len;
+            memcpy(bh, bc->e[i].d, bhl);
+        }
+    if (!bhl) {
+        bhl = dkim_body_hash(a, m, s->bc, s->hash, s->l, bh, &err);
+        if (bc && bhl && bc->n < (int)(sizeof bc->e / sizeof bc->e[0])) {
+            bc->e[bc->n].bc = s->bc;
+            bc->e[bc->n].h = s->hash;
+            bc->e[bc->n].l = s->l;
+            bc->e[bc->n].len = bhl;
+            memcpy(bc->e[bc->n].d, bh, bhl);
+            bc->n++;
+        }
+    }
     if (bhl == 0 || bhl != s->bhlen || memcmp(bh, s->bhash, bhl) != 0) {
         key_free(pk);
         r->status = DKIM_FAIL;
@@ -524,9 +541,12 @@ int dkim_verify(arena *a, const mail_msg *m, const dkim_verify_opts *o, dkim_res
 {
     int n = 0;
     dkim_result *v = arena_calloc(a, sizeof *v * DKIM_MAX_SIGS);
+    dkim_verify_opts oc = *o;
+    if (!oc.cache)
+        oc.cache = arena_calloc(a, sizeof *oc.cache);
     for (int i = mail_find(m, "dkim-signature", 0); i >= 0 && n < DKIM_MAX_SIGS;
          i = mail_find(m, "dkim-signature", i + 1))
-        dkim_verify_one(a, m, i, o, &v[n++]);
+        dkim_verify_one(a, m, i, &oc, &v[n++]);
     *out = v;
     return n;
 }

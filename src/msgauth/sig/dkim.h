@@ -84,8 +84,17 @@ typedef struct dkim_key {
  * v= or k=. */
 status dkim_key_parse(arena *a, const char *txt, size_t len, dkim_key *out, const char **err);
 
+/* Body hashes already computed for this message, by canonicalization,
+ * hash and l= (a message with many signatures is canonicalized once per
+ * distinct setting).  Zero it per message; NULL disables caching. */
+typedef struct dkim_bh_cache {
+    int n;
+    struct { canon bc; sig_hash h; long long l; size_t len; unsigned char d[64]; } e[8];
+} dkim_bh_cache;
+
 typedef struct dkim_verify_opts {
     dns_iface dns;
+    dkim_bh_cache *cache;        /* optional; dkim_verify() provides its own */
     time_t now;                  /* 0: time(NULL) */
     int min_rsa_bits;            /* Exim's dkim_verify_min_keysizes: rsa=1024 */
     int min_ed25519_bits;        /* ed25519=250 */
