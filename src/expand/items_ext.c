@@ -669,7 +669,7 @@ static status readsock(xs *x, const char *spec, const char *req, const char *opt
         while ((item = list_next(&l, &sep, x->w))) {
             if (first) {
                 long long t;
-                if (!opt_parse_time(item, &t) == ST_OK || t < 0)
+                if (opt_parse_time(item, &t) != ST_OK || t < 0)
                     t = 5;
                 timeout = (int)(t > 3600 ? 3600 : t);
                 first = false;
