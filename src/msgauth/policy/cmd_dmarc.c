@@ -246,12 +246,18 @@ int cmd_dmarc(int argc, char **argv)
                                       .nprops = 1 };
     }
     {
-        authres_prop *pp = arena_calloc(a, sizeof *pp * 2);
+        authres_prop *pp = arena_calloc(a, sizeof *pp * 4);
         int np = 0;
         if (r.from_domain && *r.from_domain)
             pp[np++] = (authres_prop){ "header", "from", r.from_domain };
-        if (r.have_record)
+        if (r.have_record) {
             pp[np++] = (authres_prop){ "policy", "dmarc", dmarc_pol_name(r.applied) };
+            if (r.mode == DMARC_MODE_RFC9989) {    /* RFC 9989's polrec ptype */
+                pp[np++] = (authres_prop){ "polrec", "p", dmarc_pol_name(r.rec.p) };
+                if (strcmp(r.used_domain, r.from_domain) != 0)
+                    pp[np++] = (authres_prop){ "polrec", "domain", r.used_domain };
+            }
+        }
         ar[nar++] = (authres_result){ .method = "dmarc", .result = r.ar, .comment = r.ar_reason,
                                       .props = pp, .nprops = np };
     }

@@ -305,6 +305,7 @@ void dmarc_evaluate(const dmarc_input *in, const dns_iface *dns, arena *a, dmarc
         out->detail = "Unable to determine the From domain";
         out->from_domain = out->used_domain = out->domain_policy = out->org_domain = "";
         out->status_text = dmarc_status_label(out->outcome);
+        out->mode = in->mode;
         return;
     }
     dmarc_result best;
@@ -316,6 +317,7 @@ void dmarc_evaluate(const dmarc_input *in, const dns_iface *dns, arena *a, dmarc
             best = r;
     }
     *out = best;
+    out->mode = in->mode;
     out->status_text = dmarc_status_label(out->outcome);
 }
 
@@ -332,7 +334,13 @@ char *dmarc_authres_text(const dmarc_result *r, arena *a)
     }
     if (r->from_domain && *r->from_domain)
         gstr_printf(&g, " header.from=%s", r->from_domain);
-    if (r->have_record)
+    if (r->have_record) {
         gstr_printf(&g, " policy.dmarc=%s", dmarc_pol_name(r->applied));
+        if (r->mode == DMARC_MODE_RFC9989) {       /* RFC 9989's polrec ptype */
+            gstr_printf(&g, " polrec.p=%s", dmarc_pol_name(r->rec.p));
+            if (r->used_domain && strcmp(r->used_domain, r->from_domain) != 0)
+                gstr_printf(&g, " polrec.domain=%s", r->used_domain);
+        }
+    }
     return g.s;
 }

@@ -97,6 +97,7 @@ typedef struct dmarc_result {
     bool sampled_out;             /* pct= or t=y lowered the policy */
     bool have_record;
     dmarc_record rec;
+    dmarc_mode mode;
 } dmarc_result;
 
 const char *dmarc_outcome_name(dmarc_outcome o);

@@ -430,7 +430,8 @@ static void test_dmarc_eval(arena *a)
                         .dkim = &dk, .ndkim = 1, .pct_roll = -1 };
     dmarc_evaluate(&in2, &dns, a, &r);
     CHECK_STR(dmarc_authres_text(&r, a),
-              "dmarc=fail (From domain record) header.from=example.com policy.dmarc=reject", "A-R");
+              "dmarc=fail (From domain record) header.from=example.com policy.dmarc=reject "
+              "polrec.p=reject", "A-R");
     dmarc_hist h;
     dmarc_hist_from_result(&h, &r, &in2, "1abc-2", "mx.example", 1700000000, "192.0.2.1",
                            "x.example", a);
