@@ -173,9 +173,18 @@ static acl_rc control(acl_ctx *c, const char *arg)
         strcmp(n, "debug") == 0 || strcmp(n, "no_callout_flush") == 0 || strcmp(n, "no_mbox_unspool") == 0) {
         /* accepted; nothing in postern depends on them yet */
     } else if (strcmp(n, "caseful_local_part") == 0) {
+        /* $local_part shows the client's case for the rest of this RCPT */
         k->caseful_local_part = true;
+        if (ps.local_part_caseful)
+            ps.local_part = ps.local_part_caseful;
     } else if (strcmp(n, "caselower_local_part") == 0) {
         k->caseful_local_part = false;
+        if (ps.local_part) {
+            char *lc = arena_strdup(ps.msg ? ps.msg : c->a, ps.local_part);
+            for (char *p = lc; *p; p++)
+                *p = (char)tolower((unsigned char)*p);
+            ps.local_part = lc;
+        }
     } else if (strcmp(n, "dkim_disable_verify") == 0) {
         k->dkim_disable_verify = true;
     } else if (strcmp(n, "dmarc_disable_verify") == 0) {

@@ -3,6 +3,8 @@
  * and header_sender need the routers of the delivery issue and defer with
  * a clear message until then. */
 #include "acl/acl_int.h"
+#include "core/log.h"
+#include "route/route.h"
 #include "dns/dns.h"
 #include "expand/match.h"
 #include "spool/spool.h"
@@ -291,6 +293,34 @@ acl_rc acl_verify(acl_ctx *c, const char *arg)
                              "\"header_syntax\", \"header_sender\", \"header_names_ascii\" or "
                              "\"reverse_host_lookup\" at start of ACL condition \"verify %s\"", arg);
     }
-    return acl_fail_text(c, RC_DEFER, "verify = %s is not yet implemented by postern "
-                                      "(address verification needs the routers)", what);
+    if (strcmp(what, "recipient") == 0 || strcmp(what, "sender") == 0) {
+        /* route the address with the routers' verify settings (no callout) */
+        bool sender = what[0] == 's';
+        const char *addr;
+        if (sender)
+            addr = arg[n] == '=' ? arena_strndup(c->a, arg + n + 1, strcspn(arg + n + 1, "/")) : ps.sender_address;
+        else
+            addr = arena_printf(c->a, "%s@%s", ps.local_part ? ps.local_part : "", ps.domain ? ps.domain : "");
+        if (!addr)
+            return RC_FAIL;
+        const char *msg = NULL;
+        status st = route_verify_address(addr, sender, c->a, &msg);
+        if (st == ST_OK)
+            return RC_OK;
+        ps.acl_verify_message = msg;
+        if (st == ST_DEFER) {
+            *c->umsg = sender ? arena_printf(c->a, "%s\nCould not complete sender verify", msg) : msg;
+            *c->lmsg = arena_printf(c->a, "%s verify defer for <%s>: %s", sender ? "sender" : "recipient", addr, msg);
+            return RC_DEFER;
+        }
+        *c->umsg = sender ? arena_printf(c->a, "%s\nSender verify failed", msg) : msg;
+        *c->lmsg = sender ? "Sender verify failed" : msg;
+        if (sender && logsel_on(&cfg->logsel, LS_SENDER_VERIFY_FAIL))
+            log_write(LOG_MAIN | LOG_REJECT, "H=%s%s%s[%s] sender verify fail for <%s>: %s",
+                      ps.sender_helo_name ? "(" : "", ps.sender_helo_name ? ps.sender_helo_name : "",
+                      ps.sender_helo_name ? ") " : "",
+                      ps.sender_host_address ? ps.sender_host_address : "local", addr, msg);
+        return RC_FAIL;
+    }
+    return acl_fail_text(c, RC_DEFER, "verify = %s is not yet implemented by postern", what);
 }

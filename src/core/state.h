@@ -79,6 +79,8 @@ typedef struct proc_state {
     const void *acl_dns;      /* tests: a dns_iface * used instead of the process resolver */
     double acl_now;           /* tests: when > 0, "now" (epoch seconds) for ratelimit */
     int acl_level;            /* nesting of ACLs being run ("acl =" and ${acl}) */
+    const char *local_part_caseful; /* RCPT: the local part as the client wrote it, for
+                                       control = caseful_local_part (NULL: as $local_part) */
 
     /* delivery (src/deliver, src/route, src/transport): the address being
      * routed or delivered ($domain_data and $local_part_data above) */

@@ -45,6 +45,10 @@ status route_set_transport(const driver_inst *r, address_item *a, route_ctx *ctx
 /* Look up host names of a host list (A/AAAA) through ctx->dns. */
 status route_lookup_hosts(host_item *h, route_ctx *ctx, char **err);
 
+/* verify = recipient / sender: ST_OK verified, ST_FAIL or ST_DEFER with
+ * *msg ("Unrouteable address", ...). */
+status route_verify_address(const char *address, bool sender, arena *a, const char **msg);
+
 /* -bt / -bv: route the addresses and print what Exim prints; returns the
  * exit status (0 all fine, 1 something deferred, 2 something failed). */
 #include <stdio.h>
