@@ -58,6 +58,8 @@ static const char *disposition(const dmarc_hist *h)
     switch (h->policy) {
     case HIST_POLICY_REJECT: return "reject";
     case HIST_POLICY_QUARANTINE: return "quarantine";
+    case HIST_POLICY_PASS:           /* RFC 9990: passed, policy not applied */
+        return "pass";
     default: return "none";
     }
 }
@@ -90,8 +92,7 @@ static void row_xml(gstr *g, const dmarc_hist *h, int count)
     for (int i = 0; i < h->ndkim; i++) {
         gstr_cat(g, "      <dkim>\n");
         el(g, 8, "domain", h->dkim[i].domain);
-        if (strcmp(h->dkim[i].selector, "-") != 0)
-            el(g, 8, "selector", h->dkim[i].selector);
+        el(g, 8, "selector", strcmp(h->dkim[i].selector, "-") != 0 ? h->dkim[i].selector : "");
         el(g, 8, "result", ares_name(h->dkim[i].result));
         gstr_cat(g, "      </dkim>\n");
     }
