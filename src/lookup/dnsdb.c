@@ -235,7 +235,18 @@ static const char *skip_ws(const char *s)
     return s;
 }
 
-status dnsdb_run(dnsdb_env *e, const char *q, arena *a, char **result, char **err)
+/* A parsed query: separators, modifiers, type, and the list of names. */
+typedef struct dnsdb_query {
+    enum mode defer_mode, dnssec_mode;
+    char outsep;
+    const char *outsep2;
+    int retrans, retry;
+    int type;
+    const char *list;
+} dnsdb_query;
+
+/* ST_OK, or ST_DEFER with *err for a syntax error (as Exim) */
+static status parse_query(const char *q, dnsdb_query *pq, arena *a, char **err)
 {
     enum mode defer_mode = M_LAX, dnssec_mode = M_LAX;
     char outsep = '\n';
@@ -312,90 +323,108 @@ status dnsdb_run(dnsdb_env *e, const char *q, arena *a, char **result, char **er
         q = skip_ws(eq + 1);
     }
 
-    int sep = 0;
-    /* compatibility: ptr= one IPv6 address is not split at its colons */
-    bool single = type == DNS_T_PTR && *q != '<' && is_ip(q), done = false;
-    if (!outsep2) {
+    *pq = (dnsdb_query){ defer_mode, dnssec_mode, outsep, outsep2, retrans, retry, type, q };
+    return ST_OK;
+}
+
+/* Look up one name of the list (both types for a+) and append its data to
+ * y.  ST_OK to go on (*failrc may become ST_DEFER), ST_DEFER to stop: a
+ * defer under defer_strict, or a result too long. */
+static status one_name(dnsdb_env *e, const dnsdb_query *pq, const char *domain, gstr *y,
+                       status *failrc, arena *a, char **err)
+{
+    int type = pq->type;
+    int searchtype = type == T_CSA ? DNS_T_SRV : type == T_MXH ? DNS_T_MX
+                   : type == T_ZNS ? DNS_T_NS : type;
+    do {
+        const char *found = domain;
+        dns_answer ans;
+        status st;
+        if (type == T_ADDRESSES) {
+            searchtype = searchtype == T_ADDRESSES ? DNS_T_AAAA : DNS_T_A;
+            st = look(e, domain, searchtype, a, &ans);
+        } else if (type == T_ZNS || type == DNS_T_SOA) {
+            st = walk_up(e, domain, searchtype, a, &ans);
+        } else if (type == T_CSA) {
+            st = csa_lookup(e, domain, a, &ans, &found);
+        } else {
+            st = look(e, domain, searchtype, a, &ans);
+        }
+        bool secure = st == ST_OK && ans.sec == DNS_SEC_SECURE;
+        e->dnssec_auth = pq->dnssec_mode == M_NEVER ? NULL : secure ? "yes" : "no";
+        if (st == ST_NOTFOUND)
+            continue;
+        if (st != ST_OK || (pq->dnssec_mode == M_STRICT && !secure)) {
+            /* Exim gives no message for a DNS defer ("gave DEFER: "); the
+               reason goes to e->why for debugging and logs */
+            e->why = st != ST_OK && ans.why ? ans.why : "DNSSEC: answer not authenticated";
+            if (pq->defer_mode == M_STRICT) {
+                *err = "";
+                return ST_DEFER;
+            }
+            if (pq->defer_mode == M_LAX) {
+                *failrc = ST_DEFER;
+                *err = "";
+            }
+            continue;
+        }
+        for (int i = 0; i < ans.nrr; i++)
+            if (ans.rr[i].type == searchtype)
+                format_rr(y, type == T_ADDRESSES ? DNS_T_A : type, &ans.rr[i], pq->outsep,
+                          pq->outsep2, domain, found);
+        if (y->len > DNSDB_MAX_RESULT) {
+            *err = arena_printf(a, "dnsdb result longer than %d bytes", DNSDB_MAX_RESULT);
+            return ST_DEFER;
+        }
+    } while (type == T_ADDRESSES && searchtype != DNS_T_A);
+    return ST_OK;
+}
+
+status dnsdb_run(dnsdb_env *e, const char *query, arena *a, char **result, char **err)
+{
+    dnsdb_query pq;
+    if (parse_query(query, &pq, a, err) != ST_OK)
+        return ST_DEFER;
+    int type = pq.type;
+    if (!pq.outsep2) {
         if (type == DNS_T_SPF)
-            outsep2 = "";
+            pq.outsep2 = "";
         else if (type == DNS_T_SRV || type == DNS_T_MX || type == DNS_T_TLSA)
-            outsep2 = " ";
+            pq.outsep2 = " ";
     }
-    if ((retrans || retry) && e->timeouts)
-        e->timeouts(e->dns.ctx, retrans, retry);
+    /* compatibility: ptr= one IPv6 address is not split at its colons */
+    const char *list = pq.list;
+    bool single = type == DNS_T_PTR && *list != '<' && is_ip(list), done = false;
+    if ((pq.retrans || pq.retry) && e->timeouts)
+        e->timeouts(e->dns.ctx, pq.retrans, pq.retry);
 
     gstr y;
     gstr_init(&y, a, 256);
     status failrc = ST_NOTFOUND, rc = ST_OK;
-    const char *domain;
-    const char *list = q;
-    char *item;
+    int sep = 0;
     for (;;) {
+        char *item;
         if (single) {
-            item = done ? NULL : arena_strdup(a, q);
+            item = done ? NULL : arena_strdup(a, list);
             done = true;
         } else {
             item = list_next(&list, &sep, a);
         }
         if (!item)
             break;
-        domain = item;
+        const char *domain = item;
         if ((type == DNS_T_PTR || type == T_CSA) && is_ip(domain))
             domain = dns_reverse_name(domain, NULL, a);
-        int searchtype = type == T_CSA ? DNS_T_SRV : type == T_MXH ? DNS_T_MX
-                       : type == T_ZNS ? DNS_T_NS : type;
-        do {
-            const char *found = domain;
-            dns_answer ans;
-            status st;
-            if (type == T_ADDRESSES) {
-                searchtype = searchtype == T_ADDRESSES ? DNS_T_AAAA : DNS_T_A;
-                st = look(e, domain, searchtype, a, &ans);
-            } else if (type == T_ZNS || type == DNS_T_SOA) {
-                st = walk_up(e, domain, searchtype, a, &ans);
-            } else if (type == T_CSA) {
-                st = csa_lookup(e, domain, a, &ans, &found);
-            } else {
-                st = look(e, domain, searchtype, a, &ans);
-            }
-            bool secure = st == ST_OK && ans.sec == DNS_SEC_SECURE;
-            e->dnssec_auth = dnssec_mode == M_NEVER ? NULL : secure ? "yes" : "no";
-            if (st == ST_NOTFOUND)
-                continue;
-            if (st != ST_OK || (dnssec_mode == M_STRICT && !secure)) {
-                /* Exim gives no message for a DNS defer ("gave DEFER: "); the
-                   reason goes to e->why for debugging and logs */
-                e->why = st != ST_OK && ans.why ? ans.why : "DNSSEC: answer not authenticated";
-                if (defer_mode == M_STRICT) {
-                    *err = "";
-                    rc = ST_DEFER;
-                    goto out;
-                }
-                if (defer_mode == M_LAX) {
-                    failrc = ST_DEFER;
-                    *err = "";
-                }
-                continue;
-            }
-            for (int i = 0; i < ans.nrr; i++)
-                if (ans.rr[i].type == searchtype)
-                    format_rr(&y, type == T_ADDRESSES ? DNS_T_A : type, &ans.rr[i], outsep,
-                              outsep2, domain, found);
-            if (y.len > DNSDB_MAX_RESULT) {
-                *err = arena_printf(a, "dnsdb result longer than %d bytes", DNSDB_MAX_RESULT);
-                rc = ST_DEFER;
-                goto out;
-            }
-        } while (type == T_ADDRESSES && searchtype != DNS_T_A);
+        if ((rc = one_name(e, &pq, domain, &y, &failrc, a, err)) != ST_OK)
+            break;
     }
-    if (y.len == 0) {
-        rc = failrc;
-    } else {
-        *result = y.s;
-        rc = ST_OK;
+    if (rc == ST_OK) {
+        if (y.len == 0)
+            rc = failrc;
+        else
+            *result = y.s;
     }
-out:
-    if ((retrans || retry) && e->timeouts)
+    if ((pq.retrans || pq.retry) && e->timeouts)
         e->timeouts(e->dns.ctx, 0, 0);
     return rc;
 }
