@@ -22,7 +22,7 @@ except Exception:  # pragma: no cover
 
 ZONE = {
     "_dmarc.example.com": [("TXT", "v=DMARC1; p=reject; rua=mailto:agg@example.com; "
-                                   "ruf=mailto:fail@example.com; fo=1")],
+                                   "ruf=mailto:fail@example.com,mailto:fail2@example.net!10m; fo=1")],
     "_dmarc.example.org": [("TXT", "v=DMARC1; p=quarantine; sp=none; adkim=s")],
     "example.com": [("TXT", "v=spf1 ip4:192.0.2.0/24 -all"), ("A", "192.0.2.1")],
     "mail.example.org": [("TXT", "v=spf1 ip4:198.51.100.7 -all")],
@@ -134,7 +134,7 @@ def test_failure_report(postern_auth_bin, dns, tmp_path):
     assert got["outcome"] == "reject" and got["failure_report"] is True
     m = email.message_from_bytes(rep.read_bytes(), policy=email.policy.default)
     assert m["From"] == "dmarc-reports@receiver.example"
-    assert m["To"] == "fail@example.com"
+    assert m["To"] == "fail@example.com, fail2@example.net"      # every ruf= mailto
     assert m.get_content_type() == "multipart/report"
     assert m.get_param("report-type") == "feedback-report"
     parts = list(m.iter_parts())
@@ -146,6 +146,17 @@ def test_failure_report(postern_auth_bin, dns, tmp_path):
                   "Reported-Domain: example.com", "Identity-Alignment: none"):
         assert field in fbtext, fbtext
     assert "Message-ID: <7@example.com>" in parts[2].get_content()
+    # an aligned identifier that failed: Identity-Alignment names it, SPF-DNS
+    # carries the record (RFC 9991)
+    rep3 = tmp_path / "spf.eml"
+    p = dmarc(postern_auth_bin, dns, msg, "--ip", "203.0.113.9", "--sender", "a@example.com",
+              "--helo", "h.example", "--failure-report", str(rep3), "--dkim", "fail:example.com:sel")
+    m3 = email.message_from_bytes(rep3.read_bytes(), policy=email.policy.default)
+    fb3 = list(m3.iter_parts())[1].get_payload()
+    fb3 = fb3 if isinstance(fb3, str) else "".join(str(x) for x in fb3)
+    assert "Identity-Alignment: dkim, spf" in fb3, fb3
+    assert "DKIM-Domain: example.com" in fb3 and "DKIM-Selector: sel" in fb3
+    assert 'SPF-DNS: txt : example.com : "v=spf1 ip4:192.0.2.0/24 -all"' in fb3
     # a passing message gets no report
     rep2 = tmp_path / "none.eml"
     p = dmarc(postern_auth_bin, dns, msg, "--ip", "192.0.2.5", "--sender", "a@example.com",

@@ -278,7 +278,7 @@ int cmd_dmarc(int argc, char **argv)
     /* failure report */
     bool fail_written = false;
     if (o.failrep && dmarc_fail_wanted(&r, &in)) {
-        const char *to = dmarc_uri_mailto(r.rec.ruf, a);
+        const char *to = dmarc_uri_mailtos(r.rec.ruf, a);
         if (to) {
             /* the header section: everything before the body separator */
             gstr hs;
@@ -290,6 +290,7 @@ int cmd_dmarc(int argc, char **argv)
                 .forensic_sender = o.fsender ? o.fsender : arena_printf(a, "do-not-reply@%s", receiver),
                 .to = to, .reporter = receiver, .ip = o.ip,
                 .mfrom = o.sender ? o.sender : "", .authres = arv, .now = o.c.now,
+                .spf_domain = in.spf_domain, .spf_record = so.record,
                 .headers = hs.s, .headers_len = hs.len,
             };
             char *msg = dmarc_fail_build(&r, &fo, a);

@@ -210,6 +210,12 @@ static void eval_one(ectx *c, const char *from, dmarc_result *r)
             r->dkim_aligned = aligned(c, in->dkim[i].domain, from, org, rec.adkim_strict);
     if (in->spf == SPF_PASS)
         r->spf_aligned = aligned(c, in->spf_domain, from, org, rec.aspf_strict);
+    else if (in->spf_domain)
+        r->spf_aligned_fail = aligned(c, in->spf_domain, from, org, rec.aspf_strict);
+    for (int i = 0; i < in->ndkim && !r->dkim_aligned && !r->dkim_aligned_fail; i++)
+        if (!in->dkim[i].result || strcasecmp(in->dkim[i].result, "pass") != 0)
+            if (aligned(c, in->dkim[i].domain, from, org, rec.adkim_strict))
+                r->dkim_aligned_fail = &in->dkim[i];
 
     /* policy selection */
     dmarc_pol pol = rec.p;

@@ -94,6 +94,10 @@ typedef struct dmarc_result {
     dmarc_pol applied;            /* policy requested for this message (p/sp/np) */
     dmarc_pol disposition;        /* after pct= / t=y */
     bool spf_aligned, dkim_aligned;
+    /* identifiers aligned with the From domain whose check did not pass
+     * (RFC 9991 Identity-Alignment) */
+    bool spf_aligned_fail;
+    const dmarc_dkim *dkim_aligned_fail;
     bool sampled_out;             /* pct= or t=y lowered the policy */
     bool have_record;
     dmarc_record rec;

@@ -11,7 +11,8 @@
 
 bool dmarc_fail_wanted(const dmarc_result *r, const dmarc_input *in)
 {
-    if (!r->have_record || !r->rec.ruf || strcmp(r->ar, "fail") != 0)
+    /* RFC 9991: no failure reports for a public suffix's record (psd=y) */
+    if (!r->have_record || !r->rec.ruf || strcmp(r->ar, "fail") != 0 || r->rec.psd == 'y')
         return false;
     const char *fo = r->rec.fo && *r->rec.fo ? r->rec.fo : "0";
     bool dkim_fail = !r->dkim_aligned, spf_fail = !r->spf_aligned;
@@ -55,6 +56,24 @@ const char *dmarc_uri_mailto(const char *list, arena *a)
     return NULL;
 }
 
+const char *dmarc_uri_mailtos(const char *list, arena *a)
+{
+    if (!list)
+        return NULL;
+    gstr g;
+    gstr_init(&g, a, strlen(list));
+    char *l = arena_strdup(a, list), *save = NULL;
+    for (char *u = strtok_r(l, ",", &save); u; u = strtok_r(NULL, ",", &save)) {
+        const char *m = dmarc_uri_mailto(u, a);
+        if (!m)
+            continue;
+        if (g.len)
+            gstr_cat(&g, ", ");
+        gstr_cat(&g, m);
+    }
+    return g.len ? g.s : NULL;
+}
+
 static const char *rfc5322_date(time_t t, arena *a)
 {
     struct tm tm;
@@ -82,7 +101,9 @@ char *dmarc_fail_build(const dmarc_result *r, const dmarc_fail_opts *o, arena *a
     for (char *p = (char *)boundary; *p; p++)
         if (!isalnum((unsigned char)*p) && !strchr("=_.-", *p))
             *p = '_';
-    const char *align = r->dkim_aligned ? "dkim" : r->spf_aligned ? "spf" : "none";
+    /* RFC 9991: the mechanisms that failed for an aligned identifier */
+    const char *align = r->dkim_aligned_fail && r->spf_aligned_fail ? "dkim, spf"
+                      : r->dkim_aligned_fail ? "dkim" : r->spf_aligned_fail ? "spf" : "none";
     gstr g;
     gstr_init(&g, a, 4096);
     gstr_printf(&g, "From: %s\r\n", hv(a, o->forensic_sender));
@@ -115,6 +136,29 @@ char *dmarc_fail_build(const dmarc_result *r, const dmarc_fail_opts *o, arena *a
     if (o->authres && *o->authres)
         gstr_printf(&g, "Authentication-Results: %s\r\n", hv(a, o->authres));
     gstr_printf(&g, "Identity-Alignment: %s\r\n", align);
+    if (r->dkim_aligned_fail) {
+        const dmarc_dkim *d = r->dkim_aligned_fail;
+        gstr_printf(&g, "DKIM-Domain: %s\r\n", hv(a, d->domain));
+        gstr_printf(&g, "DKIM-Identity: @%s\r\n", hv(a, d->domain));
+        if (d->selector && *d->selector)
+            gstr_printf(&g, "DKIM-Selector: %s\r\n", hv(a, d->selector));
+    }
+    if (r->spf_aligned_fail && o->spf_domain) {
+        /* RFC 6591 3.2: "txt : domain : record" */
+        gstr_printf(&g, "SPF-DNS: txt : %s : ", hv(a, o->spf_domain));
+        if (o->spf_record) {
+            gstr_catc(&g, '"');
+            for (const char *p = o->spf_record; *p; p++) {
+                if (*p == '"' || *p == '\\')
+                    gstr_catc(&g, '\\');
+                gstr_catc(&g, *p == '\r' || *p == '\n' ? ' ' : *p);
+            }
+            gstr_catc(&g, '"');
+        } else {
+            gstr_cat(&g, "\"\"");
+        }
+        gstr_cat(&g, "\r\n");
+    }
     gstr_printf(&g, "Delivery-Result: %s\r\n\r\n",
                 o->delivery_result ? hv(a, o->delivery_result)
                 : r->outcome == DMARC_REJECT ? "reject"

@@ -80,6 +80,8 @@ typedef struct dmarc_fail_opts {
     const char *to;                /* the ruf address (mailto: stripped) */
     const char *reporter;          /* our host name */
     const char *ip, *mfrom;        /* client address, MAIL FROM */
+    const char *spf_domain;        /* the SPF-checked domain and its record */
+    const char *spf_record;
     const char *authres;           /* the A-R value recorded for the message */
     const char *delivery_result;   /* "delivered", "spam", "policy", "reject", "other" */
     time_t now;
@@ -91,6 +93,9 @@ typedef struct dmarc_fail_opts {
 bool dmarc_fail_wanted(const dmarc_result *r, const dmarc_input *in);
 /* The first mailto: address of a rua/ruf list (size limits "!..." removed). */
 const char *dmarc_uri_mailto(const char *list, arena *a);
+/* Every mailto: address of the list, ", "-separated (RFC 9991: each of
+ * them gets the report); NULL when there is none. */
+const char *dmarc_uri_mailtos(const char *list, arena *a);
 /* A complete RFC 5322 message (CRLF lines): multipart/report with a
  * message/feedback-report part (RFC 6591) and the original headers. */
 char *dmarc_fail_build(const dmarc_result *r, const dmarc_fail_opts *o, arena *a);

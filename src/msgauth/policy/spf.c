@@ -23,6 +23,7 @@ typedef struct spf_ctx {
     const char *mechanism;    /* deciding term at the top-level evaluation */
     bool ptr_done;
     const char *ptr_name;     /* %{p} */
+    const char *top_record;   /* the record of the checked domain */
     struct timespec start;    /* for SPF_MAX_SECONDS */
 } spf_ctx;
 
@@ -415,6 +416,8 @@ static level_res check_host(spf_ctx *c, const char *domain, int depth, bool in_i
         if (fr != SPF_PASS)
             return res(fr);
     }
+    if (depth == 0 && !c->top_record)
+        c->top_record = arena_strndup(c->a, rec, rlen);
     if (memchr(rec, 0, rlen)) {
         c->problem = "NUL in SPF record";
         return res(SPF_PERMERROR);
@@ -606,5 +609,6 @@ void spf_check(const spf_query *q, const dns_iface *dns, arena *a, spf_outcome *
         }
     }
     out->dns_mech = c.dns_mech;
+    out->record = c.top_record;
     out->void_lookups = c.voids;
 }

@@ -54,6 +54,7 @@ typedef struct spf_outcome {
     const char *explanation; /* fail only: exp= text, else the default */
     bool exp_from_record;    /* the explanation came from exp= */
     const char *problem;     /* temperror/permerror: what went wrong */
+    const char *record;      /* the domain's SPF record as published, or NULL */
     bool guessed;            /* $spf_result_guessed: spf_guess decided */
     int dns_mech;            /* DNS-querying terms evaluated */
     int void_lookups;
