@@ -1,6 +1,7 @@
 /* deliver.c: delivering one message. */
 #include "deliver/deliver.h"
 #include "deliver/bounce.h"
+#include "deliver/retry.h"
 #include "config/config.h"
 #include "core/gstr.h"
 #include "core/list.h"
@@ -329,32 +330,6 @@ static address_item *new_top(dstate *d, int i)
     return a;
 }
 
-/* Too old for more retries?  The longest cutoff of the matching retry rule,
- * measured from the arrival of the message. */
-static bool retry_timed_out(const address_item *a, const spool_msg *m)
-{
-    for (const retry_rule *r = cfg->retries; r; r = r->next) {
-        const char *val;
-        char *err;
-        bool match = !strcmp(r->pattern, "*") ||
-                     match_address(a->address, r->pattern, false, ps.scratch, &val, &err) == ST_OK ||
-                     match_domain(a->domain, r->pattern, ps.scratch, &val, &err) == ST_OK;
-        if (!match)
-            continue;
-        if (strcmp(r->error, "*") && !(a->basic_errno == EDQUOT && !strncmp(r->error, "quota", 5)))
-            continue;
-        if (r->nparams == 0)
-            return true;       /* no retries: the first temporary error is final */
-        int cutoff = 0;
-        for (int i = 0; i < r->nparams; i++)
-            if (r->params[i].cutoff > cutoff)
-                cutoff = r->params[i].cutoff;
-        return time(NULL) - m->received > cutoff;
-    }
-    /* no retry rules at all: temporary errors are permanent (as Exim) */
-    return cfg->retries == NULL;
-}
-
 status deliver_message(const char *id, const deliver_opts *o)
 {
     if (!spool_id_valid(id))
@@ -498,7 +473,7 @@ status deliver_message(const char *id, const deliver_opts *o)
             break;
         default:
             a->result = ST_DEFER;
-            if (retry_timed_out(a, m)) {
+            if (retry_record_failure(a, m, time(NULL), d->a)) {
                 a->result = ST_FAIL;
                 a->message = arena_printf(d->a, "retry timeout exceeded: %s", a->message ? a->message : "routing deferred");
                 log_result(d, a, false);
@@ -518,6 +493,16 @@ status deliver_message(const char *id, const deliver_opts *o)
         routed = a->next;
         a->next = NULL;
         transport_driver fn = a->transport ? transport_find(a->transport) : NULL;
+        const char *why = NULL;
+        if (!o->force && !retry_due(a, time(NULL), d->a, &why)) {
+            a->result = ST_DEFER;
+            a->message = why;
+            if (logsel_on(&cfg->logsel, LS_RETRY_DEFER))
+                log_result(d, a, false);
+            a->next = d->deferred;
+            d->deferred = a;
+            continue;
+        }
         if (!fn) {
             a->result = ST_DEFER;
             a->message = arena_printf(d->a, "transport %s cannot deliver yet",
@@ -554,7 +539,9 @@ status deliver_message(const char *id, const deliver_opts *o)
                 b->next = NULL;
                 if (b != a) {
                     /* handled below like a */
-                    if (b->result == ST_DEFER && retry_timed_out(b, m)) {
+                    if (b->result == ST_OK)
+                        retry_record_success(b, d->a);
+                    if (b->result == ST_DEFER && retry_record_failure(b, m, time(NULL), d->a)) {
                         b->result = ST_FAIL;
                         b->message = arena_printf(d->a, "retry timeout exceeded: %s", b->message ? b->message : "");
                     }
@@ -570,7 +557,9 @@ status deliver_message(const char *id, const deliver_opts *o)
                 }
             }
         }
-        if (a->result == ST_DEFER && retry_timed_out(a, m)) {
+        if (a->result == ST_OK)
+            retry_record_success(a, d->a);
+        if (a->result == ST_DEFER && retry_record_failure(a, m, time(NULL), d->a)) {
             a->result = ST_FAIL;
             a->message = arena_printf(d->a, "retry timeout exceeded: %s", a->message ? a->message : "");
         }

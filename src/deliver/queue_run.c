@@ -1,6 +1,7 @@
 /* queue_run.c: the queue runner (-q, -qf, -qff) and delivery after
  * reception. */
 #include "deliver/deliver.h"
+#include "deliver/retry.h"
 #include "config/config.h"
 #include "core/log.h"
 #include "core/state.h"
@@ -51,6 +52,7 @@ static int deliver_child(const char *id, const deliver_opts *o)
     }
     if (pid == 0) {
         ps.pid = getpid();
+        retry_forget();
         status st = deliver_message(id, o);
         fflush(NULL);
         _exit(st == ST_OK ? 0 : st == ST_DEFER ? 1 : 2);
@@ -102,6 +104,7 @@ void deliver_after_receive(const char *id, bool queue_only)
         _exit(0);
     setsid();
     ps.pid = getpid();
+    retry_forget();
     deliver_opts o = { 0 };
     deliver_message(id, &o);
     _exit(0);

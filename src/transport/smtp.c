@@ -121,6 +121,9 @@ static status try_host(const driver_inst *t, address_item *addrs, host_item *h, 
     if (smtp_client_connect(&c, h->address, port, iface, ctimeout, cmdtimeout, ctx->a, &err) != ST_OK) {
         const char *msg = arena_printf(ctx->a, "%s", err);
         set_all(addrs, ST_DEFER, msg, true);
+        for (address_item *a = addrs; a; a = a->next)
+            if (a->message == msg)
+                a->basic_errno = c.os_errno;
         log_write(LOG_MAIN, "%s H=%s [%s]%s: %s", ctx->m->id, h->name, h->address,
                   port != 25 ? arena_printf(ctx->a, ":%d", port) : "", msg);
         return ST_DEFER;

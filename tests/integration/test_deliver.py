@@ -282,3 +282,36 @@ t:
     assert wait_for(lambda: (mail / "alice").exists())
     assert "handed over" in (mail / "alice").read_text()
     assert "Subject: to exim" in (mail / "alice").read_text()
+
+
+def test_retry_times_are_kept_between_queue_runs(postern_bin, tmp_path, mail):
+    down = free_port()
+    (tmp_path / "a").mkdir()
+    with Daemon(postern_bin, tmp_path / "a", local_config(mail, down), queue_only=False) as d:
+        send(d.port, "sender@a.example", ["someone@b.example"], "Subject: r\r\n\r\nbody\r\n")
+        assert wait_for(lambda: "== someone@b.example" in d.mainlog())
+        assert (d.spool / "db" / "retry" / "data.mdb").exists()
+        # an ordinary queue run does not try before the next retry time
+        r = subprocess.run([postern_bin, "-C", str(d.config), "-q"], capture_output=True, text=True, timeout=60)
+        assert r.returncode == 0
+        assert wait_for(lambda: "retry time not reached" in d.mainlog())
+        tries = [l for l in d.mainlog().splitlines() if "== someone@b.example" in l]
+        assert len(tries) == 2
+        assert "defer (111)" in tries[0] and "Connection refused" in tries[0]
+        assert "retry time not reached" in tries[1]
+        assert len(d.queued()) == 1
+
+
+def test_retry_timeout_bounces(postern_bin, tmp_path, mail):
+    down = free_port()
+    cfg = local_config(mail, down).replace("* * F,1h,10m", "* * F,2s,1s")
+    (tmp_path / "a").mkdir()
+    with Daemon(postern_bin, tmp_path / "a", cfg, queue_only=False) as d:
+        send(d.port, "sender@a.example", ["someone@b.example"], "Subject: r\r\n\r\nbody\r\n")
+        assert wait_for(lambda: "== someone@b.example" in d.mainlog())
+        time.sleep(3)
+        subprocess.run([postern_bin, "-C", str(d.config), "-q"], capture_output=True, text=True, timeout=60)
+        assert wait_for(lambda: "retry timeout exceeded" in d.mainlog())
+        assert wait_for(lambda: (mail / "sender").exists())
+        assert "retry timeout exceeded" in (mail / "sender").read_text()
+        assert wait_for(lambda: d.queued() == [])
