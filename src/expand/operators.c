@@ -918,6 +918,597 @@ static status op_addresses(xs *x, const char *s, gstr *out)
     return ST_OK;
 }
 
+/* ---- one function per operator ------------------------------------------ */
+
+/* Every operator function gets the operator (op, without its _arg), the
+ * full name as written (name), the _arg text or NULL (arg), the expanded
+ * argument (s) and its taint (argt); it appends to out, may set *taint,
+ * and clears *keep_taint when the result does not carry the argument's
+ * taint.  before is out->len on entry. */
+#define OP_ARGS xs *x, const char *op, const char *name, const char *arg, const char *s, \
+                bool argt, gstr *out, bool *taint, bool *keep_taint, size_t before
+
+static status opf_lc(OP_ARGS)
+{
+    status st = ST_OK;
+    bool up = op[0] == 'u';
+    for (const char *p = s; *p; p++)
+        gstr_catc(out, (char)(up ? toupper((unsigned char)*p) : tolower((unsigned char)*p)));
+    return st;
+}
+
+static status opf_strlen(OP_ARGS)
+{
+    status st = ST_OK;
+    gstr_printf(out, "%zu", strlen(s));
+    *keep_taint = false;
+    return st;
+}
+
+static status opf_md5(OP_ARGS)
+{
+    status st = ST_OK;
+    st = digest(x, "MD5", s, false, out);
+    return st;
+}
+
+static status opf_sha1(OP_ARGS)
+{
+    status st = ST_OK;
+    st = digest(x, "SHA1", s, true, out);
+    return st;
+}
+
+static status opf_sha2(OP_ARGS)
+{
+    status st = ST_OK;
+    const char *bits = arg ? arg : "256";
+    if (strcmp(bits, "256") && strcmp(bits, "384") && strcmp(bits, "512"))
+        return xfail(x, "unrecognised sha2 variant");
+    st = digest(x, arena_printf(x->w, "SHA%s", bits), s, true, out);
+    return st;
+}
+
+static status opf_sha3(OP_ARGS)
+{
+    status st = ST_OK;
+    const char *bits = arg ? arg : "256";
+    if (strcmp(bits, "224") && strcmp(bits, "256") && strcmp(bits, "384") && strcmp(bits, "512"))
+        return xfail(x, "unrecognised sha3 variant");
+    st = digest(x, arena_printf(x->w, "SHA3-%s", bits), s, true, out);
+    return st;
+}
+
+static status opf_base64(OP_ARGS)
+{
+    status st = ST_OK;
+    b64enc(out, (const unsigned char *)s, strlen(s));
+    return st;
+}
+
+static status opf_base64d(OP_ARGS)
+{
+    status st = ST_OK;
+    if (!b64dec(out, s))
+        return xfail(x, "string %s is not well-formed for \"base64d\" operator", xq(x, s));
+    out->s[out->len] = 0;
+    out->len = before + strlen(out->s + before);
+    return st;
+}
+
+static status opf_hex2b64(OP_ARGS)
+{
+    status st = ST_OK;
+    size_t n = strlen(s);
+    unsigned char *b = arena_alloc(x->w, n / 2 + 2);
+    size_t o = 0;
+    const char *p = s;
+    for (const char *q = s; *q; q++)
+        if (!isxdigit((unsigned char)*q))
+            return xfail(x, "%s is not a hex string", xq(x, s));
+    if (n % 2)
+        return xfail(x, "%s contains an odd number of characters", xq(x, s));
+    for (; *p; p += 2) {
+        b[o++] = (unsigned char)(hexv((unsigned char)p[0]) * 16 + hexv((unsigned char)p[1]));
+    }
+    b64enc(out, b, o);
+    return st;
+}
+
+static status opf_base32(OP_ARGS)
+{
+    status st = ST_OK;
+    char *e;
+    unsigned long n = strtoul(s, &e, 10);
+    if (*e)
+        return xfail(x, "argument for base32 operator is %s, which is not a decimal number", xq(x, s));
+    char buf[32];
+    int i = 0;
+    for (; n; n >>= 5)
+        buf[i++] = b32chars[n & 31];
+    while (i)
+        gstr_catc(out, buf[--i]);
+    return st;
+}
+
+static status opf_base32d(OP_ARGS)
+{
+    status st = ST_OK;
+    unsigned long n = 0;
+    for (const char *p = s; *p; p++) {
+        const char *k = strchr(b32chars, *p);
+        if (!k)
+            return xfail(x, "argument for base32d operator is %s, which is not a base 32 number", xq(x, s));
+        n = n * 32 + (unsigned long)(k - b32chars);
+    }
+    gstr_printf(out, "%ld", (long)n);
+    return st;
+}
+
+static status opf_base62(OP_ARGS)
+{
+    status st = ST_OK;
+    char *e;
+    unsigned long n = strtoul(s, &e, 10);
+    if (*e)
+        return xfail(x, "argument for base62 operator is %s, which is not a decimal number", xq(x, s));
+    char buf[7];
+    buf[6] = 0;
+    for (int i = 5; i >= 0; i--) {
+        buf[i] = b62chars[n % 62];
+        n /= 62;
+    }
+    gstr_cat(out, buf);
+    return st;
+}
+
+static status opf_base62d(OP_ARGS)
+{
+    status st = ST_OK;
+    unsigned long n = 0;
+    for (const char *p = s; *p; p++) {
+        const char *k = strchr(b62chars, *p);
+        if (!k)
+            return xfail(x, "argument for base62d operator is %s, which is not a base 62 number", xq(x, s));
+        n = n * 62 + (unsigned long)(k - b62chars);
+    }
+    gstr_printf(out, "%ld", (long)n);
+    return st;
+}
+
+static status opf_escape(OP_ARGS)
+{
+    status st = ST_OK;
+    bool top = cfg && cfg_bool(MO_print_topbitchars);
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        int c = *p;
+        if ((c >= 32 && c <= 126) || c == '\t' || (top && c > 127)) {
+            gstr_catc(out, (char)c);
+            continue;
+        }
+        switch (c) {
+        case '\n': gstr_cat(out, "\\n"); break;
+        case '\r': gstr_cat(out, "\\r"); break;
+        case '\b': gstr_cat(out, "\\b"); break;
+        case '\v': gstr_cat(out, "\\v"); break;
+        case '\f': gstr_cat(out, "\\f"); break;
+        default: gstr_printf(out, "\\%03o", c); break;
+        }
+    }
+    return st;
+}
+
+static status opf_escape8bit(OP_ARGS)
+{
+    status st = ST_OK;
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++)
+        if (*p < 127 && *p != '\\')
+            gstr_catc(out, (char)*p);
+        else
+            gstr_printf(out, "\\%03o", *p);
+    return st;
+}
+
+static status opf_hexquote(OP_ARGS)
+{
+    status st = ST_OK;
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++)
+        if (*p < 0x21 || *p > 0x7e)
+            gstr_printf(out, "\\x%02x", *p);
+        else
+            gstr_catc(out, (char)*p);
+    return st;
+}
+
+static status opf_eval(OP_ARGS)
+{
+    status st = ST_OK;
+    long long v;
+    if ((st = x_eval(x, s, op[4] == '1', &v)) == ST_OK)
+        gstr_printf(out, "%lld", v);
+    *keep_taint = false;
+    return st;
+}
+
+static status opf_expand(OP_ARGS)
+{
+    status st = ST_OK;
+    const char *p = s;
+    bool t = false;
+    if (argt)
+        return xfail(x, "internal expansion of %s failed: attempt to expand tainted string '%s'", xq(x, s), s);
+    size_t mark = out->len;
+    st = xp_sub(x, &p, false, false, out, &t);
+    if (st != ST_OK && !x->forced) {
+        char *inner = x->err;
+        x->err = NULL;
+        gstr_truncate(out, mark);
+        st = xfail(x, "internal expansion of %s failed: %s", xq(x, s), inner ? inner : "");
+    }
+    *taint |= t;
+    return st;
+}
+
+static status opf_length(OP_ARGS)
+{
+    status st = ST_OK;
+    int v1, v2;
+    bool is_len = op[0] == 'l';
+    if ((st = numargs(x, op, name, arg, &v1, &v2, is_len)) == ST_OK)
+        x_substr(out, s, v1, v2);
+    return st;
+}
+
+static status opf_hash(OP_ARGS)
+{
+    status st = ST_OK;
+    int v1, v2;
+    if ((st = numargs(x, op, name, arg, &v1, &v2, false)) == ST_OK)
+        st = x_hash(x, out, s, v1, v2);
+    return st;
+}
+
+static status opf_nhash(OP_ARGS)
+{
+    status st = ST_OK;
+    int v1, v2;
+    if ((st = numargs(x, op, name, arg, &v1, &v2, false)) == ST_OK)
+        st = x_nhash(x, out, s, v1, v2);
+    return st;
+}
+
+static status opf_listcount(OP_ARGS)
+{
+    status st = ST_OK;
+    gstr_printf(out, "%d", list_count(s, 0, x->w));
+    *keep_taint = false;
+    return st;
+}
+
+static status opf_listnamed(OP_ARGS)
+{
+    status st = ST_OK;
+    st = op_listnamed(x, s, arg, out, 0);
+    *keep_taint = false;
+    return st;
+}
+
+static status opf_quote(OP_ARGS)
+{
+    status st = ST_OK;
+    bool need = !*s;
+    for (const char *p = s; *p && !need; p++)
+        need = !isalnum((unsigned char)*p) && !strchr("_-.", *p);
+    if (!need)
+        gstr_cat(out, s);
+    else {
+        gstr_catc(out, '"');
+        for (const char *p = s; *p; p++) {
+            if (*p == '\n')
+                gstr_cat(out, "\\n");
+            else if (*p == '\r')
+                gstr_cat(out, "\\r");
+            else {
+                if (*p == '\\' || *p == '"')
+                    gstr_catc(out, '\\');
+                gstr_catc(out, *p);
+            }
+        }
+        gstr_catc(out, '"');
+    }
+    return st;
+}
+
+static status opf_quote_local_part(OP_ARGS)
+{
+    status st = ST_OK;
+    bool need = !*s;
+    for (const char *p = s; *p && !need; p++)
+        need = !isalnum((unsigned char)*p) && !strchr("!#$%&'*+-/=?^_`{|}~", *p) &&
+               (*p != '.' || p == s || !p[1]);
+    if (!need)
+        gstr_cat(out, s);
+    else {
+        gstr_catc(out, '"');
+        for (const char *p = s; *p; p++) {
+            if (*p == '\\' || *p == '"')
+                gstr_catc(out, '\\');
+            gstr_catc(out, *p);
+        }
+        gstr_catc(out, '"');
+    }
+    return st;
+}
+
+static status opf_rxquote(OP_ARGS)
+{
+    status st = ST_OK;
+    for (const char *p = s; *p; p++) {
+        if (!isalnum((unsigned char)*p))
+            gstr_catc(out, '\\');
+        gstr_catc(out, *p);
+    }
+    return st;
+}
+
+static status opf_address(OP_ARGS)
+{
+    status st = ST_OK;
+    char *err;
+    int doff = -1;
+    char *a = x_parse_address(x->w, s, &err, &doff);
+    if (a) {
+        if (op[0] == 'a')
+            gstr_cat(out, a);
+        else if (op[0] == 'd') {
+            if (doff >= 0)
+                gstr_cat(out, a + doff);
+        } else {
+            gstr_catn(out, a, doff >= 0 ? (size_t)doff - 1 : strlen(a));
+        }
+    }
+    return st;
+}
+
+static status opf_addresses(OP_ARGS)
+{
+    status st = ST_OK;
+    st = op_addresses(x, s, out);
+    return st;
+}
+
+static status opf_mask(OP_ARGS)
+{
+    status st = ST_OK;
+    st = op_mask(x, s, arg && arg[0] == 'n', out);
+    return st;
+}
+
+static status opf_reverse_ip(OP_ARGS)
+{
+    status st = ST_OK;
+    st = op_reverse_ip(x, s, out);
+    return st;
+}
+
+static status opf_ipv6norm(OP_ARGS)
+{
+    status st = ST_OK;
+    st = op_ipv6(x, s, op[4] == 'n', out);
+    return st;
+}
+
+static status opf_time_eval(OP_ARGS)
+{
+    status st = ST_OK;
+    long long t;
+    if (!read_time(s, &t))
+        return xfail(x, "string %s is not an Exim time interval in \"time_eval\" operator", xq(x, s));
+    gstr_printf(out, "%lld", t);
+    *keep_taint = false;
+    return st;
+}
+
+static status opf_time_interval(OP_ARGS)
+{
+    status st = ST_OK;
+    const char *p = s;
+    long long n = 0;
+    if (*p && !isdigit((unsigned char)*p))
+        return xfail(x, "string %s is not a positive number in \"time_interval\" operator", xq(x, s));
+    while (isdigit((unsigned char)*p)) {
+        if (n < INT_MAX)
+            n = n * 10 + (*p - '0');
+        p++;
+    }
+    switch (tolower((unsigned char)*p)) {
+    case 'k': n *= 1024; p++; break;
+    case 'm': n *= 1024 * 1024; p++; break;
+    default: break;
+    }
+    if (*p)
+        return xfail(x, "string %s is not a positive number in \"time_interval\" operator", xq(x, s));
+    print_time(out, n);
+    *keep_taint = false;
+    return st;
+}
+
+static status opf_utf8_domain_from_alabel(OP_ARGS)
+{
+    status st = ST_OK;
+    st = x_idn_op(x, op, s, out);
+    return st;
+}
+
+static status opf_utf8clean(OP_ARGS)
+{
+    status st = ST_OK;
+    utf8clean(out, (const unsigned char *)s);
+    return st;
+}
+
+static status opf_from_utf8(OP_ARGS)
+{
+    status st = ST_OK;
+    from_utf8(out, (const unsigned char *)s);
+    return st;
+}
+
+static status opf_rfc2047(OP_ARGS)
+{
+    status st = ST_OK;
+    rfc2047_encode(out, s);
+    return st;
+}
+
+static status opf_rfc2047d(OP_ARGS)
+{
+    status st = ST_OK;
+    st = rfc2047_decode(x, s, out);
+    return st;
+}
+
+static status opf_headerwrap(OP_ARGS)
+{
+    status st = ST_OK;
+    unsigned col = 80, lim = 998;
+    if (arg && *arg) {
+        col = (unsigned)atoi(arg);
+        const char *u = strchr(arg, '_');
+        if (u)
+            lim = (unsigned)atoi(u + 1);
+    }
+    headerwrap(out, s, col, lim);
+    return st;
+}
+
+static status opf_xtextd(OP_ARGS)
+{
+    status st = ST_OK;
+    for (const char *p = s; *p; p++) {
+        if (*p == '+' && isxdigit((unsigned char)p[1]) && isxdigit((unsigned char)p[2])) {
+            gstr_catc(out, (char)(hexv((unsigned char)p[1]) * 16 + hexv((unsigned char)p[2])));
+            p += 2;
+        } else
+            gstr_catc(out, *p);
+    }
+    return st;
+}
+
+static status opf_randint(OP_ARGS)
+{
+    status st = ST_OK;
+    const char *p = s;
+    while (isspace((unsigned char)*p))
+        p++;
+    if (!isdigit((unsigned char)*p) && !((*p == '-' || *p == '+') && isdigit((unsigned char)p[1])))
+        return xfail(x, "integer expected but %s found", xq(x, s));
+    long long max;
+    if (!x_number(s, &max))
+        return xfail(x, "invalid integer %s", xq(x, s));
+    unsigned long long r = 0;
+    RAND_bytes((unsigned char *)&r, sizeof r);
+    gstr_printf(out, "%llu", max <= 1 ? 0ULL : r % (unsigned long long)max);
+    *keep_taint = false;
+    return st;
+}
+
+static status opf_stat(OP_ARGS)
+{
+    status st = ST_OK;
+    struct stat sb;
+    if (ps.exp_forbid & EXPAND_FORBID_STAT)
+        return xfail(x, "Use of the stat() expansion is not permitted");
+    if (argt)
+        return xfail(x, "Tainted filename '%s' for stat", s);
+    if (stat(s, &sb) != 0)
+        return xfail(x, "stat(%s) failed: %s", s, strerror(errno));
+    static const char *const t = "?pc?d?b?-?l?s???";
+    char smode[11];
+    smode[0] = t[(sb.st_mode >> 12) & 15];
+    for (int i = 0; i < 9; i++)
+        smode[1 + i] = (sb.st_mode & (0400 >> i)) ? "rwxrwxrwx"[i] : '-';
+    smode[10] = 0;
+    gstr_printf(out, "mode=%04o smode=%s inode=%ld device=%ld links=%ld uid=%ld gid=%ld size=%lld "
+                     "atime=%ld mtime=%ld ctime=%ld",
+                (int)sb.st_mode, smode, (long)sb.st_ino, (long)sb.st_dev,
+                (long)sb.st_nlink, (long)sb.st_uid, (long)sb.st_gid, (long long)sb.st_size,
+                (long)sb.st_atime, (long)sb.st_mtime, (long)sb.st_ctime);
+    *keep_taint = false;
+    return st;
+}
+
+typedef status (*op_fn)(OP_ARGS);
+
+/* The operator table, sorted by name for bsearch. */
+static const struct op_row {
+    const char *name;
+    op_fn fn;
+} op_table[] = {
+    {"address", opf_address},
+    {"addresses", opf_addresses},
+    {"base32", opf_base32},
+    {"base32d", opf_base32d},
+    {"base62", opf_base62},
+    {"base62d", opf_base62d},
+    {"base64", opf_base64},
+    {"base64d", opf_base64d},
+    {"domain", opf_address},
+    {"escape", opf_escape},
+    {"escape8bit", opf_escape8bit},
+    {"eval", opf_eval},
+    {"eval10", opf_eval},
+    {"expand", opf_expand},
+    {"from_utf8", opf_from_utf8},
+    {"h", opf_hash},
+    {"hash", opf_hash},
+    {"headerwrap", opf_headerwrap},
+    {"hex2b64", opf_hex2b64},
+    {"hexquote", opf_hexquote},
+    {"ipv6denorm", opf_ipv6norm},
+    {"ipv6norm", opf_ipv6norm},
+    {"l", opf_length},
+    {"lc", opf_lc},
+    {"length", opf_length},
+    {"listcount", opf_listcount},
+    {"listnamed", opf_listnamed},
+    {"local_part", opf_address},
+    {"mask", opf_mask},
+    {"md5", opf_md5},
+    {"nh", opf_nhash},
+    {"nhash", opf_nhash},
+    {"quote", opf_quote},
+    {"quote_local_part", opf_quote_local_part},
+    {"randint", opf_randint},
+    {"reverse_ip", opf_reverse_ip},
+    {"rfc2047", opf_rfc2047},
+    {"rfc2047d", opf_rfc2047d},
+    {"rxquote", opf_rxquote},
+    {"s", opf_length},
+    {"sha1", opf_sha1},
+    {"sha2", opf_sha2},
+    {"sha256", opf_sha2},
+    {"sha3", opf_sha3},
+    {"stat", opf_stat},
+    {"str2b64", opf_base64},
+    {"strlen", opf_strlen},
+    {"substr", opf_length},
+    {"time_eval", opf_time_eval},
+    {"time_interval", opf_time_interval},
+    {"uc", opf_lc},
+    {"utf8_domain_from_alabel", opf_utf8_domain_from_alabel},
+    {"utf8_domain_to_alabel", opf_utf8_domain_from_alabel},
+    {"utf8_localpart_from_alabel", opf_utf8_domain_from_alabel},
+    {"utf8_localpart_to_alabel", opf_utf8_domain_from_alabel},
+    {"utf8clean", opf_utf8clean},
+    {"xtextd", opf_xtextd},
+};
+
+static int op_row_cmp(const void *k, const void *r)
+{
+    return strcmp(k, ((const struct op_row *)r)->name);
+}
+
 status xp_op(xs *x, const char *name, const char *s, bool argt, gstr *out, bool *taint)
 {
     const char *arg = NULL;
@@ -951,309 +1542,12 @@ status xp_op(xs *x, const char *name, const char *s, bool argt, gstr *out, bool 
         if (qd->quote)
             gstr_cat(out, qd->quote(s, arg, x->w));
         else
-            gstr_cat(out, s);
-    } else if (!strcmp(op, "lc") || !strcmp(op, "uc")) {
-        bool up = op[0] == 'u';
-        for (const char *p = s; *p; p++)
-            gstr_catc(out, (char)(up ? toupper((unsigned char)*p) : tolower((unsigned char)*p)));
-    } else if (!strcmp(op, "strlen")) {
-        gstr_printf(out, "%zu", strlen(s));
-        keep_taint = false;
-    } else if (!strcmp(op, "md5")) {
-        st = digest(x, "MD5", s, false, out);
-    } else if (!strcmp(op, "sha1")) {
-        st = digest(x, "SHA1", s, true, out);
-    } else if (!strcmp(op, "sha2") || !strcmp(op, "sha256")) {
-        const char *bits = arg ? arg : "256";
-        if (strcmp(bits, "256") && strcmp(bits, "384") && strcmp(bits, "512"))
-            return xfail(x, "unrecognised sha2 variant");
-        st = digest(x, arena_printf(x->w, "SHA%s", bits), s, true, out);
-    } else if (!strcmp(op, "sha3")) {
-        const char *bits = arg ? arg : "256";
-        if (strcmp(bits, "224") && strcmp(bits, "256") && strcmp(bits, "384") && strcmp(bits, "512"))
-            return xfail(x, "unrecognised sha3 variant");
-        st = digest(x, arena_printf(x->w, "SHA3-%s", bits), s, true, out);
-    } else if (!strcmp(op, "base64") || !strcmp(op, "str2b64")) {
-        b64enc(out, (const unsigned char *)s, strlen(s));
-    } else if (!strcmp(op, "base64d")) {
-        if (!b64dec(out, s))
-            return xfail(x, "string %s is not well-formed for \"base64d\" operator", xq(x, s));
-        out->s[out->len] = 0;
-        out->len = before + strlen(out->s + before);
-    } else if (!strcmp(op, "hex2b64")) {
-        size_t n = strlen(s);
-        unsigned char *b = arena_alloc(x->w, n / 2 + 2);
-        size_t o = 0;
-        const char *p = s;
-        for (const char *q = s; *q; q++)
-            if (!isxdigit((unsigned char)*q))
-                return xfail(x, "%s is not a hex string", xq(x, s));
-        if (n % 2)
-            return xfail(x, "%s contains an odd number of characters", xq(x, s));
-        for (; *p; p += 2) {
-            b[o++] = (unsigned char)(hexv((unsigned char)p[0]) * 16 + hexv((unsigned char)p[1]));
-        }
-        b64enc(out, b, o);
-    } else if (!strcmp(op, "base32")) {
-        char *e;
-        unsigned long n = strtoul(s, &e, 10);
-        if (*e)
-            return xfail(x, "argument for base32 operator is %s, which is not a decimal number", xq(x, s));
-        char buf[32];
-        int i = 0;
-        for (; n; n >>= 5)
-            buf[i++] = b32chars[n & 31];
-        while (i)
-            gstr_catc(out, buf[--i]);
-    } else if (!strcmp(op, "base32d")) {
-        unsigned long n = 0;
-        for (const char *p = s; *p; p++) {
-            const char *k = strchr(b32chars, *p);
-            if (!k)
-                return xfail(x, "argument for base32d operator is %s, which is not a base 32 number", xq(x, s));
-            n = n * 32 + (unsigned long)(k - b32chars);
-        }
-        gstr_printf(out, "%ld", (long)n);
-    } else if (!strcmp(op, "base62")) {
-        char *e;
-        unsigned long n = strtoul(s, &e, 10);
-        if (*e)
-            return xfail(x, "argument for base62 operator is %s, which is not a decimal number", xq(x, s));
-        char buf[7];
-        buf[6] = 0;
-        for (int i = 5; i >= 0; i--) {
-            buf[i] = b62chars[n % 62];
-            n /= 62;
-        }
-        gstr_cat(out, buf);
-    } else if (!strcmp(op, "base62d")) {
-        unsigned long n = 0;
-        for (const char *p = s; *p; p++) {
-            const char *k = strchr(b62chars, *p);
-            if (!k)
-                return xfail(x, "argument for base62d operator is %s, which is not a base 62 number", xq(x, s));
-            n = n * 62 + (unsigned long)(k - b62chars);
-        }
-        gstr_printf(out, "%ld", (long)n);
-    } else if (!strcmp(op, "escape")) {
-        bool top = cfg && cfg_bool(MO_print_topbitchars);
-        for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-            int c = *p;
-            if ((c >= 32 && c <= 126) || c == '\t' || (top && c > 127)) {
-                gstr_catc(out, (char)c);
-                continue;
-            }
-            switch (c) {
-            case '\n': gstr_cat(out, "\\n"); break;
-            case '\r': gstr_cat(out, "\\r"); break;
-            case '\b': gstr_cat(out, "\\b"); break;
-            case '\v': gstr_cat(out, "\\v"); break;
-            case '\f': gstr_cat(out, "\\f"); break;
-            default: gstr_printf(out, "\\%03o", c); break;
-            }
-        }
-    } else if (!strcmp(op, "escape8bit")) {
-        for (const unsigned char *p = (const unsigned char *)s; *p; p++)
-            if (*p < 127 && *p != '\\')
-                gstr_catc(out, (char)*p);
-            else
-                gstr_printf(out, "\\%03o", *p);
-    } else if (!strcmp(op, "hexquote")) {
-        for (const unsigned char *p = (const unsigned char *)s; *p; p++)
-            if (*p < 0x21 || *p > 0x7e)
-                gstr_printf(out, "\\x%02x", *p);
-            else
-                gstr_catc(out, (char)*p);
-    } else if (!strcmp(op, "eval") || !strcmp(op, "eval10")) {
-        long long v;
-        if ((st = x_eval(x, s, op[4] == '1', &v)) == ST_OK)
-            gstr_printf(out, "%lld", v);
-        keep_taint = false;
-    } else if (!strcmp(op, "expand")) {
-        const char *p = s;
-        bool t = false;
-        if (argt)
-            return xfail(x, "internal expansion of %s failed: attempt to expand tainted string '%s'", xq(x, s), s);
-        size_t mark = out->len;
-        st = xp_sub(x, &p, false, false, out, &t);
-        if (st != ST_OK && !x->forced) {
-            char *inner = x->err;
-            x->err = NULL;
-            gstr_truncate(out, mark);
-            st = xfail(x, "internal expansion of %s failed: %s", xq(x, s), inner ? inner : "");
-        }
-        *taint |= t;
-    } else if (!strcmp(op, "length") || !strcmp(op, "l") || !strcmp(op, "substr") || !strcmp(op, "s")) {
-        int v1, v2;
-        bool is_len = op[0] == 'l';
-        if ((st = numargs(x, op, name, arg, &v1, &v2, is_len)) == ST_OK)
-            x_substr(out, s, v1, v2);
-    } else if (!strcmp(op, "hash") || !strcmp(op, "h")) {
-        int v1, v2;
-        if ((st = numargs(x, op, name, arg, &v1, &v2, false)) == ST_OK)
-            st = x_hash(x, out, s, v1, v2);
-    } else if (!strcmp(op, "nhash") || !strcmp(op, "nh")) {
-        int v1, v2;
-        if ((st = numargs(x, op, name, arg, &v1, &v2, false)) == ST_OK)
-            st = x_nhash(x, out, s, v1, v2);
-    } else if (!strcmp(op, "listcount")) {
-        gstr_printf(out, "%d", list_count(s, 0, x->w));
-        keep_taint = false;
-    } else if (!strcmp(op, "listnamed")) {
-        st = op_listnamed(x, s, arg, out, 0);
-        keep_taint = false;
-    } else if (!strcmp(op, "quote")) {
-        bool need = !*s;
-        for (const char *p = s; *p && !need; p++)
-            need = !isalnum((unsigned char)*p) && !strchr("_-.", *p);
-        if (!need)
-            gstr_cat(out, s);
-        else {
-            gstr_catc(out, '"');
-            for (const char *p = s; *p; p++) {
-                if (*p == '\n')
-                    gstr_cat(out, "\\n");
-                else if (*p == '\r')
-                    gstr_cat(out, "\\r");
-                else {
-                    if (*p == '\\' || *p == '"')
-                        gstr_catc(out, '\\');
-                    gstr_catc(out, *p);
-                }
-            }
-            gstr_catc(out, '"');
-        }
-    } else if (!strcmp(op, "quote_local_part")) {
-        bool need = !*s;
-        for (const char *p = s; *p && !need; p++)
-            need = !isalnum((unsigned char)*p) && !strchr("!#$%&'*+-/=?^_`{|}~", *p) &&
-                   (*p != '.' || p == s || !p[1]);
-        if (!need)
-            gstr_cat(out, s);
-        else {
-            gstr_catc(out, '"');
-            for (const char *p = s; *p; p++) {
-                if (*p == '\\' || *p == '"')
-                    gstr_catc(out, '\\');
-                gstr_catc(out, *p);
-            }
-            gstr_catc(out, '"');
-        }
-    } else if (!strcmp(op, "rxquote")) {
-        for (const char *p = s; *p; p++) {
-            if (!isalnum((unsigned char)*p))
-                gstr_catc(out, '\\');
-            gstr_catc(out, *p);
-        }
-    } else if (!strcmp(op, "address") || !strcmp(op, "domain") || !strcmp(op, "local_part")) {
-        char *err;
-        int doff = -1;
-        char *a = x_parse_address(x->w, s, &err, &doff);
-        if (a) {
-            if (op[0] == 'a')
-                gstr_cat(out, a);
-            else if (op[0] == 'd') {
-                if (doff >= 0)
-                    gstr_cat(out, a + doff);
-            } else {
-                gstr_catn(out, a, doff >= 0 ? (size_t)doff - 1 : strlen(a));
-            }
-        }
-    } else if (!strcmp(op, "addresses")) {
-        st = op_addresses(x, s, out);
-    } else if (!strcmp(op, "mask")) {
-        st = op_mask(x, s, arg && arg[0] == 'n', out);
-    } else if (!strcmp(op, "reverse_ip")) {
-        st = op_reverse_ip(x, s, out);
-    } else if (!strcmp(op, "ipv6norm") || !strcmp(op, "ipv6denorm")) {
-        st = op_ipv6(x, s, op[4] == 'n', out);
-    } else if (!strcmp(op, "time_eval")) {
-        long long t;
-        if (!read_time(s, &t))
-            return xfail(x, "string %s is not an Exim time interval in \"time_eval\" operator", xq(x, s));
-        gstr_printf(out, "%lld", t);
-        keep_taint = false;
-    } else if (!strcmp(op, "time_interval")) {
-        const char *p = s;
-        long long n = 0;
-        if (*p && !isdigit((unsigned char)*p))
-            return xfail(x, "string %s is not a positive number in \"time_interval\" operator", xq(x, s));
-        while (isdigit((unsigned char)*p)) {
-            if (n < INT_MAX)
-                n = n * 10 + (*p - '0');
-            p++;
-        }
-        switch (tolower((unsigned char)*p)) {
-        case 'k': n *= 1024; p++; break;
-        case 'm': n *= 1024 * 1024; p++; break;
-        default: break;
-        }
-        if (*p)
-            return xfail(x, "string %s is not a positive number in \"time_interval\" operator", xq(x, s));
-        print_time(out, n);
-        keep_taint = false;
-    } else if (!strncmp(op, "utf8_", 5)) {
-        st = x_idn_op(x, op, s, out);
-    } else if (!strcmp(op, "utf8clean")) {
-        utf8clean(out, (const unsigned char *)s);
-    } else if (!strcmp(op, "from_utf8")) {
-        from_utf8(out, (const unsigned char *)s);
-    } else if (!strcmp(op, "rfc2047")) {
-        rfc2047_encode(out, s);
-    } else if (!strcmp(op, "rfc2047d")) {
-        st = rfc2047_decode(x, s, out);
-    } else if (!strcmp(op, "headerwrap")) {
-        unsigned col = 80, lim = 998;
-        if (arg && *arg) {
-            col = (unsigned)atoi(arg);
-            const char *u = strchr(arg, '_');
-            if (u)
-                lim = (unsigned)atoi(u + 1);
-        }
-        headerwrap(out, s, col, lim);
-    } else if (!strcmp(op, "xtextd")) {
-        for (const char *p = s; *p; p++) {
-            if (*p == '+' && isxdigit((unsigned char)p[1]) && isxdigit((unsigned char)p[2])) {
-                gstr_catc(out, (char)(hexv((unsigned char)p[1]) * 16 + hexv((unsigned char)p[2])));
-                p += 2;
-            } else
-                gstr_catc(out, *p);
-        }
-    } else if (!strcmp(op, "randint")) {
-        const char *p = s;
-        while (isspace((unsigned char)*p))
-            p++;
-        if (!isdigit((unsigned char)*p) && !((*p == '-' || *p == '+') && isdigit((unsigned char)p[1])))
-            return xfail(x, "integer expected but %s found", xq(x, s));
-        long long max;
-        if (!x_number(s, &max))
-            return xfail(x, "invalid integer %s", xq(x, s));
-        unsigned long long r = 0;
-        RAND_bytes((unsigned char *)&r, sizeof r);
-        gstr_printf(out, "%llu", max <= 1 ? 0ULL : r % (unsigned long long)max);
-        keep_taint = false;
-    } else if (!strcmp(op, "stat")) {
-        struct stat sb;
-        if (ps.exp_forbid & EXPAND_FORBID_STAT)
-            return xfail(x, "Use of the stat() expansion is not permitted");
-        if (argt)
-            return xfail(x, "Tainted filename '%s' for stat", s);
-        if (stat(s, &sb) != 0)
-            return xfail(x, "stat(%s) failed: %s", s, strerror(errno));
-        static const char *const t = "?pc?d?b?-?l?s???";
-        char smode[11];
-        smode[0] = t[(sb.st_mode >> 12) & 15];
-        for (int i = 0; i < 9; i++)
-            smode[1 + i] = (sb.st_mode & (0400 >> i)) ? "rwxrwxrwx"[i] : '-';
-        smode[10] = 0;
-        gstr_printf(out, "mode=%04o smode=%s inode=%ld device=%ld links=%ld uid=%ld gid=%ld size=%lld "
-                         "atime=%ld mtime=%ld ctime=%ld",
-                    (int)sb.st_mode, smode, (long)sb.st_ino, (long)sb.st_dev,
-                    (long)sb.st_nlink, (long)sb.st_uid, (long)sb.st_gid, (long long)sb.st_size,
-                    (long)sb.st_atime, (long)sb.st_mtime, (long)sb.st_ctime);
-        keep_taint = false;
-    } else {
-        return ST_NOTFOUND;
+            gstr_cat(out, s);    } else {
+        const struct op_row *r = bsearch(op, op_table, sizeof op_table / sizeof op_table[0],
+                                         sizeof op_table[0], op_row_cmp);
+        if (!r)
+            return ST_NOTFOUND;
+        st = r->fn(x, op, name, arg, s, argt, out, taint, &keep_taint, before);
     }
     if (st == ST_OK && keep_taint)
         *taint |= argt;

@@ -21,7 +21,7 @@ static status f_dsearch(const char *dir, const char *key, const char *opts, aren
         return ST_ERROR;
     }
     if (!S_ISDIR(db.st_mode)) {
-        *err = arena_printf(a, "%s is not a directory (dsearch lookup)", dir);
+        *err = arena_printf(a, "failed to open %s for directory search: %s", dir, strerror(ENOTDIR));
         return ST_ERROR;
     }
     const char *kopt = opts ? lookup_opt(opts, "key", a) : NULL;

@@ -128,8 +128,9 @@ status lookup_search_partial(const lookup_spec *sp, const char *file, const char
                 comps++;
         size_t pl = strlen(sp->prefix);
         const char *rest = key;
-        /* "*.key" then strip components while enough remain */
-        for (int left = comps; left >= sp->partial && left > 0; left--) {
+        /* "*.key" (always), then with leading components stripped while
+         * at least sp->partial remain */
+        for (int left = comps; (left >= sp->partial || left == comps) && left > 0; left--) {
             char *k = arena_printf(a, "%s%s", sp->prefix, rest);
             st = one(sp, file, k, a, result, err);
             if (st != ST_NOTFOUND) {

@@ -19,7 +19,7 @@ enum ls_mode { LS_PLAIN, LS_WILD, LS_NWILD, LS_IP };
 
 /* Read the next logical record (a line plus its continuation lines) into
  * g; returns false at EOF. */
-static bool next_record(FILE *f, gstr *g, bool *pending, char *line, size_t linesz)
+static bool next_record(FILE *f, gstr *g, bool *pending, char *line, size_t linesz, size_t *first_len)
 {
     gstr_reset(g);
     for (;;) {
@@ -44,7 +44,11 @@ static bool next_record(FILE *f, gstr *g, bool *pending, char *line, size_t line
     while (n && (line[n - 1] == '\n' || line[n - 1] == '\r'))
         n--;
     gstr_catn(g, line, n);
-    /* continuation lines */
+    while (g->len && isspace((unsigned char)g->s[g->len - 1]))
+        g->len--;
+    g->s[g->len] = 0;
+    *first_len = g->len;
+    /* continuation lines: each joined with one space */
     while (fgets(line, (int)linesz, f)) {
         if (!isspace((unsigned char)line[0]) || line[0] == '\n') {
             if (line[0] == '\n')
@@ -60,7 +64,7 @@ static bool next_record(FILE *f, gstr *g, bool *pending, char *line, size_t line
         n = strlen(p);
         while (n && (p[n - 1] == '\n' || p[n - 1] == '\r'))
             n--;
-        while (g->len && isspace((unsigned char)g->s[g->len - 1]))
+        while (g->len > *first_len && isspace((unsigned char)g->s[g->len - 1]))
             g->len--;
         gstr_catc(g, ' ');
         gstr_catn(g, p, n);
@@ -71,8 +75,10 @@ static bool next_record(FILE *f, gstr *g, bool *pending, char *line, size_t line
 }
 
 /* Split a record into key and data; the key may be quoted. */
-static void split_record(char *rec, arena *a, char **key, char **data, const char **rest, bool colon_ends)
+static void split_record(char *rec, size_t first_len, arena *a, char **key, char **data,
+                         const char **rest, bool colon_ends)
 {
+    const char *first_end = rec + first_len;
     char *s = rec;
     gstr k;
     gstr_init(&k, a, 32);
@@ -99,11 +105,13 @@ static void split_record(char *rec, arena *a, char **key, char **data, const cha
             gstr_catc(&k, *s++);
     }
     *rest = s;
-    while (isspace((unsigned char)*s))
+    /* white space and a colon after the key, on the key's own line only: the
+     * data of "key:" followed by a continuation line starts with its space */
+    while (s < first_end && isspace((unsigned char)*s))
         s++;
-    if (*s == ':')
+    if (s < first_end && *s == ':')
         s++;
-    while (isspace((unsigned char)*s))
+    while (s < first_end && isspace((unsigned char)*s))
         s++;
     size_t n = strlen(s);
     while (n && isspace((unsigned char)s[n - 1]))
@@ -118,7 +126,7 @@ static status ls_find(enum ls_mode mode, const char *file, const char *key, cons
     unsigned char kip[16];
     int kfam = 0, kmask = -1;
     bool star = mode == LS_IP && strcmp(key, "*") == 0;   /* the iplsearch* default */
-    if (mode == LS_IP && !star && !ip_parse(key, kip, &kfam, &kmask)) {
+    if (mode == LS_IP && !star && (strchr(key, '/') || !ip_parse(key, kip, &kfam, &kmask))) {
         *err = arena_printf(a, "\"%s\" is not a valid iplsearch key (an IP address, with optional "
                             "CIDR mask, is wanted): in a host list, use net-iplsearch as the search type", key);
         return ST_DEFER;
@@ -131,7 +139,8 @@ static status ls_find(enum ls_mode mode, const char *file, const char *key, cons
     struct stat sb;
     if (fstat(fileno(f), &sb) != 0 || !S_ISREG(sb.st_mode)) {
         fclose(f);
-        *err = arena_printf(a, "failed to open %s for linear search: not a regular file", file);
+        static const char *const kind[] = {"lsearch", "wildlsearch", "nwildlsearch", "iplsearch"};
+        *err = arena_printf(a, "%s is not a regular file (%s lookup)", file, kind[mode]);
         return ST_ERROR;
     }
     arena *w = arena_new("lsearch", false);
@@ -141,10 +150,11 @@ static status ls_find(enum ls_mode mode, const char *file, const char *key, cons
     bool pending = false;
     status st = ST_NOTFOUND;
     const char *ret = opts ? lookup_opt(opts, "ret", w) : NULL;
-    while (next_record(f, &rec, &pending, line, LOOKUP_MAX_LINE)) {
+    size_t first_len = 0;
+    while (next_record(f, &rec, &pending, line, LOOKUP_MAX_LINE, &first_len)) {
         char *k, *d;
         const char *rest;
-        split_record(rec.s, w, &k, &d, &rest, true);
+        split_record(rec.s, first_len, w, &k, &d, &rest, true);
         bool hit = false;
         switch (mode) {
         case LS_PLAIN:
