@@ -54,6 +54,9 @@ acl_rc acl_modifier(acl_ctx *c, const acl_cond *cd, const char *arg);
 
 acl_rc acl_verify(acl_ctx *c, const char *arg);
 acl_rc acl_ratelimit(acl_ctx *c, const char *arg);
+/* A key for the LMDB hints databases: never empty, and keys longer than
+ * LMDB allows are shortened to a prefix plus a 128-bit hash of the whole. */
+const char *acl_hint_key(arena *a, const char *prefix, const char *key);
 acl_rc acl_seen(acl_ctx *c, const char *arg);
 
 /* Header helpers (acl_hdr.c): check the address-list syntax of a header

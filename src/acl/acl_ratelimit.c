@@ -74,6 +74,22 @@ static void bloom_bits(const char *v, uint32_t nbits, uint32_t out[8])
         out[i] = (uint32_t)((h1 + (uint64_t)i * h2) % nbits);
 }
 
+#define HINT_KEY_MAX 400        /* bytes; LMDB's default limit is 511 */
+
+const char *acl_hint_key(arena *a, const char *prefix, const char *key)
+{
+    size_t pl = strlen(prefix), kl = strlen(key);
+    if (pl + kl <= HINT_KEY_MAX)
+        return arena_printf(a, "%s%s", prefix, key);
+    uint64_t h1 = 1469598103934665603ull, h2 = 0x84222325cbf29ce4ull;
+    for (size_t i = 0; i < kl; i++) {
+        h1 = (h1 ^ (unsigned char)key[i]) * 1099511628211ull;
+        h2 = (h2 ^ (unsigned char)key[kl - 1 - i]) * 0x100000001b3ull;
+    }
+    return arena_printf(a, "%s%.*s#%016llx%016llx", prefix, 300, key, (unsigned long long)h1,
+                        (unsigned long long)h2);
+}
+
 static char *db_path(acl_ctx *c, char **err)
 {
     char *spool = NULL;
@@ -115,6 +131,7 @@ static acl_rc db_update(acl_ctx *c, const char *key, double limit, double period
             mdb_env_close(env);
         return acl_fail_text(c, RC_DEFER, "ratelimit database %s: %s", path, mdb_strerror(r));
     }
+    key = acl_hint_key(c->a, "", key);
     MDB_val k = { strlen(key), (void *)key }, v;
     rl_record rec = { 0 };
     unsigned char *bloom = NULL;

@@ -85,6 +85,7 @@ acl_rc acl_seen(acl_ctx *c, const char *arg)
         return acl_fail_text(c, RC_DEFER, "seen database %s: %s", path, mdb_strerror(r));
     }
     double tnow = now(), test = tnow - (double)interval, stamp = 0;
+    key = acl_hint_key(c->a, "seen:", key);   /* never empty (local input has no host) */
     MDB_val k = { strlen(key), (void *)key }, v;
     bool found = mdb_get(txn, dbi, &k, &v) == 0 && v.mv_size == sizeof stamp;
     if (found)

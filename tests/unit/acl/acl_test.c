@@ -823,12 +823,19 @@ static void test_side_effects(void)
 
 static void test_seen(void)
 {
-    config *c = load("begin acl\n"
+    char longkey[701];
+    memset(longkey, 'k', 700);
+    longkey[700] = 0;
+    config *c = load(arena_printf(ps.scratch, "begin acl\n"
                      "since:\n  accept seen = 1h / key=s1\n"
                      "before:\n  accept seen = -5m / key=g1\n"
                      "ro:\n  accept seen = 1h / key=r1 / readonly\n"
                      "bad:\n  accept seen = xx / key=k\n"
-                     "badopt:\n  accept seen = 1h / frob\n");
+                     "badopt:\n  accept seen = 1h / frob\n"
+                     "local:\n  accept seen = 1h\n"
+                     "long:\n  accept seen = 1h / key=%s\n"
+                     "longrl:\n  deny ratelimit = 1 / 1h / per_cmd / strict / %s\n"
+                     "  accept\n", longkey, longkey));
     if (!c)
         return;
     reset_state();
@@ -856,6 +863,18 @@ static void test_seen(void)
     want_str("seen bad interval", "log", res.log_message, "failed to parse 'xx / key=k'");
     CHECK(acl_check(ACL_WHERE_RCPT, "badopt", &sess, ps.scratch, &res) == ST_DEFER, "seen bad option");
     want_str("seen bad option", "log", res.log_message, "unrecognised option 'frob' in '1h / frob'");
+    /* no host (local input): the default key is empty, still usable */
+    const char *saved = ps.sender_host_address;
+    ps.sender_host_address = NULL;
+    CHECK(acl_check(ACL_WHERE_NOT_SMTP, "local", &sess, ps.scratch, &res) == ST_FAIL, "seen local first");
+    CHECK(acl_check(ACL_WHERE_NOT_SMTP, "local", &sess, ps.scratch, &res) == ST_OK, "seen local again");
+    ps.sender_host_address = saved;
+    /* keys longer than LMDB allows */
+    CHECK(acl_check(ACL_WHERE_RCPT, "long", &sess, ps.scratch, &res) == ST_FAIL, "seen long key first: %s",
+          res.log_message ? res.log_message : "");
+    CHECK(acl_check(ACL_WHERE_RCPT, "long", &sess, ps.scratch, &res) == ST_OK, "seen long key again");
+    CHECK(acl_check(ACL_WHERE_RCPT, "longrl", &sess, ps.scratch, &res) == ST_FAIL, "ratelimit long key: %s",
+          res.log_message ? res.log_message : "");
     ps.acl_now = 0;
     config_free(c);
 }
