@@ -10,6 +10,7 @@
 #include <ctype.h>
 #include <stdio.h>
 #include <string.h>
+#include <pwd.h>
 #include <unistd.h>
 
 #define TESTMODE_MAX_LINE (64 * 1024)
@@ -181,8 +182,29 @@ static void one(const char *in, FILE *out)
         arena_free(a);
 }
 
+/* -be runs as a local submission by the caller: Exim sets the sender and
+ * authenticated ids from the caller's login (unless the command line set
+ * a sender with -f). */
+static void local_caller_defaults(void)
+{
+    struct passwd *pw = getpwuid(getuid());
+    const char *login = pw && pw->pw_name ? pw->pw_name : "";
+    const char *qd = cfg ? cfg_str(MO_qualify_domain) : NULL;
+    if (!qd && cfg)
+        qd = cfg_str(MO_primary_hostname);
+    char *addr = arena_printf(ps.conn, "%s@%s", login, qd ? qd : "");
+    if (!ps.sender_address)
+        ps.sender_address = addr;
+    if (!ps.authenticated_id)
+        ps.authenticated_id = arena_strdup(ps.conn, login);
+    if (!ps.authenticated_sender)
+        ps.authenticated_sender = addr;
+}
+
 int expand_test_mode(int argc, char **argv)
 {
+    if (ps.conn)
+        local_caller_defaults();
     if (argc > 0) {
         for (int i = 0; i < argc; i++) {
             size_t n = strlen(argv[i]);

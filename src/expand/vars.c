@@ -14,6 +14,7 @@
 #include <sys/time.h>
 #include <sys/utsname.h>
 #include <time.h>
+#include <pwd.h>
 #include <unistd.h>
 
 /* The Exim release whose expansion semantics postern follows. */
@@ -144,6 +145,30 @@ static const char *v_caller_gid(xs *x, const char *n)
 }
 
 static const char *v_value(xs *x, const char *n) { return ps.exp_value; }
+
+/* The caller's login name (Exim's $sender_ident for local submissions). */
+static const char *caller_login(xs *x)
+{
+    struct passwd *pw = getpwuid(getuid());
+    return pw && pw->pw_name ? arena_strdup(x->w, pw->pw_name) : "";
+}
+
+static const char *v_sender_ident(xs *x, const char *n)
+{
+    return ps.sender_host_address ? "" : caller_login(x);
+}
+
+/* $sender_address_domain and $sender_address_local_part */
+static const char *v_sender_part(xs *x, const char *n)
+{
+    const char *a = ps.sender_address;
+    if (!a)
+        return "";
+    const char *at = strrchr(a, '@');
+    if (strcmp(n, "sender_address_domain") == 0)
+        return at ? at + 1 : "";
+    return at ? arena_strndup(x->w, a, (size_t)(at - a)) : a;
+}
 static const char *v_runrc(xs *x, const char *n) { return arena_printf(x->w, "%d", ps.exp_runrc); }
 static const char *v_prvscheck(xs *x, const char *n)
 {
@@ -308,6 +333,8 @@ static const var_row var_table[] = {
     {"runrc", v_runrc},
     {"self_hostname", v_empty},
     {"sender_address_data", v_empty},
+    {"sender_address_domain", v_sender_part},
+    {"sender_address_local_part", v_sender_part},
     {"sender_data", v_empty},
     {"sender_fullhost", v_empty},
     {"sender_helo_name", v_empty},
@@ -315,6 +342,7 @@ static const var_row var_table[] = {
     {"sender_host_authenticated", v_empty},
     {"sender_host_name", v_empty},
     {"sender_host_port", v_zero},
+    {"sender_ident", v_sender_ident},
     {"sender_rcvhost", v_empty},
     {"sender_verify_failure", v_empty},
     {"sending_ip_address", v_empty},
