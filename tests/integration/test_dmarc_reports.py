@@ -83,12 +83,24 @@ def test_history_and_aggregate(postern_auth_bin, dns, tmp_path, conformance_dir)
     out.mkdir()
     p = run([postern_auth_bin, "dmarc-report", "--history", str(hist), "--org", "Receiver Org",
              "--email", "dmarc@receiver.example", "--from", str(t0), "--to", str(t0 + 86400),
-             "--outdir", str(out)])
+             "--outdir", str(out), "--mail"])
     assert p.returncode == 0, p.stderr
-    files = sorted(out.iterdir())
+    files = sorted(f for f in out.iterdir() if f.name.endswith(".xml"))
     assert len(files) == 2
-    assert all(re.match(r"Receiver_Org!example\.(com|org)!1700000000!1700086400!.+\.xml$", f.name)
-               for f in files), files
+    # RFC 9990 file names: receiver!policy-domain!begin!end!unique-id.xml
+    assert all(re.match(r"receiver\.example!example\.(com|org)!1700000000!1700086400!"
+                        r"[A-Za-z0-9]+\.xml$", f.name) for f in files), files
+    # the report mail for the domain with rua= (example.org has none)
+    mails = sorted(out.glob("*.eml"))
+    assert len(mails) == 1 and "example.com" in mails[0].name
+    m = email.message_from_bytes(mails[0].read_bytes(), policy=email.policy.default)
+    assert m["To"] == "agg@example.com" and m["From"] == "dmarc@receiver.example"
+    assert re.match(r"Report Domain: example\.com Submitter: receiver\.example Report-ID: <.+>$",
+                    re.sub(r"\s+", " ", m["Subject"]))
+    att = [x for x in m.iter_attachments()]
+    assert len(att) == 1 and att[0].get_content_type() == "text/xml"
+    assert att[0].get_filename() == mails[0].name[:-4]
+    assert att[0].get_payload(decode=True) == (out / att[0].get_filename()).read_bytes()
     com = ET.parse([f for f in files if "example.com" in f.name][0]).getroot()
     assert ns(com.tag) == "feedback"
     q = lambda e, p: e.find("/".join("{urn:ietf:params:xml:ns:dmarc-2.0}" + x for x in p.split("/")))

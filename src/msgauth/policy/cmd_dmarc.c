@@ -346,7 +346,8 @@ out:
 /* ---- dmarc-report ------------------------------------------------------ */
 
 #define REPORT_SYNOPSIS "--history FILE --org NAME --email ADDR --from T --to T\n" \
-    "    [--outdir DIR | --stdout] [--domain D] [--mode rfc9989|rfc7489] [--report-id PREFIX]"
+    "    [--outdir DIR | --stdout] [--mail] [--receiver DOMAIN] [--domain D]\n" \
+    "    [--mode rfc9989|rfc7489] [--report-id PREFIX]"
 
 static bool ll_arg(const char *s, long long *v)
 {
@@ -361,7 +362,7 @@ int cmd_dmarc_report(int argc, char **argv)
     pol_common c = { 0 };
     const char *hist = NULL, *outdir = ".", *only = NULL, *from = NULL, *to = NULL;
     dmarc_agg_opts ao = { 0 };
-    bool to_stdout = false;
+    bool to_stdout = false, mail = false;
     for (int i = 1; i < argc; i++) {
         int r = pol_common_opt(&c, argc, argv, &i);
         if (r == -2)
@@ -380,7 +381,9 @@ int cmd_dmarc_report(int argc, char **argv)
         else if (strcmp(a, "--outdir") == 0) dst = &outdir;
         else if (strcmp(a, "--domain") == 0) dst = &only;
         else if (strcmp(a, "--report-id") == 0) dst = &ao.report_id_prefix;
+        else if (strcmp(a, "--receiver") == 0) dst = &ao.receiver;
         else if (strcmp(a, "--stdout") == 0) { to_stdout = true; continue; }
+        else if (strcmp(a, "--mail") == 0) { mail = true; continue; }
         else if (strcmp(a, "--mode") == 0) {
             const char *v = pol_optval(argc, argv, &i);
             if (!v || !mode_parse(v, &ao.mode))
@@ -428,12 +431,24 @@ int cmd_dmarc_report(int argc, char **argv)
                 rc = AUTH_EXIT_TEMP;
                 continue;
             }
+            const char *mailpath = NULL;
+            char *msg = mail ? dmarc_agg_mail(&rep[i], &ao, c.now, a) : NULL;
+            if (msg) {
+                mailpath = arena_printf(a, "%s.eml", path);
+                FILE *mf = fopen(mailpath, "w");
+                if (!mf || fputs(msg, mf) < 0 || fclose(mf) != 0) {
+                    fprintf(stderr, "postern-auth dmarc-report: cannot write %s\n", mailpath);
+                    rc = AUTH_EXIT_TEMP;
+                    mailpath = NULL;
+                }
+            }
             if (c.json) {
                 bool first = true;
                 gstr_cat(&js, written ? ", {" : "{");
                 json_kv(&js, &first, "domain", rep[i].domain);
                 json_kv(&js, &first, "file", path);
                 json_kv(&js, &first, "rua", rep[i].rua);
+                json_kv(&js, &first, "mail", mailpath);
                 json_ki(&js, &first, "messages", rep[i].messages);
                 json_ki(&js, &first, "rows", rep[i].records);
                 gstr_cat(&js, "}");

@@ -4,6 +4,8 @@
 #include "msgauth/policy/dmarc_report.h"
 #include "core/gstr.h"
 
+#include <ctype.h>
+#include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -85,9 +87,9 @@ static void row_xml(gstr *g, const dmarc_hist *h, int count)
     el(g, 8, "dkim", h->align_dkim == HIST_ALIGN_PASS ? "pass" : "fail");
     el(g, 8, "spf", h->align_spf == HIST_ALIGN_PASS ? "pass" : "fail");
     gstr_cat(g, "      </policy_evaluated>\n    </row>\n    <identifiers>\n");
+    el(g, 6, "header_from", h->from);
     if (strcmp(h->mfrom, "-") != 0)
         el(g, 6, "envelope_from", h->mfrom);
-    el(g, 6, "header_from", h->from);
     gstr_cat(g, "    </identifiers>\n    <auth_results>\n");
     for (int i = 0; i < h->ndkim; i++) {
         gstr_cat(g, "      <dkim>\n");
@@ -113,6 +115,16 @@ static char *fname_part(arena *a, const char *s)
     return o;
 }
 
+/* A dot-atom-text piece: atext characters and dots only. */
+static char *atom(arena *a, const char *s)
+{
+    char *o = arena_strdup(a, s && *s ? s : "x");
+    for (char *p = o; *p; p++)
+        if (!isalnum((unsigned char)*p) && !strchr(".!#$%&'*+-/=?^_`{|}~", *p))
+            *p = '_';
+    return o;
+}
+
 int dmarc_agg_build(const dmarc_hist *h, int nh, const dmarc_agg_opts *o, arena *a,
                     dmarc_agg_report **out)
 {
@@ -131,15 +143,21 @@ int dmarc_agg_build(const dmarc_hist *h, int nh, const dmarc_agg_opts *o, arena 
             doms[nd++] = h[i].pdomain;
     }
     dmarc_agg_report *rep = arena_calloc(a, sizeof *rep * (size_t)(nd + 1));
+    const char *receiver = o->receiver;
+    if (!receiver || !*receiver) {
+        const char *at = o->email ? strrchr(o->email, '@') : NULL;
+        receiver = at ? at + 1 : "localhost";
+    }
     for (int d = 0; d < nd; d++) {
         dmarc_agg_report *r = &rep[d];
         r->domain = doms[d];
-        r->report_id = arena_printf(a, "%s.%lld.%lld.%d",
+        /* RFC 9990: Report-ID a dot-atom[@dot-atom]; file name
+         * receiver!domain!begin!end!unique-id.xml, unique-id alphanumeric */
+        r->report_id = arena_printf(a, "%s.%lld.%d.%s@%s",
                                     o->report_id_prefix ? o->report_id_prefix : "postern",
-                                    o->begin, o->end, d + 1);
-        r->filename = arena_printf(a, "%s!%s!%lld!%lld!%s.xml", fname_part(a, o->org_name),
-                                   fname_part(a, doms[d]), o->begin, o->end,
-                                   fname_part(a, r->report_id));
+                                    o->begin, d + 1, atom(a, doms[d]), atom(a, receiver));
+        r->filename = arena_printf(a, "%s!%s!%lld!%lld!%lld%d.xml", fname_part(a, receiver),
+                                   fname_part(a, doms[d]), o->begin, o->end, o->end, d + 1);
         /* group rows */
         const dmarc_hist **rows = arena_alloc(a, sizeof(void *) * (size_t)nh);
         const char **keys = arena_alloc(a, sizeof(char *) * (size_t)nh);
@@ -183,12 +201,12 @@ int dmarc_agg_build(const dmarc_hist *h, int nh, const dmarc_agg_opts *o, arena 
         el(&g, 4, "generator", "postern " POSTERN_VERSION);
         gstr_cat(&g, "  </report_metadata>\n  <policy_published>\n");
         el(&g, 4, "domain", doms[d]);
+        el(&g, 4, "discovery_method", o->mode == DMARC_MODE_RFC7489 ? "psl" : "treewalk");
         el(&g, 4, "p", pol_name(last->p) ? pol_name(last->p) : "none");
         if (pol_name(last->sp))
             el(&g, 4, "sp", pol_name(last->sp));
         el(&g, 4, "adkim", last->adkim == 's' ? "s" : "r");
         el(&g, 4, "aspf", last->aspf == 's' ? "s" : "r");
-        el(&g, 4, "discovery_method", o->mode == DMARC_MODE_RFC7489 ? "psl" : "treewalk");
         gstr_cat(&g, "  </policy_published>\n");
         for (int j = 0; j < nr; j++)
             row_xml(&g, rows[j], counts[j]);
@@ -197,4 +215,50 @@ int dmarc_agg_build(const dmarc_hist *h, int nh, const dmarc_agg_opts *o, arena 
     }
     *out = rep;
     return nd;
+}
+
+char *dmarc_agg_mail(const dmarc_agg_report *r, const dmarc_agg_opts *o, time_t now, arena *a)
+{
+    const char *to = dmarc_uri_mailtos(r->rua ? r->rua : "", a);
+    if (!to)
+        return NULL;
+    const char *receiver = o->receiver;
+    if (!receiver || !*receiver) {
+        const char *at = o->email ? strrchr(o->email, '@') : NULL;
+        receiver = at ? at + 1 : "localhost";
+    }
+    if (!now)
+        now = time(NULL);
+    struct tm tm;
+    gmtime_r(&now, &tm);
+    char date[64];
+    strftime(date, sizeof date, "%a, %d %b %Y %H:%M:%S +0000", &tm);
+    const char *boundary = arena_printf(a, "=_postern_agg_%lld_%s", (long long)now,
+                                        fname_part(a, r->domain));
+    gstr g;
+    gstr_init(&g, a, strlen(r->xml) * 4 / 3 + 2048);
+    gstr_printf(&g, "From: %s\r\nTo: %s\r\n", o->email, to);
+    gstr_printf(&g, "Subject: Report Domain: %s\r\n Submitter: %s\r\n Report-ID: <%s>\r\n",
+                r->domain, receiver, r->report_id);
+    gstr_printf(&g, "Date: %s\r\nMessage-ID: <%s>\r\nAuto-Submitted: auto-generated\r\n"
+                    "MIME-Version: 1.0\r\n"
+                    "Content-Type: multipart/mixed; boundary=\"%s\"\r\n\r\n",
+                date, r->report_id, boundary);
+    gstr_printf(&g, "--%s\r\nContent-Type: text/plain; charset=us-ascii\r\n\r\n"
+                    "DMARC aggregate report for %s from %s: %d messages, %d rows.\r\n\r\n",
+                boundary, r->domain, receiver, r->messages, r->records);
+    gstr_printf(&g, "--%s\r\nContent-Type: text/xml; name=\"%s\"\r\n"
+                    "Content-Disposition: attachment; filename=\"%s\"\r\n"
+                    "Content-Transfer-Encoding: base64\r\n\r\n", boundary, r->filename,
+                r->filename);
+    size_t n = strlen(r->xml);
+    for (size_t off = 0; off < n; off += 57) {       /* 76-character lines */
+        unsigned char line[80];
+        int k = EVP_EncodeBlock(line, (const unsigned char *)r->xml + off,
+                                (int)(n - off < 57 ? n - off : 57));
+        gstr_catn(&g, (const char *)line, (size_t)k);
+        gstr_cat(&g, "\r\n");
+    }
+    gstr_printf(&g, "\r\n--%s--\r\n", boundary);
+    return g.s;
 }

@@ -57,6 +57,8 @@ int dmarc_hist_parse(const char *text, size_t len, arena *a, dmarc_hist **out, i
 
 typedef struct dmarc_agg_opts {
     const char *org_name, *email, *extra_contact;
+    const char *receiver;          /* our domain (file names, Subject); NULL:
+                                      the domain of email */
     long long begin, end;          /* records with begin <= received < end */
     const char *report_id_prefix;  /* NULL: derived from org and time */
     dmarc_mode mode;               /* discovery_method: psl or treewalk */
@@ -74,6 +76,10 @@ typedef struct dmarc_agg_report {
 /* One report per policy domain found in the records within the period. */
 int dmarc_agg_build(const dmarc_hist *h, int nh, const dmarc_agg_opts *o, arena *a,
                     dmarc_agg_report **out);
+/* The report as an RFC 5322 message (CRLF lines) to the rua= mailto
+ * addresses: RFC 9990 Subject, the XML as a text/xml attachment named
+ * after the report.  NULL when the domain gave no mailto: address. */
+char *dmarc_agg_mail(const dmarc_agg_report *r, const dmarc_agg_opts *o, time_t now, arena *a);
 
 typedef struct dmarc_fail_opts {
     const char *forensic_sender;   /* From: (Exim's dmarc_forensic_sender) */
