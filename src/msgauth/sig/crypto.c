@@ -9,6 +9,7 @@
 #include <openssl/pem.h>
 #include <openssl/rsa.h>
 #include <openssl/x509.h>
+#include <limits.h>
 #include <string.h>
 
 struct sig_key {
@@ -24,10 +25,21 @@ static sig_key *wrap(arena *a, EVP_PKEY *pk)
     return k;
 }
 
+/* Encrypted keys are not supported: never prompt on a terminal. */
+static int no_passphrase(char *buf, int size, int rwflag, void *u)
+{
+    (void)buf; (void)size; (void)rwflag; (void)u;
+    return -1;
+}
+
 sig_key *key_load_private(arena *a, const char *data, size_t len, const char **err)
 {
+    if (len > INT_MAX) {
+        *err = "key file too large";
+        return NULL;
+    }
     BIO *b = BIO_new_mem_buf(data, (int)len);
-    EVP_PKEY *pk = PEM_read_bio_PrivateKey(b, NULL, NULL, NULL);
+    EVP_PKEY *pk = PEM_read_bio_PrivateKey(b, NULL, no_passphrase, NULL);
     BIO_free(b);
     if (pk) {
         int id = EVP_PKEY_get_base_id(pk);
@@ -51,7 +63,7 @@ sig_key *key_load_private(arena *a, const char *data, size_t len, const char **e
         if (pk)
             return wrap(a, pk);
     }
-    *err = "cannot read private key (PEM or base64 Ed25519 seed expected)";
+    *err = "cannot read private key (unencrypted PEM or base64 Ed25519 seed expected)";
     return NULL;
 }
 
