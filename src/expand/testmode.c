@@ -26,10 +26,18 @@ static arena *be_arena;
 
 /* Replace configuration macros (names beginning with an upper-case letter
  * or underscore, matched as in the config reader: first defined prefix). */
+/* As in Exim, only an admin user (root here) sees the configuration's
+ * macros in -be input. */
+static bool admin_user(void)
+{
+    return getuid() == 0 || geteuid() == 0;
+}
+
 static const char *macro_expand(const char *s, arena *a, bool *first)
 {
     *first = false;
-    if ((!cfg || !cfg->macros) && !n_be_macros)
+    bool cfg_macros = cfg && cfg->macros && admin_user();
+    if (!cfg_macros && !n_be_macros)
         return s;
     gstr g;
     gstr_init(&g, a, strlen(s) + 16);
@@ -40,7 +48,7 @@ static const char *macro_expand(const char *s, arena *a, bool *first)
                      (p == s || !(isalnum((unsigned char)p[-1]) || p[-1] == '_'));
         if (start && guard < 10000) {
             const char *hn = NULL, *hv = NULL;
-            for (const macro *m = cfg ? cfg->macros : NULL; m && !hn; m = m->next)
+            for (const macro *m = cfg_macros ? cfg->macros : NULL; m && !hn; m = m->next)
                 if (strncmp(p, m->name, strlen(m->name)) == 0)
                     hn = m->name, hv = m->value;
             for (int i = 0; i < n_be_macros && !hn; i++)
