@@ -61,6 +61,7 @@ typedef struct address_item {
     const char *helo_response;
     const char *smtp_confirmation;     /* C="250 ..." */
     bool remote_reply_5xx;
+    bool dsn_passed_on;                /* the next hop took NOTIFY/ORCPT (it sends DSNs now) */
 
     struct address_item *next;
 } address_item;

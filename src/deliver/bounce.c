@@ -50,7 +50,9 @@ static const char *diagnostic_code(const address_item *a, arena *ar)
     return p ? arena_strdup(ar, p + 2) : NULL;
 }
 
-const char *bounce_send(const spool_msg *orig, address_item *failed, int data_fd, arena *a, char **err)
+static const char *const kind_action[] = { "failed", "delayed", "delivered", "relayed" };
+
+const char *dsn_send(const spool_msg *orig, address_item *failed, dsn_kind kind, int data_fd, arena *a, char **err)
 {
     spool_settings ss = { .directory = cfg_str(MO_spool_directory), .split = cfg_bool(MO_split_spool_directory) };
     const char *host = cfg_str(MO_primary_hostname);
@@ -91,7 +93,10 @@ const char *bounce_send(const spool_msg *orig, address_item *failed, int data_fd
         arena_printf(a, "To: %s\n", to),
         arena_printf(a, "Content-Type: multipart/report; report-type=delivery-status; boundary=%s\n", boundary),
         arena_printf(a, "MIME-Version: 1.0\n"),
-        arena_printf(a, "Subject: Mail delivery failed: returning message to sender\n"),
+        kind == DSN_FAILED ? arena_printf(a, "Subject: Mail delivery failed: returning message to sender\n")
+        : kind == DSN_DELAYED ? arena_printf(a, "Subject: Warning: message %s delayed %ld minutes\n", orig->id,
+                                             (long)(time(NULL) - orig->received) / 60)
+        : arena_printf(a, "Subject: Delivery Status Notification\n"),
         arena_printf(a, "Message-Id: <E%s@%s>\n", b->id, host),
         arena_printf(a, "Date: %s\n", date),
     };
@@ -101,9 +106,21 @@ const char *bounce_send(const spool_msg *orig, address_item *failed, int data_fd
     gstr body;
     gstr_init(&body, a, 4096);
     gstr_printf(&body, "--%s\nContent-type: text/plain; charset=us-ascii\n\n", boundary);
-    gstr_cat(&body, "This message was created automatically by mail delivery software.\n\n"
-                    "A message that you sent could not be delivered to one or more of its\n"
-                    "recipients. This is a permanent error. The following address(es) failed:\n\n");
+    gstr_cat(&body, "This message was created automatically by mail delivery software.\n\n");
+    if (kind == DSN_FAILED)
+        gstr_cat(&body, "A message that you sent could not be delivered to one or more of its\n"
+                        "recipients. This is a permanent error. The following address(es) failed:\n\n");
+    else if (kind == DSN_DELAYED)
+        gstr_printf(&body, "A message that you sent has not yet been delivered to one or more of its\n"
+                           "recipients after more than %ld minutes on the queue on %s.\n\n"
+                           "No action is required on your part. Delivery attempts will continue for\n"
+                           "some time, and this warning may be repeated at intervals if the message\n"
+                           "remains undelivered. Eventually the mail delivery software will give up,\n"
+                           "and when that happens, the message will be returned to you.\n\n"
+                           "The following address(es) are still waiting:\n\n",
+                    (long)(time(NULL) - orig->received) / 60, host);
+    else
+        gstr_cat(&body, "Your message has been delivered to the following recipient(s):\n\n");
     for (address_item *f = failed; f; f = f->next) {
         gstr_printf(&body, "  %s\n", f->address);
         if (f->host_used)
@@ -121,7 +138,13 @@ const char *bounce_send(const spool_msg *orig, address_item *failed, int data_fd
         gstr_cat(&body, "\n");
         if (f->dsn_orcpt)
             gstr_printf(&body, "Original-Recipient: %s\n", f->dsn_orcpt);
-        gstr_printf(&body, "Action: failed\nFinal-Recipient: rfc822;%s\nStatus: %s\n", f->address, status_of(f, a));
+        gstr_printf(&body, "Action: %s\nFinal-Recipient: rfc822;%s\nStatus: %s\n", kind_action[kind], f->address,
+                    kind == DSN_FAILED ? status_of(f, a) : kind == DSN_DELAYED ? "4.0.0" : "2.0.0");
+        if (kind != DSN_FAILED && kind != DSN_DELAYED) {
+            if (f->host_used)
+                gstr_printf(&body, "Remote-MTA: dns; %s\n", f->host_used);
+            continue;
+        }
         if (f->host_used) {
             gstr_printf(&body, "Remote-MTA: dns; %s\n", f->host_used);
             if (f->host_address_used) {
@@ -141,7 +164,8 @@ const char *bounce_send(const spool_msg *orig, address_item *failed, int data_fd
         if (dc)
             gstr_printf(&body, "Diagnostic-Code: smtp; %s\n", dc);
     }
-    bool headers_only = orig->dsn_ret == SPOOL_RET_HDRS || !cfg_bool(MO_bounce_return_body);
+    /* the original: whole for failures (unless RET=HDRS), headers otherwise */
+    bool headers_only = kind != DSN_FAILED || orig->dsn_ret == SPOOL_RET_HDRS || !cfg_bool(MO_bounce_return_body);
     gstr_printf(&body, "\n--%s\nContent-type: %s\n\n", boundary, headers_only ? "text/rfc822-headers" : "message/rfc822");
     if (cfg_bool(MO_bounce_return_message)) {
         write_opts wo = { .headers_only = headers_only };
@@ -188,6 +212,11 @@ const char *bounce_send(const spool_msg *orig, address_item *failed, int data_fd
     }
     close(dfd);
     log_write(LOG_MAIN, "%s <= <> R=%s U=%s P=local S=%llu", b->id, orig->id, b->login, mb.size);
-    log_write(LOG_MAIN, "%s Error message sent to %s", orig->id, to);
+    if (kind == DSN_FAILED)
+        log_write(LOG_MAIN, "%s Error message sent to %s", orig->id, to);
+    else if (kind == DSN_DELAYED)
+        log_write(LOG_MAIN, "%s Warning message sent to %s", orig->id, to);
+    else
+        log_write(LOG_MAIN, "%s DSN: success message sent to %s", orig->id, to);
     return arena_strdup(a, b->id);
 }

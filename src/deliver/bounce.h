@@ -5,9 +5,13 @@
 #include "deliver/address.h"
 #include "spool/spool.h"
 
-/* Queue a bounce for the failed addresses (a list through ->next) of
- * orig to its sender (or errors_to).  Returns the new message id, or NULL
- * with *err. */
-const char *bounce_send(const spool_msg *orig, address_item *failed, int data_fd, arena *a, char **err);
+typedef enum dsn_kind { DSN_FAILED, DSN_DELAYED, DSN_DELIVERED, DSN_RELAYED } dsn_kind;
+
+/* Queue a delivery status notification about the addresses (a list
+ * through ->next) of orig to its sender (or errors_to): a bounce
+ * (DSN_FAILED), a delay warning, or a success notice for NOTIFY=SUCCESS.
+ * Returns the new message id, or NULL with *err. */
+const char *dsn_send(const spool_msg *orig, address_item *list, dsn_kind kind, int data_fd, arena *a, char **err);
+#define bounce_send(orig, failed, fd, a, err) dsn_send((orig), (failed), DSN_FAILED, (fd), (a), (err))
 
 #endif

@@ -41,6 +41,8 @@ typedef struct dstate {
     bool *failed_any;
     address_item *failed;      /* for the bounce */
     address_item *deferred;
+    address_item *delivered;   /* with NOTIFY=SUCCESS */
+    dsn_kind delivered_kind;
     int naddr;
 } dstate;
 
@@ -165,6 +167,72 @@ static void finish_top(dstate *d, const address_item *a, bool delivered_or_faile
         d->done[i] = true;
         journal(d, d->m->rcpt[i].address);
         add_nonrcpt(d->m, d->a, d->m->rcpt[i].address);
+    }
+}
+
+/* ---- DSNs ---------------------------------------------------------------- */
+
+/* A delivered address whose sender asked for NOTIFY=SUCCESS: "delivered"
+ * for a final delivery, "relayed" when it went on to a host that did not
+ * take the DSN request over. */
+static void note_success(dstate *d, address_item *a)
+{
+    if (!(a->dsn_flags & SPOOL_DSN_SUCCESS) || a->dsn_passed_on)
+        return;
+    address_item *c = arena_alloc(d->a, sizeof *c);
+    *c = *a;
+    c->next = d->delivered;
+    d->delivered = c;
+    d->delivered_kind = a->host_used ? DSN_RELAYED : DSN_DELIVERED;
+}
+
+/* The delay warning due for this message, if any (delay_warning times,
+ * the last repeating; delay_warning_condition). */
+static void delay_warning(dstate *d)
+{
+    spool_msg *m = d->m;
+    const char *list = cfg_str(MO_delay_warning);
+    if (!list)
+        return;
+    long long times[32];
+    int n = 0, sep = 0;
+    char *it;
+    while ((it = list_next(&list, &sep, d->a)) && n < 32) {
+        long long t;
+        if (opt_parse_time(it, &t) == ST_OK && t > 0)
+            times[n++] = t;
+    }
+    if (n == 0)
+        return;
+    long long due = 0;
+    for (int i = 0; i <= m->warning_count; i++)
+        due += i < n ? times[i] : times[n - 1];
+    if (time(NULL) - m->received < due)
+        return;
+    const char *cond = cfg_str(MO_delay_warning_condition);
+    if (!cond)
+        cond = "${if or {{!eq{$h_list-id:$h_list-post:$h_list-subscribe:}{}} "
+               "{match{$h_precedence:}{(?i)bulk|list|junk}} "
+               "{match{$h_auto-submitted:}{(?i)auto-generated|auto-replied}} } {no}{yes}}";
+    bool ok = true;
+    char *err;
+    if (expand_check_bool(cond, d->a, &ok, &err) != ST_OK || !ok)
+        return;
+    address_item *list_w = NULL;
+    for (address_item *a = d->deferred; a; a = a->next) {
+        if ((a->dsn_flags & SPOOL_DSN_NEVER) || (a->dsn_flags && !(a->dsn_flags & SPOOL_DSN_DELAY)))
+            continue;
+        address_item *c = arena_alloc(d->a, sizeof *c);
+        *c = *a;
+        c->next = list_w;
+        list_w = c;
+    }
+    if (!list_w)
+        return;
+    const char *wid = dsn_send(m, list_w, DSN_DELAYED, d->dfd, d->a, &err);
+    if (wid) {
+        m->warning_count++;
+        deliver_after_receive(wid, false);
     }
 }
 
@@ -552,6 +620,8 @@ status deliver_message(const char *id, const deliver_opts *o)
                     } else if (b->result == ST_DEFER) {
                         b->next = d->deferred;
                         d->deferred = b;
+                    } else if (b->result == ST_OK) {
+                        note_success(d, b);
                     }
                     finish_top(d, b, b->result != ST_DEFER);
                 }
@@ -570,16 +640,27 @@ status deliver_message(const char *id, const deliver_opts *o)
         } else if (a->result == ST_DEFER) {
             a->next = d->deferred;
             d->deferred = a;
+        } else if (a->result == ST_OK) {
+            note_success(d, a);
         }
         finish_top(d, a, a->result != ST_DEFER);
     }
 
+    /* DSN NOTIFY: NEVER, or a list without FAILURE, means no bounce for that address */
+    address_item *bounce_list = NULL;
+    for (address_item *f = d->failed, *next; f; f = next) {
+        next = f->next;
+        if ((f->dsn_flags & SPOOL_DSN_NEVER) || (f->dsn_flags && !(f->dsn_flags & SPOOL_DSN_FAILURE)))
+            continue;
+        f->next = bounce_list;
+        bounce_list = f;
+    }
     /* bounce for failures (not for bounces: those are frozen) */
     bool freeze = false;
-    if (d->failed) {
+    if (bounce_list) {
         if (*m->sender) {
             char *berr = NULL;
-            const char *bid = bounce_send(m, d->failed, d->dfd, d->a, &berr);
+            const char *bid = bounce_send(m, bounce_list, d->dfd, d->a, &berr);
             if (!bid) {
                 log_write(LOG_MAIN | LOG_PANIC, "%s: cannot create the bounce message: %s", m->id, berr ? berr : "");
                 freeze = true;
@@ -596,6 +677,16 @@ status deliver_message(const char *id, const deliver_opts *o)
             }
         }
     }
+    /* success notices for NOTIFY=SUCCESS (unless the next hop took the DSN request on) */
+    if (d->delivered && *m->sender) {
+        char *derr = NULL;
+        const char *did = dsn_send(m, d->delivered, d->delivered_kind, d->dfd, d->a, &derr);
+        if (did)
+            deliver_after_receive(did, false);
+    }
+    /* delay warnings */
+    if (d->deferred && *m->sender && !freeze)
+        delay_warning(d);
 
     bool all_done = true;
     for (int i = 0; i < m->n_rcpt; i++)

@@ -314,8 +314,10 @@ static status try_host(const driver_inst *t, address_item *addrs, host_item *h, 
                 a->result = ok ? ST_OK : r.code / 100 == 5 ? ST_FAIL : ST_DEFER;
                 a->message = msg;
                 a->remote_reply_5xx = r.code / 100 == 5;
-                if (ok)
+                if (ok) {
                     a->smtp_confirmation = r.first_line;
+                    a->dsn_passed_on = c.dsn;
+                }
             }
     }
     smtp_client_send(&c, "QUIT\r\n");

@@ -315,3 +315,49 @@ def test_retry_timeout_bounces(postern_bin, tmp_path, mail):
         assert wait_for(lambda: (mail / "sender").exists())
         assert "retry timeout exceeded" in (mail / "sender").read_text()
         assert wait_for(lambda: d.queued() == [])
+
+
+def smtp_dsn(port, sender, rcpt, notify, text):
+    with smtplib.SMTP("127.0.0.1", port, timeout=30) as s:
+        s.ehlo("client.example")
+        s.mail(sender, ["RET=HDRS", "ENVID=id123"])
+        code, _ = s.rcpt(rcpt, [f"NOTIFY={notify}"])
+        assert code == 250
+        code, _ = s.data(text)
+        assert code == 250
+
+
+def test_dsn_notify_never_and_success(postern_bin, tmp_path, mail):
+    (tmp_path / "b").mkdir()
+    with Daemon(postern_bin, tmp_path / "b", PEER) as peer:
+        cfg = local_config(mail, peer.port, main="dsn_advertise_hosts = *\n")
+        (tmp_path / "a").mkdir()
+        with Daemon(postern_bin, tmp_path / "a", cfg, queue_only=False) as d:
+            smtp_dsn(d.port, "sender@a.example", "nosuch@b.example", "NEVER", "Subject: n\r\n\r\nx\r\n")
+            assert wait_for(lambda: "** nosuch@b.example" in d.mainlog() and "Completed" in d.mainlog())
+            time.sleep(0.5)
+            assert not (mail / "sender").exists()          # NOTIFY=NEVER: no bounce
+            smtp_dsn(d.port, "sender@a.example", "carol@a.example", "SUCCESS", "Subject: s\r\n\r\nx\r\n")
+            assert wait_for(lambda: (mail / "sender").exists() and "Delivery Status" in (mail / "sender").read_text())
+            dsn = (mail / "sender").read_text()
+            assert "Action: delivered" in dsn and "Final-Recipient: rfc822;carol@a.example" in dsn
+            assert "Original-Envelope-ID: id123" in dsn
+            assert "text/rfc822-headers" in dsn
+            assert "DSN: success message sent to sender@a.example" in d.mainlog()
+
+
+def test_delay_warning(postern_bin, tmp_path, mail):
+    down = free_port()
+    cfg = local_config(mail, down, main="delay_warning = 2s\n")
+    (tmp_path / "a").mkdir()
+    with Daemon(postern_bin, tmp_path / "a", cfg, queue_only=False) as d:
+        send(d.port, "sender@a.example", ["someone@b.example"], "Subject: slow one\r\n\r\nbody\r\n")
+        assert wait_for(lambda: "== someone@b.example" in d.mainlog())
+        time.sleep(2.5)
+        subprocess.run([postern_bin, "-C", str(d.config), "-qf"], capture_output=True, text=True, timeout=60)
+        assert wait_for(lambda: (mail / "sender").exists())
+        warning = (mail / "sender").read_text()
+        assert "Subject: Warning: message" in warning and "delayed" in warning
+        assert "Action: delayed" in warning and "Final-Recipient: rfc822;someone@b.example" in warning
+        msgid = d.queued()[0]
+        assert "\n1\n" not in d.header_file(msgid).split("\n")[3] and d.header_file(msgid).split("\n")[3].endswith(" 1")
