@@ -17,7 +17,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     dmarc_agg_opts o = { .org_name = "org/x!y", .email = "r@x.example", .begin = 0,
                          .end = 0x7fffffffffffLL };
     dmarc_agg_report *rep;
-    dmarc_agg_build(h, n, &o, a, &rep);
+    int nr = dmarc_agg_build(h, n, &o, a, &rep);
+    for (int i = 0; i < nr && i < 4; i++)
+        dmarc_agg_mail(&rep[i], &o, 1, a);
     for (int i = 0; i < n && i < 4; i++)
         dmarc_hist_format(&h[i], a);
     arena_free(a);

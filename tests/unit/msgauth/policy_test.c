@@ -456,6 +456,10 @@ static void test_dmarc_eval(arena *a)
     CHECK(dmarc_agg_build(hs, n, &ao, a, &rep) == 1 && rep[0].messages == 2 && rep[0].records == 1 &&
           strstr(rep[0].xml, "<count>2</count>") && strstr(rep[0].xml, "Org &lt;&amp;&gt;"),
           "aggregate");
+    char *mail = dmarc_agg_mail(&rep[0], &ao, 1700090000, a);
+    CHECK(mail && strstr(mail, "To: agg@example.com\r\n") &&
+          strstr(mail, "Subject: Report Domain: example.com\r\n Submitter: x.example\r\n") &&
+          strstr(mail, "Content-Type: text/xml"), "aggregate mail");
     CHECK(dmarc_fail_wanted(&r, &in2), "fo=0 failure wanted");
     CHECK_STR(dmarc_uri_mailto(" mailto:f@example.com!10m , https://x", a), "f@example.com", "ruf");
 }
