@@ -17,10 +17,15 @@
 #   N=...                            messages per run, every cell; or per
 #   N_1=300 N_10=1500 N_50=3000      concurrency (default as shown)
 #   PER_CONN=1                       messages per connection
-#   REPS=1                           runs per cell; the median (by msg/s) is shown
+#   REPS=3                           runs per cell, interleaved across servers;
+#                                    the median run (by msg/s) is shown
 #   QUIT=shut                        smtpload -q: shut (half-close after QUIT) or wait
 #   PORT_BASE=26101                  postern, Exim, Postfix on PORT_BASE+0,1,2
-#   POSTERN=build-bench/postern      binary (built in release mode if absent)
+#   POSTERN=build-bench/postern      binary; the default is brought up to date
+#                                    from the working tree (release build)
+#   POSTERN_REV=<commit>             instead: build that commit (git archive) in
+#                                    /var/tmp/postern-bench-src/<commit>, so
+#                                    others' uncommitted edits are not measured
 #   PF_ROOT=/var/tmp/postern-bench-postfix   unpacked postfix .deb (fetched
 #                                    with apt-get download if absent)
 #   WORK=$(mktemp -d)                spools, configs, logs, raw results
@@ -35,7 +40,7 @@ SERVERS=${SERVERS:-postern exim postfix}
 SIZES=${SIZES:-4096 102400}
 CONCS=${CONCS:-1 10 50}
 PER_CONN=${PER_CONN:-1}
-REPS=${REPS:-1}
+REPS=${REPS:-3}
 QUIT=${QUIT:-shut}
 PORT_BASE=${PORT_BASE:-26101}
 POSTERN=${POSTERN:-$repo/build-bench/postern}
@@ -62,8 +67,20 @@ nmsgs() { # concurrency -> messages per run
 # ---------------------------------------------------------------- builds
 make -s -C bench smtpload subreaper || die "cannot build bench/smtpload and bench/subreaper"
 SUB=$repo/bench/subreaper
-if [[ " $SERVERS " == *" postern "* ]] && [ ! -x "$POSTERN" ]; then
-	say "building postern (release) in build-bench"
+POSTERN_DESC="$(git -C "$repo" describe --always --dirty 2>/dev/null) (working tree)"
+if [[ " $SERVERS " == *" postern "* ]] && [ -n "${POSTERN_REV:-}" ]; then
+	rev=$(git -C "$repo" rev-parse --short "$POSTERN_REV") || die "unknown commit $POSTERN_REV"
+	src=/var/tmp/postern-bench-src/$rev
+	if [ ! -x "$src/build/postern" ]; then
+		say "building postern $rev (release) in $src"
+		rm -rf "$src" && mkdir -p "$src" && git -C "$repo" archive "$rev" | tar -x -C "$src" &&
+			meson setup "$src/build" "$src" --buildtype=release >/dev/null &&
+			ninja -C "$src/build" postern >/dev/null || say "run.sh: postern $rev build failed"
+	fi
+	POSTERN=$src/build/postern
+	POSTERN_DESC="$rev (committed tree)"
+elif [[ " $SERVERS " == *" postern "* ]] && [ "$POSTERN" = "$repo/build-bench/postern" ]; then
+	# always bring the release build up to date with the tree being measured
 	{ [ -f build-bench/build.ninja ] || meson setup build-bench --buildtype=release >/dev/null; } &&
 		ninja -C build-bench postern >/dev/null || say "run.sh: postern build failed"
 fi
@@ -336,7 +353,8 @@ fi
 
 # ---------------------------------------------------------------- matrix
 say "== matrix: sizes [$SIZES] x concurrency [$CONCS], $PER_CONN msg/connection, $REPS rep(s), QUIT=$QUIT"
-say "   load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
+LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
+say "   load average before: $LOAD_BEFORE"
 failed=0
 for size in $SIZES; do
 	for conc in $CONCS; do
@@ -384,7 +402,8 @@ for size in $SIZES; do
 		unset lines
 	done
 done
-say "   load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
+LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
+say "   load average after: $LOAD_AFTER"
 
 stop_all
 trap - EXIT
@@ -392,12 +411,20 @@ trap - EXIT
 # ---------------------------------------------------------------- report
 echo
 echo "postern acceptance benchmark, $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores, $(uname -r)"
-echo "postern $(git -C "$repo" rev-parse --short HEAD 2>/dev/null), Exim $(exim4 --version 2>/dev/null | sed -n '1s/Exim version \([^ ]*\).*/\1/p'), Postfix $(pf postconf -c "$WORK/postfix/etc" -h mail_version 2>/dev/null || echo '?')"
-echo "every run: N messages, each on its own connection unless PER_CONN>1; latency = connect .. 250 after the dot"
+echo "postern $POSTERN_DESC, Exim $(exim4 --version 2>/dev/null | sed -n '1s/Exim version \([^ ]*\).*/\1/p'), Postfix $(pf postconf -c "$WORK/postfix/etc" -h mail_version 2>/dev/null || echo '?')"
+echo "load average (1/5/15 min) before: $LOAD_BEFORE, after: $LOAD_AFTER"
+echo "each cell: N messages, $PER_CONN per connection, QUIT=$QUIT; latency = connect .. 250 after the dot;"
+echo "figures: the median run of $REPS by msg/s (lower middle if even); msg/s range = slowest..fastest run"
 for s in postern exim postfix; do [ -n "${STATUS[$s]:-}" ] && echo "NOTE: $s ${STATUS[$s]}"; done
 echo
 awk '
 function kv(line, key,   i, n, f, a) { n = split(line, f, " "); for (i = 1; i <= n; i++) { split(f[i], a, "="); if (a[1] == key) return a[2] } return "" }
+FILENAME == ARGV[1] {
+	k = kv($0, "label") SUBSEP kv($0, "size") SUBSEP kv($0, "conc"); v = kv($0, "msgs_per_sec") + 0
+	if (!(k in lo) || v < lo[k]) lo[k] = v
+	if (!(k in hi) || v > hi[k]) hi[k] = v
+	next
+}
 {
 	s = kv($0, "label"); z = kv($0, "size"); c = kv($0, "conc"); k = z SUBSEP c
 	if (!(k in seen)) { seen[k] = 1; order[++nk] = k }
@@ -408,13 +435,14 @@ function kv(line, key,   i, n, f, a) { n = split(line, f, " "); for (i = 1; i <=
 function size_name(z) { return z % 1024 == 0 ? (z / 1024) "KB" : z "B" }
 function ratio(a, b) { return (a == "" || b == "" || b + 0 == 0 || a == "nan" || b == "nan") ? "-" : sprintf("%.2f", a / b) }
 END {
-	printf "%-6s %4s %-8s %6s %9s %8s %8s %11s  %s\n", "size", "conc", "server", "N", "msg/s", "p50 ms", "p99 ms", "cpu ms/msg", "queued"
+	printf "%-6s %4s %-8s %6s %9s %13s %8s %8s %11s  %s\n", "size", "conc", "server", "N", "msg/s", "msg/s range", "p50 ms", "p99 ms", "cpu ms/msg", "queued"
 	split("postern exim postfix", srv, " ")
 	for (i = 1; i <= nk; i++) {
 		split(order[i], zc, SUBSEP)
 		for (j = 1; j <= 3; j++) { s = srv[j]; k = order[i]
 			if (!((s, k) in rate)) continue
-			printf "%-6s %4s %-8s %6s %9s %8s %8s %11s  %s\n", size_name(zc[1]), zc[2], s, n[s, k], rate[s, k], p50[s, k], p99[s, k], cpu[s, k], chk[s, k] }
+			printf "%-6s %4s %-8s %6s %9s %13s %8s %8s %11s  %s\n", size_name(zc[1]), zc[2], s, n[s, k], rate[s, k],
+				sprintf("%.0f..%.0f", lo[s, zc[1], zc[2]], hi[s, zc[1], zc[2]]), p50[s, k], p99[s, k], cpu[s, k], chk[s, k] }
 	}
 	print ""
 	print "ratios postern/other: msg/s above 1 = postern faster; p50, p99, cpu below 1 = postern better"
@@ -426,7 +454,7 @@ END {
 			ratio(p99["postern", k], p99["exim", k]), ratio(cpu["postern", k], cpu["exim", k]),
 			ratio(rate["postern", k], rate["postfix", k]), ratio(p50["postern", k], p50["postfix", k]),
 			ratio(p99["postern", k], p99["postfix", k]), ratio(cpu["postern", k], cpu["postfix", k]) }
-}' "$RESULTS"
+}' "$WORK/all-runs.txt" "$RESULTS"
 echo
 echo "raw results: $RESULTS (median runs), $WORK/all-runs.txt (every run)"
 [ "${KEEP:-1}" = 1 ] || rm -rf "$WORK"
