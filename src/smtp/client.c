@@ -13,6 +13,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 static int atoi_n(const char *s)
@@ -100,6 +101,33 @@ status smtp_client_connect(smtp_client *c, const char *ip, int port, const char 
     }
     int flags = fcntl(fd, F_GETFL);
     fcntl(fd, F_SETFL, flags & ~O_NONBLOCK);
+    c->fd = fd;
+    return ST_OK;
+}
+
+status smtp_client_connect_unix(smtp_client *c, const char *path, int timeout, arena *a, char **err)
+{
+    memset(c, 0, sizeof *c);
+    c->fd = -1;
+    c->a = a;
+    c->timeout = timeout;
+    c->peer = arena_strdup(a, path);
+    struct sockaddr_un sun;
+    memset(&sun, 0, sizeof sun);
+    sun.sun_family = AF_UNIX;
+    if (strlen(path) >= sizeof sun.sun_path) {
+        *err = arena_printf(a, "socket path %s is too long", path);
+        return ST_FAIL;
+    }
+    memcpy(sun.sun_path, path, strlen(path) + 1);
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0 || connect(fd, (struct sockaddr *)&sun, sizeof sun) != 0) {
+        c->os_errno = errno;
+        *err = arena_printf(a, "failed to connect to socket %s: %s", path, strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        return ST_DEFER;
+    }
     c->fd = fd;
     return ST_OK;
 }

@@ -36,6 +36,8 @@ typedef struct smtp_reply {
 /* Connect to ip:port. ST_DEFER with *err on failure. */
 status smtp_client_connect(smtp_client *c, const char *ip, int port, const char *interface,
                            int connect_timeout, int timeout, arena *a, char **err);
+/* Connect to a Unix-domain socket (LMTP). */
+status smtp_client_connect_unix(smtp_client *c, const char *path, int timeout, arena *a, char **err);
 status smtp_client_read(smtp_client *c, smtp_reply *r);
 status smtp_client_send(smtp_client *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 status smtp_client_write(smtp_client *c, const char *p, size_t n);

@@ -10,6 +10,7 @@
 
 static const struct { const char *name; transport_driver fn; bool local; } drivers[] = {
     { "appendfile", transport_appendfile, true },
+    { "lmtp", transport_lmtp, true },
     { "pipe", transport_pipe, true },
     { "queuefile", transport_queuefile, true },
     { "smtp", transport_smtp, false },

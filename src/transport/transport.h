@@ -23,6 +23,7 @@ status transport_appendfile(const driver_inst *t, address_item *addrs, tp_ctx *c
 status transport_pipe(const driver_inst *t, address_item *addrs, tp_ctx *ctx);
 status transport_smtp(const driver_inst *t, address_item *addrs, tp_ctx *ctx);
 status transport_queuefile(const driver_inst *t, address_item *addrs, tp_ctx *ctx);
+status transport_lmtp(const driver_inst *t, address_item *addrs, tp_ctx *ctx);
 
 transport_driver transport_find(const driver_inst *t);
 bool transport_is_local(const driver_inst *t);

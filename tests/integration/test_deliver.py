@@ -361,3 +361,86 @@ def test_delay_warning(postern_bin, tmp_path, mail):
         assert "Action: delayed" in warning and "Final-Recipient: rfc822;someone@b.example" in warning
         msgid = d.queued()[0]
         assert "\n1\n" not in d.header_file(msgid).split("\n")[3] and d.header_file(msgid).split("\n")[3].endswith(" 1")
+
+
+class LmtpServer:
+    """A small LMTP server (RFC 2033) on a Unix socket: accepts every
+    recipient except those whose local part is "full" (452 at end of
+    data), and stores what it received."""
+
+    def __init__(self, path):
+        import socket as sk
+        import threading
+        self.path = str(path)
+        self.srv = sk.socket(sk.AF_UNIX, sk.SOCK_STREAM)
+        self.srv.bind(self.path)
+        os.chmod(self.path, 0o777)
+        self.srv.listen(5)
+        self.srv.settimeout(30)
+        self.messages = []
+        self.thread = threading.Thread(target=self.serve, daemon=True)
+        self.thread.start()
+
+    def serve(self):
+        while True:
+            try:
+                conn, _ = self.srv.accept()
+            except OSError:
+                return
+            self.session(conn)
+
+    def session(self, conn):
+        f = conn.makefile("rwb")
+
+        def say(line):
+            f.write(line.encode() + b"\r\n")
+            f.flush()
+        say("220 lmtp ready")
+        rcpts = []
+        while True:
+            line = f.readline().decode().rstrip("\r\n")
+            if not line:
+                break
+            verb = line[:4].upper()
+            if verb == "LHLO":
+                say("250-lmtp\r\n250 PIPELINING")
+            elif verb == "MAIL":
+                rcpts = []
+                say("250 ok")
+            elif verb == "RCPT":
+                rcpts.append(line.split("<", 1)[1].rstrip(">"))
+                say("250 ok")
+            elif verb == "DATA":
+                say("354 go")
+                data = []
+                while True:
+                    l = f.readline()
+                    if l in (b".\r\n", b""):
+                        break
+                    data.append(l)
+                self.messages.append((rcpts, b"".join(data)))
+                for r in rcpts:
+                    say("452 4.2.2 mailbox full" if r.startswith("full@") else f"250 2.0.0 <{r}> delivered")
+            elif verb == "QUIT":
+                say("221 bye")
+                break
+        conn.close()
+
+    def close(self):
+        self.srv.close()
+
+
+def test_lmtp_per_recipient_replies(postern_bin, tmp_path, mail):
+    lm = LmtpServer(mail / "lmtp.sock")
+    extra_routers = "tolmtp:\n  driver = accept\n  local_parts = lm1 : lm2 : full\n  transport = lmtp\n"
+    extra_transports = f"lmtp:\n  driver = lmtp\n  socket = {mail}/lmtp.sock\n  user = nobody\n  group = nogroup\n  batch_max = 10\n"
+    cfg = local_config(mail, None, extra_routers=extra_routers, extra_transports=extra_transports)
+    with Daemon(postern_bin, tmp_path, cfg, queue_only=False) as d:
+        send(d.port, "sender@a.example", ["lm1@a.example"], "Subject: lmtp\r\n\r\n.dot line\r\n")
+        assert wait_for(lambda: "=> lm1@a.example R=tolmtp T=lmtp" in d.mainlog())
+        assert lm.messages and lm.messages[0][0] == ["lm1@a.example"]
+        assert b"\r\n..dot line\r\n" in lm.messages[0][1]       # dot-stuffed on the wire
+        send(d.port, "sender@a.example", ["full@a.example"], "Subject: lmtp\r\n\r\nx\r\n")
+        assert wait_for(lambda: "== full@a.example R=tolmtp T=lmtp" in d.mainlog())
+        assert "LMTP error after end of data for <full@a.example>: 452 4.2.2 mailbox full" in d.mainlog()
+    lm.close()
