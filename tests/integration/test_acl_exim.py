@@ -35,7 +35,6 @@ XFAIL = {
     "verbs and default texts": "SMTP server: a message starting with a code (599) must replace 550",
     "ratelimit": VARS,
     "drop closes the connection": "SMTP server: drop answers 550 (as deny) then closes; postern sends 554",
-    "lists from an allowed host": "SMTP server: $local_part is lower-cased before the RCPT ACL in Exim",
     "accept messages, helo verify without HELO, warn once per message":
         "SMTP server: a message starting with a code (452 4.2.2) must replace 451",
 }
@@ -439,7 +438,6 @@ LOG_XFAIL = {
     "predata and warn": "SMTP server: Exim logs no F=<...> on a rejected DATA (predata ACL)",
     "data acl: header syntax and bcc": "SMTP server: a \"rejected after DATA\" line starts with the message id",
     "ratelimit": VARS,
-    "lists from an allowed host": "SMTP server: $local_part is lower-cased before the RCPT ACL in Exim",
     "accept messages, helo verify without HELO, warn once per message":
         "SMTP server: Exim logs \"rejected MAIL from [ip]: no HELO/EHLO given\"",
 }
