@@ -513,6 +513,134 @@ static void iter_append(gstr *res, int sep, const char *item, bool first)
     }
 }
 
+/* Does key l sort before key r for the comparator cmp (one of < <= > >=,
+ * numeric, or lt le gt ge with an optional i for caseless)?  A numeric
+ * comparison of non-numbers is "not before", as in Exim. */
+static bool sorts_before(const char *cmp, const char *l, const char *r)
+{
+    if (!isalpha((unsigned char)cmp[0])) {
+        long long ln, rn;
+        if (!x_number(l, &ln) || !x_number(r, &rn))
+            return false;
+        return !strcmp(cmp, "<") ? ln < rn : !strcmp(cmp, "<=") ? ln <= rn
+             : !strcmp(cmp, ">") ? ln > rn : ln >= rn;
+    }
+    int c = strlen(cmp) == 3 ? strcasecmp(l, r) : strcmp(l, r);
+    return !strncmp(cmp, "lt", 2) ? c < 0 : !strncmp(cmp, "le", 2) ? c <= 0
+         : !strncmp(cmp, "gt", 2) ? c > 0 : c >= 0;
+}
+
+/* ${reduce}: $value starts as init and becomes each expansion of expr. */
+static status run_reduce(xs *x, const char *list, int sep, arena *ia, const char *init, bool init_t,
+                         const char *expr, gstr *out, bool *taint)
+{
+    const char *l = list, *value = init;
+    char *item;
+    bool rt = init_t;
+    while ((item = list_next(&l, &sep, ia))) {
+        ps.exp_item = item;
+        ps.exp_value = value;
+        const char *e = expr;
+        gstr g;
+        gstr_init(&g, x->w, 32);
+        bool t = false;
+        if (xp_sub(x, &e, true, false, &g, &t) != ST_OK) {
+            x->err = arena_printf(x->w, "%s inside \"reduce\" item", xq(x, x->err ? x->err : ""));
+            return ST_FAIL;
+        }
+        value = t ? arena_strdup(x_arena(x, true), g.s) : g.s;
+        rt = t;
+    }
+    gstr_cat(out, value);
+    *taint |= rt || is_tainted(value);
+    return ST_OK;
+}
+
+/* ${sort}: keys from the extractor; each item goes before the first
+ * already placed item it sorts before (Exim's insertion). */
+static status run_sort(xs *x, const char *list, int sep, arena *ia, bool lt, const char *cmp,
+                       const char *xtr, gstr *out, bool *taint)
+{
+    int n = list_count(list, sep, x->w) + 1;
+    char **items = arena_alloc(x->w, sizeof(char *) * (size_t)(n + 1));
+    char **keys = arena_alloc(x->w, sizeof(char *) * (size_t)(n + 1));
+    int *order = arena_alloc(x->w, sizeof(int) * (size_t)(n + 1));
+    const char *l = list;
+    char *item;
+    int k = 0;
+    while ((item = list_next(&l, &sep, ia)) && k < n) {
+        ps.exp_item = item;
+        const char *e = xtr;
+        gstr g;
+        gstr_init(&g, x->w, 32);
+        bool t = false;
+        if (xp_sub(x, &e, true, false, &g, &t) != ST_OK || !*g.s) {
+            x->err = NULL;
+            return xfail(x, "field-extract in sort: %s", xq(x, arena_strndup(x->w, xtr, strcspn(xtr, "}"))));
+        }
+        int pos = k;
+        for (int j = 0; j < k; j++)
+            if (sorts_before(cmp, g.s, keys[order[j]])) {
+                pos = j;
+                break;
+            }
+        items[k] = item;
+        keys[k] = g.s;
+        memmove(order + pos + 1, order + pos, sizeof(int) * (size_t)(k - pos));
+        order[pos] = k;
+        k++;
+    }
+    int osep = sep > 0 ? sep : ':';
+    gstr res;
+    gstr_init(&res, x->w, 64);
+    for (int i = 0; i < k; i++)
+        list_append(&res, osep, items[order[i]], i == 0);
+    gstr_catn(out, res.s, res.len);
+    *taint |= lt;
+    return ST_OK;
+}
+
+/* ${map} and ${filter}: the output list uses the input's separator. */
+static status run_map_filter(xs *x, bool is_filter, const char *list, int sep, arena *ia, bool lt,
+                             const char *expr, gstr *out, bool *taint)
+{
+    const char *l = list;
+    char *item;
+    gstr res;
+    gstr_init(&res, x->w, 64);
+    bool first = true, rt = false;
+    while ((item = list_next(&l, &sep, ia))) {
+        ps.exp_item = item;
+        const char *e = expr;
+        if (is_filter) {
+            bool r;
+            if (xp_cond(x, &e, false, &r) != ST_OK) {
+                x->err = arena_printf(x->w, "%s inside \"filter\" condition", xq(x, x->err ? x->err : ""));
+                return ST_FAIL;
+            }
+            if (r) {
+                iter_append(&res, sep, item, first);
+                first = false;
+            }
+            rt |= lt;
+        } else {
+            gstr g;
+            gstr_init(&g, x->w, 32);
+            bool t = false;
+            if (xp_sub(x, &e, true, false, &g, &t) != ST_OK) {
+                x->err = arena_printf(x->w, "%s inside \"map\" item", xq(x, x->err ? x->err : ""));
+                return ST_FAIL;
+            }
+            iter_append(&res, sep, g.s, first);
+            first = false;
+            rt |= t || lt;
+        }
+    }
+    gstr_catn(out, res.s, res.len);
+    *taint |= rt;
+    return ST_OK;
+}
+
 static status it_iter(xs *x, const char *name, const char **sp, bool skip, gstr *out, bool *taint)
 {
     const char *s = *sp;
@@ -658,136 +786,13 @@ static status it_iter(xs *x, const char *name, const char **sp, bool skip, gstr 
         goto out;
 
     const char *save_item = ps.exp_item, *save_value = ps.exp_value;
-    int sep = lsep;
-    const char *l = list;
-    char *item;
     arena *ia = x_arena(x, lt);
-    gstr res;
-    gstr_init(&res, x->w, 64);
-    bool rt = false;
-    if (is_reduce) {
-        const char *value = init;
-        rt = it_;
-        while ((item = list_next(&l, &sep, ia))) {
-            ps.exp_item = item;
-            ps.exp_value = value;
-            const char *e = expr;
-            gstr g;
-            gstr_init(&g, x->w, 32);
-            bool t = false;
-            if ((st = xp_sub(x, &e, true, false, &g, &t)) != ST_OK) {
-                x->err = arena_printf(x->w, "%s inside \"reduce\" item", xq(x, x->err ? x->err : ""));
-                break;
-            }
-            value = t ? arena_strdup(x_arena(x, true), g.s) : g.s;
-            rt = t;
-        }
-        if (st == ST_OK) {
-            gstr_cat(out, value);
-            *taint |= rt || is_tainted(value);
-        }
-    } else if (is_sort) {
-        int n = list_count(list, sep, x->w) + 1;
-        char **items = arena_alloc(x->w, sizeof(char *) * (size_t)(n + 1));
-        char **keys = arena_alloc(x->w, sizeof(char *) * (size_t)(n + 1));
-        int k = 0;
-        while ((item = list_next(&l, &sep, ia)) && k < n) {
-            ps.exp_item = item;
-            const char *e = xtr;
-            gstr g;
-            gstr_init(&g, x->w, 32);
-            bool t = false;
-            if ((st = xp_sub(x, &e, true, false, &g, &t)) != ST_OK || !*g.s) {
-                x->err = NULL;
-                st = xfail(x, "field-extract in sort: %s", xq(x, arena_strndup(x->w, xtr, strcspn(xtr, "}"))));
-                break;
-            }
-            items[k] = item;
-            keys[k] = g.s;
-            k++;
-        }
-        /* Exim's insertion: each item goes before the first already placed
-         * item it sorts before (a numeric comparison of non-numbers is
-         * simply "not before") */
-        int *order = arena_alloc(x->w, sizeof(int) * (size_t)(k + 1));
-        int placed = 0;
-        bool numeric = !isalpha((unsigned char)cmp[0]);
-        for (int i = 0; st == ST_OK && i < k; i++) {
-            int pos = placed;
-            for (int j = 0; j < placed; j++) {
-                const char *l = keys[i], *r = keys[order[j]];
-                bool before;
-                if (numeric) {
-                    long long ln, rn;
-                    if (!x_number(l, &ln) || !x_number(r, &rn))
-                        before = false;
-                    else if (!strcmp(cmp, "<"))
-                        before = ln < rn;
-                    else if (!strcmp(cmp, "<="))
-                        before = ln <= rn;
-                    else if (!strcmp(cmp, ">"))
-                        before = ln > rn;
-                    else
-                        before = ln >= rn;
-                } else {
-                    int c = (strlen(cmp) == 3) ? strcasecmp(l, r) : strcmp(l, r);
-                    before = !strncmp(cmp, "lt", 2) ? c < 0 : !strncmp(cmp, "le", 2) ? c <= 0
-                           : !strncmp(cmp, "gt", 2) ? c > 0 : c >= 0;
-                }
-                if (before) {
-                    pos = j;
-                    break;
-                }
-            }
-            memmove(order + pos + 1, order + pos, sizeof(int) * (size_t)(placed - pos));
-            order[pos] = i;
-            placed++;
-        }
-        char **sorted = arena_alloc(x->w, sizeof(char *) * (size_t)(k + 1));
-        for (int i = 0; i < placed; i++)
-            sorted[i] = items[order[i]];
-        items = sorted;
-        if (st == ST_OK) {
-            int osep = sep > 0 ? sep : ':';
-            for (int i = 0; i < k; i++)
-                list_append(&res, osep, items[i], i == 0);
-            gstr_catn(out, res.s, res.len);
-            *taint |= lt;
-        }
-    } else {
-        bool first = true;
-        while ((item = list_next(&l, &sep, ia))) {
-            ps.exp_item = item;
-            const char *e = expr;
-            if (is_filter) {
-                bool r;
-                if ((st = xp_cond(x, &e, false, &r)) != ST_OK) {
-                    x->err = arena_printf(x->w, "%s inside \"filter\" condition", xq(x, x->err ? x->err : ""));
-                    break;
-                }
-                if (r) {
-                    iter_append(&res, sep, item, first);
-                    first = false;
-                }
-                rt |= lt;
-            } else {
-                gstr g;
-                gstr_init(&g, x->w, 32);
-                bool t = false;
-                if ((st = xp_sub(x, &e, true, false, &g, &t)) != ST_OK) {
-                    x->err = arena_printf(x->w, "%s inside \"map\" item", xq(x, x->err ? x->err : ""));
-                    break;
-                }
-                iter_append(&res, sep, g.s, first);
-                first = false;
-                rt |= t || lt;
-            }
-        }
-        if (st == ST_OK) {
-            gstr_catn(out, res.s, res.len);
-            *taint |= rt;
-        }
-    }
+    if (is_reduce)
+        st = run_reduce(x, list, lsep, ia, init, it_, expr, out, taint);
+    else if (is_sort)
+        st = run_sort(x, list, lsep, ia, lt, cmp, xtr, out, taint);
+    else
+        st = run_map_filter(x, is_filter, list, lsep, ia, lt, expr, out, taint);
     ps.exp_item = save_item;
     ps.exp_value = save_value;
 out:
