@@ -399,6 +399,102 @@ static status cond_bool(xs *x, const char *v, bool lax, bool *res)
     return xfail(x, "unrecognised boolean value %s", xq(x, t));
 }
 
+/* Evaluate a condition of type t on its (expanded) arguments. */
+static status cond_apply(xs *x, enum ctype t, char **arg, const bool *at, bool *res)
+{
+    status st = ST_OK;
+    bool r = false;
+    long long a, b;
+    switch (t) {
+    case C_EQ: r = strcmp(arg[0], arg[1]) == 0; break;
+    case C_EQI: r = strcasecmp(arg[0], arg[1]) == 0; break;
+    case C_LT: r = strcmp(arg[0], arg[1]) < 0; break;
+    case C_LTI: r = strcasecmp(arg[0], arg[1]) < 0; break;
+    case C_LE: r = strcmp(arg[0], arg[1]) <= 0; break;
+    case C_LEI: r = strcasecmp(arg[0], arg[1]) <= 0; break;
+    case C_GT: r = strcmp(arg[0], arg[1]) > 0; break;
+    case C_GTI: r = strcasecmp(arg[0], arg[1]) > 0; break;
+    case C_GE: r = strcmp(arg[0], arg[1]) >= 0; break;
+    case C_GEI: r = strcasecmp(arg[0], arg[1]) >= 0; break;
+    case C_NL: case C_NLE: case C_NE: case C_NG: case C_NGE:
+        if ((st = cond_int(x, arg[0], &a)) != ST_OK || (st = cond_int(x, arg[1], &b)) != ST_OK)
+            break;
+        r = t == C_NL ? a < b : t == C_NLE ? a <= b : t == C_NE ? a == b : t == C_NG ? a > b : a >= b;
+        break;
+    case C_MATCH:
+        st = x_regex_match(x, arg[0], at[0], arg[1], false, true, &r);
+        break;
+    case C_INLIST: case C_INLISTI: {
+        int sep = 0;
+        const char *l = arg[1];
+        char *it;
+        while ((it = list_next(&l, &sep, x_arena(x, at[1]))))
+            if (t == C_INLIST ? strcmp(it, arg[0]) == 0 : strcasecmp(it, arg[0]) == 0) {
+                r = true;
+                ps.exp_value = it;
+                break;
+            }
+        break;
+    }
+    case C_MADDR: case C_MDOM: case C_MIP: case C_MLP: {
+        const char *val = NULL;
+        char *err = NULL;
+        status ms;
+        if (t == C_MIP) {
+            unsigned char ab[16];
+            int fam;
+            if (arg[0][0] && !ip_parse(arg[0], ab, &fam, NULL)) {
+                st = xfail(x, "%s is not an IP address", xq(x, arg[0]));
+                break;
+            }
+            ms = match_ip_only(arg[0], arg[1], x->w, &val, &err);
+        } else if (t == C_MDOM) {
+            ms = match_domain(arg[0], arg[1], x->w, &val, &err);
+        } else if (t == C_MLP) {
+            ms = match_local_part(arg[0], arg[1], true, x->w, &val, &err);
+        } else {
+            ms = match_address(arg[0], arg[1], true, x->w, &val, &err);
+        }
+        if (ms == ST_OK) {
+            r = true;
+            ps.exp_value = val;
+        } else if (ms == ST_ERROR) {
+            /* Exim logs the reason and reports an empty one */
+            log_write(LOG_MAIN | LOG_PANIC, "%s", err ? err : "list match error");
+            st = xfail(x, "unable to complete match against %s: ", xq(x, arg[1]));
+        } else if (ms == ST_DEFER) {
+            st = xfail(x, "%s", err ? err : "lookup deferred");
+        }
+        break;
+    }
+    case C_CRYPTEQ: st = cond_crypteq(x, arg[0], arg[1], &r); break;
+    case C_ISIP: case C_ISIP4: case C_ISIP6: {
+        unsigned char ab[16];
+        int fam;
+        r = ip_parse(arg[0], ab, &fam, NULL) && (t == C_ISIP || (t == C_ISIP4 ? fam == 4 : fam == 6));
+        break;
+    }
+    case C_BOOL: case C_BOOLLAX: st = cond_bool(x, arg[0], t == C_BOOLLAX, &r); break;
+    case C_EXISTS: {
+        struct stat sb;
+        if (ps.exp_forbid & EXPAND_FORBID_EXISTS) {
+            st = xfail(x, "File existence tests are not permitted");
+            break;
+        }
+        if (at[0]) {
+            st = xfail(x, "Tainted filename '%s' for exists", arg[0]);
+            break;
+        }
+        r = stat(arg[0], &sb) == 0;
+        break;
+    }
+    case C_FIRSTDEL: case C_QUEUERUN: r = false; break;
+    default: break;
+    }
+    *res = r;
+    return st;
+}
+
 status xp_cond(xs *x, const char **sp, bool skip, bool *res)
 {
     const char *s = *sp;
@@ -545,93 +641,7 @@ status xp_cond(xs *x, const char **sp, bool skip, bool *res)
     if (skip)
         goto done;
 
-    long long a, b;
-    switch (t) {
-    case C_EQ: r = strcmp(arg[0], arg[1]) == 0; break;
-    case C_EQI: r = strcasecmp(arg[0], arg[1]) == 0; break;
-    case C_LT: r = strcmp(arg[0], arg[1]) < 0; break;
-    case C_LTI: r = strcasecmp(arg[0], arg[1]) < 0; break;
-    case C_LE: r = strcmp(arg[0], arg[1]) <= 0; break;
-    case C_LEI: r = strcasecmp(arg[0], arg[1]) <= 0; break;
-    case C_GT: r = strcmp(arg[0], arg[1]) > 0; break;
-    case C_GTI: r = strcasecmp(arg[0], arg[1]) > 0; break;
-    case C_GE: r = strcmp(arg[0], arg[1]) >= 0; break;
-    case C_GEI: r = strcasecmp(arg[0], arg[1]) >= 0; break;
-    case C_NL: case C_NLE: case C_NE: case C_NG: case C_NGE:
-        if ((st = cond_int(x, arg[0], &a)) != ST_OK || (st = cond_int(x, arg[1], &b)) != ST_OK)
-            break;
-        r = t == C_NL ? a < b : t == C_NLE ? a <= b : t == C_NE ? a == b : t == C_NG ? a > b : a >= b;
-        break;
-    case C_MATCH:
-        st = x_regex_match(x, arg[0], at[0], arg[1], false, true, &r);
-        break;
-    case C_INLIST: case C_INLISTI: {
-        int sep = 0;
-        const char *l = arg[1];
-        char *it;
-        while ((it = list_next(&l, &sep, x_arena(x, at[1]))))
-            if (t == C_INLIST ? strcmp(it, arg[0]) == 0 : strcasecmp(it, arg[0]) == 0) {
-                r = true;
-                ps.exp_value = it;
-                break;
-            }
-        break;
-    }
-    case C_MADDR: case C_MDOM: case C_MIP: case C_MLP: {
-        const char *val = NULL;
-        char *err = NULL;
-        status ms;
-        if (t == C_MIP) {
-            unsigned char ab[16];
-            int fam;
-            if (arg[0][0] && !ip_parse(arg[0], ab, &fam, NULL)) {
-                st = xfail(x, "%s is not an IP address", xq(x, arg[0]));
-                break;
-            }
-            ms = match_ip_only(arg[0], arg[1], x->w, &val, &err);
-        } else if (t == C_MDOM) {
-            ms = match_domain(arg[0], arg[1], x->w, &val, &err);
-        } else if (t == C_MLP) {
-            ms = match_local_part(arg[0], arg[1], true, x->w, &val, &err);
-        } else {
-            ms = match_address(arg[0], arg[1], true, x->w, &val, &err);
-        }
-        if (ms == ST_OK) {
-            r = true;
-            ps.exp_value = val;
-        } else if (ms == ST_ERROR) {
-            /* Exim logs the reason and reports an empty one */
-            log_write(LOG_MAIN | LOG_PANIC, "%s", err ? err : "list match error");
-            st = xfail(x, "unable to complete match against %s: ", xq(x, arg[1]));
-        } else if (ms == ST_DEFER) {
-            st = xfail(x, "%s", err ? err : "lookup deferred");
-        }
-        break;
-    }
-    case C_CRYPTEQ: st = cond_crypteq(x, arg[0], arg[1], &r); break;
-    case C_ISIP: case C_ISIP4: case C_ISIP6: {
-        unsigned char ab[16];
-        int fam;
-        r = ip_parse(arg[0], ab, &fam, NULL) && (t == C_ISIP || (t == C_ISIP4 ? fam == 4 : fam == 6));
-        break;
-    }
-    case C_BOOL: case C_BOOLLAX: st = cond_bool(x, arg[0], t == C_BOOLLAX, &r); break;
-    case C_EXISTS: {
-        struct stat sb;
-        if (ps.exp_forbid & EXPAND_FORBID_EXISTS) {
-            st = xfail(x, "File existence tests are not permitted");
-            break;
-        }
-        if (at[0]) {
-            st = xfail(x, "Tainted filename '%s' for exists", arg[0]);
-            break;
-        }
-        r = stat(arg[0], &sb) == 0;
-        break;
-    }
-    case C_FIRSTDEL: case C_QUEUERUN: r = false; break;
-    default: break;
-    }
+    st = cond_apply(x, t, arg, at, &r);
 done:
     *sp = s;
     *res = neg ? !r : r;
