@@ -32,7 +32,7 @@ typedef struct proc_state {
     bool debug;
 
     /* string expansion (src/expand) */
-    const char *exp_num[10];  /* $0..$9 from the last successful match */
+    const char *exp_num[21];  /* $0..$20 from the last successful match (Exim's EXPAND_MAXN) */
     int exp_nmax;             /* number of $n set (0 = none) */
     const char *exp_item;     /* $item in forall/forany/map/filter/reduce/sort */
     const char *exp_value;    /* $value: lookup/extract result, reduce value */

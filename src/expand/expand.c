@@ -508,6 +508,9 @@ static arena *taint_arena_for(arena *a)
     return fallback;
 }
 
+_Static_assert(sizeof ps.exp_num / sizeof ps.exp_num[0] == EXPAND_MAX_NUMVARS,
+               "ps.exp_num must hold EXPAND_MAX_NUMVARS entries");
+
 typedef struct saved_nums {
     const char *num[EXPAND_MAX_NUMVARS];
     int nmax;

@@ -13,7 +13,7 @@
 
 /* Limits (Exim's where Exim has one). */
 #define EXPAND_MAX_DEPTH     200     /* nesting of items / recursion */
-#define EXPAND_MAX_NUMVARS   10      /* $0 .. $9 */
+#define EXPAND_MAX_NUMVARS   21      /* $0 .. $20 (Exim's EXPAND_MAXN) */
 #define EXPAND_MAX_RESULT    (64 * 1024 * 1024)  /* bytes in one expansion */
 #define EXPAND_MAX_READFILE  (16 * 1024 * 1024)  /* ${readfile} size */
 

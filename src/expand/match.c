@@ -139,8 +139,8 @@ static int re_match_set(const char *subj, const char *re, bool caseless, arena *
     if (rc >= 0) {
         PCRE2_SIZE *ov = pcre2_get_ovector_pointer(md);
         int n = rc == 0 ? (int)pcre2_get_ovector_count(md) : rc;
-        if (n > 10)
-            n = 10;
+        if (n > EXPAND_MAX_NUMVARS)
+            n = EXPAND_MAX_NUMVARS;
         for (int i = 0; i < n; i++)
             ps.exp_num[i] = ov[2 * i] == PCRE2_UNSET ? "" :
                 arena_strndup(a, subj + ov[2 * i], ov[2 * i + 1] - ov[2 * i]);
