@@ -14,6 +14,8 @@
 
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <arpa/inet.h>
+#include <ifaddrs.h>
+#include <netinet/in.h>
 #include <ctype.h>
 #include <pcre2.h>
 #include <stdio.h>
@@ -108,6 +110,29 @@ static int re_match(const char *subj, const char *re, bool caseless, mctx *m)
     pcre2_match_data_free(md);
     pcre2_code_free(code);
     return rc >= 0 ? 1 : 0;
+}
+
+/* Is ip (text) one of this host's interface addresses ("@[]")? */
+static bool local_interface(const char *ip)
+{
+    unsigned char a[16];
+    int fa;
+    if (!ip_parse(ip, a, &fa, NULL))
+        return false;
+    struct ifaddrs *ifs, *i;
+    if (getifaddrs(&ifs) != 0)
+        return false;
+    bool hit = false;
+    for (i = ifs; i && !hit; i = i->ifa_next) {
+        if (!i->ifa_addr)
+            continue;
+        if (i->ifa_addr->sa_family == AF_INET && fa == 4)
+            hit = memcmp(&((struct sockaddr_in *)i->ifa_addr)->sin_addr, a, 4) == 0;
+        else if (i->ifa_addr->sa_family == AF_INET6 && fa == 6)
+            hit = memcmp(&((struct sockaddr_in6 *)i->ifa_addr)->sin6_addr, a, 16) == 0;
+    }
+    freeifaddrs(ifs);
+    return hit;
 }
 
 /* Set $0 (and $1) after a wildcard domain match, as Exim does. */
@@ -288,8 +313,22 @@ static status item_domain(mctx *m, const char *d, const char *it)
             *m->value = v;
         return st;
     }
-    if (strncmp(it, "@mx_", 4) == 0 || strcmp(it, "@[]") == 0)
-        return ST_FAIL;   /* needs DNS / interface data: not matched here */
+    if (strcmp(it, "@[]") == 0) {
+        /* a domain literal holding one of this host's addresses */
+        size_t dl = strlen(d);
+        if (dl < 3 || d[0] != '[' || d[dl - 1] != ']')
+            return ST_FAIL;
+        char *ip = arena_strndup(m->a, d + 1, dl - 2);
+        if (strncasecmp(ip, "ipv6:", 5) == 0)
+            ip += 5;
+        if (!local_interface(ip))
+            return ST_FAIL;
+        if (m->value)
+            *m->value = it;
+        return ST_OK;
+    }
+    if (strncmp(it, "@mx_", 4) == 0)
+        return ST_FAIL;   /* needs MX data: not matched here */
     if (match_domain_pattern(d, it, m->a)) {
         if (m->value)
             *m->value = it;
@@ -467,7 +506,9 @@ static status item_ip(mctx *m, const char *ip, const char *it)
         status st = do_lookup(m, &sp, data, key, &v);
         return st;
     }
-    if (strcmp(it, "@[]") == 0 || strncmp(it, "@mx_", 4) == 0)
+    if (strcmp(it, "@[]") == 0)
+        return local_interface(ip) ? ST_OK : ST_FAIL;
+    if (strncmp(it, "@mx_", 4) == 0)
         return ST_FAIL;
     if (!m->ip_only) {
         /* Host lists (ACL "hosts =" etc.): a wildcard or regex is matched

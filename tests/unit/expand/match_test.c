@@ -53,6 +53,9 @@ static const row rows[] = {
     {IP, "2001:db8::5", "<; 2001:db8::/32", ST_OK, NULL},
     {IP, "2001:db9::5", "<; 2001:db8::/32", ST_FAIL, NULL},
     {IP, "1.2.3.4", "*", ST_OK, NULL},
+    {IP, "127.0.0.1", "@[]", ST_OK, NULL},                 /* a local interface */
+    {IP, "192.0.2.1", "@[]", ST_FAIL, NULL},
+    {DOM, "[127.0.0.1]", "@[]", ST_OK, NULL},
     {IP, "", ": 1.2.3.4", ST_OK, NULL},
     {IP, "1.2.3.4", "!1.2.3.4 : *", ST_FAIL, NULL},
     {IPONLY, "1.2.3.4", "1.2.3.5 : host.name.example : 1.2.3.4", ST_FAIL, NULL},  /* a name fails the list */
