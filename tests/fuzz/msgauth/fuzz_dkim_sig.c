@@ -1,5 +1,6 @@
 /* fuzz_dkim_sig: DKIM-Signature and DomainKey-Signature tag lists, DKIM
- * key records, and whole-message DKIM / DomainKeys verification. */
+ * key records and public key data, and whole-message DKIM / DomainKeys
+ * verification. */
 #include "fuzz_common.h"
 #include "msgauth/sig/dk.h"
 #include "msgauth/sig/dkim.h"
@@ -17,6 +18,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     dkim_key_parse(a, buf, size, &k, &err);
     sig_tags t;
     dk_sig_parse(a, buf, size, &t, &err);
+    /* the bytes as a key record's decoded p= (DER SPKI / PKCS#1, raw Ed25519) */
+    key_free(key_load_public(a, KEY_RSA, data, size, &err));
+    key_free(key_load_public(a, KEY_ED25519, data, size, &err));
 
     mail_msg m;
     char *e;
