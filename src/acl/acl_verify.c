@@ -187,19 +187,29 @@ static bool forward_matches(acl_ctx *c, const char *name)
     return false;
 }
 
-/* Verified host names of the client: PTR names that resolve back to it. */
+/* The client's verified host name: a PTR name that resolves back to its
+ * address.  Looked up once per connection, as Exim does: the result goes
+ * to ps.sender_host_name / ps.host_lookup_failed, and a failure is logged. */
 static const char *host_name(acl_ctx *c)
 {
     if (ps.sender_host_name && *ps.sender_host_name)
         return ps.sender_host_name;
+    if (ps.host_lookup_done)
+        return NULL;
     char *rev = dns_reverse_name(ps.sender_host_address, NULL, c->a);
     dns_answer ans;
-    if (!rev || lookup(c, rev, DNS_T_PTR, &ans) != ST_OK)
-        return NULL;
-    for (int i = 0; i < ans.nrr; i++)
-        if (ans.rr[i].text && forward_matches(c, ans.rr[i].text))
-            return ans.rr[i].text;
-    return NULL;
+    const char *found = NULL;
+    if (rev && lookup(c, rev, DNS_T_PTR, &ans) == ST_OK)
+        for (int i = 0; i < ans.nrr && !found; i++)
+            if (ans.rr[i].text && forward_matches(c, ans.rr[i].text))
+                found = ans.rr[i].text;
+    ps.host_lookup_done = true;
+    ps.host_lookup_failed = !found;
+    if (found)
+        ps.sender_host_name = arena_strdup(ps.conn ? ps.conn : c->a, found);
+    else
+        log_write(LOG_MAIN, "no host name found for IP address %s", ps.sender_host_address);
+    return ps.sender_host_name;
 }
 
 static acl_rc helo(acl_ctx *c)
@@ -231,7 +241,7 @@ static acl_rc reverse_lookup(acl_ctx *c, bool defer_ok)
         return RC_OK;
     if (host_name(c))
         return RC_OK;
-    *c->lmsg = arena_printf(c->a, "no host name found for IP address %s", ps.sender_host_address);
+    *c->lmsg = "host lookup failed for reverse lookup check (failed to find host name from IP address)";
     (void)defer_ok;
     return RC_FAIL;
 }

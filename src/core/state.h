@@ -81,6 +81,8 @@ typedef struct proc_state {
     int acl_level;            /* nesting of ACLs being run ("acl =" and ${acl}) */
     const char *local_part_caseful; /* RCPT: the local part as the client wrote it, for
                                        control = caseful_local_part (NULL: as $local_part) */
+    bool host_lookup_done;    /* the client's name was looked up (PTR + forward check), */
+    bool host_lookup_failed;  /* ... and none was found ($host_lookup_failed); conn lifetime */
 
     /* delivery (src/deliver, src/route, src/transport): the address being
      * routed or delivered ($domain_data and $local_part_data above) */

@@ -202,6 +202,7 @@ static void reset_state(void)
     ps.sender_host_address = ps.sender_helo_name = ps.sender_host_name = NULL;
     ps.sender_address = ps.local_part = ps.domain = NULL;
     ps.sender_host_authenticated = NULL;
+    ps.host_lookup_done = ps.host_lookup_failed = false;
     ps.message_id = NULL;
     ps.message_size = -1;
     ps.msg_headers = NULL;
@@ -604,6 +605,12 @@ static const tcase cases[] = {
       "good.example", .st = ST_OK },
     { "helo by host name", "begin acl\na:\n require verify = helo\n accept\n", ACL_WHERE_MAIL, "a", H,
       "PTR.example", .st = ST_OK },
+    { "reverse_host_lookup ok", "begin acl\na:\n require verify = reverse_host_lookup\n accept\n",
+      ACL_WHERE_MAIL, "a", H, .st = ST_OK },
+    { "reverse_host_lookup fails (exim4 texts)", "begin acl\na:\n require verify = reverse_host_lookup\n accept\n",
+      ACL_WHERE_MAIL, "a", "192.0.2.9", .st = ST_FAIL,
+      .lmsg = "host lookup failed for reverse lookup check (failed to find host name from IP address)",
+      .log_has = "no host name found for IP address 192.0.2.9" },
     { "helo unknown", "begin acl\na:\n require verify = helo\n accept\n", ACL_WHERE_MAIL, "a", H,
       "foo.invalid", .st = ST_FAIL },
     { "helo local always", "begin acl\na:\n require verify = helo\n accept\n", ACL_WHERE_MAIL, "a", NULL,
