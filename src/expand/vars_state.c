@@ -7,6 +7,7 @@
 #include "core/state.h"
 #include "expand/expand_int.h"
 #include "spool/spool.h"
+#include "expand/vars_state.h"
 
 #include <ctype.h>
 #include <stdio.h>
@@ -23,9 +24,18 @@ static const char *or_empty(const char *s)
     return s ? s : "";
 }
 
+static unsigned long current_inode;
+
+void vars_set_inode(unsigned long inode)
+{
+    current_inode = inode;
+}
+
 const char *vars_state(xs *x, const char *name, bool *known)
 {
     *known = true;
+    if (strcmp(name, "inode") == 0)
+        return arena_printf(x->w, "%lu", current_inode);
 #define IS(s) (strcmp(name, s) == 0)
     if (IS("sender_host_address"))
         return or_empty(ps.sender_host_address);

@@ -7,6 +7,7 @@
 #include "core/log.h"
 #include "core/state.h"
 #include "expand/expand.h"
+#include "expand/vars_state.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -170,6 +171,54 @@ static status deliver_mbox(const driver_inst *t, address_item *a, tp_ctx *ctx, c
     return ST_OK;
 }
 
+/* "directory" without maildir_format: each message in its own file, first
+ * written under a temporary name, then renamed to directory_file (expanded
+ * with $inode set). */
+static status deliver_dirfile(const driver_inst *t, address_item *a, tp_ctx *ctx, const char *dir)
+{
+    mode_t mode = (mode_t)(driver_opt(t, "mode") ? driver_opt(t, "mode")->n : 0600);
+    struct stat sb;
+    if (stat(dir, &sb) != 0) {
+        mode_t dm = (mode_t)(driver_opt(t, "directory_mode") ? driver_opt(t, "directory_mode")->n : 0700);
+        if (!tp_opt_bool(t, "create_directory") || !mkdirs(dir, dm))
+            return fail_addr(a, ST_DEFER, arena_printf(ctx->a, "directory %s is missing and could not be created", dir));
+    }
+    char tpath[PATH_MAX];
+    snprintf(tpath, sizeof tpath, "%s/temp.%d.%s", dir, (int)getpid(), ctx->m->id);
+    int fd = open(tpath, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
+    if (fd < 0)
+        return fail_addr(a, ST_DEFER, arena_printf(ctx->a, "failed to create %s: %s", tpath, strerror(errno)));
+    write_opts wo = { 0 };
+    wo.top_headers = tp_top_headers(t, a, ctx);
+    wo.add_headers = tp_added_headers(t, a, ctx);
+    char *err = NULL;
+    unsigned long long bytes;
+    status st = transport_write_message(ctx->m, ctx->data_fd, &wo, write_to_fd, &fd, &bytes, ctx->a, &err);
+    if (st == ST_OK && fsync(fd) != 0)
+        st = ST_DEFER;
+    fstat(fd, &sb);
+    close(fd);
+    if (st != ST_OK) {
+        unlink(tpath);
+        return fail_addr(a, ST_DEFER, err ? err : "write failed");
+    }
+    vars_set_inode((unsigned long)sb.st_ino);
+    const char *name;
+    if (tp_opt_expand(t, "directory_file", ctx, &name, &err) != ST_OK || !name || !*name || strchr(name, '/')) {
+        unlink(tpath);
+        return fail_addr(a, ST_DEFER, arena_printf(ctx->a, "bad directory_file in %s transport: %s", t->name,
+                                                   err ? err : "empty or contains /"));
+    }
+    char npath[PATH_MAX];
+    snprintf(npath, sizeof npath, "%s/%s", dir, name);
+    if (rename(tpath, npath) != 0) {
+        unlink(tpath);
+        return fail_addr(a, ST_DEFER, arena_printf(ctx->a, "rename to %s failed: %s", npath, strerror(errno)));
+    }
+    a->result = ST_OK;
+    return ST_OK;
+}
+
 static status deliver_maildir(const driver_inst *t, address_item *a, tp_ctx *ctx, const char *dir)
 {
     mode_t dm = (mode_t)(driver_opt(t, "directory_mode") ? driver_opt(t, "directory_mode")->n : 0700);
@@ -253,7 +302,7 @@ status transport_appendfile(const driver_inst *t, address_item *addrs, tp_ctx *c
     if (dir && *dir) {
         if (dir[0] != '/')
             return fail_addr(a, ST_DEFER, arena_printf(ctx->a, "directory \"%s\" is not absolute", dir));
-        return deliver_maildir(t, a, ctx, dir);
+        return tp_opt_bool(t, "maildir_format") ? deliver_maildir(t, a, ctx, dir) : deliver_dirfile(t, a, ctx, dir);
     }
     return fail_addr(a, ST_DEFER, arena_printf(ctx->a, "neither file nor directory is set in %s transport", t->name));
 }

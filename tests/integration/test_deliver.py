@@ -177,17 +177,20 @@ def test_maildir_pipe_and_queuefile(postern_bin, tmp_path, mail):
     qdir = tmp_path / "scanner"
     qdir.mkdir()
     out = mail / "piped"
-    extra_routers = ("special:\n  driver = accept\n  local_parts = md : pp : pf : qf\n"
-                     "  transport = ${if eq{$local_part}{md}{maildir}{${if eq{$local_part}{qf}{scan}{pipe}}}}\n")
+    extra_routers = ("special:\n  driver = accept\n  local_parts = md : pp : pf : qf : df\n"
+                     "  transport = ${if eq{$local_part}{md}{maildir}{${if eq{$local_part}{qf}{scan}"
+                     "{${if eq{$local_part}{df}{dirfile}{pipe}}}}}}\n")
     extra_transports = (f"maildir:\n  driver = appendfile\n  directory = {mail}/Maildir\n  maildir_format\n"
                         f"  create_directory\n  user = nobody\n  group = nogroup\n"
                         f"pipe:\n  driver = pipe\n  command = /bin/sh -c 'cat > {out}.$local_part; "
                         f"test $local_part = pp'\n  user = nobody\n  group = nogroup\n"
-                        f"scan:\n  driver = queuefile\n  directory = {qdir}\n  user = root\n  group = root\n")
+                        f"scan:\n  driver = queuefile\n  directory = {qdir}\n  user = root\n  group = root\n"
+                        f"dirfile:\n  driver = appendfile\n  directory = {mail}/dir\n  create_directory\n"
+                        f"  user = nobody\n  group = nogroup\n")
     cfg = local_config(mail, None, extra_routers=extra_routers, extra_transports=extra_transports,
                        main="never_users =\n")
     with Daemon(postern_bin, tmp_path, cfg, queue_only=False) as d:
-        send(d.port, "sender@a.example", ["md@a.example", "pp@a.example", "pf@a.example", "qf@a.example"],
+        send(d.port, "sender@a.example", ["md@a.example", "pp@a.example", "pf@a.example", "qf@a.example", "df@a.example"],
              "Subject: multi\r\n\r\nbody line\r\n")
         assert wait_for(lambda: "Completed" in d.mainlog() or "** pf@a.example" in d.mainlog())
         assert wait_for(lambda: (mail / "sender").exists())
@@ -195,6 +198,9 @@ def test_maildir_pipe_and_queuefile(postern_bin, tmp_path, mail):
         new = list((mail / "Maildir" / "new").iterdir())
         assert len(new) == 1 and "body line" in new[0].read_text()
         assert (pathlib.Path(str(out) + ".pp")).read_text().endswith("body line\n")
+        files = list((mail / "dir").iterdir())
+        assert len(files) == 1 and files[0].name.startswith("q") and "body line" in files[0].read_text()
+        assert str(files[0].stat().st_ino) in files[0].name          # directory_file = q...-$inode
         assert "=> pp@a.example R=special T=pipe" in log
         assert "** pf@a.example R=special T=pipe: Child process of pipe transport returned 1" in log
         # queuefile: the spool files, in Exim's format, in the scanner's directory
