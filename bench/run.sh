@@ -136,21 +136,27 @@ port_free() { ! (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null; }
 # ---------------------------------------------------------------- postern
 start_postern() {
 	local d=$WORK/postern
-	mkdir -p "$d/spool"
-	chown Debian-exim:Debian-exim "$d/spool" 2>/dev/null || true
+	mkdir -p "$d/spool/log"
+	# the log files are created here, owned by the exim_user: a daemon
+	# running as root would create them root-owned, and the connection
+	# processes (which drop to exim_user) could then not write their <= lines
+	touch "$d/spool/log/mainlog" "$d/spool/log/rejectlog" "$d/spool/log/paniclog"
+	chmod 0640 "$d/spool/log"/*log
+	chown -R Debian-exim:Debian-exim "$d/spool" 2>/dev/null || true
 	cat >"$d/postern.conf" <<-EOF
-	# written by bench/run.sh: accept and queue, never deliver
+	# written by bench/run.sh: accept and queue (queue_only), never deliver
 	primary_hostname = bench.example
 	spool_directory = $d/spool
 	log_file_path = $d/spool/log/%slog
 	exim_user = $(id -u Debian-exim >/dev/null 2>&1 && echo Debian-exim || echo root)
+	queue_only
 	smtp_accept_max = 0
 	smtp_connect_backlog = 128
 	rfc1413_query_timeout = 0s
 	acl_smtp_rcpt = accept
 	EOF
 	[ -x "$POSTERN" ] || { say "postern: binary $POSTERN missing"; return 1; }
-	"$SUB" "$POSTERN" -C "$d/postern.conf" -bdf -oX "127.0.0.1.${PORT[postern]}" \
+	"$SUB" "$POSTERN" -C "$d/postern.conf" -bdf -odq -oX "127.0.0.1.${PORT[postern]}" \
 		>"$d/stdout" 2>"$d/stderr" &
 	ROOT[postern]=$!
 	PID[postern]=$!     # SIGTERM to the subreaper is passed on to postern
@@ -346,7 +352,8 @@ if [ "$SYSCALLS" = 1 ] && command -v strace >/dev/null; then
 		"$LOAD" -p "${PORT[$s]}" -n 10 -c 1 -s 4096 -q "$QUIT" >/dev/null
 		sleep 1
 		kill -INT $spid 2>/dev/null; wait $spid 2>/dev/null
-		awk -v s="$s" '/fsync|fdatasync|sync_file_range|syncfs|msync|sync\(/ { split($2, a, "("); n[a[1]]++ }
+		# count call starts ("pid name(" ...), not "<... name resumed>" lines
+		awk -v s="$s" '$2 ~ /^(fsync|fdatasync|sync_file_range|syncfs|msync|sync)\(/ { split($2, a, "("); n[a[1]]++ }
 			END { printf "   %-8s", s; for (k in n) printf " %s=%.1f/msg", k, n[k] / 10; print "" }' "$WORK/$s.strace" >&2
 	done
 fi
