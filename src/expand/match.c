@@ -135,6 +135,75 @@ static bool local_interface(const char *ip)
     return hit;
 }
 
+static status walk(mctx *m, const char *subject, const char *list);
+
+/* "@mx_any", "@mx_primary", "@mx_secondary" (optionally "/ignore=<ip
+ * list>"): do the domain's MX records point to this host?  Primary means
+ * one of the lowest-preference MX hosts.  ST_OK, ST_FAIL, ST_DEFER. */
+static status mx_match(mctx *m, const char *domain, const char *pat)
+{
+    const char *p = pat + 4;
+    int kind;
+    if (strncasecmp(p, "any", 3) == 0)
+        kind = 0, p += 3;
+    else if (strncasecmp(p, "primary", 7) == 0)
+        kind = 1, p += 7;
+    else if (strncasecmp(p, "secondary", 9) == 0)
+        kind = 2, p += 9;
+    else
+        return ST_FAIL;
+    const char *ignore = NULL;
+    if (strncasecmp(p, "/ignore=", 8) == 0)
+        ignore = p + 8;
+    else if (*p)
+        return ST_FAIL;
+    char *e = NULL;
+    dns_resolver *r = dns_process_resolver(&e, m->a);
+    if (!r) {
+        *m->err = arena_printf(m->a, "DNS lookup of \"%s\" deferred", domain);
+        return ST_DEFER;
+    }
+    dns_answer mx;
+    if (dns_lookup(r, domain, DNS_T_MX, m->a, &mx) != ST_OK && mx.st == ST_DEFER) {
+        *m->err = arena_printf(m->a, "DNS lookup of \"%s\" deferred", domain);
+        return ST_DEFER;
+    }
+    if (mx.st != ST_OK || mx.nrr == 0)
+        return ST_FAIL;
+    unsigned lowest = ~0u;
+    for (int i = 0; i < mx.nrr; i++)
+        if (mx.rr[i].pref < lowest)
+            lowest = mx.rr[i].pref;
+    bool local_primary = false, local_other = false;
+    for (int i = 0; i < mx.nrr; i++) {
+        static const int types[] = {DNS_T_A, DNS_T_AAAA};
+        bool local = false;
+        for (int t = 0; t < 2 && !local; t++) {
+            dns_answer ad;
+            if (dns_lookup(r, mx.rr[i].text, types[t], m->a, &ad) != ST_OK || ad.st != ST_OK)
+                continue;
+            for (int j = 0; j < ad.nrr && !local; j++) {
+                if (ignore) {
+                    char *e2 = NULL;
+                    mctx im = {.kind = MK_IP, .a = m->a, .err = &e2, .ip_only = true};
+                    if (walk(&im, ad.rr[j].text, ignore) == ST_OK)
+                        continue;
+                }
+                local = local_interface(ad.rr[j].text);
+            }
+        }
+        if (local) {
+            if (mx.rr[i].pref == lowest)
+                local_primary = true;
+            else
+                local_other = true;
+        }
+    }
+    bool hit = kind == 0 ? (local_primary || local_other) : kind == 1 ? local_primary
+                                                                       : (local_other && !local_primary);
+    return hit ? ST_OK : ST_FAIL;
+}
+
 /* Set $0 (and $1) after a wildcard domain match, as Exim does. */
 static void set_wild_numbers(const char *subject, size_t wildlen, arena *a)
 {
@@ -249,7 +318,6 @@ static status do_lookup(mctx *m, const lookup_spec *sp, const char *data, const 
     return st == ST_ERROR ? ST_DEFER : st;
 }
 
-static status walk(mctx *m, const char *subject, const char *list);
 
 static status named(mctx *m, const char *subject, const char *name)
 {
@@ -327,8 +395,12 @@ static status item_domain(mctx *m, const char *d, const char *it)
             *m->value = it;
         return ST_OK;
     }
-    if (strncmp(it, "@mx_", 4) == 0)
-        return ST_FAIL;   /* needs MX data: not matched here */
+    if (strncmp(it, "@mx_", 4) == 0) {
+        status st = mx_match(m, d, it);
+        if (st == ST_OK && m->value)
+            *m->value = it;
+        return st;
+    }
     if (match_domain_pattern(d, it, m->a)) {
         if (m->value)
             *m->value = it;
