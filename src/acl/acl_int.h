@@ -57,6 +57,8 @@ acl_rc acl_ratelimit(acl_ctx *c, const char *arg);
 /* A key for the LMDB hints databases: never empty, and keys longer than
  * LMDB allows are shortened to a prefix plus a 128-bit hash of the whole. */
 const char *acl_hint_key(arena *a, const char *prefix, const char *key);
+/* Running as root: give a hints file or directory to exim_user/exim_group. */
+void acl_hints_owner(const char *path);
 acl_rc acl_seen(acl_ctx *c, const char *arg);
 
 /* Header helpers (acl_hdr.c): check the address-list syntax of a header

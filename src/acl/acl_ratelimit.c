@@ -12,7 +12,9 @@
 #include "expand/expand.h"
 
 #include <errno.h>
+#include <grp.h>
 #include <lmdb.h>
+#include <pwd.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -20,6 +22,7 @@
 #include <strings.h>
 #include <sys/stat.h>
 #include <sys/time.h>
+#include <unistd.h>
 
 #define RL_MAP_SIZE (64u * 1024 * 1024)   /* LMDB map: the hints file's maximum size */
 #define RL_BLOOM_MIN 16                   /* bytes */
@@ -90,13 +93,56 @@ const char *acl_hint_key(arena *a, const char *prefix, const char *key)
                         (unsigned long long)h2);
 }
 
+/* Hints files made by root (e.g. "postern -bh" run by an administrator)
+ * must stay usable by the daemon's children, which run as exim_user: give
+ * them to exim_user/exim_group (best effort, as Exim does for its db). */
+void acl_hints_owner(const char *path)
+{
+    if (geteuid() != 0 || !cfg)
+        return;
+    const char *u = cfg_str(MO_exim_user), *g = cfg_str(MO_exim_group);
+    char *end;
+    struct passwd *pw = NULL;
+    uid_t uid;
+    gid_t gid;
+    if (!u)
+        return;
+    long n = strtol(u, &end, 10);
+    if (*u && !*end) {
+        uid = (uid_t)n;
+        pw = getpwuid(uid);
+    } else {
+        if (!(pw = getpwnam(u)))
+            return;
+        uid = pw->pw_uid;
+    }
+    if (g) {
+        n = strtol(g, &end, 10);
+        struct group *gr = (*g && !*end) ? NULL : getgrnam(g);
+        if (*g && !*end)
+            gid = (gid_t)n;
+        else if (gr)
+            gid = gr->gr_gid;
+        else
+            return;
+    } else if (pw) {
+        gid = pw->pw_gid;
+    } else {
+        return;
+    }
+    if (lchown(path, uid, gid) != 0)
+        return;
+}
+
 static char *db_path(acl_ctx *c, char **err)
 {
     char *spool = NULL;
     if (expand_string("$spool_directory", c->a, &spool, err) != ST_OK || !spool || !*spool)
         return NULL;
     char *dir = arena_printf(c->a, "%s/db", spool);
-    if (mkdir(dir, 0750) != 0 && errno != EEXIST) {
+    if (mkdir(dir, 0750) == 0)
+        acl_hints_owner(dir);
+    else if (errno != EEXIST) {
         *err = arena_printf(c->a, "cannot create %s: %s", dir, strerror(errno));
         return NULL;
     }
@@ -131,6 +177,8 @@ static acl_rc db_update(acl_ctx *c, const char *key, double limit, double period
             mdb_env_close(env);
         return acl_fail_text(c, RC_DEFER, "ratelimit database %s: %s", path, mdb_strerror(r));
     }
+    acl_hints_owner(path);
+    acl_hints_owner(arena_printf(c->a, "%s-lock", path));
     key = acl_hint_key(c->a, "", key);
     MDB_val k = { strlen(key), (void *)key }, v;
     rl_record rec = { 0 };

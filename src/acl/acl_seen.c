@@ -61,7 +61,9 @@ acl_rc acl_seen(acl_ctx *c, const char *arg)
     if (expand_string("$spool_directory", c->a, &spool, &err) != ST_OK || !spool || !*spool)
         return acl_fail_text(c, RC_DEFER, "seen database unavailable: %s", err ? err : "no spool_directory");
     char *dir = arena_printf(c->a, "%s/db", spool);
-    if (mkdir(dir, 0750) != 0 && errno != EEXIST)
+    if (mkdir(dir, 0750) == 0)
+        acl_hints_owner(dir);
+    else if (errno != EEXIST)
         return acl_fail_text(c, RC_DEFER, "cannot create %s: %s", dir, strerror(errno));
     char *path = arena_printf(c->a, "%s/seen", dir);
 
@@ -84,6 +86,8 @@ acl_rc acl_seen(acl_ctx *c, const char *arg)
             mdb_env_close(env);
         return acl_fail_text(c, RC_DEFER, "seen database %s: %s", path, mdb_strerror(r));
     }
+    acl_hints_owner(path);
+    acl_hints_owner(arena_printf(c->a, "%s-lock", path));
     double tnow = now(), test = tnow - (double)interval, stamp = 0;
     key = acl_hint_key(c->a, "seen:", key);   /* never empty (local input has no host) */
     MDB_val k = { strlen(key), (void *)key }, v;

@@ -16,6 +16,7 @@
 #include <arpa/inet.h>
 #include <math.h>
 #include <netinet/in.h>
+#include <pwd.h>
 #include <sys/socket.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -826,6 +827,44 @@ static void test_side_effects(void)
     config_free(c);
 }
 
+/* ---- hints files made by root belong to exim_user ------------------------------- */
+
+static void test_hints_owner(void)
+{
+    struct passwd *pw = getpwnam("nobody");
+    if (geteuid() != 0 || !pw) {
+        fprintf(stderr, "SKIP hints owner: needs root and a \"nobody\" user\n");
+        return;
+    }
+    char spool[300];
+    snprintf(spool, sizeof spool, "%s/own", tmpdir);
+    mkdir(spool, 0755);
+    config *c = NULL;
+    char *err = NULL;
+    char *text = arena_printf(ps.scratch, "spool_directory = %s\nexim_user = nobody\nbegin acl\n"
+                                          "r:\n  accept ratelimit = 5 / 1h / per_cmd / strict\n", spool);
+    if (config_load_string(text, "test.conf", NULL, &c, &err) != ST_OK) {
+        CHECK(0, "hints owner config: %s", err);
+        return;
+    }
+    config_set_current(c);
+    reset_state();
+    ps.sender_host_address = "192.0.2.1";
+    acl_session sess;
+    memset(&sess, 0, sizeof sess);
+    acl_result res;
+    acl_check(ACL_WHERE_HELO, "r", &sess, ps.scratch, &res);
+    const char *files[] = { "db", "db/ratelimit", "db/ratelimit-lock" };
+    for (int i = 0; i < 3; i++) {
+        char p[400];
+        struct stat sb;
+        snprintf(p, sizeof p, "%s/%s", spool, files[i]);
+        CHECK(stat(p, &sb) == 0 && sb.st_uid == pw->pw_uid && sb.st_gid == pw->pw_gid,
+              "hints owner: %s not owned by nobody", files[i]);
+    }
+    config_free(c);
+}
+
 /* ---- seen (fixed clock) ------------------------------------------------------------ */
 
 static void test_seen(void)
@@ -1001,6 +1040,7 @@ int main(void)
     }
     test_ratelimit();
     test_seen();
+    test_hints_owner();
     test_side_effects();
     test_file_acl();
     test_parser();
