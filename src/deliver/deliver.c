@@ -430,7 +430,15 @@ status deliver_message(const char *id, const deliver_opts *o)
         return st == ST_NOTFOUND ? ST_OK : ST_ERROR;
     }
     spool_msg *m = d->m;
-    if (m->frozen && !o->thaw) {
+    bool cancel = false;
+    long long tfa = cfg_int(MO_timeout_frozen_after);
+    long long thaw_after = cfg_int(MO_auto_thaw);
+    if (m->frozen && tfa > 0 && time(NULL) - m->received > tfa) {
+        /* frozen too long: a bounce is thrown away, anything else fails */
+        cancel = true;
+        log_write(LOG_MAIN, "%s cancelled by timeout_frozen_after", id);
+        m->frozen = 0;
+    } else if (m->frozen && !o->thaw && !(thaw_after > 0 && *m->sender && time(NULL) - m->frozen > thaw_after)) {
         close(d->dfd);
         return ST_SKIP;
     }
@@ -467,6 +475,22 @@ status deliver_message(const char *id, const deliver_opts *o)
         todo_tail = &a->next;
     }
 
+    if (cancel) {
+        address_item *next;
+        for (address_item *a = todo; a; a = next) {
+            next = a->next;
+            a->next = NULL;
+            a->result = ST_FAIL;
+            a->message = "delivery cancelled: message frozen too long (timeout_frozen_after)";
+            if (*m->sender) {
+                log_result(d, a, false);
+                a->next = d->failed;
+                d->failed = a;
+            }
+            finish_top(d, a, true);
+        }
+        todo = NULL;
+    }
     route_ctx rc = { .a = d->a };
     dns_resolver *res = dns_process_resolver(&err, d->a);
     if (res)

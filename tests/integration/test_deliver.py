@@ -450,3 +450,23 @@ def test_lmtp_per_recipient_replies(postern_bin, tmp_path, mail):
         assert wait_for(lambda: "== full@a.example R=tolmtp T=lmtp" in d.mainlog())
         assert "LMTP error after end of data for <full@a.example>: 452 4.2.2 mailbox full" in d.mainlog()
     lm.close()
+
+
+def test_timeout_frozen_after(postern_bin, tmp_path, mail):
+    cfg = local_config(mail, None, main="queue_only\ntimeout_frozen_after = 1s\n")
+    with Daemon(postern_bin, tmp_path, cfg) as d:
+        send(d.port, "sender@a.example", ["alice@a.example"], "Subject: f\r\n\r\nx\r\n")
+        msgid = d.queued()[0]
+        subprocess.run([postern_bin, "-C", str(d.config), "-Mf", msgid], capture_output=True, timeout=30)
+        r = subprocess.run([postern_bin, "-C", str(d.config), "-q"], capture_output=True, text=True, timeout=60)
+        assert msgid in d.queued()                       # frozen: not delivered
+        assert not (mail / "alice").exists()
+        time.sleep(2)
+        subprocess.run([postern_bin, "-C", str(d.config), "-q"], capture_output=True, text=True, timeout=60)
+        assert wait_for(lambda: msgid not in d.queued())
+        assert f"{msgid} cancelled by timeout_frozen_after" in d.mainlog()
+        # queue_only: the bounce waits for the next queue run
+        subprocess.run([postern_bin, "-C", str(d.config), "-q"], capture_output=True, text=True, timeout=60)
+        assert wait_for(lambda: (mail / "sender").exists())
+        assert "frozen too long" in (mail / "sender").read_text()
+        assert not (mail / "alice").exists()
