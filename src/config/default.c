@@ -55,7 +55,7 @@ const char config_builtin_default[] =
     "  driver = redirect\n"
     "  allow_fail\n"
     "  allow_defer\n"
-    "  data = ${lookup{$local_part}lsearch{/etc/aliases}}\n"
+    "  data = ${if exists{/etc/aliases}{${lookup{$local_part}lsearch{/etc/aliases}}}}\n"
     "  file_transport = address_file\n"
     "  pipe_transport = address_pipe\n"
     "\n"
