@@ -25,6 +25,7 @@
 #define EXPAND_FORBID_EXISTS   0x08   /* exists{} */
 #define EXPAND_FORBID_STAT     0x10   /* ${stat:} */
 #define EXPAND_FORBID_QUERY    0x20   /* query-style lookups (dnsdb, ...) */
+#define EXPAND_FORBID_DNS      0x40   /* any DNS lookup (@mx_*, host names in lists) */
 
 /* ST_OK: *out set.  ST_FAIL_FORCED: "fail" was requested (*err says so).
  * ST_FAIL / ST_ERROR: *err is an Exim-like message.  ST_DEFER: a lookup

@@ -620,7 +620,7 @@ static int host_addrs(xs *x, const char *host, int port, struct sockaddr_storage
         return 1;
     }
     char *e2 = NULL;
-    dns_resolver *r = dns_process_resolver(&e2, x->w);
+    dns_resolver *r = ps.exp_forbid & EXPAND_FORBID_DNS ? NULL : dns_process_resolver(&e2, x->w);
     if (!r) {
         *err = arena_printf(x->w, "no IP address found for host %s", h);
         return 0;

@@ -157,6 +157,10 @@ static status mx_match(mctx *m, const char *domain, const char *pat)
         ignore = p + 8;
     else if (*p)
         return ST_FAIL;
+    if (ps.exp_forbid & EXPAND_FORBID_DNS) {
+        *m->err = arena_printf(m->a, "DNS lookup of \"%s\" deferred", domain);
+        return ST_DEFER;
+    }
     char *e = NULL;
     dns_resolver *r = dns_process_resolver(&e, m->a);
     if (!r) {
@@ -594,7 +598,7 @@ static status item_ip(mctx *m, const char *ip, const char *it)
             if (hn && *hn && strcasecmp(hn, it) == 0)
                 return ST_OK;
             char *e = NULL;
-            dns_resolver *r = dns_process_resolver(&e, m->a);
+            dns_resolver *r = ps.exp_forbid & EXPAND_FORBID_DNS ? NULL : dns_process_resolver(&e, m->a);
             if (r) {
                 dns_answer ans;
                 if (dns_lookup(r, it, fa == 4 ? DNS_T_A : DNS_T_AAAA, m->a, &ans) == ST_OK &&

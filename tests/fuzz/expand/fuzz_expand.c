@@ -34,7 +34,8 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     }
     config_set_current(c);
     /* never run commands or read files named by fuzz input */
-    ps.exp_forbid = EXPAND_FORBID_RUN | EXPAND_FORBID_READFILE | EXPAND_FORBID_QUERY;
+    ps.exp_forbid = EXPAND_FORBID_RUN | EXPAND_FORBID_READFILE | EXPAND_FORBID_QUERY |
+                    EXPAND_FORBID_DNS;
     return 0;
 }
 
