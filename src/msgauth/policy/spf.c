@@ -266,16 +266,20 @@ static int mech_mx(spf_ctx *c, const char *name, int cidr4, int cidr6)
     if (st != ST_OK || ans.nrr == 0)
         return void_hit(c) ? M_PERM : M_NOMATCH;
     /* RFC 7208 4.6.4: no more than SPF_MAX_MX_NAMES address lookups per
-     * mx; needing one more is permerror (a match before that stands). */
-    int queried = 0;
+     * mx.  More MX names than that is permerror whatever their order (the
+     * DNS returns them in any order, so stopping at the first match would
+     * make the result random; pyspf decides the same way). */
+    int names = 0;
+    for (int i = 0; i < ans.nrr; i++)
+        names += ans.rr[i].text && *ans.rr[i].text && strcmp(ans.rr[i].text, ".") != 0;
+    if (names > SPF_MAX_MX_NAMES) {
+        c->problem = arena_printf(c->a, "more than %d MX names for %s", SPF_MAX_MX_NAMES, name);
+        return M_PERM;
+    }
     for (int i = 0; i < ans.nrr; i++) {
         const char *h = ans.rr[i].text;
         if (!h || !*h || strcmp(h, ".") == 0)
             continue;
-        if (++queried > SPF_MAX_MX_NAMES) {
-            c->problem = arena_printf(c->a, "more than %d MX names for %s", SPF_MAX_MX_NAMES, name);
-            return M_PERM;
-        }
         dns_answer aa;
         st = lookup(c, h, c->v6 ? DNS_T_AAAA : DNS_T_A, &aa);
         if (st == ST_DEFER) {
@@ -375,6 +379,14 @@ static const char *eval_exp(spf_ctx *c, const spf_record *r, const char *domain)
 
 static level_res res(spf_result r) { return (level_res){ r, NULL }; }
 
+static bool has_p_macro(const char *s, size_t n)
+{
+    for (size_t i = 0; i + 2 < n; i++)
+        if (s[i] == '%' && s[i + 1] == '{' && (s[i + 2] == 'p' || s[i + 2] == 'P'))
+            return true;
+    return false;
+}
+
 /* Fetch the domain's one SPF record.  SPF_PASS here means "found". */
 static spf_result fetch_record(spf_ctx *c, const char *domain, const char **rec, size_t *len)
 {
@@ -427,6 +439,22 @@ static level_res check_host(spf_ctx *c, const char *domain, int depth, bool in_i
     if (spf_record_parse(rec, rlen, c->a, &r, &err) != ST_OK) {
         c->problem = arena_printf(c->a, "%s: %s", domain, err);
         return res(SPF_PERMERROR);
+    }
+
+    /* A record that includes itself can only loop: permerror whether or
+     * not evaluation would reach that include (pyspf decides the same). */
+    for (int i = 0; i < r.nterms; i++) {
+        spf_term *t = &r.terms[i];
+        if (t->mech != SPF_M_INCLUDE || !t->dspec || has_p_macro(t->dspec, t->dlen))
+            continue;                       /* %{p} would cost lookups */
+        spf_macro_ctx m;
+        macro_ctx(c, domain, false, &m);
+        char *target, *e;
+        if (spf_macro_expand(t->dspec, t->dlen, &m, c->a, &target, &e) == ST_OK &&
+            strcasecmp(target, domain) == 0) {
+            c->problem = arena_printf(c->a, "%s includes itself", domain);
+            return res(SPF_PERMERROR);
+        }
     }
 
     for (int i = 0; i < r.nterms; i++) {

@@ -156,6 +156,9 @@ static const char zone[] =
     "void.example TXT \"v=spf1 a:n1.example a:n2.example a:n3.example +all\"\n"
     "void2.example TXT \"v=spf1 a:n1.example a:n2.example +all\"\n"
     "loop.example TXT \"v=spf1 include:loop.example\"\n"
+    "self.example TXT \"v=spf1 +all include:%{d}\"\n"
+    "p.example TXT \"v=spf1 include:spf.protection.example ~all\"\n"
+    "spf.protection.example TXT \"v=spf1 ip4:203.0.113.77 -all\"\n"
     "many.example TXT \"v=spf1 a a a a a a a a a a a +all\"\n"
     "ten.example TXT \"v=spf1 a a a a a a a a a a +all\"\n"
     "ten.example A 203.0.113.1\n"
@@ -189,6 +192,8 @@ static void test_check_host(arena *a)
         { "203.0.113.5", "u@void.example", "h.example", false, SPF_PERMERROR, NULL },
         { "203.0.113.5", "u@void2.example", "h.example", false, SPF_PASS, NULL },
         { "203.0.113.5", "u@loop.example", "h.example", false, SPF_PERMERROR, NULL },
+        { "203.0.113.5", "u@self.example", "h.example", false, SPF_PERMERROR, NULL },
+        { "203.0.113.77", "u@p.example", "h.example", false, SPF_PASS, NULL },
         { "203.0.113.5", "u@many.example", "h.example", false, SPF_PERMERROR, NULL },
         { "203.0.113.5", "u@ten.example", "h.example", false, SPF_PASS, NULL },
         { "192.0.2.1", "u@ptr.example", "h.example", false, SPF_PASS, "ptr" },
