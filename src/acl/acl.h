@@ -117,6 +117,14 @@ void acl_session_message_reset(acl_session *sess);
  *    the engine itself; the caller logs the rejection line.
  *  - the "delay" modifier sleeps (not with ps.host_checking, i.e. -bh),
  *    calling sess->flush first unless control = no_delay_flush.
+ *  - for acl_not_smtp the caller treats ST_DEFER and ST_ERROR as deny
+ *    (Exim: no temporary errors for non-SMTP input).
+ *  - hints databases: <spool_directory>/db/ratelimit and db/seen (LMDB,
+ *    one file each plus "-lock"), created on first use.
+ *  - the engine sets ps fields behind variables the expander shows:
+ *    acl_arg[]/acl_narg, sender_rate*, host_data, domain_data,
+ *    local_part_data, sender_data, recipient_data, dnslist_*,
+ *    acl_verify_message, sender_host_name/host_lookup_failed.
  */
 
 /* Exim's default SMTP texts when an ACL gives no "message": */
@@ -149,8 +157,9 @@ status acl_condition_ext(const char *name, acl_where where, const char *arg, are
  * statement per line, a verb first, then conditions/modifiers one per line,
  * "#" comments, blank lines and backslash continuations as in the
  * configuration file.  Conditions are checked against the same vocabulary
- * as the configuration reader.  On error returns ST_ERROR with *err like
- * "error in ACL: unknown ACL verb \"x\" in \"x\"" (line `file`:N). */
+ * as the configuration reader.  On error returns ST_ERROR with *err in
+ * Exim's run-time words, e.g. "unknown ACL verb \"x\" in \"x\"" (for a
+ * file, " in line N of ACL file F" is added).  `file` "inline" for text. */
 status acl_parse_text(const char *text, const char *file, arena *a, acl_stmt **out, char **err);
 
 /* Run ACL `acl` (name/inline/file, expanded) with up to ACL_MAX_ARGS
