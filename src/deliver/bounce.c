@@ -11,6 +11,7 @@
 #include "message/msgbuild.h"
 #include "transport/write.h"
 
+#include "core/timefmt.h"
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -79,10 +80,8 @@ const char *dsn_send(const spool_msg *orig, address_item *failed, dsn_kind kind,
     spool_rcpt r = { to, NULL, 0, NULL, -1 };
     spool_add_rcpt(b, a, &r);
 
-    char date[64];
-    struct tm tm;
-    localtime_r(&b->received, &tm);
-    strftime(date, sizeof date, "%a, %d %b %Y %H:%M:%S %z", &tm);
+    char date[TIMEFMT_DATE_LEN];
+    timefmt_rfc5322(b->received, date, sizeof date);
     const char *boundary = arena_printf(a, "%ld-postern-%s", (long)tv.tv_sec, b->id);
 
     const char *hdrs[] = {

@@ -3,6 +3,7 @@
 #include "message/msgbuild.h"
 #include "msgauth/mail.h"
 
+#include "core/timefmt.h"
 #include <string.h>
 #include <strings.h>
 #include <time.h>
@@ -63,11 +64,9 @@ void msg_fixups(spool_msg *m, const fixup_ctx *fx, arena *a)
     }
 
     if (!mb_find_header(m, "Date")) {
-        char date[64];
+        char date[TIMEFMT_DATE_LEN];
         time_t now = m->received ? m->received : time(NULL);
-        struct tm tm;
-        localtime_r(&now, &tm);
-        strftime(date, sizeof date, "%a, %d %b %Y %H:%M:%S %z", &tm);
+        timefmt_rfc5322(now, date, sizeof date);
         add(m, a, arena_printf(a, "Date: %s\n", date));
     }
 

@@ -20,24 +20,31 @@ void mb_init(msgbuild *b, spool_msg *m, int dfd, arena *a, unsigned long long si
     gstr_init(&b->hdr, a, 256);
 }
 
+/* Write the buffered body bytes to the -D file. */
+static void flush_buf(msgbuild *b)
+{
+    size_t off = 0;
+    while (off < b->wlen && !b->write_failed) {
+        ssize_t w = write(b->dfd, b->wbuf + off, b->wlen - off);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            b->write_failed = true;
+        else
+            off += (size_t)w;
+    }
+    b->wlen = 0;
+}
+
 static void dwrite(msgbuild *b, const char *p, size_t n)
 {
     if (b->too_big || b->write_failed)
         return;
     while (n) {
         if (b->wlen == sizeof b->wbuf) {
-            size_t off = 0;
-            while (off < b->wlen) {
-                ssize_t w = write(b->dfd, b->wbuf + off, b->wlen - off);
-                if (w < 0 && errno == EINTR)
-                    continue;
-                if (w <= 0) {
-                    b->write_failed = true;
-                    return;
-                }
-                off += (size_t)w;
-            }
-            b->wlen = 0;
+            flush_buf(b);
+            if (b->write_failed)
+                return;
         }
         size_t k = sizeof b->wbuf - b->wlen;
         if (k > n)
@@ -116,20 +123,8 @@ status mb_finish(msgbuild *b)
     if (b->in_headers)
         end_header(b);
     b->in_headers = false;
-    if (b->wlen && !b->write_failed && !b->too_big) {
-        size_t off = 0;
-        while (off < b->wlen) {
-            ssize_t w = write(b->dfd, b->wbuf + off, b->wlen - off);
-            if (w < 0 && errno == EINTR)
-                continue;
-            if (w <= 0) {
-                b->write_failed = true;
-                break;
-            }
-            off += (size_t)w;
-        }
-        b->wlen = 0;
-    }
+    if (b->wlen && !b->write_failed && !b->too_big)
+        flush_buf(b);
     b->m->body_linecount = b->body_lines;
     b->m->max_received_linelength = b->max_line;
     return b->write_failed ? ST_DEFER : ST_OK;

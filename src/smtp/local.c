@@ -16,6 +16,7 @@
 #include "msgauth/mail.h"
 #include "spool/spool.h"
 
+#include "core/timefmt.h"
 #include <ctype.h>
 #include <grp.h>
 #include <pwd.h>
@@ -261,10 +262,8 @@ int local_receive(const local_args *la)
     }
 
     /* Received: first, then the fix-ups */
-    char date[64];
-    struct tm tm;
-    localtime_r(&m->received, &tm);
-    strftime(date, sizeof date, "%a, %d %b %Y %H:%M:%S %z", &tm);
+    char date[TIMEFMT_DATE_LEN];
+    timefmt_rfc5322(m->received, date, sizeof date);
     const char *rcv = arena_printf(ps.msg, "Received: from %s by %s with local (postern %s)\n\t"
                                    "(envelope-from <%s>)\n\tid %s;\n\t%s\n",
                                    login, cfg_str(MO_primary_hostname), POSTERN_VERSION, m->sender, m->id, date);

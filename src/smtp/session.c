@@ -20,6 +20,7 @@
 #include "smtp/smtp_cmd.h"
 #include "spool/spool.h"
 
+#include "core/timefmt.h"
 #include <ctype.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -291,11 +292,9 @@ static void add_received(session *s, spool_msg *m)
     gstr_printf(&g, "id %s", m->id);
     if (m->n_rcpt == 1)
         gstr_printf(&g, "\n\tfor %s", m->rcpt[0].address);
-    char date[64];
+    char date[TIMEFMT_DATE_LEN];
     time_t now = m->received;
-    struct tm tm;
-    localtime_r(&now, &tm);
-    strftime(date, sizeof date, "%a, %d %b %Y %H:%M:%S %z", &tm);
+    timefmt_rfc5322(now, date, sizeof date);
     gstr_printf(&g, ";\n\t%s\n", date);
     /* Received: goes first */
     spool_header *h = arena_calloc(ps.msg, sizeof *h);
@@ -740,11 +739,9 @@ int smtp_session(const smtp_params *p)
     }
     const char *banner = opt_expand(MO_smtp_banner, NULL, ps.scratch);
     if (!banner) {
-        char date[64];
+        char date[TIMEFMT_DATE_LEN];
         time_t now = time(NULL);
-        struct tm tm;
-        localtime_r(&now, &tm);
-        strftime(date, sizeof date, "%a, %d %b %Y %H:%M:%S %z", &tm);
+        timefmt_rfc5322(now, date, sizeof date);
         banner = arena_printf(ps.scratch, "%s ESMTP postern %s %s", s->host, POSTERN_VERSION, date);
     }
     reply(s, "220", banner);

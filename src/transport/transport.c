@@ -5,6 +5,7 @@
 #include "expand/expand.h"
 #include "route/route.h"
 
+#include "core/timefmt.h"
 #include <string.h>
 #include <time.h>
 
@@ -99,11 +100,9 @@ const char *tp_top_headers(const driver_inst *t, const address_item *a, tp_ctx *
         gstr_printf(&g, "Envelope-to: %s\n", top->address);
     }
     if (tp_opt_bool(t, "delivery_date_add")) {
-        char date[64];
+        char date[TIMEFMT_DATE_LEN];
         time_t now = time(NULL);
-        struct tm tm;
-        localtime_r(&now, &tm);
-        strftime(date, sizeof date, "%a, %d %b %Y %H:%M:%S %z", &tm);
+        timefmt_rfc5322(now, date, sizeof date);
         gstr_printf(&g, "Delivery-date: %s\n", date);
     }
     return g.len ? g.s : NULL;
