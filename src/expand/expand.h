@@ -3,7 +3,19 @@
  *
  * Results live in the caller's arena, or in a tainted arena (ps.conn_t or
  * ps.msg_t, or the caller's arena if that is tainted) when tainted data went
- * into them, so is_tainted() on a result tells whether outside data is in it. */
+ * into them, so is_tainted() on a result tells whether outside data is in it.
+ * A tainted string is never expanded (ST_ERROR).
+ *
+ * Where things live (to extend the engine):
+ *   variables    vars.c (general: one row per name in var_table, sorted) and
+ *                vars_state.c (connection/message values from ps)
+ *   operators    operators.c: a function and a row in op_table (sorted)
+ *   items        items.c (xp_item dispatch, item_names), items_ext.c
+ *   conditions   conditions.c: a row in conds[] and a case in cond_apply
+ *   lookups      src/lookup: one file per driver + a line in lookup_tab.c
+ *   list matching match.h (domain, host/IP, address, local part lists)
+ * $1.., $value, $item, ACL variables and ${run}/${prvscheck} results are
+ * in ps (core/state.h). */
 #ifndef POSTERN_EXPAND_H
 #define POSTERN_EXPAND_H
 
