@@ -495,7 +495,7 @@ static status cond_apply(xs *x, enum ctype t, char **arg, const bool *at, bool *
     return st;
 }
 
-status xp_cond(xs *x, const char **sp, bool skip, bool *res)
+static status xp_cond_inner(xs *x, const char **sp, bool skip, bool *res)
 {
     const char *s = *sp;
     status st = ST_OK;
@@ -645,5 +645,18 @@ status xp_cond(xs *x, const char **sp, bool skip, bool *res)
 done:
     *sp = s;
     *res = neg ? !r : r;
+    return st;
+}
+
+/* Conditions nest without going through xp_sub (and{{or{{...}}}}), so the
+ * nesting limit is counted here too. */
+status xp_cond(xs *x, const char **sp, bool skip, bool *res)
+{
+    if (++x->depth > EXPAND_MAX_DEPTH) {
+        x->depth--;
+        return xfail(x, "expansion nesting too deep (limit %d)", EXPAND_MAX_DEPTH);
+    }
+    status st = xp_cond_inner(x, sp, skip, res);
+    x->depth--;
     return st;
 }

@@ -294,7 +294,7 @@ static void test_depth(void)
 {
     /* deep nesting must fail cleanly, not overflow the stack */
     size_t depth = 5000;
-    char *s = malloc(depth * 6 + 16), *p = s;
+    char *s = malloc(depth * 6 + 64), *p = s;
     for (size_t i = 0; i < depth; i++)
         p += sprintf(p, "${lc:");
     for (size_t i = 0; i < depth; i++)
@@ -303,6 +303,18 @@ static void test_depth(void)
     char *out, *err = NULL;
     CHECK(expand_string(s, ps.scratch, &out, &err) == ST_FAIL, "deep nesting fails");
     CHECK(err && strstr(err, "too deep"), "deep nesting message: %s", err ? err : "");
+    /* conditions nest without xp_sub: and{{and{{...}}}} */
+    p = s;
+    p += sprintf(p, "${if ");
+    for (size_t i = 0; i < depth / 2; i++)
+        p += sprintf(p, "and{{");
+    p += sprintf(p, "eq{a}{a}");
+    for (size_t i = 0; i < depth / 2; i++)
+        p += sprintf(p, "}}");
+    sprintf(p, "{y}{n}}");
+    err = NULL;
+    CHECK(expand_string(s, ps.scratch, &out, &err) == ST_FAIL, "deep condition nesting fails");
+    CHECK(err && strstr(err, "too deep"), "deep condition nesting message: %s", err ? err : "");
     free(s);
 }
 
