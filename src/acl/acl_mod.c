@@ -6,6 +6,7 @@
 #include "core/gstr.h"
 #include "core/list.h"
 #include "core/log.h"
+#include "dns/dns.h"
 #include "expand/expand.h"
 #include "expand/match.h"
 
@@ -373,9 +374,32 @@ static acl_rc udpsend(acl_ctx *c, const char *arg)
         return acl_fail_text(c, RC_ERROR, "invalid port \"%s\" in \"udpsend\"", port);
     unsigned char ip[16];
     int fam;
-    if (!ip_parse(host, ip, &fam, NULL))
-        return acl_fail_text(c, RC_DEFER, "udpsend: \"%s\" is not an IP address (host names are not yet "
-                                          "supported by postern)", host);
+    size_t hl = strlen(host);
+    if (hl > 2 && host[0] == '[' && host[hl - 1] == ']')
+        host = arena_strndup(c->a, host + 1, hl - 2);
+    if (!ip_parse(host, ip, &fam, NULL)) {
+        /* a host name: its first address, through src/dns */
+        const char *addr = NULL;
+        static const int types[] = { DNS_T_A, DNS_T_AAAA };
+        dns_iface d;
+        char *err = NULL;
+        if (ps.acl_dns) {
+            d = *(const dns_iface *)ps.acl_dns;
+        } else {
+            dns_resolver *r = dns_process_resolver(&err, c->a);
+            if (!r)
+                return acl_fail_text(c, RC_DEFER, "udpsend: no DNS resolver: %s", err ? err : "?");
+            d = dns_iface_unbound(r);
+        }
+        for (int t = 0; t < 2 && !addr; t++) {
+            dns_answer ans;
+            memset(&ans, 0, sizeof ans);
+            if (d.lookup(d.ctx, host, types[t], c->a, &ans) == ST_OK && ans.nrr > 0)
+                addr = ans.rr[0].text;
+        }
+        if (!addr || !ip_parse(addr, ip, &fam, NULL))
+            return acl_fail_text(c, RC_DEFER, "udpsend: failed to find an address for \"%s\"", host);
+    }
     struct sockaddr_storage ss = { 0 };
     socklen_t sl;
     if (fam == 4) {

@@ -50,6 +50,7 @@ static const fake_rr fake_zone[] = {
     { "2.2.0.192.bl.example", DNS_T_A, "127.0.0.2" },
     { "2.2.0.192.bl.example", DNS_T_TXT, "listed for testing" },
     { "good.example", DNS_T_A, "192.0.2.1" },
+    { "udp.example", DNS_T_A, "127.0.0.1" },
     { "1.2.0.192.in-addr.arpa", DNS_T_PTR, "ptr.example" },
     { "ptr.example", DNS_T_A, "192.0.2.1" },
 };
@@ -797,10 +798,12 @@ static void test_side_effects(void)
     CHECK(fd >= 0 && bind(fd, (struct sockaddr *)&sa, sizeof sa) == 0 &&
           getsockname(fd, (struct sockaddr *)&sa, &sl) == 0, "udp socket");
     char *conf = arena_printf(ps.scratch, "begin acl\nu:\n  accept udpsend = 127.0.0.1 : %d : hello $acl_c1\n"
+                                          "un:\n  accept udpsend = udp.example : %d : by name\n"
+                                          "ux:\n  accept udpsend = nowhere.example : %d : x\n"
                                           "d:\n  accept delay = 1s\n"
                                           "r:\n  deny log_reject_target = reject : panic\n"
                                           "n:\n  deny log_reject_target =\n",
-                              ntohs(sa.sin_port));
+                              ntohs(sa.sin_port), ntohs(sa.sin_port), ntohs(sa.sin_port));
     config *c = load(conf);
     if (!c)
         return;
@@ -813,6 +816,12 @@ static void test_side_effects(void)
     char buf[64] = { 0 };
     ssize_t n = recv(fd, buf, sizeof buf - 1, MSG_DONTWAIT);
     CHECK(n == 11 && strcmp(buf, "hello world") == 0, "udpsend payload [%s]", buf);
+    CHECK(acl_check(ACL_WHERE_MAIL, "un", &sess, ps.scratch, &res) == ST_OK, "udpsend by name");
+    memset(buf, 0, sizeof buf);
+    n = recv(fd, buf, sizeof buf - 1, MSG_DONTWAIT);
+    CHECK(n == 7 && strcmp(buf, "by name") == 0, "udpsend by name payload [%s]", buf);
+    CHECK(acl_check(ACL_WHERE_MAIL, "ux", &sess, ps.scratch, &res) == ST_DEFER, "udpsend unknown name");
+    want_str("udpsend unknown name", "log", res.log_message, "udpsend: failed to find an address for \"nowhere.example\"");
     close(fd);
     /* delay: flushes first (unless no_delay_flush), sleeps, counts */
     sess.flush = count_flush;
