@@ -40,6 +40,7 @@ typedef struct proc_state {
     acl_var *acl_m;           /* message ACL variables (msg lifetime) */
     int exp_runrc;            /* $runrc: exit code of the last ${run} */
     unsigned exp_forbid;      /* EXPAND_FORBID_* bits (src/expand/expand.h) */
+    int exp_level;            /* expand_string() calls in progress (lookups expand too) */
     const char *exp_prvscheck_result;  /* $prvscheck_result ("1" or NULL) */
     const char *exp_prvscheck_address; /* $prvscheck_address, during ${prvscheck} */
     const char *exp_prvscheck_keynum;  /* $prvscheck_keynum, during ${prvscheck} */

@@ -555,6 +555,13 @@ status expand_string(const char *s, arena *a, char **out, char **err)
             *err = arena_printf(a, "attempt to expand tainted string '%s'", s);
         return ST_ERROR;
     }
+    if (ps.exp_level >= EXPAND_MAX_LEVEL) {
+        if (err)
+            *err = arena_printf(a, "expansion nesting too deep (expansions within lookups or lists, limit %d)",
+                                EXPAND_MAX_LEVEL);
+        return ST_ERROR;
+    }
+    ps.exp_level++;
     xs x = {.w = arena_new("expand", false)};
     saved_nums sv;
     save_state(&sv);
@@ -570,6 +577,7 @@ status expand_string(const char *s, arena *a, char **out, char **err)
     arena_free(x.w);
     if (x.wt)
         arena_free(x.wt);
+    ps.exp_level--;
     return st;
 }
 

@@ -25,6 +25,7 @@
 
 /* Limits (Exim's where Exim has one). */
 #define EXPAND_MAX_DEPTH     200     /* nesting of items / recursion */
+#define EXPAND_MAX_LEVEL     50      /* expand_string() inside expand_string() (wildlsearch keys, named lists) */
 #define EXPAND_MAX_NUMVARS   21      /* $0 .. $20 (Exim's EXPAND_MAXN) */
 #define EXPAND_MAX_RESULT    (64 * 1024 * 1024)  /* bytes in one expansion */
 #define EXPAND_MAX_READFILE  (16 * 1024 * 1024)  /* ${readfile} size */
