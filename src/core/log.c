@@ -150,7 +150,8 @@ static void vlog(int which, const char *fmt, va_list ap)
         n = sizeof line - 2;
     line[n++] = '\n';
     line[n] = '\0';
-    write_file("main", line, n);
+    if (!(which & LOG_NOMAIN))
+        write_file("main", line, n);
     if (which & LOG_REJECT)
         write_file("reject", line, n);
     if (which & LOG_PANIC)

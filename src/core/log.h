@@ -12,6 +12,7 @@ enum {
     LOG_REJECT = 2,   /* also written to main */
     LOG_PANIC = 4,    /* also written to main */
     LOG_STDERR = 8,   /* also copy to stderr */
+    LOG_NOMAIN = 16,  /* not to the main log (rejectlog header copies) */
 };
 
 typedef struct log_settings {

@@ -52,8 +52,17 @@ const char *vars_state(xs *x, const char *name, bool *known)
             return ps.sender_helo_name
                 ? arena_printf(x->w, "(%s) [%s]", ps.sender_helo_name, ps.sender_host_address)
                 : arena_printf(x->w, "[%s]", ps.sender_host_address);
-        return arena_printf(x->w, "[%s]", ps.sender_host_address);
+        /* $sender_rcvhost: "name ([ip] helo=x)" or "[ip] (helo=x)" */
+        if (ps.sender_host_name && *ps.sender_host_name)
+            return ps.sender_helo_name
+                ? arena_printf(x->w, "%s ([%s] helo=%s)", ps.sender_host_name, ps.sender_host_address, ps.sender_helo_name)
+                : arena_printf(x->w, "%s ([%s])", ps.sender_host_name, ps.sender_host_address);
+        return ps.sender_helo_name
+            ? arena_printf(x->w, "[%s] (helo=%s)", ps.sender_host_address, ps.sender_helo_name)
+            : arena_printf(x->w, "[%s]", ps.sender_host_address);
     }
+    if (IS("received_for"))
+        return ps.recipients_count == 1 && ps.recipients ? ps.recipients[0] : "";
     if (IS("interface_address") || IS("received_ip_address"))
         return or_empty(ps.interface_address);
     if (IS("interface_port") || IS("received_port"))

@@ -161,6 +161,22 @@ static void set_peer(session *s)
     s->peer = g.s;
 }
 
+/* The rejectlog gets the envelope and the headers of a message refused
+ * after DATA, as Exim writes them. */
+static void reject_headers(session *s)
+{
+    gstr g;
+    gstr_init(&g, ps.scratch, 1024);
+    gstr_printf(&g, "Envelope-from: <%s>\n", s->sender ? s->sender : "");
+    for (int i = 0; i < s->msg->n_rcpt; i++)
+        gstr_printf(&g, "Envelope-to: <%s>\n", s->msg->rcpt[i].address);
+    for (const spool_header *h = s->msg->headers; h; h = h->next)
+        gstr_printf(&g, "%c %.*s", h->type, (int)h->len, h->text);
+    if (g.len && g.s[g.len - 1] == '\n')
+        gstr_truncate(&g, g.len - 1);
+    log_write(LOG_REJECT | LOG_NOMAIN, "%s", g.s);
+}
+
 /* Where a rejection is logged: main+reject unless log_reject_target said otherwise. */
 static int reject_logs(const acl_result *r)
 {
@@ -205,6 +221,8 @@ static bool acl_reply(session *s, acl_where where, enum main_opt opt, const char
           msg ? msg : "Administrative prohibition");
     if (logs)
         log_write(logs, "%s rejected %s%s%s", who, what, why ? ": " : "", why ? why : "");
+    if ((logs & LOG_REJECT) && where == ACL_WHERE_DATA && s->msg && logsel_on(&cfg->logsel, LS_REJECTED_HEADER))
+        reject_headers(s);
     *drop = r.drop || where == ACL_WHERE_CONNECT;
     return false;
 }
@@ -271,30 +289,45 @@ static spool_msg *new_message(session *s)
     return m;
 }
 
-/* Received: header, as Exim writes it by default. */
+/* Received: header: received_header_text when set (expanded), else
+ * Exim's default shape; a semicolon and the date are appended. */
 static void add_received(session *s, spool_msg *m)
 {
     gstr g;
     gstr_init(&g, ps.msg, 256);
-    gstr_cat(&g, "Received: ");
-    if (s->p->remote_ip) {
-        gstr_printf(&g, "from [%s]", s->p->remote_ip);
-        if (ps.sender_helo_name)
-            gstr_printf(&g, " (helo=%s)", ps.sender_helo_name);
-        gstr_cat(&g, "\n\t");
-    } else if (ps.sender_helo_name) {
-        gstr_printf(&g, "from %s\n\t", ps.sender_helo_name);
+    const char *rht = cfg_str(MO_received_header_text);
+    char *text = NULL, *err = NULL;
+    if (rht) {
+        status st = expand_string(rht, ps.msg, &text, &err);
+        if (st != ST_OK && st != ST_FAIL_FORCED) {
+            log_write(LOG_MAIN | LOG_PANIC, "expansion of received_header_text failed: %s", err ? err : "");
+            text = NULL;
+        }
+        if (st == ST_FAIL_FORCED)
+            return;          /* forced failure: no Received: header */
     }
-    gstr_printf(&g, "by %s with %s (postern %s)\n\t", cfg_str(MO_primary_hostname),
-                ps.received_protocol, POSTERN_VERSION);
-    if (s->sender && *s->sender)
-        gstr_printf(&g, "(envelope-from <%s>)\n\t", s->sender);
-    gstr_printf(&g, "id %s", m->id);
-    if (m->n_rcpt == 1)
-        gstr_printf(&g, "\n\tfor %s", m->rcpt[0].address);
+    if (text) {
+        gstr_cat(&g, text);
+    } else {
+        gstr_cat(&g, "Received: ");
+        if (s->p->remote_ip) {
+            gstr_printf(&g, "from [%s]", s->p->remote_ip);
+            if (ps.sender_helo_name)
+                gstr_printf(&g, " (helo=%s)", ps.sender_helo_name);
+            gstr_cat(&g, "\n\t");
+        } else if (ps.sender_helo_name) {
+            gstr_printf(&g, "from %s\n\t", ps.sender_helo_name);
+        }
+        gstr_printf(&g, "by %s with %s (postern %s)\n\t", cfg_str(MO_primary_hostname),
+                    ps.received_protocol, POSTERN_VERSION);
+        if (s->sender && *s->sender)
+            gstr_printf(&g, "(envelope-from <%s>)\n\t", s->sender);
+        gstr_printf(&g, "id %s", m->id);
+        if (m->n_rcpt == 1)
+            gstr_printf(&g, "\n\tfor %s", m->rcpt[0].address);
+    }
     char date[TIMEFMT_DATE_LEN];
-    time_t now = m->received;
-    timefmt_rfc5322(now, date, sizeof date);
+    timefmt_rfc5322(m->received, date, sizeof date);
     gstr_printf(&g, ";\n\t%s\n", date);
     /* Received: goes first */
     spool_header *h = arena_calloc(ps.msg, sizeof *h);

@@ -408,3 +408,36 @@ def test_bh_commentary_on_stderr(postern_bin, tmp_path):
     assert '>>> using ACL "rcpt_acl"' in r.stderr
     assert '>>> end of ACL "rcpt_acl": DENY' in r.stderr
     assert "550 Administrative prohibition" in r.stdout
+
+
+def test_rejectlog_gets_the_headers_of_a_refused_message(postern_bin, tmp_path):
+    cfg = ("acl_smtp_rcpt = accept\nacl_smtp_data = d\nbegin acl\n"
+           "d:\n  deny message = no spam please\n       condition = ${if match{$h_subject:}{spam}}\n  accept\n")
+    with Daemon(postern_bin, tmp_path, cfg) as d:
+        c = session(d)
+        c.send("MAIL FROM:<a@example.org>\r\nRCPT TO:<b@example.net>\r\nDATA\r\n")
+        assert [c.reply()[0] for _ in range(3)] == [250, 250, 354]
+        c.send("Subject: cheap spam\r\nX-Test: 1\r\n\r\nbody\r\n.\r\n")
+        code, text = c.reply()
+        assert code == 550 and text == "no spam please"
+        reject = (d.spool / "log" / "rejectlog").read_text()
+        assert "F=<a@example.org> rejected after DATA: no spam please" in reject
+        assert "Envelope-from: <a@example.org>\nEnvelope-to: <b@example.net>\n" in reject
+        assert "P Received: from [127.0.0.1]" in reject
+        assert "  Subject: cheap spam\n" in reject
+        assert "Envelope-from" not in d.mainlog()
+        assert d.queued() == []
+
+
+def test_received_header_text(postern_bin, tmp_path):
+    cfg = ("acl_smtp_rcpt = accept\n"
+           "received_header_text = Received: from $sender_rcvhost by $primary_hostname "
+           "with $received_protocol id $message_id${if def:received_for {\\n\\tfor $received_for}}\n")
+    with Daemon(postern_bin, tmp_path, cfg) as d:
+        with smtplib.SMTP("127.0.0.1", d.port, timeout=10) as s:
+            s.ehlo("client.example")
+            s.sendmail("a@example.org", ["b@example.net"], "Subject: r\r\n\r\nx\r\n")
+        msgid = d.queued()[0]
+        h = d.header_file(msgid)
+        assert (f"P Received: from [127.0.0.1] (helo=client.example) by test.example with esmtp id {msgid}\n"
+                f"\tfor b@example.net;\n\t") in h
