@@ -357,11 +357,17 @@ int daemon_run(const daemon_args *da)
     const char *pidfile = da->pidfile ? da->pidfile : cfg_str(MO_pid_file_path);
     pidfile = pidfile ? arena_strdup(ps.conn, pidfile) : NULL;
     if (pidfile && *pidfile) {
-        FILE *pf = fopen(pidfile, "w");
-        if (pf) {
-            fprintf(pf, "%d\n", (int)getpid());
-            fclose(pf);
+        /* written under a temporary name and renamed: readers never see a
+         * half-written file */
+        char tmp[4200];
+        snprintf(tmp, sizeof tmp, "%s.%d", pidfile, (int)getpid());
+        FILE *pf = fopen(tmp, "w");
+        if (pf && fprintf(pf, "%d\n", (int)getpid()) > 0 && fclose(pf) == 0 && rename(tmp, pidfile) == 0) {
+            pf = NULL;
         } else {
+            if (pf)
+                fclose(pf);
+            unlink(tmp);
             log_write(LOG_MAIN, "cannot write pid file %s: %s", pidfile, strerror(errno));
         }
     }
