@@ -117,3 +117,23 @@ def test_arc_mail_auth(postern_auth_bin, conformance_dir, capsys):
         ok = results(p) == ["pass"] and "pass" in results(d)
         out[f.name] = None if ok else f"arc {p.stdout.decode().strip()} dkim {results(d)}"
     check_suite(capsys, "arc-mail-auth", out, EXPECTED_FAILURES)
+
+
+def test_arc_oldest_pass(postern_auth_bin, conformance_dir):
+    """$arc_oldest_pass on the suite's chains: 1 when every AMS validates,
+    2 when AMS(1) no longer does; the A-R field says 0 / 2 (RFC 8617)."""
+    want = {"cv_pass_i2_1": ("oldest-pass=1", "header.oldest-pass=0"),
+            "cv_pass_i2_1_ams1_invalid": ("oldest-pass=2", "header.oldest-pass=2")}
+    seen = set()
+    for sc in scenarios(conformance_dir / "arc-valimail" / "arc-draft-validation-tests.yml"):
+        with DnsServer(zone_of(sc)) as dns:
+            for name, case in sc["tests"].items():
+                if name not in want:
+                    continue
+                p = auth(postern_auth_bin, ["arc-verify", "--srv-id", "mx.example"],
+                         crlf(case["message"].encode()), dns)
+                out = p.stdout.decode()
+                assert out.startswith("pass ") and want[name][0] in out.split("\n")[0], out
+                assert want[name][1] in out, out
+                seen.add(name)
+    assert seen == set(want)

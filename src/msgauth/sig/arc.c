@@ -389,8 +389,11 @@ void arc_authres(arena *a, const arc_result *r, authres_result *out)
     if (r->state == ARC_PASS) {
         out->comment = arena_printf(a, "i=%d", r->instances);
         out->props = arena_alloc(a, sizeof(authres_prop));
+        /* RFC 8617 / IANA: 0 when every AMS validates, else the oldest
+         * validating instance (Exim's $arc_oldest_pass is 1 in the first case) */
         out->props[0] = (authres_prop){ "header", "oldest-pass",
-                                        arena_printf(a, "%d", r->oldest_pass) };
+                                        arena_printf(a, "%d", r->oldest_pass <= 1 ? 0
+                                                                                : r->oldest_pass) };
         out->nprops = 1;
     }
 }

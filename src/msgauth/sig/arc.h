@@ -47,7 +47,9 @@ typedef struct arc_verify_opts {
 
 void arc_verify(arena *a, const mail_msg *m, const arc_verify_opts *o, arc_result *r);
 
-/* "arc=pass (i=2 ...)" resinfo for an Authentication-Results field. */
+/* "arc=pass (i=2) header.oldest-pass=N" resinfo for an
+ * Authentication-Results field; N follows RFC 8617 (0 when every AMS
+ * validates), unlike $arc_oldest_pass. */
 void arc_authres(arena *a, const arc_result *r, authres_result *out);
 
 typedef struct arc_sign_opts {

@@ -340,7 +340,10 @@ static void test_arc_roundtrip(arena *a)
     authres_result ar;
     arc_result pr = { .state = ARC_PASS, .instances = 2, .oldest_pass = 1 };
     arc_authres(a, &pr, &ar);
-    CHECK_STR(authres_result_text(a, &ar), "arc=pass (i=2) header.oldest-pass=1", "arc authres");
+    CHECK_STR(authres_result_text(a, &ar), "arc=pass (i=2) header.oldest-pass=0", "arc authres: all AMS pass");
+    pr.oldest_pass = 2;
+    arc_authres(a, &pr, &ar);
+    CHECK_STR(authres_result_text(a, &ar), "arc=pass (i=2) header.oldest-pass=2", "arc authres: AMS(1) broken");
     key_free(k);
 }
 
