@@ -513,6 +513,9 @@ int cmd_dmarc_orgdomain(int argc, char **argv)
         arena_free(a);
         return AUTH_EXIT_TEMP;
     }
+    gstr js;
+    gstr_init(&js, a, 256);
+    gstr_catc(&js, '[');
     for (int i = first_name; i < argc; i++) {
         if (argv[i][0] == '-' && argv[i][1] == '-') {
             if (strcmp(argv[i], "--json") != 0 && strcmp(argv[i], "--registrable") != 0)
@@ -520,16 +523,27 @@ int cmd_dmarc_orgdomain(int argc, char **argv)
             continue;
         }
         const char *org;
+        bool temp = false;
         if (registrable && mode == DMARC_MODE_RFC7489) {
             org = dmarc_psl_registrable(psl, argv[i], a);
-            printf("%s %s\n", argv[i], org ? org : "-");
         } else if (dmarc_org_domain(argv[i], mode, psl, &dns, a, &org) != ST_OK) {
-            printf("%s temperror\n", argv[i]);
+            org = NULL;
+            temp = true;
             rc = AUTH_EXIT_TEMP;
+        }
+        if (c.json) {
+            bool first = true;
+            gstr_cat(&js, js.len > 1 ? ", {" : "{");
+            json_kv(&js, &first, "domain", argv[i]);
+            json_kv(&js, &first, "org_domain", org);
+            json_kb(&js, &first, "temperror", temp);
+            gstr_catc(&js, '}');
         } else {
-            printf("%s %s\n", argv[i], org);
+            printf("%s %s\n", argv[i], temp ? "temperror" : org ? org : "-");
         }
     }
+    if (c.json)
+        printf("%s]\n", js.s);
     dmarc_psl_free(psl);
     pol_dns_free(&c);
     arena_free(a);
