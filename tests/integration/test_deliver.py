@@ -470,3 +470,64 @@ def test_timeout_frozen_after(postern_bin, tmp_path, mail):
         assert wait_for(lambda: (mail / "sender").exists())
         assert "frozen too long" in (mail / "sender").read_text()
         assert not (mail / "alice").exists()
+
+
+def test_dnslookup_router_with_a_real_dns_server(postern_bin, tmp_path, mail):
+    from dnsfixture import DnsServer
+    (tmp_path / "b").mkdir()
+    with Daemon(postern_bin, tmp_path / "b", PEER) as peer:
+        zone = {
+            "mx.test": [("MX", (20, "backup.mx.test")), ("MX", (10, "primary.mx.test"))],
+            "primary.mx.test": [("A", "127.0.0.1")],
+            "backup.mx.test": [("A", "192.0.2.2")],
+            "nullmx.test": [("MX", (0, "."))],
+            "broken.test": "SERVFAIL",
+            "nomx.test": [("A", "127.0.0.1")],
+        }
+        with DnsServer(zone) as dns:
+            cfg = f"""\
+domainlist local_domains = a.example
+acl_smtp_rcpt = accept
+dns_servers = {dns.server}
+dns_trust_anchor_file =
+begin routers
+dnslookup:
+  driver = dnslookup
+  domains = ! +local_domains
+  transport = remote_smtp
+  # the MX hosts are on loopback: deliver to them anyway
+  self = send
+local:
+  driver = accept
+  local_parts = sender
+  transport = mbox
+begin transports
+remote_smtp:
+  driver = smtp
+  port = {peer.port}
+mbox:
+  driver = appendfile
+  file = {mail}/$local_part
+  user = nobody
+  group = nogroup
+begin retry
+* * F,1h,10m
+"""
+            cfgfile = tmp_path / "bt.conf"
+            cfgfile.write_text(f"primary_hostname = a.example\n{cfg}")
+            bt = subprocess.run([postern_bin, "-C", str(cfgfile), "-bt", "x@mx.test", "y@nullmx.test",
+                                 "z@nonexistent.test", "w@broken.test", "v@nomx.test"],
+                                capture_output=True, text=True, timeout=60)
+            out = bt.stdout
+            assert "x@mx.test\n  router = dnslookup, transport = remote_smtp\n" \
+                   "  host primary.mx.test [127.0.0.1] MX=10\n  host backup.mx.test [192.0.2.2] MX=20\n" in out
+            assert "y@nullmx.test is undeliverable: Domain nullmx.test has a null MX" in out
+            assert "z@nonexistent.test is undeliverable" in out
+            assert "w@broken.test cannot be resolved at this time" in out
+            assert "v@nomx.test\n  router = dnslookup, transport = remote_smtp\n  host nomx.test [127.0.0.1]\n" in out
+            (tmp_path / "a").mkdir()
+            with Daemon(postern_bin, tmp_path / "a", cfg, queue_only=False) as d:
+                send(d.port, "sender@a.example", ["x@mx.test"], "Subject: via MX\r\n\r\nx\r\n")
+                assert wait_for(lambda: "=> x@mx.test R=dnslookup T=remote_smtp H=primary.mx.test [127.0.0.1]"
+                                in d.mainlog())
+                assert wait_for(lambda: len(peer.queued()) == 1)
