@@ -531,3 +531,47 @@ begin retry
                 assert wait_for(lambda: "=> x@mx.test R=dnslookup T=remote_smtp H=primary.mx.test [127.0.0.1]"
                                 in d.mainlog())
                 assert wait_for(lambda: len(peer.queued()) == 1)
+
+
+@pytest.mark.skipif(EXIM is None, reason="exim4 not installed")
+def test_queuefile_output_is_read_by_exim(postern_bin, tmp_path, mail):
+    scan = tmp_path / "scanner"
+    (scan / "input").mkdir(parents=True)
+    extra_routers = "scan:\n  driver = accept\n  transport = scan\n"
+    extra_transports = f"scan:\n  driver = queuefile\n  directory = {scan}/input\n  user = root\n  group = root\n"
+    cfg = local_config(mail, None, extra_routers=extra_routers, extra_transports=extra_transports,
+                       main="never_users =\n")
+    with Daemon(postern_bin, tmp_path, cfg, queue_only=False) as d:
+        send(d.port, "sender@a.example", ["someone@scanned.example"], "Subject: to scan\r\n\r\nscan me\r\n")
+        assert wait_for(lambda: list((scan / "input").glob("*-H")))
+        msgid = list((scan / "input").glob("*-H"))[0].name[:-2]
+    ecfg = tmp_path / "exim.conf"
+    ecfg.write_text(f"spool_directory = {scan}\nexim_user = root\nexim_group = root\n"
+                    f"log_file_path = {tmp_path}/exim-%slog\n")
+    bp = subprocess.run([EXIM, "-C", str(ecfg), "-bp"], capture_output=True, text=True, timeout=30)
+    assert msgid in bp.stdout and "someone@scanned.example" in bp.stdout and "<sender@a.example>" in bp.stdout
+    vh = subprocess.run([EXIM, "-C", str(ecfg), "-Mvh", msgid], capture_output=True, text=True, timeout=30)
+    assert "Subject: to scan" in vh.stdout
+
+
+def test_kill_9_during_delivery(postern_bin, tmp_path, mail):
+    """alice is delivered and journaled; the process dies while the slow
+    pipe runs; the next attempt does not deliver to alice again."""
+    extra_routers = "slow:\n  driver = accept\n  local_parts = slow\n  transport = slowpipe\n"
+    extra_transports = (f"slowpipe:\n  driver = pipe\n  command = /bin/sh -c 'sleep 3; cat >> {mail}/slow'\n"
+                        f"  user = nobody\n  group = nogroup\n")
+    cfg = local_config(mail, None, extra_routers=extra_routers, extra_transports=extra_transports,
+                       main="queue_only\n")
+    with Daemon(postern_bin, tmp_path, cfg) as d:
+        send(d.port, "sender@a.example", ["alice@a.example", "slow@a.example"], "Subject: k\r\n\r\nx\r\n")
+        msgid = d.queued()[0]
+    p = subprocess.Popen([postern_bin, "-C", str(d.config), "-M", msgid], start_new_session=True)
+    assert wait_for(lambda: (mail / "alice").exists() and (d.spool / "input" / f"{msgid}-J").exists())
+    os.killpg(p.pid, 9)
+    p.wait(timeout=10)
+    assert msgid in d.queued()                                 # nothing lost
+    r = subprocess.run([postern_bin, "-C", str(d.config), "-M", msgid], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert wait_for(lambda: msgid not in d.queued(), timeout=30)
+    assert (mail / "alice").read_text().count("\nSubject: k\n") == 1   # not delivered twice
+    assert (mail / "slow").read_text().count("Subject: k") >= 1
