@@ -76,7 +76,16 @@ int deliver_queue_run(const deliver_opts *o)
         snprintf(dir, sizeof dir, "%s/input/%c", spool, *c);
         collect(dir, &ids, &n, &cap);
     }
+    /* Exim's default is a random order (so one stuck message does not
+     * always go first); queue_run_in_order keeps arrival order */
     qsort(ids, (size_t)n, sizeof *ids, cmpid);
+    if (!cfg_bool(MO_queue_run_in_order))
+        for (int i = n - 1; i > 0; i--) {
+            int j = rand() % (i + 1);
+            char *t = ids[i];
+            ids[i] = ids[j];
+            ids[j] = t;
+        }
     if (logsel_on(&cfg->logsel, LS_QUEUE_RUN))
         log_write(LOG_MAIN, "Start queue run: pid=%d%s", (int)getpid(), o->force ? (o->thaw ? " -qff" : " -qf") : "");
     for (int i = 0; i < n; i++) {

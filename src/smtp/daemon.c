@@ -31,6 +31,7 @@
 #include <unistd.h>
 
 #define DAEMON_MAX_LISTEN 32
+#define QUEUE_RUNNERS_MAX 64
 
 typedef struct listener {
     int fd;
@@ -385,7 +386,13 @@ int daemon_run(const daemon_args *da)
         gstr_init(&g, ps.scratch, 128);
         for (int i = 0; i < nl; i++)
             gstr_printf(&g, "%s[%s]:%d", i ? " " : "", ls[i].addr, ls[i].port);
+        if (da->queue_interval > 0) {
+        char iv[64];
+        log_write(LOG_MAIN, "daemon started: pid=%d, -q%s, listening for SMTP on %s", (int)getpid(),
+                  opt_format_time(da->queue_interval, iv, sizeof iv), g.s);
+    } else {
         log_write(LOG_MAIN, "daemon started: pid=%d, no queue runs, listening for SMTP on %s", (int)getpid(), g.s);
+    }
     }
 
     long long accept_max = cfg_int(MO_smtp_accept_max);
@@ -399,6 +406,7 @@ int daemon_run(const daemon_args *da)
         pfd[i] = (struct pollfd){ .fd = ls[i].fd, .events = POLLIN };
     pfd[nl] = (struct pollfd){ .fd = notify[0], .events = POLLIN };
     time_t next_queue_run = da->queue_interval > 0 ? time(NULL) : 0;
+    pid_t runners[QUEUE_RUNNERS_MAX] = { 0 };
 
     while (!got_term) {
         if (got_chld) {
@@ -426,6 +434,20 @@ int daemon_run(const daemon_args *da)
         }
         if (next_queue_run && time(NULL) >= next_queue_run) {
             next_queue_run = time(NULL) + da->queue_interval;
+            /* queue_run_max: at most that many queue runners at once */
+            long long qmax = 5;
+            const char *qm = cfg_str(MO_queue_run_max);
+            char *qout, *qerr;
+            if (qm && expand_string(qm, ps.scratch, &qout, &qerr) == ST_OK)
+                opt_parse_int(qout, &qmax);
+            int running = 0;
+            for (int k = 0; k < QUEUE_RUNNERS_MAX; k++)
+                if (runners[k] > 0 && kill(runners[k], 0) == 0)
+                    running++;
+                else
+                    runners[k] = 0;
+            if (qmax > 0 && running >= qmax)
+                goto no_run;
             pid_t qr = fork();
             if (qr == 0) {
                 for (int k = 0; k < nl; k++)
@@ -437,7 +459,13 @@ int daemon_run(const daemon_args *da)
                 deliver_opts qo = { 0 };
                 _exit(deliver_queue_run(&qo));
             }
+            for (int k = 0; k < QUEUE_RUNNERS_MAX; k++)
+                if (!runners[k]) {
+                    runners[k] = qr;
+                    break;
+                }
         }
+    no_run:;
         int r = poll(pfd, (nfds_t)nl + 1, 1000);
         if (r <= 0)
             continue;

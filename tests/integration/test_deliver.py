@@ -575,3 +575,20 @@ def test_kill_9_during_delivery(postern_bin, tmp_path, mail):
     assert wait_for(lambda: msgid not in d.queued(), timeout=30)
     assert (mail / "alice").read_text().count("\nSubject: k\n") == 1   # not delivered twice
     assert (mail / "slow").read_text().count("Subject: k") >= 1
+
+
+def test_daemon_queue_runs(postern_bin, tmp_path, mail):
+    """-bd -q1s: queued messages are delivered by the daemon's queue runners."""
+    cfg = local_config(mail, None, main="queue_only\n")
+    d = Daemon(postern_bin, tmp_path, cfg)
+    proc = subprocess.Popen([postern_bin, "-C", str(d.config), "-bdf", "-q1s", "-oX", f"127.0.0.1.{d.port}"])
+    try:
+        assert wait_for(lambda: "daemon started" in d.mainlog())
+        assert "-q1s" in d.mainlog()
+        send(d.port, "sender@a.example", ["alice@a.example"], "Subject: later\r\n\r\nx\r\n")
+        assert wait_for(lambda: (mail / "alice").exists(), timeout=30)
+        assert wait_for(lambda: d.queued() == [])
+        assert "Start queue run" in d.mainlog()
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
