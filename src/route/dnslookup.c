@@ -49,6 +49,25 @@ status router_dnslookup(const driver_inst *r, address_item *a, route_ctx *ctx, a
     }
     dns_answer mx;
     status st = ctx->dns.lookup(ctx->dns.ctx, a->domain, DNS_T_MX, ctx->a, &mx);
+    /* widen_domains: a domain that does not exist is tried with each of
+     * these suffixes (the address is rewritten when one works) */
+    const char *widen = route_opt_str(r, "widen_domains");
+    if (st == ST_NOTFOUND && mx.nxdomain && widen) {
+        int sep = 0;
+        char *suffix;
+        while ((suffix = list_next(&widen, &sep, ctx->a))) {
+            const char *wd = arena_printf(ctx->a, "%s.%s", a->domain, suffix);
+            dns_answer w;
+            status ws = ctx->dns.lookup(ctx->dns.ctx, wd, DNS_T_MX, ctx->a, &w);
+            if (ws == ST_OK || (ws == ST_NOTFOUND && !w.nxdomain)) {
+                a->domain = wd;
+                a->address = arena_printf(ctx->a, "%s@%s", a->local_part, wd);
+                mx = w;
+                st = ws;
+                break;
+            }
+        }
+    }
     if (st == ST_DEFER) {
         a->message = arena_printf(ctx->a, "DNS lookup of MX for %s deferred: %s", a->domain, mx.why ? mx.why : "");
         return ST_DEFER;
@@ -93,6 +112,7 @@ status router_dnslookup(const driver_inst *r, address_item *a, route_ctx *ctx, a
     }
     /* addresses */
     host_item *head = NULL, **tail = &head;
+    bool saw_local = false;
     bool any_defer = false;
     for (int i = 0; i < n; i++) {
         for (int type = 0; type < 2; type++) {
@@ -106,6 +126,7 @@ status router_dnslookup(const driver_inst *r, address_item *a, route_ctx *ctx, a
                 if (ignored(r, ans.rr[k].text, ctx->a))
                     continue;
                 if (is_local_ip(ans.rr[k].text)) {
+                    saw_local = true;
                     /* the local host: hosts with a worse preference are dropped */
                     const char *self = route_opt_str(r, "self");
                     if (!head) {
@@ -133,6 +154,10 @@ status router_dnslookup(const driver_inst *r, address_item *a, route_ctx *ctx, a
         }
     }
 done:
+    if (route_opt_bool(r, "check_secondary_mx") && !saw_local) {
+        /* this host must be a (secondary) MX for the domain */
+        return ST_DECLINED;
+    }
     if (!head) {
         if (any_defer) {
             a->message = arena_printf(ctx->a, "host address lookups for %s deferred", a->domain);

@@ -497,6 +497,7 @@ dnslookup:
   transport = remote_smtp
   # the MX hosts are on loopback: deliver to them anyway
   self = send
+  widen_domains = test
 local:
   driver = accept
   local_parts = sender
@@ -516,7 +517,7 @@ begin retry
             cfgfile = tmp_path / "bt.conf"
             cfgfile.write_text(f"primary_hostname = a.example\n{cfg}")
             bt = subprocess.run([postern_bin, "-C", str(cfgfile), "-bt", "x@mx.test", "y@nullmx.test",
-                                 "z@nonexistent.test", "w@broken.test", "v@nomx.test"],
+                                 "z@nonexistent.test", "w@broken.test", "v@nomx.test", "u@mx"],
                                 capture_output=True, text=True, timeout=60)
             out = bt.stdout
             assert "x@mx.test\n  router = dnslookup, transport = remote_smtp\n" \
@@ -525,6 +526,7 @@ begin retry
             assert "z@nonexistent.test is undeliverable" in out
             assert "w@broken.test cannot be resolved at this time" in out
             assert "v@nomx.test\n  router = dnslookup, transport = remote_smtp\n  host nomx.test [127.0.0.1]\n" in out
+            assert "u@mx.test\n  router = dnslookup, transport = remote_smtp\n  host primary.mx.test" in out  # widen_domains
             (tmp_path / "a").mkdir()
             with Daemon(postern_bin, tmp_path / "a", cfg, queue_only=False) as d:
                 send(d.port, "sender@a.example", ["x@mx.test"], "Subject: via MX\r\n\r\nx\r\n")
