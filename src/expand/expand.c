@@ -486,6 +486,8 @@ status xp_yesno(xs *x, const char **sp, bool skip, bool yes, const char *value,
     s++;
 done:
     ps.exp_value = save_value;
+    if (x->sticky)
+        x->sticky_value = save_value;   /* an enclosing item restores $value */
     *sp = s;
     return st;
 }
@@ -574,6 +576,8 @@ status expand_string(const char *s, arena *a, char **out, char **err)
         *out = arena_memdup(t ? taint_arena_for(a) : a, g.s, g.len);
     st = finish(&x, st, a, err);
     restore_state(&sv);
+    if (x.sticky)
+        ps.exp_value = x.sticky_value ? arena_strdup(ps.conn ? ps.conn : a, x.sticky_value) : NULL;
     arena_free(x.w);
     if (x.wt)
         arena_free(x.wt);

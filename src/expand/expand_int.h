@@ -17,6 +17,8 @@ typedef struct xs {
     bool forced;     /* forced failure */
     bool no_dollar;  /* '$' is literal (list arguments of match_*) */
     bool bad_header; /* a header name ran to the end without its colon */
+    bool sticky;     /* ${run} set $value: it outlives this expansion (as Exim's) */
+    const char *sticky_value;
 } xs;
 
 /* Record a failure; returns ST_FAIL (or st for xfail_st). */

@@ -42,6 +42,8 @@ static status it_if(xs *x, const char **sp, bool skip, gstr *out, bool *taint)
     if (st == ST_OK)
         st = xp_yesno(x, sp, skip, r, NULL, false, "if", out, taint);
     ps.exp_value = save;
+    if (x->sticky)
+        x->sticky_value = save;
     memcpy(ps.exp_num, save_num, sizeof save_num);
     ps.exp_nmax = save_nmax;
     return st;

@@ -255,11 +255,13 @@ status it_run(xs *x, const char **sp, bool skip, gstr *out, bool *taint)
         ps.exp_runrc = rc;
         value = o.s;
     }
-    /* $value is the output in both the yes and the no string */
-    const char *save = ps.exp_value;
+    /* $value is the output in both the yes and the no string, and stays set
+     * afterwards (a skipped ${run} clears it), as in Exim */
     ps.exp_value = value;
     st = xp_yesno(x, &s, skip, ps.exp_runrc == 0, value, false, "run", out, taint);
-    ps.exp_value = save;
+    ps.exp_value = value;
+    x->sticky = true;
+    x->sticky_value = value;
     *sp = s;
     return st;
 }

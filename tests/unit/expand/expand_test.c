@@ -101,6 +101,7 @@ static const row rows[] = {
     {"${authresults{mx.example}}", ST_OK, "Authentication-Results: mx.example"},
     {"${if pam{x:y}}", ST_FAIL, "support for \"pam\" not compiled"},
     {"${run,preexpand{/bin/echo ${uc:x}}}", ST_OK, "X\n"},
+    {"${run{/bin/echo v}}[$value]", ST_OK, "v\n[v\n]"},
     {"${prvscheck{${prvs{u@x.example}{secret}{3}}}{secret}{$prvscheck_keynum:$prvscheck_result}}", ST_OK, "3:1"},
     {"${prvscheck{${prvs{u@x.example}{secret}}}{wrong}}[$prvscheck_result]", ST_OK, "u@x.example[]"},
     {"[${prvscheck{plain@x.example}{secret}}]", ST_OK, "[]"},
