@@ -131,6 +131,29 @@ const char *vars_state(xs *x, const char *name, bool *known)
         return or_empty(ps.local_part_suffix);
     if (IS("return_path"))
         return or_empty(ps.sender_address);
+    /* values the ACL engine leaves in ps */
+    if (IS("sender_rate"))
+        return or_empty(ps.sender_rate);
+    if (IS("sender_rate_limit"))
+        return or_empty(ps.sender_rate_limit);
+    if (IS("sender_rate_period"))
+        return or_empty(ps.sender_rate_period);
+    if (IS("host_data"))
+        return or_empty(ps.host_data);
+    if (IS("sender_data"))
+        return or_empty(ps.sender_data);
+    if (IS("recipient_data"))
+        return or_empty(ps.recipient_data);
+    if (IS("dnslist_domain"))
+        return or_empty(ps.dnslist_domain);
+    if (IS("dnslist_matched"))
+        return or_empty(ps.dnslist_matched);
+    if (IS("dnslist_text"))
+        return or_empty(ps.dnslist_text);
+    if (IS("dnslist_value"))
+        return or_empty(ps.dnslist_value);
+    if (IS("host_lookup_failed"))
+        return ps.host_lookup_failed ? "1" : "0";
 #undef IS
     *known = false;
     return NULL;

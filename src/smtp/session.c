@@ -206,19 +206,28 @@ static bool acl_reply(session *s, acl_where where, enum main_opt opt, const char
     const char *why = r.log_message ? r.log_message : msg;
     int logs = reject_logs(&r);
     const char *who = s->peer;
-    if (where == ACL_WHERE_RCPT || where == ACL_WHERE_PREDATA || where == ACL_WHERE_DATA)
+    if (where == ACL_WHERE_RCPT || where == ACL_WHERE_DATA)
         who = arena_printf(ps.scratch, "%s F=<%s>", s->peer, s->sender ? s->sender : "");
-    if (st == ST_DEFER || st == ST_ERROR) {
+    if (where == ACL_WHERE_DATA && s->msg)
+        who = arena_printf(ps.scratch, "%s %s", s->msg->id, who);   /* the id leads "after DATA" lines */
+    /* A message may start with its own reply code (and enhanced code):
+     * used when its class matches the verdict, as Exim does. */
+    bool temp = st == ST_DEFER || st == ST_ERROR;
+    const char *code = temp ? "451" : where == ACL_WHERE_VRFY ? "252" : where == ACL_WHERE_CONNECT ? "554" : "550";
+    if (msg && strlen(msg) > 4 && isdigit((unsigned char)msg[0]) && isdigit((unsigned char)msg[1]) &&
+        isdigit((unsigned char)msg[2]) && msg[3] == ' ' && msg[0] == code[0]) {
+        code = arena_strndup(ps.scratch, msg, 3);
+        msg += 4;
+    }
+    if (temp) {
         if (st == ST_ERROR)
             log_write(LOG_MAIN | LOG_PANIC, "%s %s: ACL error: %s", s->peer, what, r.error ? r.error : "unknown");
-        reply(s, "451", msg && st == ST_DEFER ? msg : "Temporary local problem - please try later");
+        reply(s, code, msg && st == ST_DEFER ? msg : "Temporary local problem - please try later");
         if (logs)
             log_write(logs, "%s temporarily rejected %s%s%s", who, what, why ? ": " : "", why ? why : "");
         return false;
     }
-    /* a refused VRFY is "252 Administrative prohibition", as Exim answers */
-    reply(s, where == ACL_WHERE_VRFY ? "252" : where == ACL_WHERE_CONNECT || r.drop ? "554" : "550",
-          msg ? msg : "Administrative prohibition");
+    reply(s, code, msg ? msg : "Administrative prohibition");
     if (logs)
         log_write(logs, "%s rejected %s%s%s", who, what, why ? ": " : "", why ? why : "");
     if ((logs & LOG_REJECT) && where == ACL_WHERE_DATA && s->msg && logsel_on(&cfg->logsel, LS_REJECTED_HEADER))
@@ -818,7 +827,7 @@ int smtp_session(const smtp_params *p)
             ps.sender_helo_name = arena_strdup(ps.conn_t, arg);
             ps.received_protocol = p->remote_ip ? (ehlo ? "esmtp" : "smtp") : (ehlo ? "local-esmtp" : "local-smtp");
             set_peer(s);
-            if (!acl_reply(s, ACL_WHERE_HELO, MO_acl_smtp_helo, arena_printf(ps.scratch, "%s %s", ehlo ? "EHLO" : "HELO", arg),
+            if (!acl_reply(s, ACL_WHERE_HELO, MO_acl_smtp_helo, arena_printf(ps.scratch, "EHLO or HELO %s", arg),
                            NULL, NULL, &drop)) {
                 ps.sender_helo_name = NULL;
                 if (drop)
@@ -830,6 +839,8 @@ int smtp_session(const smtp_params *p)
             ehlo_reply(s, ehlo);
         } else if (arg_is(cmd, "MAIL", &arg)) {
             if (!s->helo_seen && host_in(s, MO_hosts_require_helo, "*")) {
+                log_write(LOG_MAIN | LOG_REJECT, "rejected MAIL from %s: no HELO/EHLO given",
+                          s->p->remote_ip ? arena_printf(ps.scratch, "[%s]", s->p->remote_ip) : "local");
                 if (!synprot(s, "503", "HELO or EHLO required"))
                     break;
                 continue;
@@ -873,7 +884,7 @@ int smtp_session(const smtp_params *p)
             s->dsn_ret = ma.ret;
             s->dsn_envid = ma.envid;
             s->declared_size = ma.size;
-            if (!acl_reply(s, ACL_WHERE_MAIL, MO_acl_smtp_mail, arena_printf(ps.scratch, "MAIL FROM:<%s>", ma.address),
+            if (!acl_reply(s, ACL_WHERE_MAIL, MO_acl_smtp_mail, arena_printf(ps.scratch, "MAIL <%s>", ma.address),
                            "250", "OK", &drop)) {
                 s->sender = NULL;
                 ps.sender_address = NULL;

@@ -27,17 +27,9 @@ spool_directory = {spool}
 log_file_path = {spool}/log/%slog
 """
 
-# Known differences, owned outside the ACL engine (non-strict: they pass
-# silently once fixed, and the cases keep guarding everything else).
-VARS = ("needs the expander to read $sender_rate, $sender_rate_limit, $sender_rate_period from ps "
-        "(src/expand/vars_state.c; the ACL engine sets ps.sender_rate*)")
-XFAIL = {
-    "verbs and default texts": "SMTP server: a message starting with a code (599) must replace 550",
-    "ratelimit": VARS,
-    "drop closes the connection": "SMTP server: drop answers 550 (as deny) then closes; postern sends 554",
-    "accept messages, helo verify without HELO, warn once per message":
-        "SMTP server: a message starting with a code (452 4.2.2) must replace 451",
-}
+# Known differences from Exim (none at present; a case listed here is an
+# expected failure with its reason).
+XFAIL = {}
 
 # (name, config after COMMON, client ip, dialogue lines)
 CASES = [
@@ -431,16 +423,7 @@ def test_acl_against_exim(idx, postern_bh):
     assert p == e, f"{CASES[idx][0]}: replies differ\nexim:    {e}\npostern: {p}"
 
 
-MAILLOG = "SMTP server: a rejected MAIL is logged as \"rejected MAIL <a@x>\" (postern: \"MAIL FROM:<a@x>\")"
-LOG_XFAIL = {
-    "inline acls": MAILLOG, "stage restrictions": MAILLOG, "verify helo literal": MAILLOG,
-    "verbs and default texts": MAILLOG,
-    "predata and warn": "SMTP server: Exim logs no F=<...> on a rejected DATA (predata ACL)",
-    "data acl: header syntax and bcc": "SMTP server: a \"rejected after DATA\" line starts with the message id",
-    "ratelimit": VARS,
-    "accept messages, helo verify without HELO, warn once per message":
-        "SMTP server: Exim logs \"rejected MAIL from [ip]: no HELO/EHLO given\"",
-}
+LOG_XFAIL = {}
 
 
 @pytest.mark.parametrize("idx", _params(LOG_XFAIL), ids=[c[0] for c in CASES])
