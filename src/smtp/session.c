@@ -17,6 +17,7 @@
 #include "smtp/reclog.h"
 #include "smtp/io.h"
 #include "deliver/deliver.h"
+#include "dns/host.h"
 #include "smtp/smtp_cmd.h"
 #include "spool/spool.h"
 
@@ -152,6 +153,8 @@ static void set_peer(session *s)
     gstr g;
     gstr_init(&g, s->a, 64);
     gstr_cat(&g, "H=");
+    if (ps.sender_host_name && *ps.sender_host_name)
+        gstr_printf(&g, "%s ", ps.sender_host_name);
     if (ps.sender_helo_name)
         gstr_printf(&g, "(%s) ", ps.sender_helo_name);
     if (s->p->remote_ip)
@@ -319,7 +322,10 @@ static void add_received(session *s, spool_msg *m)
         gstr_cat(&g, text);
     } else {
         gstr_cat(&g, "Received: ");
-        if (s->p->remote_ip) {
+        if (s->p->remote_ip && ps.sender_host_name && *ps.sender_host_name) {
+            gstr_printf(&g, "from %s ([%s]%s%s)\n\t", ps.sender_host_name, s->p->remote_ip,
+                        ps.sender_helo_name ? " helo=" : "", ps.sender_helo_name ? ps.sender_helo_name : "");
+        } else if (s->p->remote_ip) {
             gstr_printf(&g, "from [%s]", s->p->remote_ip);
             if (ps.sender_helo_name)
                 gstr_printf(&g, " (helo=%s)", ps.sender_helo_name);
@@ -764,6 +770,33 @@ int smtp_session(const smtp_params *p)
         return 1;
     }
 
+    if (p->remote_ip && host_in(s, MO_host_reject_connection, NULL)) {
+        reply(s, "554", "SMTP service not available");
+        if (logsel_on(&cfg->logsel, LS_CONNECTION_REJECT))
+            log_write(LOG_MAIN | LOG_REJECT, "refused connection from [%s] (host_reject_connection)", p->remote_ip);
+        io_flush(&s->io);
+        return 1;
+    }
+    if (p->remote_ip && host_in(s, MO_host_lookup, NULL)) {
+        /* $sender_host_name: PTR with forward confirmation */
+        char *derr = NULL;
+        dns_resolver *res = dns_process_resolver(&derr, ps.conn);
+        if (res) {
+            dns_iface di = dns_iface_unbound(res);
+            host_name_result hr;
+            memset(&hr, 0, sizeof hr);
+            status hs = host_name_lookup(&di, p->remote_ip, ps.conn, &hr);
+            ps.host_lookup_done = true;
+            if (hs == ST_OK) {
+                ps.sender_host_name = hr.name;
+            } else {
+                ps.host_lookup_failed = hs == ST_FAIL;
+                if (hs == ST_FAIL && logsel_on(&cfg->logsel, LS_HOST_LOOKUP_FAILED))
+                    log_write(LOG_MAIN, "no host name found for IP address %s", p->remote_ip);
+            }
+            set_peer(s);
+        }
+    }
     bool drop = false;
     /* synchronization is checked on TCP/IP connections only (not -bs/-bh) */
     bool enforce_sync = cfg_bool(MO_smtp_enforce_sync) && p->mode == SMTP_DAEMON;

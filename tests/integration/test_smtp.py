@@ -441,3 +441,28 @@ def test_received_header_text(postern_bin, tmp_path):
         h = d.header_file(msgid)
         assert (f"P Received: from [127.0.0.1] (helo=client.example) by test.example with esmtp id {msgid}\n"
                 f"\tfor b@example.net;\n\t") in h
+
+
+def test_host_lookup_and_host_reject_connection(postern_bin, tmp_path):
+    from dnsfixture import DnsServer
+    zone = {"1.0.0.127.in-addr.arpa": [("PTR", "client.test")],
+            "client.test": [("A", "127.0.0.1")]}
+    with DnsServer(zone) as dns:
+        cfg = (f"acl_smtp_rcpt = accept\nhost_lookup = *\ndns_servers = {dns.server}\n"
+               f"dns_trust_anchor_file =\n")
+        (tmp_path / "a").mkdir()
+        with Daemon(postern_bin, tmp_path / "a", cfg) as d:
+            with smtplib.SMTP("127.0.0.1", d.port, timeout=10) as s:
+                s.ehlo("helo.test")
+                s.sendmail("a@example.org", ["b@example.net"], "Subject: ptr\r\n\r\nx\r\n")
+            # libunbound answers 127.in-addr.arpa itself (localhost); either
+            # name shows that the PTR + forward check ran
+            import re
+            m = re.search(r"H=(\S+) \(helo\.test\) \[127\.0\.0\.1\]", d.mainlog())
+            assert m and m.group(1) in ("client.test", "localhost"), d.mainlog()
+            assert f"P Received: from {m.group(1)} ([127.0.0.1] helo=helo.test)\n" in d.header_file(d.queued()[0])
+    (tmp_path / "b").mkdir()
+    with Daemon(postern_bin, tmp_path / "b", "acl_smtp_rcpt = accept\nhost_reject_connection = 127.0.0.1\n") as d:
+        c = Client(d.port)
+        assert c.reply() == (554, "SMTP service not available")
+        assert "refused connection from [127.0.0.1] (host_reject_connection)" in d.mainlog()
