@@ -268,6 +268,23 @@ static bool prepare_spool(char **err)
                 if (chown(path, pw->pw_uid, pw->pw_gid) != 0)
                     log_write(LOG_MAIN, "warning: cannot chown %s: %s", path, strerror(errno));
             }
+            /* The log files exist and belong to exim_user before any
+             * connection process (which runs as exim_user) appends to them:
+             * a file the root daemon created would refuse their lines. */
+            static const char *const kinds[] = { "main", "reject", "panic" };
+            for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++) {
+                char lp[4096];
+                log_path_for(kinds[i], lp, sizeof lp);
+                if (!lp[0])
+                    continue;
+                int fd = open(lp, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+                if (fd < 0)
+                    continue;
+                struct stat sb;
+                if (fstat(fd, &sb) == 0 && sb.st_uid == 0 && fchown(fd, pw->pw_uid, pw->pw_gid) != 0)
+                    log_write(LOG_MAIN, "warning: cannot give %s to %s: %s", lp, pw->pw_name, strerror(errno));
+                close(fd);
+            }
         }
     }
     return true;

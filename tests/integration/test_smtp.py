@@ -466,3 +466,34 @@ def test_host_lookup_and_host_reject_connection(postern_bin, tmp_path):
         c = Client(d.port)
         assert c.reply() == (554, "SMTP service not available")
         assert "refused connection from [127.0.0.1] (host_reject_connection)" in d.mainlog()
+
+
+def test_unprivileged_sessions_can_log(postern_bin):
+    """The daemon keeps root, its connection processes run as exim_user:
+    they must still be able to write the log and the spool."""
+    import pathlib
+    import tempfile
+    top = pathlib.Path(tempfile.mkdtemp(prefix="postern-priv-"))
+    os.chmod(top, 0o755)
+    try:
+        from mta import free_port
+        port = free_port()
+        cfg = top / "postern.conf"
+        cfg.write_text(f"primary_hostname = test.example\nspool_directory = {top}/spool\n"
+                       f"exim_user = nobody\nacl_smtp_rcpt = accept\nqueue_only\n")
+        p = subprocess.Popen([postern_bin, "-C", str(cfg), "-bdf", "-oX", f"127.0.0.1.{port}"])
+        log = top / "spool" / "log" / "mainlog"
+        deadline = time.time() + 20
+        while not (log.exists() and "daemon started" in log.read_text()) and time.time() < deadline:
+            time.sleep(0.05)
+        with smtplib.SMTP("127.0.0.1", port, timeout=10) as s:
+            s.sendmail("a@example.org", ["b@example.net"], "Subject: priv\r\n\r\nx\r\n")
+        deadline = time.time() + 10
+        while " <= a@example.org" not in log.read_text() and time.time() < deadline:
+            time.sleep(0.05)
+        assert " <= a@example.org" in log.read_text()
+        assert len(list((top / "spool" / "input").glob("*-H"))) == 1
+        p.terminate()
+        p.wait(timeout=10)
+    finally:
+        shutil.rmtree(top, ignore_errors=True)
