@@ -13,5 +13,5 @@ if [ "$(id -u)" -eq 0 ] && ! id postern >/dev/null 2>&1; then
 fi
 build/postern -bV
 echo "--- expansion test: \${lc:HELLO} -> $(build/postern -be '${lc:HELLO}')"
-echo "--- starting the daemon on 127.0.0.1:${PORT:-2525} (built-in configuration)"
-exec build/postern -bdf -oX "127.0.0.1.${PORT:-2525}"
+echo "--- starting the daemon on 127.0.0.1:${PORT:-2525} (built-in configuration, queue runs every 30m)"
+exec build/postern -bdf -q30m -oX "127.0.0.1.${PORT:-2525}"
