@@ -171,6 +171,16 @@ def test_temporary_rejection_keeps_message(postern_bin, tmp_path, mail):
             # delivery process rewrites -H (just after it logs)
             assert wait_for(lambda: "NN ok@b.example" in d.header_file(ids[0]))
             assert not (mail / "sender").exists()        # no bounce for a deferral
+            bp = subprocess.run([postern_bin, "-C", str(d.config), "-bp"], capture_output=True, text=True,
+                                timeout=30).stdout
+            assert "        D ok@b.example\n" in bp and "          later@b.example\n" in bp
+            if EXIM:
+                ecfg = tmp_path / "exim.conf"
+                ecfg.write_text(f"spool_directory = {d.spool}\nexim_user = root\nexim_group = root\n"
+                                f"log_file_path = {tmp_path}/exim-%slog\n")
+                ebp = subprocess.run([EXIM, "-C", str(ecfg), "-bp"], capture_output=True, text=True,
+                                     timeout=30).stdout
+                assert ebp == bp                          # Exim reads the rewritten -H the same way
 
 
 def test_maildir_pipe_and_queuefile(postern_bin, tmp_path, mail):
