@@ -8,7 +8,8 @@
 # (cells interleaved: postern, Exim, Postfix for one cell, then the next),
 # checks that each server queued exactly the messages it acknowledged,
 # stops them and prints absolute figures and ratios.  Asserts nothing about
-# speed: the exit status is 1 only if a server lost or refused messages.
+# speed: the exit status is 1 only if a server lost or refused messages or
+# could not be run (the others are still measured), 2 if nothing could run.
 #
 # Run as root (Exim and Postfix need it to start).  Environment:
 #   SERVERS="postern exim postfix"   which servers
@@ -83,6 +84,8 @@ elif [[ " $SERVERS " == *" postern "* ]] && [ "$POSTERN" = "$repo/build-bench/po
 	# always bring the release build up to date with the tree being measured
 	{ [ -f build-bench/build.ninja ] || meson setup build-bench --buildtype=release >/dev/null; } &&
 		ninja -C build-bench postern >/dev/null || say "run.sh: postern build failed"
+elif [ "$POSTERN" != "$repo/build-bench/postern" ]; then
+	POSTERN_DESC=$POSTERN
 fi
 
 # ------------------------------------------------------ process bookkeeping
@@ -363,6 +366,7 @@ say "== matrix: sizes [$SIZES] x concurrency [$CONCS], $PER_CONN msg/connection,
 LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
 say "   load average before: $LOAD_BEFORE"
 failed=0
+[ ${#active[@]} -eq $(wc -w <<<"$SERVERS") ] || failed=1
 for size in $SIZES; do
 	for conc in $CONCS; do
 		n=$(nmsgs "$conc")
