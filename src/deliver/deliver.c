@@ -386,9 +386,11 @@ static address_item *new_top(dstate *d, int i)
 {
     const spool_rcpt *r = &d->m->rcpt[i];
     address_item *a = arena_calloc(d->a, sizeof *a);
-    a->address = r->address;
-    const char *at = strrchr(r->address, '@');
-    a->local_part = at ? arena_strndup(d->a, r->address, (size_t)(at - r->address)) : r->address;
+    /* recipients came from outside: tainted, so $local_part and $domain
+     * cannot become file names or commands unchecked (DESIGN.md section 8) */
+    a->address = arena_strdup(ps.msg_t, r->address);
+    const char *at = strrchr(a->address, '@');
+    a->local_part = at ? arena_strndup(ps.msg_t, a->address, (size_t)(at - a->address)) : a->address;
     a->domain = at ? at + 1 : cfg_str(MO_qualify_recipient);
     a->rcpt_index = i;
     a->dsn_flags = r->dsn_flags;

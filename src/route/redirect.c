@@ -48,6 +48,7 @@ typedef struct rctx {
     address_item *a;
     route_ctx *ctx;
     address_item *head, **tail;
+    arena *sa;                /* for the new addresses: tainted when the data was */
     bool blackhole;
     status special;           /* ST_FAIL / ST_DEFER from :fail: / :defer: */
     const char *special_text;
@@ -75,8 +76,8 @@ static void add_child(rctx *x, const char *item, unsigned flags)
     } else {
         const char *at = strrchr(item, '@');
         if (at) {
-            c->local_part = arena_strndup(x->ctx->a, item, (size_t)(at - item));
-            c->domain = arena_strdup(x->ctx->a, at + 1);
+            c->local_part = arena_strndup(x->sa, item, (size_t)(at - item));
+            c->domain = arena_strdup(x->sa, at + 1);
             c->address = item;
         } else {
             const char *qd = route_opt_str(x->r, "qualify_domain");
@@ -88,7 +89,7 @@ static void add_child(rctx *x, const char *item, unsigned flags)
                                                                               : cfg_str(MO_qualify_recipient));
             c->local_part = item;
             c->domain = dom;
-            c->address = arena_printf(x->ctx->a, "%s@%s", item, dom);
+            c->address = arena_printf(x->sa, "%s@%s", item, dom);
         }
     }
     *x->tail = c;
@@ -158,7 +159,7 @@ static status do_item(rctx *x, char *item)
             x->a->message = arena_printf(x->ctx->a, "pipe forbidden in router %s", x->r->name);
             return ST_FAIL;
         }
-        add_child(x, arena_strdup(x->ctx->a, item), AF_PIPE);
+        add_child(x, arena_strdup(x->sa, item), AF_PIPE);
         return ST_OK;
     }
     if (item[0] == '/') {
@@ -166,7 +167,7 @@ static status do_item(rctx *x, char *item)
             x->a->message = arena_printf(x->ctx->a, "file delivery forbidden in router %s", x->r->name);
             return ST_FAIL;
         }
-        add_child(x, arena_strdup(x->ctx->a, item), AF_FILE);
+        add_child(x, arena_strdup(x->sa, item), AF_FILE);
         return ST_OK;
     }
     /* "Name <addr>" forms */
@@ -180,7 +181,7 @@ static status do_item(rctx *x, char *item)
     }
     if (!*item)
         return ST_OK;
-    add_child(x, arena_strdup(x->ctx->a, item), 0);
+    add_child(x, arena_strdup(x->sa, item), 0);
     return ST_OK;
 }
 
@@ -193,7 +194,7 @@ static status parse_list(rctx *x, const char *text)
         return ST_DEFER;
     }
     gstr item;
-    gstr_init(&item, x->ctx->a, 64);
+    gstr_init(&item, x->sa, 64);
     const char *p = text;
     bool inq = false;
     bool line_start = true;
@@ -216,7 +217,7 @@ static status parse_list(rctx *x, const char *text)
         if (c == '"' && (item.len == 0 || item.s[item.len - 1] != '\\'))
             inq = !inq;
         if (!c || (!inq && (c == ',' || c == '\n'))) {
-            char *s = arena_strdup(x->ctx->a, item.s);
+            char *s = arena_strdup(x->sa, item.s);
             while (isspace((unsigned char)*s))
                 s++;
             status st = do_item(x, s);
@@ -276,7 +277,7 @@ status router_redirect(const driver_inst *r, address_item *a, route_ctx *ctx, ad
     if (!*t)
         return ST_DECLINED;
 
-    rctx x = { .r = r, .a = a, .ctx = ctx };
+    rctx x = { .r = r, .a = a, .ctx = ctx, .sa = is_tainted(text) ? ps.msg_t : ctx->a };
     x.tail = &x.head;
     status st = parse_list(&x, text);
     if (st == ST_DECLINED)

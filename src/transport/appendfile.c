@@ -292,6 +292,14 @@ status transport_appendfile(const driver_inst *t, address_item *addrs, tp_ctx *c
             return fail_addr(a, ST_DEFER, arena_printf(ctx->a, "expansion of file/directory failed in %s transport: %s",
                                                        t->name, err ? err : ""));
     }
+    /* a path built from outside data ($local_part, ...) is refused, as
+     * Exim does: use $local_part_data and the like, which routers check */
+    if (!(a->flags & AF_FILE)) {
+        const char *p = file && *file ? file : dir;
+        if (p && is_tainted(p))
+            return fail_addr(a, ST_DEFER, arena_printf(ctx->a, "Tainted '%s' (file or directory name for %s transport) "
+                                                       "not permitted", p, t->name));
+    }
     if (file && *file) {
         if (file[0] != '/')
             return fail_addr(a, ST_DEFER, arena_printf(ctx->a, "file name \"%s\" is not absolute", file));

@@ -83,6 +83,11 @@ status transport_pipe(const driver_inst *t, address_item *addrs, tp_ctx *ctx)
         a->message = arena_printf(ctx->a, "no command for the %s transport", t->name);
         return ST_DEFER;
     }
+    if (is_tainted(cmd)) {
+        a->result = ST_DEFER;
+        a->message = arena_printf(ctx->a, "Tainted '%s' (command for %s transport) not permitted", cmd, t->name);
+        return ST_DEFER;
+    }
     char *argv[PIPE_MAX_ARGS];
     int argc = split_args(cmd, argv, ctx->a);
     if (argc == 0 || argv[0][0] != '/') {

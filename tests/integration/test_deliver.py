@@ -64,7 +64,7 @@ remote_smtp:
   port = {remote_port or 25}
 mbox:
   driver = appendfile
-  file = {mail}/$local_part
+  file = {mail}/$local_part_data
   user = nobody
   group = nogroup
   envelope_to_add
@@ -192,8 +192,8 @@ def test_maildir_pipe_and_queuefile(postern_bin, tmp_path, mail):
                      "{${if eq{$local_part}{df}{dirfile}{pipe}}}}}}\n")
     extra_transports = (f"maildir:\n  driver = appendfile\n  directory = {mail}/Maildir\n  maildir_format\n"
                         f"  create_directory\n  user = nobody\n  group = nogroup\n"
-                        f"pipe:\n  driver = pipe\n  command = /bin/sh -c 'cat > {out}.$local_part; "
-                        f"test $local_part = pp'\n  user = nobody\n  group = nogroup\n"
+                        f"pipe:\n  driver = pipe\n  command = /bin/sh -c 'cat > {out}.$local_part_data; "
+                        f"test $local_part_data = pp'\n  user = nobody\n  group = nogroup\n"
                         f"scan:\n  driver = queuefile\n  directory = {qdir}\n  user = root\n  group = root\n"
                         f"dirfile:\n  driver = appendfile\n  directory = {mail}/dir\n  create_directory\n"
                         f"  user = nobody\n  group = nogroup\n")
@@ -518,7 +518,7 @@ remote_smtp:
   port = {peer.port}
 mbox:
   driver = appendfile
-  file = {mail}/$local_part
+  file = {mail}/$local_part_data
   user = nobody
   group = nogroup
 begin retry
@@ -604,3 +604,24 @@ def test_daemon_queue_runs(postern_bin, tmp_path, mail):
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+def test_alias_file_pipe_and_taint(postern_bin, tmp_path, mail):
+    """A pipe from an alias file (a lookup result: not tainted) runs; a
+    transport whose file name is built from $local_part (tainted) is refused."""
+    aliases = mail / "aliases"
+    aliases.write_text(f"piper: |/bin/sh -c 'cat > {mail}/piped-alias'\nlist: alice@a.example, bob@a.example\n")
+    extra_routers = (f"aliases:\n  driver = redirect\n  data = ${{lookup{{$local_part}}lsearch{{{aliases}}}}}\n"
+                     f"  pipe_transport = address_pipe\n"
+                     f"tainted:\n  driver = accept\n  local_parts = ^tainted\n  transport = badfile\n")
+    extra_transports = ("address_pipe:\n  driver = pipe\n  user = nobody\n  group = nogroup\n"
+                        f"badfile:\n  driver = appendfile\n  file = {mail}/$local_part\n  user = nobody\n  group = nogroup\n")
+    cfg = local_config(mail, None, extra_routers=extra_routers, extra_transports=extra_transports)
+    with Daemon(postern_bin, tmp_path, cfg, queue_only=False) as d:
+        send(d.port, "sender@a.example", ["piper@a.example", "list@a.example", "tainted1@a.example"],
+             "Subject: alias\r\n\r\nthrough the alias\r\n")
+        assert wait_for(lambda: (mail / "piped-alias").exists() and (mail / "alice").exists() and (mail / "bob").exists())
+        assert "through the alias" in (mail / "piped-alias").read_text()
+        assert wait_for(lambda: "== tainted1@a.example" in d.mainlog())
+        assert "Tainted '" in d.mainlog() and "not permitted" in d.mainlog()
+        assert not (mail / "tainted1").exists()
