@@ -181,6 +181,19 @@ static status one_check(const dnslist_ctx *c, const char *domain, const char *do
     return ST_OK;
 }
 
+/* $dnslist_matched shows an IPv6 client address in full, as Exim does
+ * (2001:0db8:0000:...:0001); IPv4 as it is. */
+static const char *full_ip(const char *ip, arena *a)
+{
+    struct in6_addr a6;
+    if (!ip || !strchr(ip, ':') || inet_pton(AF_INET6, ip, &a6) != 1)
+        return ip;
+    char *out = arena_alloc(a, 40);
+    for (int i = 0; i < 8; i++)
+        snprintf(out + i * 5, 6, "%02x%02x%s", a6.s6_addr[2 * i], a6.s6_addr[2 * i + 1], i < 7 ? ":" : "");
+    return out;
+}
+
 static void check_chars(const dnslist_ctx *c, arena *a, const char *d)
 {
     for (const char *t = d; *t; t++)
@@ -231,7 +244,7 @@ status dnslist_check(const dnslist_ctx *c, const char *list, arena *a, dnslist_r
                                   it.iplist, it.bitmask, mt, defer_return, a, &res);
             if (rc == ST_OK) {
                 res.domain = it.domain_txt;
-                res.matched = c->host_ip;
+                res.matched = full_ip(c->host_ip, a);
                 *out = res;
             }
             if (rc != ST_FAIL)

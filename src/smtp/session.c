@@ -180,6 +180,51 @@ static void reject_headers(session *s)
     log_write(LOG_REJECT | LOG_NOMAIN, "%s", g.s);
 }
 
+/* An ACL message longer than 75 characters is broken into lines for the
+ * reply, as Exim does: each line is cut at a space within its first 75
+ * characters (but after its 35th), preferring the last space that follows
+ * a colon, else the last space; failing that, at the next space. */
+static const char *split_long(const char *msg, arena *a)
+{
+    if (!msg || strlen(msg) <= 75)
+        return msg;
+    char *m = arena_strdup(a, msg);
+    char *line = m;
+    for (;;) {
+        char *p = line;
+        int n = 0;
+        while (n < 75 && *p && *p != '\n')
+            p++, n++;
+        if (!*p)
+            break;
+        if (*p == '\n') {
+            line = p + 1;
+            continue;
+        }
+        char *cut = NULL;
+        for (char *t = p; t > line + 35; t--)
+            if (*t == ' ') {
+                if (t[-1] == ':') {
+                    cut = t;
+                    break;
+                }
+                if (!cut)
+                    cut = t;
+            }
+        if (!cut)
+            for (char *t = p + 1; *t; t++)
+                if (*t == ' ' || *t == '\n') {
+                    cut = t;
+                    break;
+                }
+        if (!cut)
+            break;
+        *cut = '\n';
+        line = cut + 1;
+    }
+    return m;
+}
+
 /* Where a rejection is logged: main+reject unless log_reject_target said otherwise. */
 static int reject_logs(const acl_result *r)
 {
@@ -205,8 +250,8 @@ static bool acl_reply(session *s, acl_where where, enum main_opt opt, const char
             reply(s, ok_code, r.user_message && where != ACL_WHERE_DATA ? r.user_message : ok_text);
         return true;
     }
-    const char *msg = r.user_message;
-    const char *why = r.log_message ? r.log_message : msg;
+    const char *msg = split_long(r.user_message, ps.scratch);
+    const char *why = r.log_message ? r.log_message : r.user_message;
     int logs = reject_logs(&r);
     const char *who = s->peer;
     if (where == ACL_WHERE_RCPT || where == ACL_WHERE_DATA)
