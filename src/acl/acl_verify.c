@@ -1,7 +1,6 @@
 /* acl_verify.c: the "verify" condition: helo, header_syntax, not_blind,
  * header_names_ascii, certificate, reverse_host_lookup; sender, recipient
- * and header_sender need the routers of the delivery issue and defer with
- * a clear message until then. */
+ * and header_sender route addresses with the routers' verify settings. */
 #include "acl/acl_int.h"
 #include "core/log.h"
 #include "route/route.h"
@@ -246,6 +245,41 @@ static acl_rc reverse_lookup(acl_ctx *c, bool defer_ok)
     return RC_FAIL;
 }
 
+/* verify = header_sender: one address of the Sender:, Reply-To: or From:
+ * lines (looked at in that order) must verify through the routers. */
+static acl_rc header_sender(acl_ctx *c)
+{
+    static const char *const order[] = { "sender", "reply-to", "from" };
+    bool deferred = false;
+    const char *last = NULL;
+    for (size_t k = 0; k < sizeof order / sizeof order[0]; k++) {
+        size_t nl = strlen(order[k]);
+        bool seen = false;
+        for (const spool_header *h = ps.msg_headers; h; h = h->next) {
+            if (h->type == '*' || h->len <= nl || strncasecmp(h->text, order[k], nl) != 0 || h->text[nl] != ':')
+                continue;
+            seen = true;
+            const char **addrs = NULL;
+            int n = acl_hdr_addresses(c->a, h->text + nl + 1, &addrs);
+            for (int i = 0; i < n; i++) {
+                const char *msg = NULL;
+                status st = route_verify_address(addrs[i], true, c->a, &msg);
+                if (st == ST_OK)
+                    return RC_OK;
+                if (st == ST_DEFER)
+                    deferred = true;
+                last = msg;
+            }
+        }
+        (void)seen;
+    }
+    ps.acl_verify_message = last;
+    if (deferred)
+        return acl_fail_text(c, RC_DEFER, "all attempts to verify a sender in a header line deferred");
+    *c->lmsg = "there is no valid sender in any header line";
+    return RC_FAIL;
+}
+
 acl_rc acl_verify(acl_ctx *c, const char *arg)
 {
     size_t n = strcspn(arg, "/=");
@@ -296,6 +330,7 @@ acl_rc acl_verify(acl_ctx *c, const char *arg)
     } else if (strcmp(what, "header_sender") == 0) {
         if (!data_stage(w))
             return cannot(c, what);
+        return header_sender(c);
     } else if (strcmp(what, "csa") == 0) {
         return acl_fail_text(c, RC_DEFER, "verify = csa is not yet implemented by postern");
     } else {
@@ -323,7 +358,8 @@ acl_rc acl_verify(acl_ctx *c, const char *arg)
             *c->lmsg = arena_printf(c->a, "%s verify defer for <%s>: %s", sender ? "sender" : "recipient", addr, msg);
             return RC_DEFER;
         }
-        *c->umsg = sender ? arena_printf(c->a, "%s\nSender verify failed", msg) : msg;
+        *c->umsg = sender ? arena_printf(c->a, "Verification failed for <%s>\n%s\nSender verify failed", addr, msg)
+                          : msg;
         *c->lmsg = sender ? "Sender verify failed" : msg;
         if (sender && logsel_on(&cfg->logsel, LS_SENDER_VERIFY_FAIL))
             log_write(LOG_MAIN | LOG_REJECT, "H=%s%s%s[%s] sender verify fail for <%s>: %s",

@@ -497,8 +497,8 @@ static bool finish_message(session *s)
     if (s->acl.controls.freeze)
         m->frozen = tv.tv_sec;
     if (s->p->mode == SMTP_BH) {
-        reply(s, "250", "Accepted");
-        io_printf(&s->io, "**** SMTP testing: that is not a real message id!\r\n");
+        replyf(s, "250", "OK id=%s", m->id);
+        io_printf(&s->io, "\r\n**** SMTP testing: that is not a real message id!\r\n\r\n");
         reset_transaction(s);
         return true;
     }

@@ -33,6 +33,37 @@ XFAIL = {}
 
 # (name, config after COMMON, client ip, dialogue lines)
 CASES = [
+    ("verify sender, recipient and header_sender through routers",
+     """acl_smtp_mail = m
+acl_smtp_rcpt = r
+acl_smtp_data = d
+begin acl
+m:
+  require verify = sender
+  accept
+r:
+  require verify = recipient
+  accept
+d:
+  require verify = header_sender
+  accept
+begin routers
+local:
+  driver = accept
+  local_parts = good : other
+  domains = test.example
+  transport = t
+begin transports
+t:
+  driver = appendfile
+  file = /dev/null
+""", "192.0.2.1",
+     ["HELO client.example", "MAIL FROM:<bad@test.example>", "MAIL FROM:<good@test.example>",
+      "RCPT TO:<nobody@test.example>", "RCPT TO:<other@test.example>", "DATA",
+      "Sender: bad@test.example", "From: Good <good@test.example>", "", "body", ".",
+      "MAIL FROM:<good@test.example>", "RCPT TO:<other@test.example>", "DATA",
+      "From: bad@test.example", "", "body", ".", "QUIT"]),
+
     ("relay control",
      """domainlist local_domains = example.com
 hostlist relay_hosts = 192.0.2.0/28

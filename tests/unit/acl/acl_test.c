@@ -651,7 +651,8 @@ static const tcase cases[] = {
       ACL_WHERE_DATA, "a", H, .headers = "To: B@x\n", .rcpts = "b@x", .st = ST_OK },
     /* no routers: nothing verifies (Exim 4.96 -bh gives the same replies) */
     { "verify sender fails (exim4)", "begin acl\na:\n require verify = sender\n accept\n", ACL_WHERE_MAIL, "a", H,
-      .sender = "s@x", .st = ST_FAIL, .umsg = "Unrouteable address\nSender verify failed", .lmsg = "Sender verify failed" },
+      .sender = "s@x", .st = ST_FAIL, .umsg = "Verification failed for <s@x>\nUnrouteable address\nSender verify failed",
+      .lmsg = "Sender verify failed" },
     { "verify sender bounce ok", "begin acl\na:\n require verify = sender\n accept\n", ACL_WHERE_MAIL, "a", H,
       .sender = "", .st = ST_OK },
     { "verify recipient fails (exim4)", "begin acl\na:\n require verify = recipient\n accept\n", ACL_WHERE_RCPT, "a",
