@@ -93,7 +93,7 @@ int main(void)
         { "bl.example/2001:db8::1", NULL, ST_FAIL },   /* ':' splits the item */
         { "<; bl.example/2001:db8::1", NULL, ST_FAIL },   /* the key sublist splits too */
         { "<| bl.example/<;2001:db8::1", NULL, ST_OK, "bl.example", "2001:db8::1" },
-        { "bl.example", "2001:db8::1", ST_OK, "bl.example", "2001:db8::1" },
+        { "bl.example", "2001:db8::1", ST_OK, "bl.example", "2001:0db8:0000:0000:0000:0000:0000:0001" },  /* $dnslist_matched: full form, as Exim */
         /* TXT from another domain: the first domain is the text domain */
         { "txt.example,bl.example=127.0.0.2", "127.0.0.2", ST_OK, "txt.example",
           "127.0.0.2", "specific text", "127.0.0.9" },
