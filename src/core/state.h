@@ -93,6 +93,7 @@ typedef struct proc_state {
     const char *deliver_host, *deliver_host_address;
     const char *local_part_prefix, *local_part_suffix;
     int deliver_notify_fd;    /* daemon child: where to send ids to deliver (-1: none) */
+    bool helo_verified;       /* $helo_verified (helo_verify_hosts, helo_try_verify_hosts) */
 } proc_state;
 
 extern proc_state ps;

@@ -152,6 +152,8 @@ const char *vars_state(xs *x, const char *name, bool *known)
         return or_empty(ps.dnslist_text);
     if (IS("dnslist_value"))
         return or_empty(ps.dnslist_value);
+    if (IS("helo_verified"))
+        return ps.helo_verified ? "1" : "0";
     if (IS("host_lookup_failed"))
         return ps.host_lookup_failed ? "1" : "0";
 #undef IS

@@ -905,6 +905,29 @@ int smtp_session(const smtp_params *p)
             ps.sender_helo_name = arena_strdup(ps.conn_t, arg);
             ps.received_protocol = p->remote_ip ? (ehlo ? "esmtp" : "smtp") : (ehlo ? "local-esmtp" : "local-smtp");
             set_peer(s);
+            /* helo_verify_hosts: the name must match the client (refused
+             * otherwise); helo_try_verify_hosts: only $helo_verified */
+            bool must = p->remote_ip && host_in(s, MO_helo_verify_hosts, NULL);
+            if (p->remote_ip && (must || host_in(s, MO_helo_try_verify_hosts, NULL))) {
+                char *derr = NULL;
+                dns_resolver *res = dns_process_resolver(&derr, ps.conn);
+                bool dnssec = false;
+                status hv = ST_FAIL;
+                if (res) {
+                    dns_iface di = dns_iface_unbound(res);
+                    hv = host_verify_helo(&di, arg, p->remote_ip, NULL, ps.conn, &dnssec);
+                }
+                ps.helo_verified = hv == ST_OK;
+                if (must && hv != ST_OK) {
+                    /* as Exim: the name given stays in the log identity */
+                    bool temp = hv == ST_DEFER;
+                    log_write(LOG_MAIN | LOG_REJECT, "%srejected \"%s %s\" from %s", temp ? "temporarily " : "",
+                              ehlo ? "EHLO" : "HELO", arg, s->peer + 2);
+                    reply(s, temp ? "450" : "550", ehlo ? "EHLO argument does not match calling host"
+                                                        : "HELO argument does not match calling host");
+                    continue;
+                }
+            }
             if (!acl_reply(s, ACL_WHERE_HELO, MO_acl_smtp_helo, arena_printf(ps.scratch, "EHLO or HELO %s", arg),
                            NULL, NULL, &drop)) {
                 ps.sender_helo_name = NULL;
@@ -918,7 +941,7 @@ int smtp_session(const smtp_params *p)
         } else if (arg_is(cmd, "MAIL", &arg)) {
             if (!s->helo_seen && host_in(s, MO_hosts_require_helo, "*")) {
                 log_write(LOG_MAIN | LOG_REJECT, "rejected MAIL from %s: no HELO/EHLO given",
-                          s->p->remote_ip ? arena_printf(ps.scratch, "[%s]", s->p->remote_ip) : "local");
+                          s->p->remote_ip ? s->peer + 2 : "local");
                 if (!synprot(s, "503", "HELO or EHLO required"))
                     break;
                 continue;

@@ -33,6 +33,12 @@ XFAIL = {}
 
 # (name, config after COMMON, client ip, dialogue lines)
 CASES = [
+    ("helo_verify_hosts with IP literals",
+     """helo_verify_hosts = *
+acl_smtp_rcpt = accept
+""", "192.0.2.1",
+     ["HELO [192.0.2.9]", "MAIL FROM:<a@b.example>", "HELO [192.0.2.1]", "MAIL FROM:<a@b.example>", "QUIT"]),
+
     ("verify sender, recipient and header_sender through routers",
      """acl_smtp_mail = m
 acl_smtp_rcpt = r

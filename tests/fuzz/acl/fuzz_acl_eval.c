@@ -113,6 +113,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     arena_reset(ps.msg_t);
     arena_reset(ps.conn);
     ps.acl_c = NULL;
+    /* values the engine keeps in connection or message memory, just reset */
+    ps.sender_rate = ps.sender_rate_limit = ps.sender_rate_period = NULL;
+    ps.host_data = ps.domain_data = ps.local_part_data = ps.sender_data = ps.recipient_data = NULL;
+    ps.dnslist_domain = ps.dnslist_matched = ps.dnslist_text = ps.dnslist_value = NULL;
+    ps.acl_verify_message = NULL;
+    ps.local_part_caseful = NULL;
     free(text);
     return 0;
 }
