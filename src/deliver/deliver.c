@@ -404,6 +404,7 @@ status deliver_message(const char *id, const deliver_opts *o)
 {
     if (!spool_id_valid(id))
         return ST_ERROR;
+    dns_process_new_message();
     dstate D = { 0 }, *d = &D;
     d->ss = settings();
     d->a = ps.msg;

@@ -93,7 +93,7 @@ typedef struct dns_options {
 enum {
     DNS_MAX_CNAME_CHAIN = 16,
     DNS_MAX_RRS = 256,            /* records kept from one answer */
-    DNS_MAX_LOOKUPS = 10000,      /* default per-process lookup budget */
+    DNS_MAX_LOOKUPS = 10000,      /* default lookup budget per message (dns_process_new_message) */
     DNS_MAX_NAME = 255,           /* presentation form, without escapes */
     DNS_DEFAULT_RETRANS = 5,      /* seconds: resolv.conf's default */
     DNS_DEFAULT_RETRY = 2,        /* tries: resolv.conf's default */
@@ -142,6 +142,7 @@ char *dns_reverse_name(const char *ip, const char *suffix, arena *a);
    ("yes", "no", or NULL when unset). */
 void dns_process_configure(const dns_options *o);
 dns_resolver *dns_process_resolver(char **err, arena *a);
+void dns_process_new_message(void);   /* reset the per-message lookup budget */
 const char *dns_lookup_dnssec_authenticated(void);
 void dns_set_lookup_dnssec_authenticated(const char *v);
 

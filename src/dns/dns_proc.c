@@ -58,5 +58,13 @@ dns_resolver *dns_process_resolver(char **err, arena *a)
     return proc.r;
 }
 
+/* each message gets the whole lookup budget (a connection or queue runner
+ * handles many messages; the bound is per message, as DNS_MAX_LOOKUPS says) */
+void dns_process_new_message(void)
+{
+    if (proc.r)
+        dns_lookup_count_reset(proc.r);
+}
+
 const char *dns_lookup_dnssec_authenticated(void) { return proc.dnssec_auth; }
 void dns_set_lookup_dnssec_authenticated(const char *v) { proc.dnssec_auth = v; }

@@ -164,6 +164,31 @@ static void set_peer(session *s)
     s->peer = g.s;
 }
 
+/* $sender_host_name: PTR with forward confirmation, once per connection
+ * (host_lookup at connect, helo_lookup_domains at HELO) */
+static void lookup_host_name(session *s)
+{
+    char *derr = NULL;
+    dns_resolver *res = dns_process_resolver(&derr, ps.conn);
+    if (!res) {
+        log_write(LOG_MAIN, "host name lookup for %s: %s", s->p->remote_ip, derr ? derr : "no resolver");
+        return;
+    }
+    dns_iface di = dns_iface_unbound(res);
+    host_name_result hr;
+    memset(&hr, 0, sizeof hr);
+    status hs = host_name_lookup(&di, s->p->remote_ip, ps.conn, &hr);
+    ps.host_lookup_done = true;
+    if (hs == ST_OK) {
+        ps.sender_host_name = hr.name;
+    } else {
+        ps.host_lookup_failed = hs == ST_FAIL;
+        if (hs == ST_FAIL && logsel_on(&cfg->logsel, LS_HOST_LOOKUP_FAILED))
+            log_write(LOG_MAIN, "no host name found for IP address %s", s->p->remote_ip);
+    }
+    set_peer(s);
+}
+
 /* The rejectlog gets the envelope and the headers of a message refused
  * after DATA, as Exim writes them. */
 static void reject_headers(session *s)
@@ -822,26 +847,8 @@ int smtp_session(const smtp_params *p)
         io_flush(&s->io);
         return 1;
     }
-    if (p->remote_ip && host_in(s, MO_host_lookup, NULL)) {
-        /* $sender_host_name: PTR with forward confirmation */
-        char *derr = NULL;
-        dns_resolver *res = dns_process_resolver(&derr, ps.conn);
-        if (res) {
-            dns_iface di = dns_iface_unbound(res);
-            host_name_result hr;
-            memset(&hr, 0, sizeof hr);
-            status hs = host_name_lookup(&di, p->remote_ip, ps.conn, &hr);
-            ps.host_lookup_done = true;
-            if (hs == ST_OK) {
-                ps.sender_host_name = hr.name;
-            } else {
-                ps.host_lookup_failed = hs == ST_FAIL;
-                if (hs == ST_FAIL && logsel_on(&cfg->logsel, LS_HOST_LOOKUP_FAILED))
-                    log_write(LOG_MAIN, "no host name found for IP address %s", p->remote_ip);
-            }
-            set_peer(s);
-        }
-    }
+    if (p->remote_ip && host_in(s, MO_host_lookup, NULL))
+        lookup_host_name(s);
     bool drop = false;
     /* synchronization is checked on TCP/IP connections only (not -bs/-bh) */
     bool enforce_sync = cfg_bool(MO_smtp_enforce_sync) && p->mode == SMTP_DAEMON;
@@ -905,6 +912,15 @@ int smtp_session(const smtp_params *p)
             ps.sender_helo_name = arena_strdup(ps.conn_t, arg);
             ps.received_protocol = p->remote_ip ? (ehlo ? "esmtp" : "smtp") : (ehlo ? "local-esmtp" : "local-smtp");
             set_peer(s);
+            /* a client calling itself by our name or address gets its real name looked up */
+            if (p->remote_ip && !ps.sender_host_name && !ps.host_lookup_done) {
+                const char *hl = cfg_str(MO_helo_lookup_domains);
+                char *merr = NULL;
+                if (hl && *hl && match_domain(arg, hl, ps.scratch, NULL, &merr) == ST_OK) {
+                    bh_note(s, "HELO name %s is in helo_lookup_domains: looking up the host name", arg);
+                    lookup_host_name(s);
+                }
+            }
             /* helo_verify_hosts: the name must match the client (refused
              * otherwise); helo_try_verify_hosts: only $helo_verified */
             bool must = p->remote_ip && host_in(s, MO_helo_verify_hosts, NULL);
@@ -951,6 +967,7 @@ int smtp_session(const smtp_params *p)
                     break;
                 continue;
             }
+            dns_process_new_message();
             smtp_mail_args ma;
             const char *perr = smtp_parse_mail(arg, s->esmtp, ps.conn_t, &ma);
             if (perr) {

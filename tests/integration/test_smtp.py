@@ -497,3 +497,27 @@ def test_unprivileged_sessions_can_log(postern_bin):
         p.wait(timeout=10)
     finally:
         shutil.rmtree(top, ignore_errors=True)
+
+
+def test_helo_lookup_domains(postern_bin, tmp_path):
+    """A client calling itself by our name or address (helo_lookup_domains,
+    default "@ : @[]") gets its real name looked up; other names do not."""
+    from dnsfixture import DnsServer
+    import re
+    zone = {"1.0.0.127.in-addr.arpa": [("PTR", "client.test")],
+            "client.test": [("A", "127.0.0.1")]}
+    with DnsServer(zone) as dns:
+        cfg = f"acl_smtp_rcpt = accept\ndns_servers = {dns.server}\ndns_trust_anchor_file =\n"
+        with Daemon(postern_bin, tmp_path, cfg) as d:
+            for i, helo in enumerate(("other.example", "test.example", "[127.0.0.1]")):
+                with smtplib.SMTP("127.0.0.1", d.port, timeout=10) as s:
+                    s.ehlo(helo)
+                    s.sendmail(f"a{i}@example.org", ["b@example.net"], "Subject: h\r\n\r\nx\r\n")
+            deadline = time.time() + 10
+            while d.mainlog().count(" <= ") < 3 and time.time() < deadline:
+                time.sleep(0.05)
+            log = d.mainlog()
+            assert " <= a0@example.org H=(other.example) [127.0.0.1]" in log, log
+            for i, helo in ((1, "test.example"), (2, "[127.0.0.1]")):
+                m = re.search(rf" <= a{i}@example\.org H=(\S+) \({re.escape(helo)}\) \[127\.0\.0\.1\]", log)
+                assert m and m.group(1) in ("client.test", "localhost"), log
