@@ -189,6 +189,9 @@ static acl_rc truth(acl_ctx *c, const char *v)
 static void dnslist_note(void *ctx, const char *msg)
 {
     (void)ctx;
+    /* deferred lookups are logged under +dnslist_defer (on by default) */
+    if (strncmp(msg, "DNS list lookup defer", 21) == 0 && cfg && !logsel_on(&cfg->logsel, LS_DNSLIST_DEFER))
+        return;
     log_write(LOG_MAIN, "%s", msg);
 }
 

@@ -198,3 +198,27 @@ def test_dnslists_bh_variables_match_exim(bh_runs, lst, ip):
         pytest.xfail("the expander does not read $dnslist_* from ps yet (src/expand/vars.c; "
                      "the ACL engine sets ps.dnslist_domain/_matched/_text/_value)")
     assert got == want
+
+
+@pytest.mark.parametrize("selector,logged", [("", True), ("log_selector = -dnslist_defer\n", False)])
+def test_dnslist_defer_is_logged_under_its_selector(tmp_path, selector, logged):
+    """A SERVFAIL from a list is logged as Exim words it, under
+    +dnslist_defer (on by default); -dnslist_defer silences it."""
+    postern = postern_bin()
+    if not postern:
+        pytest.skip("postern not built")
+    from dnsfixture import DnsServer
+    with DnsServer(ZONE) as dns:
+        spool = tmp_path / "spool"
+        (spool / "log").mkdir(parents=True)
+        conf = tmp_path / "p.conf"
+        opts = f"dns_servers = {dns.server}\ndns_trust_anchor_file =\n{selector}begin acl\n"
+        conf.write_text(BH_CONF.replace("{spool}", str(spool)).replace("{list}", "bl.example")
+                        .replace("begin acl\n", opts))
+        r = subprocess.run([postern, "-C", str(conf), "-bh", "127.0.0.4"], input=DIALOGUE,
+                           capture_output=True, text=True, timeout=60)
+        assert re.search(r"^250 ", rcpt_reply(r.stdout)), r.stdout + r.stderr
+        mainlog = spool / "log" / "mainlog"
+        text = (mainlog.read_text() if mainlog.exists() else "") + r.stderr
+        line = "DNS list lookup defer (probably timeout) for 4.0.0.127.bl.example: assumed not in list"
+        assert (line in text) == logged, text
