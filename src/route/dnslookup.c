@@ -116,6 +116,8 @@ status router_dnslookup(const driver_inst *r, address_item *a, route_ctx *ctx, a
     bool any_defer = false;
     for (int i = 0; i < n; i++) {
         for (int type = 0; type < 2; type++) {
+            if (type == 1 && !route_want_aaaa(v[i]->name, ctx->a))
+                continue;
             dns_answer ans;
             status s2 = ctx->dns.lookup(ctx->dns.ctx, v[i]->name, type ? DNS_T_AAAA : DNS_T_A, ctx->a, &ans);
             if (s2 == ST_DEFER)

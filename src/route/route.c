@@ -121,8 +121,9 @@ status route_lookup_hosts(host_item *h, route_ctx *ctx, char **err)
             h->dnssec = ans.sec == DNS_SEC_SECURE;
             continue;
         }
-        dns_answer ans6;
-        status st6 = ctx->dns.lookup(ctx->dns.ctx, h->name, DNS_T_AAAA, ctx->a, &ans6);
+        dns_answer ans6 = { .st = ST_NOTFOUND };
+        status st6 = route_want_aaaa(h->name, ctx->a)
+                     ? ctx->dns.lookup(ctx->dns.ctx, h->name, DNS_T_AAAA, ctx->a, &ans6) : ST_NOTFOUND;
         if (st6 == ST_OK && ans6.nrr > 0) {
             h->address = ans6.rr[0].text;
             continue;
@@ -135,6 +136,15 @@ status route_lookup_hosts(host_item *h, route_ctx *ctx, char **err)
         return ST_FAIL;
     }
     return ST_OK;
+}
+
+bool route_want_aaaa(const char *name, arena *a)
+{
+    if (cfg_bool(MO_disable_ipv6))
+        return false;
+    const char *l = cfg_str(MO_dns_ipv4_lookup);
+    char *err = NULL;
+    return !(l && *l && match_domain(name, l, a, NULL, &err) == ST_OK);
 }
 
 /* ---- generic preconditions ---------------------------------------------- */

@@ -44,6 +44,9 @@ void route_set_vars(const address_item *a);
 status route_set_transport(const driver_inst *r, address_item *a, route_ctx *ctx);
 /* Look up host names of a host list (A/AAAA) through ctx->dns. */
 status route_lookup_hosts(host_item *h, route_ctx *ctx, char **err);
+/* AAAA records wanted for this host name?  Not with disable_ipv6, nor for
+ * names in dns_ipv4_lookup. */
+bool route_want_aaaa(const char *name, arena *a);
 
 /* verify = recipient / sender: ST_OK verified, ST_FAIL or ST_DEFER with
  * *msg ("Unrouteable address", ...). */

@@ -625,3 +625,38 @@ def test_alias_file_pipe_and_taint(postern_bin, tmp_path, mail):
         assert wait_for(lambda: "== tainted1@a.example" in d.mainlog())
         assert "Tainted '" in d.mainlog() and "not permitted" in d.mainlog()
         assert not (mail / "tainted1").exists()
+
+
+def test_dnslookup_aaaa_and_dns_ipv4_lookup(postern_bin, tmp_path):
+    """Hosts get their A and AAAA addresses; names in dns_ipv4_lookup (and
+    everything under disable_ipv6) get A records only."""
+    from dnsfixture import DnsServer
+    zone = {"six.test": [("A", "192.0.2.6"), ("AAAA", "2001:db8::6")],
+            "four.test": [("MX", (10, "six.test"))]}
+    with DnsServer(zone) as dns:
+        base = f"""primary_hostname = a.example
+dns_servers = {dns.server}
+dns_trust_anchor_file =
+{{main}}
+begin routers
+dnslookup:
+  driver = dnslookup
+  transport = remote_smtp
+begin transports
+remote_smtp:
+  driver = smtp
+"""
+        outs = {}
+        for name, main in (("both", ""), ("v4list", "dns_ipv4_lookup = six.test"),
+                           ("nov6", "disable_ipv6")):
+            cfgfile = tmp_path / f"{name}.conf"
+            cfgfile.write_text(base.replace("{main}", main))
+            bt = subprocess.run([postern_bin, "-C", str(cfgfile), "-bt", "x@four.test", "y@six.test"],
+                                capture_output=True, text=True, timeout=60)
+            outs[name] = bt.stdout + bt.stderr
+        assert "host six.test [192.0.2.6] MX=10" in outs["both"], outs["both"]
+        assert "host six.test [2001:db8::6] MX=10" in outs["both"], outs["both"]
+        assert "host six.test [2001:db8::6]\n" in outs["both"], outs["both"]
+        for name in ("v4list", "nov6"):
+            assert "host six.test [192.0.2.6] MX=10" in outs[name], outs[name]
+            assert "2001:db8::6" not in outs[name], outs[name]
