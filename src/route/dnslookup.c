@@ -1,7 +1,7 @@
 /* dnslookup.c: the dnslookup router: MX records of the domain (or its
  * address records when there are none), preferences with equal ones
- * shuffled, null MX, ignore_target_hosts, and the local host in the list
- * ("self"). */
+ * shuffled, null MX, SRV records (check_srv), ignore_target_hosts, and
+ * the local host in the list ("self"). */
 #include "route/route.h"
 #include "core/list.h"
 #include "core/log.h"
@@ -40,6 +40,82 @@ static bool is_local_ip(const char *ip)
     return li && strstr(li, ip) != NULL;
 }
 
+/* check_srv: "_<service>._tcp.<domain>" SRV records, when there are any,
+ * give the hosts and ports instead of MX records (RFC 2782: by priority,
+ * and within one priority in a random order weighted by the records'
+ * weights).  Returns the number of hosts put in v (0: no SRV records, use
+ * MX), -1 on a temporary failure, -2 when the domain says it offers no
+ * such service (a single record with target "."); a->message is set. */
+static int srv_hosts(const driver_inst *r, address_item *a, route_ctx *ctx, host_item **v)
+{
+    if (!route_opt_str(r, "check_srv"))
+        return 0;
+    const char *service = NULL;
+    char *err = NULL;
+    status es = route_opt_expand(r, "check_srv", ctx->a, &service, &err);
+    if (es == ST_FAIL || !service || !*service)
+        return 0;                      /* forced failure: no SRV check */
+    if (es != ST_OK) {
+        a->message = arena_printf(ctx->a, "failed to expand check_srv: %s", err ? err : "");
+        return -1;
+    }
+    const char *name = arena_printf(ctx->a, "_%s._tcp.%s", service, a->domain);
+    dns_answer ans;
+    status st = ctx->dns.lookup(ctx->dns.ctx, name, DNS_T_SRV, ctx->a, &ans);
+    if (st == ST_DEFER) {
+        a->message = arena_printf(ctx->a, "DNS lookup of SRV for %s deferred: %s", name, ans.why ? ans.why : "");
+        return -1;
+    }
+    if (st != ST_OK || ans.nrr == 0)
+        return 0;
+    if (ans.nrr == 1 && (!ans.rr[0].text || !*ans.rr[0].text || !strcmp(ans.rr[0].text, "."))) {
+        a->message = arena_printf(ctx->a, "SRV record for %s says the service is not offered", name);
+        return -2;
+    }
+    int n = 0;
+    const dns_rr *rrs[DNSLOOKUP_MAX_HOSTS];
+    for (int i = 0; i < ans.nrr && n < DNSLOOKUP_MAX_HOSTS; i++)
+        if (ans.rr[i].text && *ans.rr[i].text && strcmp(ans.rr[i].text, "."))
+            rrs[n++] = &ans.rr[i];
+    /* selection sort by priority; within a priority pick by weight */
+    for (int i = 0; i < n; i++) {
+        int best = i;
+        for (int j = i + 1; j < n; j++)
+            if (rrs[j]->pref < rrs[best]->pref)
+                best = j;
+        unsigned prio = rrs[best]->pref;
+        unsigned long total = 0;
+        for (int j = i; j < n; j++)
+            if (rrs[j]->pref == prio)
+                total += rrs[j]->weight;
+        unsigned long pick = total ? (unsigned long)rand() % (total + 1) : 0, run = 0;
+        int chosen = -1;
+        for (int j = i; j < n; j++) {
+            if (rrs[j]->pref != prio)
+                continue;
+            if (chosen < 0)
+                chosen = j;            /* with no weights: the first one */
+            run += rrs[j]->weight;
+            if (total && run >= pick) {
+                chosen = j;
+                break;
+            }
+        }
+        const dns_rr *t = rrs[i];
+        rrs[i] = rrs[chosen];
+        rrs[chosen] = t;
+    }
+    for (int i = 0; i < n; i++) {
+        host_item *h = arena_calloc(ctx->a, sizeof *h);
+        h->name = rrs[i]->text;
+        h->mx = (int)rrs[i]->pref;
+        h->port = (int)rrs[i]->port;
+        h->dnssec = ans.sec == DNS_SEC_SECURE;
+        v[i] = h;
+    }
+    return n;
+}
+
 status router_dnslookup(const driver_inst *r, address_item *a, route_ctx *ctx, address_item **gen)
 {
     *gen = NULL;
@@ -47,12 +123,17 @@ status router_dnslookup(const driver_inst *r, address_item *a, route_ctx *ctx, a
         a->message = "no DNS resolver available";
         return ST_DEFER;
     }
-    dns_answer mx;
-    status st = ctx->dns.lookup(ctx->dns.ctx, a->domain, DNS_T_MX, ctx->a, &mx);
+    host_item *v[DNSLOOKUP_MAX_HOSTS];
+    int srv = srv_hosts(r, a, ctx, v);
+    if (srv < 0)
+        return srv == -1 ? ST_DEFER : ST_FAIL;
+    dns_answer mx = { .st = ST_NOTFOUND };
+    status st = srv > 0 ? ST_NOTFOUND
+                        : ctx->dns.lookup(ctx->dns.ctx, a->domain, DNS_T_MX, ctx->a, &mx);
     /* widen_domains: a domain that does not exist is tried with each of
      * these suffixes (the address is rewritten when one works) */
     const char *widen = route_opt_str(r, "widen_domains");
-    if (st == ST_NOTFOUND && mx.nxdomain && widen) {
+    if (srv == 0 && st == ST_NOTFOUND && mx.nxdomain && widen) {
         int sep = 0;
         char *suffix;
         while ((suffix = list_next(&widen, &sep, ctx->a))) {
@@ -72,9 +153,10 @@ status router_dnslookup(const driver_inst *r, address_item *a, route_ctx *ctx, a
         a->message = arena_printf(ctx->a, "DNS lookup of MX for %s deferred: %s", a->domain, mx.why ? mx.why : "");
         return ST_DEFER;
     }
-    host_item *v[DNSLOOKUP_MAX_HOSTS];
-    int n = 0;
-    if (st == ST_OK && mx.nrr > 0) {
+    int n = srv;
+    if (n > 0) {
+        /* SRV records give the hosts (and ports); MX records are not used */
+    } else if (st == ST_OK && mx.nrr > 0) {
         for (int i = 0; i < mx.nrr && n < DNSLOOKUP_MAX_HOSTS; i++) {
             const dns_rr *rr = &mx.rr[i];
             if (mx.nrr == 1 && rr->pref == 0 && (!rr->text || !*rr->text || !strcmp(rr->text, "."))) {

@@ -660,3 +660,57 @@ remote_smtp:
         for name in ("v4list", "nov6"):
             assert "host six.test [192.0.2.6] MX=10" in outs[name], outs[name]
             assert "2001:db8::6" not in outs[name], outs[name]
+
+
+def test_dnslookup_check_srv(postern_bin, tmp_path):
+    """check_srv: SRV records give hosts and ports (by priority), a "."
+    target refuses the domain, no SRV falls back to MX; a message is
+    delivered to the port the SRV record names."""
+    from dnsfixture import DnsServer
+    (tmp_path / "peer").mkdir()
+    with Daemon(postern_bin, tmp_path / "peer", PEER) as peer:
+        zone = {
+            "_smtp._tcp.srv.test": [("SRV", (20, 0, 2525, "backup.srv.test")),
+                                    ("SRV", (10, 5, peer.port, "main.srv.test"))],
+            "main.srv.test": [("A", "127.0.0.1")],
+            "backup.srv.test": [("A", "192.0.2.2")],
+            "_smtp._tcp.none.test": [("SRV", (0, 0, 0, "."))],
+            "none.test": [("MX", (10, "main.srv.test"))],
+            "mxonly.test": [("MX", (10, "main.srv.test"))],
+        }
+        with DnsServer(zone) as dns:
+            cfg = f"""\
+acl_smtp_rcpt = accept
+dns_servers = {dns.server}
+dns_trust_anchor_file =
+begin routers
+dnslookup:
+  driver = dnslookup
+  check_srv = smtp
+  transport = remote_smtp
+  self = send
+begin transports
+remote_smtp:
+  driver = smtp
+  port = 1
+begin retry
+* * F,1h,10m
+"""
+            cfgfile = tmp_path / "bt.conf"
+            cfgfile.write_text(f"primary_hostname = a.example\n{cfg}")
+            bt = subprocess.run([postern_bin, "-C", str(cfgfile), "-bt", "x@srv.test", "y@none.test",
+                                 "z@mxonly.test"], capture_output=True, text=True, timeout=60)
+            out = bt.stdout
+            assert (f"x@srv.test\n  router = dnslookup, transport = remote_smtp\n"
+                    f"  host main.srv.test [127.0.0.1] MX=10 port={peer.port}\n"
+                    f"  host backup.srv.test [192.0.2.2] MX=20 port=2525\n") in out, out
+            assert "y@none.test is undeliverable: SRV record for _smtp._tcp.none.test says the service is not offered" \
+                in out, out
+            assert "z@mxonly.test\n  router = dnslookup, transport = remote_smtp\n" \
+                   "  host main.srv.test [127.0.0.1] MX=10\n" in out, out
+            (tmp_path / "a").mkdir()
+            with Daemon(postern_bin, tmp_path / "a", cfg, queue_only=False) as d:
+                send(d.port, "sender@a.example", ["x@srv.test"], "Subject: via SRV\r\n\r\nx\r\n")
+                assert wait_for(lambda: "=> x@srv.test R=dnslookup T=remote_smtp H=main.srv.test [127.0.0.1]"
+                                in d.mainlog()), d.mainlog()
+                assert wait_for(lambda: len(peer.queued()) == 1)
