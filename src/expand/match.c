@@ -113,7 +113,7 @@ static int re_match(const char *subj, const char *re, bool caseless, mctx *m)
 }
 
 /* Is ip (text) one of this host's interface addresses ("@[]")? */
-static bool local_interface(const char *ip)
+bool match_local_interface(const char *ip)
 {
     unsigned char a[16];
     int fa;
@@ -193,7 +193,7 @@ static status mx_match(mctx *m, const char *domain, const char *pat)
                     if (walk(&im, ad.rr[j].text, ignore) == ST_OK)
                         continue;
                 }
-                local = local_interface(ad.rr[j].text);
+                local = match_local_interface(ad.rr[j].text);
             }
         }
         if (local) {
@@ -393,7 +393,7 @@ static status item_domain(mctx *m, const char *d, const char *it)
         char *ip = arena_strndup(m->a, d + 1, dl - 2);
         if (strncasecmp(ip, "ipv6:", 5) == 0)
             ip += 5;
-        if (!local_interface(ip))
+        if (!match_local_interface(ip))
             return ST_FAIL;
         if (m->value)
             *m->value = it;
@@ -583,7 +583,7 @@ static status item_ip(mctx *m, const char *ip, const char *it)
         return st;
     }
     if (strcmp(it, "@[]") == 0)
-        return local_interface(ip) ? ST_OK : ST_FAIL;
+        return match_local_interface(ip) ? ST_OK : ST_FAIL;
     if (strncmp(it, "@mx_", 4) == 0)
         return ST_FAIL;
     if (!m->ip_only) {

@@ -26,6 +26,8 @@ status match_address(const char *addr, const char *list, bool caseless, arena *a
  * needed but unknown the whole list fails, unless "+ignore_unknown" (item
  * skipped) or "+include_unknown" (item matches) came before it. */
 status match_ip(const char *ip, const char *list, arena *a, const char **value, char **err);
+/* Is ip (text) one of this host's interface addresses ("@[]")? */
+bool match_local_interface(const char *ip);
 /* The ${if match_ip} condition's variant: host name items are never
  * looked up, so any host name item fails the list (as in Exim). */
 status match_ip_only(const char *ip, const char *list, arena *a, const char **value, char **err);

@@ -36,8 +36,7 @@ static bool is_local_ip(const char *ip)
         return false;
     if (strncmp(ip, "127.", 4) == 0 || strcmp(ip, "::1") == 0)
         return true;
-    const char *li = cfg_str(MO_local_interfaces);
-    return li && strstr(li, ip) != NULL;
+    return match_local_interface(ip);
 }
 
 /* check_srv: "_<service>._tcp.<domain>" SRV records, when there are any,

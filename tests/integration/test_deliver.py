@@ -714,3 +714,31 @@ begin retry
                 assert wait_for(lambda: "=> x@srv.test R=dnslookup T=remote_smtp H=main.srv.test [127.0.0.1]"
                                 in d.mainlog()), d.mainlog()
                 assert wait_for(lambda: len(peer.queued()) == 1)
+
+
+def test_dnslookup_self_is_an_interface_address_not_a_substring(postern_bin, tmp_path):
+    """The MX host is "this host" only when its address is one of the
+    machine's interface addresses: 27.0.0.1 is not 127.0.0.1."""
+    from dnsfixture import DnsServer
+    zone = {"far.test": [("MX", (10, "mx.far.test"))], "mx.far.test": [("A", "27.0.0.1")],
+            "near.test": [("MX", (10, "mx.near.test"))], "mx.near.test": [("A", "127.0.0.1")]}
+    with DnsServer(zone) as dns:
+        cfgfile = tmp_path / "bt.conf"
+        cfgfile.write_text(f"""primary_hostname = a.example
+local_interfaces = <; 127.0.0.1 ; 0.0.0.0
+dns_servers = {dns.server}
+dns_trust_anchor_file =
+begin routers
+dnslookup:
+  driver = dnslookup
+  transport = remote_smtp
+begin transports
+remote_smtp:
+  driver = smtp
+""")
+        bt = subprocess.run([postern_bin, "-C", str(cfgfile), "-bt", "x@far.test", "y@near.test"],
+                            capture_output=True, text=True, timeout=60)
+        out = bt.stdout + bt.stderr
+        assert "x@far.test\n  router = dnslookup, transport = remote_smtp\n  host mx.far.test [27.0.0.1] MX=10\n" \
+            in out, out
+        assert "y@near.test cannot be resolved at this time" in out and "points to local host" in out, out
