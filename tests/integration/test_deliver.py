@@ -489,7 +489,7 @@ def test_dnslookup_router_with_a_real_dns_server(postern_bin, tmp_path, mail):
         zone = {
             "mx.test": [("MX", (20, "backup.mx.test")), ("MX", (10, "primary.mx.test"))],
             "primary.mx.test": [("A", "127.0.0.1")],
-            "backup.mx.test": [("A", "192.0.2.2")],
+            "backup.mx.test": [("A", "203.0.113.2")],
             "nullmx.test": [("MX", (0, "."))],
             "broken.test": "SERVFAIL",
             "nomx.test": [("A", "127.0.0.1")],
@@ -531,7 +531,7 @@ begin retry
                                 capture_output=True, text=True, timeout=60)
             out = bt.stdout
             assert "x@mx.test\n  router = dnslookup, transport = remote_smtp\n" \
-                   "  host primary.mx.test [127.0.0.1] MX=10\n  host backup.mx.test [192.0.2.2] MX=20\n" in out
+                   "  host primary.mx.test [127.0.0.1] MX=10\n  host backup.mx.test [203.0.113.2] MX=20\n" in out
             assert "y@nullmx.test is undeliverable: Domain nullmx.test has a null MX" in out
             assert "z@nonexistent.test is undeliverable" in out
             assert "w@broken.test cannot be resolved at this time" in out
@@ -673,7 +673,7 @@ def test_dnslookup_check_srv(postern_bin, tmp_path):
             "_smtp._tcp.srv.test": [("SRV", (20, 0, 2525, "backup.srv.test")),
                                     ("SRV", (10, 5, peer.port, "main.srv.test"))],
             "main.srv.test": [("A", "127.0.0.1")],
-            "backup.srv.test": [("A", "192.0.2.2")],
+            "backup.srv.test": [("A", "203.0.113.2")],
             "_smtp._tcp.none.test": [("SRV", (0, 0, 0, "."))],
             "none.test": [("MX", (10, "main.srv.test"))],
             "mxonly.test": [("MX", (10, "main.srv.test"))],
@@ -703,7 +703,7 @@ begin retry
             out = bt.stdout
             assert (f"x@srv.test\n  router = dnslookup, transport = remote_smtp\n"
                     f"  host main.srv.test [127.0.0.1] MX=10 port={peer.port}\n"
-                    f"  host backup.srv.test [192.0.2.2] MX=20 port=2525\n") in out, out
+                    f"  host backup.srv.test [203.0.113.2] MX=20 port=2525\n") in out, out
             assert "y@none.test is undeliverable: SRV record for _smtp._tcp.none.test says the service is not offered" \
                 in out, out
             assert "z@mxonly.test\n  router = dnslookup, transport = remote_smtp\n" \
