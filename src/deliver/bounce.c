@@ -53,6 +53,58 @@ static const char *diagnostic_code(const address_item *a, arena *ar)
 
 static const char *const kind_action[] = { "failed", "delayed", "delivered", "relayed" };
 
+/* X-Failed-Recipients: the failed addresses, as Exim lists them (bounce
+ * processors such as Mailman read it) */
+static const char *failed_recipients(const address_item *failed, arena *a)
+{
+    gstr g;
+    gstr_init(&g, a, 128);
+    gstr_cat(&g, "X-Failed-Recipients: ");
+    for (const address_item *f = failed; f; f = f->next)
+        gstr_printf(&g, "%s%s", f == failed ? "" : ",\n  ", f->address);
+    gstr_cat(&g, "\n");
+    return g.s;
+}
+
+/* References: the original's References (at most its first and last
+ * REFS_KEEP-1 ids) and its Message-ID, so that the report threads with the
+ * message; none when the original has no Message-ID */
+#define REFS_KEEP 12
+static const char *references(const spool_msg *orig, arena *a)
+{
+    spool_header *mid = mb_find_header((spool_msg *)orig, "Message-ID");
+    if (!mid)
+        return NULL;
+    const char *ids[REFS_KEEP + 1];
+    int n = 0;
+    spool_header *refs = mb_find_header((spool_msg *)orig, "References");
+    const char *sources[2] = { refs ? strchr(refs->text, ':') + 1 : NULL, strchr(mid->text, ':') + 1 };
+    for (int k = 0; k < 2; k++) {
+        for (const char *p = sources[k]; p && (p = strchr(p, '<'));) {
+            const char *e = strchr(p, '>');
+            if (!e)
+                break;
+            const char *id = arena_strndup(a, p, (size_t)(e - p + 1));
+            if (strpbrk(id, " \t\r\n") == NULL) {
+                if (n < REFS_KEEP)
+                    ids[n++] = id;
+                else                        /* keep the first, shift the rest */
+                    memmove(&ids[1], &ids[2], (REFS_KEEP - 2) * sizeof ids[0]), ids[REFS_KEEP - 1] = id;
+            }
+            p = e + 1;
+        }
+    }
+    if (n == 0)
+        return NULL;
+    gstr g;
+    gstr_init(&g, a, 128);
+    gstr_cat(&g, "References:");
+    for (int i = 0; i < n; i++)
+        gstr_printf(&g, "%s%s", i ? "\n " : " ", ids[i]);
+    gstr_cat(&g, "\n");
+    return g.s;
+}
+
 const char *dsn_send(const spool_msg *orig, address_item *failed, dsn_kind kind, int data_fd, arena *a, char **err)
 {
     spool_settings ss = { .directory = cfg_str(MO_spool_directory), .split = cfg_bool(MO_split_spool_directory) };
@@ -87,9 +139,11 @@ const char *dsn_send(const spool_msg *orig, address_item *failed, dsn_kind kind,
     const char *hdrs[] = {
         arena_printf(a, "Received: from %s by %s with local (postern %s)\n\tid %s\n\tfor %s; %s\n",
                      b->login, host, POSTERN_VERSION, b->id, to, date),
+        kind == DSN_FAILED ? failed_recipients(failed, a) : NULL,
         arena_printf(a, "Auto-Submitted: auto-replied\n"),
         arena_printf(a, "From: Mail Delivery System <Mailer-Daemon@%s>\n", host),
         arena_printf(a, "To: %s\n", to),
+        references(orig, a),
         arena_printf(a, "Content-Type: multipart/report; report-type=delivery-status; boundary=%s\n", boundary),
         arena_printf(a, "MIME-Version: 1.0\n"),
         kind == DSN_FAILED ? arena_printf(a, "Subject: Mail delivery failed: returning message to sender\n")
@@ -100,7 +154,8 @@ const char *dsn_send(const spool_msg *orig, address_item *failed, dsn_kind kind,
         arena_printf(a, "Date: %s\n", date),
     };
     for (size_t i = 0; i < sizeof hdrs / sizeof hdrs[0]; i++)
-        spool_add_header(b, a, spool_header_type(hdrs[i]), hdrs[i], strlen(hdrs[i]));
+        if (hdrs[i])
+            spool_add_header(b, a, spool_header_type(hdrs[i]), hdrs[i], strlen(hdrs[i]));
 
     gstr body;
     gstr_init(&body, a, 4096);

@@ -102,7 +102,8 @@ def test_local_remote_redirect_and_bounce(postern_bin, tmp_path, mail):
         (tmp_path / "a").mkdir()
         with Daemon(postern_bin, tmp_path / "a", cfg, queue_only=False) as d:
             refused = send(d.port, "sender@a.example", ["team@a.example", "nosuch@b.example"],
-                           "Subject: e2e\r\nFrom: sender@a.example\r\n\r\nhello\r\nFrom me\r\n")
+                           "Subject: e2e\r\nFrom: sender@a.example\r\nMessage-ID: <m1@a.example>\r\n"
+                           "References: <r0@a.example>\r\n\r\nhello\r\nFrom me\r\n")
             assert refused == {}
             assert wait_for(lambda: (mail / "sender").exists() and d.mainlog().count("Completed") >= 2)
             log = d.mainlog()
@@ -120,6 +121,8 @@ def test_local_remote_redirect_and_bounce(postern_bin, tmp_path, mail):
             bounce = email.message_from_string((mail / "sender").read_text().split("\n", 1)[1])
             assert bounce["Subject"].startswith("Mail delivery failed")
             assert bounce["Auto-Submitted"] == "auto-replied"
+            assert bounce["X-Failed-Recipients"] == "nosuch@b.example"
+            assert bounce["References"].split() == ["<r0@a.example>", "<m1@a.example>"]
             parts = bounce.get_payload()
             assert parts[1].get_content_type() == "message/delivery-status"
             status = parts[1].as_string()
