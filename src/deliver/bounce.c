@@ -53,6 +53,20 @@ static const char *diagnostic_code(const address_item *a, arena *ar)
 
 static const char *const kind_action[] = { "failed", "delayed", "delivered", "relayed" };
 
+/* From: of bounces and warnings: dsn_from, expanded (Exim's default text
+ * if the expansion fails, which is logged) */
+static const char *dsn_from(arena *a)
+{
+    static const char dflt[] = "Mail Delivery System <Mailer-Daemon@$qualify_domain>";
+    const char *f = cfg_str(MO_dsn_from) ? cfg_str(MO_dsn_from) : dflt;
+    char *x = NULL, *e = NULL;
+    if (expand_string(f, a, &x, &e) == ST_OK && x && *x)
+        return x;
+    log_write(LOG_MAIN | LOG_PANIC, "failed to expand dsn_from \"%s\": %s", f, e ? e : "empty result");
+    return expand_string(dflt, a, &x, &e) == ST_OK ? x
+           : arena_printf(a, "Mail Delivery System <Mailer-Daemon@%s>", cfg_str(MO_qualify_domain));
+}
+
 /* X-Failed-Recipients: the failed addresses, as Exim lists them (bounce
  * processors such as Mailman read it) */
 static const char *failed_recipients(const address_item *failed, arena *a)
@@ -141,7 +155,8 @@ const char *dsn_send(const spool_msg *orig, address_item *failed, dsn_kind kind,
                      b->login, host, POSTERN_VERSION, b->id, to, date),
         kind == DSN_FAILED ? failed_recipients(failed, a) : NULL,
         arena_printf(a, "Auto-Submitted: auto-replied\n"),
-        arena_printf(a, "From: Mail Delivery System <Mailer-Daemon@%s>\n", host),
+        arena_printf(a, "From: %s\n", dsn_from(a)),
+        cfg_str(MO_errors_reply_to) ? arena_printf(a, "Reply-To: %s\n", cfg_str(MO_errors_reply_to)) : NULL,
         arena_printf(a, "To: %s\n", to),
         references(orig, a),
         arena_printf(a, "Content-Type: multipart/report; report-type=delivery-status; boundary=%s\n", boundary),
@@ -161,6 +176,8 @@ const char *dsn_send(const spool_msg *orig, address_item *failed, dsn_kind kind,
     gstr_init(&body, a, 4096);
     gstr_printf(&body, "--%s\nContent-type: text/plain; charset=us-ascii\n\n", boundary);
     gstr_cat(&body, "This message was created automatically by mail delivery software.\n\n");
+    if (kind == DSN_FAILED && cfg_str(MO_bounce_message_text))
+        gstr_printf(&body, "%s\n\n", cfg_str(MO_bounce_message_text));
     if (kind == DSN_FAILED)
         gstr_cat(&body, "A message that you sent could not be delivered to one or more of its\n"
                         "recipients. This is a permanent error. The following address(es) failed:\n\n");

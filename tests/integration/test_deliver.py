@@ -98,7 +98,9 @@ def test_local_remote_redirect_and_bounce(postern_bin, tmp_path, mail):
     with Daemon(postern_bin, tmp_path / "b", PEER) as peer:
         cfg = local_config(mail, peer.port,
                            extra_routers="aliases:\n  driver = redirect\n"
-                                         "  data = ${if eq{$local_part}{team}{alice@a.example, bob@a.example, x@b.example}}\n")
+                                         "  data = ${if eq{$local_part}{team}{alice@a.example, bob@a.example, x@b.example}}\n",
+                           main="qualify_domain = q.example\nerrors_reply_to = helpdesk@a.example\n"
+                                "bounce_message_text = Call the helpdesk on 555 0100.\n")
         (tmp_path / "a").mkdir()
         with Daemon(postern_bin, tmp_path / "a", cfg, queue_only=False) as d:
             refused = send(d.port, "sender@a.example", ["team@a.example", "nosuch@b.example"],
@@ -122,6 +124,10 @@ def test_local_remote_redirect_and_bounce(postern_bin, tmp_path, mail):
             assert bounce["Subject"].startswith("Mail delivery failed")
             assert bounce["Auto-Submitted"] == "auto-replied"
             assert bounce["X-Failed-Recipients"] == "nosuch@b.example"
+            assert bounce["From"] == "Mail Delivery System <Mailer-Daemon@q.example>"   # dsn_from default
+            assert bounce["Reply-To"] == "helpdesk@a.example"
+            assert ("This message was created automatically by mail delivery software.\n\n"
+                    "Call the helpdesk on 555 0100.\n\n") in bounce.get_payload()[0].get_payload()
             assert bounce["References"].split() == ["<r0@a.example>", "<m1@a.example>"]
             parts = bounce.get_payload()
             assert parts[1].get_content_type() == "message/delivery-status"
