@@ -96,6 +96,34 @@ const char *acl_hint_key(arena *a, const char *prefix, const char *key)
 /* Hints files made by root (e.g. "postern -bh" run by an administrator)
  * must stay usable by the daemon's children, which run as exim_user: give
  * them to exim_user/exim_group (best effort, as Exim does for its db). */
+int acl_hints_open(const char *path, size_t mapsize, bool readonly, MDB_env **env,
+                   MDB_txn **txn, unsigned *dbi, arena *a)
+{
+    *env = NULL;
+    *txn = NULL;
+    int r = mdb_env_create(env);
+    if (r == 0)
+        r = mdb_env_set_mapsize(*env, mapsize);
+    if (r == 0)
+        r = mdb_env_open(*env, path, MDB_NOSUBDIR, 0640);
+    if (r == 0)
+        r = mdb_txn_begin(*env, NULL, readonly ? MDB_RDONLY : 0, txn);
+    if (r == 0)
+        r = mdb_dbi_open(*txn, NULL, 0, dbi);
+    if (r != 0) {
+        if (*txn)
+            mdb_txn_abort(*txn);
+        if (*env)
+            mdb_env_close(*env);
+        *env = NULL;
+        *txn = NULL;
+        return r;
+    }
+    acl_hints_owner(path);
+    acl_hints_owner(arena_printf(a, "%s-lock", path));
+    return 0;
+}
+
 void acl_hints_owner(const char *path)
 {
     if (geteuid() != 0 || !cfg)
@@ -161,24 +189,9 @@ static acl_rc db_update(acl_ctx *c, const char *key, double limit, double period
     MDB_env *env = NULL;
     MDB_txn *txn = NULL;
     MDB_dbi dbi;
-    int r = mdb_env_create(&env);
-    if (r == 0)
-        r = mdb_env_set_mapsize(env, RL_MAP_SIZE);
-    if (r == 0)
-        r = mdb_env_open(env, path, MDB_NOSUBDIR, 0640);
-    if (r == 0)
-        r = mdb_txn_begin(env, NULL, readonly ? MDB_RDONLY : 0, &txn);
-    if (r == 0)
-        r = mdb_dbi_open(txn, NULL, 0, &dbi);
-    if (r != 0) {
-        if (txn)
-            mdb_txn_abort(txn);
-        if (env)
-            mdb_env_close(env);
+    int r = acl_hints_open(path, RL_MAP_SIZE, readonly, &env, &txn, &dbi, c->a);
+    if (r != 0)
         return acl_fail_text(c, RC_DEFER, "ratelimit database %s: %s", path, mdb_strerror(r));
-    }
-    acl_hints_owner(path);
-    acl_hints_owner(arena_printf(c->a, "%s-lock", path));
     key = acl_hint_key(c->a, "", key);
     MDB_val k = { strlen(key), (void *)key }, v;
     rl_record rec = { 0 };

@@ -70,24 +70,9 @@ acl_rc acl_seen(acl_ctx *c, const char *arg)
     MDB_env *env = NULL;
     MDB_txn *txn = NULL;
     MDB_dbi dbi;
-    int r = mdb_env_create(&env);
-    if (r == 0)
-        r = mdb_env_set_mapsize(env, SEEN_MAP_SIZE);
-    if (r == 0)
-        r = mdb_env_open(env, path, MDB_NOSUBDIR, 0640);
-    if (r == 0)
-        r = mdb_txn_begin(env, NULL, readonly ? MDB_RDONLY : 0, &txn);
-    if (r == 0)
-        r = mdb_dbi_open(txn, NULL, 0, &dbi);
-    if (r != 0) {
-        if (txn)
-            mdb_txn_abort(txn);
-        if (env)
-            mdb_env_close(env);
+    int r = acl_hints_open(path, SEEN_MAP_SIZE, readonly, &env, &txn, &dbi, c->a);
+    if (r != 0)
         return acl_fail_text(c, RC_DEFER, "seen database %s: %s", path, mdb_strerror(r));
-    }
-    acl_hints_owner(path);
-    acl_hints_owner(arena_printf(c->a, "%s-lock", path));
     double tnow = now(), test = tnow - (double)interval, stamp = 0;
     key = acl_hint_key(c->a, "seen:", key);   /* never empty (local input has no host) */
     MDB_val k = { strlen(key), (void *)key }, v;
