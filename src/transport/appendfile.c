@@ -273,7 +273,7 @@ static status deliver_maildir(const driver_inst *t, address_item *a, tp_ctx *ctx
     return ST_OK;
 }
 
-status transport_appendfile(const driver_inst *t, address_item *addrs, tp_ctx *ctx)
+static status appendfile_run(const driver_inst *t, address_item *addrs, tp_ctx *ctx)
 {
     address_item *a = addrs;
     tp_set_vars(t, a);
@@ -313,4 +313,16 @@ status transport_appendfile(const driver_inst *t, address_item *addrs, tp_ctx *c
         return tp_opt_bool(t, "maildir_format") ? deliver_maildir(t, a, ctx, dir) : deliver_dirfile(t, a, ctx, dir);
     }
     return fail_addr(a, ST_DEFER, arena_printf(ctx->a, "neither file nor directory is set in %s transport", t->name));
+}
+
+/* A batch (batch_max) gets one copy of the message, with every address in
+ * Envelope-to:, and shares its result. */
+status transport_appendfile(const driver_inst *t, address_item *addrs, tp_ctx *ctx)
+{
+    status st = appendfile_run(t, addrs, ctx);
+    for (address_item *b = addrs->next; b; b = b->next) {
+        b->result = addrs->result;
+        b->message = addrs->message;
+    }
+    return st;
 }

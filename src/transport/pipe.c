@@ -1,5 +1,6 @@
 /* pipe.c: the pipe transport: runs a command (no shell; argv split as
- * Exim does, each argument expanded) with the message on its standard
+ * Exim does, then each argument expanded; $pipe_addresses gives one
+ * argument per address of a batch) with the message on its standard
  * input.  Exit status 0 delivers; one of temp_errors defers; any other
  * fails; a timeout defers and kills the process group. */
 #include "transport/transport.h"
@@ -65,36 +66,55 @@ typedef struct pipe_sink {
     int fd;
 } pipe_sink;
 
-status transport_pipe(const driver_inst *t, address_item *addrs, tp_ctx *ctx)
+static status batch_fail(address_item *addrs, status st, const char *msg)
+{
+    for (address_item *b = addrs; b; b = b->next) {
+        b->result = st;
+        b->message = msg;
+    }
+    return st;
+}
+
+static status pipe_run(const driver_inst *t, address_item *addrs, tp_ctx *ctx)
 {
     address_item *a = addrs;
     tp_set_vars(t, a);
     char *err = NULL;
-    const char *cmd = NULL;
-    if (a->flags & AF_PIPE)
-        cmd = a->address + 1;          /* "|command" from a redirect */
-    else if (tp_opt_expand(t, "command", ctx, &cmd, &err) != ST_OK) {
-        a->result = ST_DEFER;
-        a->message = arena_printf(ctx->a, "expansion of command for %s transport failed: %s", t->name, err ? err : "");
-        return ST_DEFER;
+    const char *cmd = (a->flags & AF_PIPE) ? a->address + 1 /* "|command" from a redirect */ : tp_opt(t, "command");
+    if (!cmd || !*cmd)
+        return batch_fail(addrs, ST_DEFER, arena_printf(ctx->a, "no command for the %s transport", t->name));
+    /* split first, then expand each argument (as Exim does: an expansion
+     * cannot add arguments); "$pipe_addresses" becomes one argument per
+     * address of the batch */
+    char *raw[PIPE_MAX_ARGS], *argv[PIPE_MAX_ARGS];
+    bool is_addr[PIPE_MAX_ARGS] = { false };
+    int nraw = split_args(cmd, raw, ctx->a), argc = 0;
+    for (int i = 0; i < nraw && argc < PIPE_MAX_ARGS - 1; i++) {
+        if (a->flags & AF_PIPE) {
+            argv[argc++] = raw[i];
+            continue;
+        }
+        if (!strcmp(raw[i], "$pipe_addresses") || !strcmp(raw[i], "${pipe_addresses}")) {
+            for (address_item *b = addrs; b && argc < PIPE_MAX_ARGS - 1; b = b->next) {
+                is_addr[argc] = true;
+                argv[argc++] = (char *)b->address;
+            }
+            continue;
+        }
+        char *out;
+        if (expand_string(raw[i], ctx->a, &out, &err) != ST_OK)
+            return batch_fail(addrs, ST_DEFER, arena_printf(ctx->a, "Expansion of \"%s\" (argument %d) for %s transport "
+                                                                    "failed: %s", raw[i], i, t->name, err ? err : ""));
+        argv[argc++] = out;
     }
-    if (!cmd || !*cmd) {
-        a->result = ST_DEFER;
-        a->message = arena_printf(ctx->a, "no command for the %s transport", t->name);
-        return ST_DEFER;
-    }
-    if (is_tainted(cmd)) {
-        a->result = ST_DEFER;
-        a->message = arena_printf(ctx->a, "Tainted '%s' (command for %s transport) not permitted", cmd, t->name);
-        return ST_DEFER;
-    }
-    char *argv[PIPE_MAX_ARGS];
-    int argc = split_args(cmd, argv, ctx->a);
-    if (argc == 0 || argv[0][0] != '/') {
-        a->result = ST_FAIL;
-        a->message = arena_printf(ctx->a, "pipe command \"%s\" must start with an absolute path", cmd);
-        return ST_FAIL;
-    }
+    argv[argc] = NULL;
+    for (int i = 0; i < argc; i++)
+        /* addresses from $pipe_addresses are whole arguments (no shell) */
+        if (is_tainted(argv[i]) && !is_addr[i])
+            return batch_fail(addrs, ST_DEFER, arena_printf(ctx->a, "Tainted '%s' (command for %s transport) not permitted",
+                                                            argv[i], t->name));
+    if (argc == 0 || argv[0][0] != '/')
+        return batch_fail(addrs, ST_FAIL, arena_printf(ctx->a, "pipe command \"%s\" must start with an absolute path", cmd));
     int in[2], out[2];
     if (pipe2(in, O_CLOEXEC) != 0 || pipe2(out, O_CLOEXEC) != 0) {
         a->result = ST_DEFER;
@@ -211,4 +231,14 @@ status transport_pipe(const driver_inst *t, address_item *addrs, tp_ctx *ctx)
                               t->name, code, code == 127 ? " (could mean unable to exec or command does not exist)" : "",
                               argv[0], output.len ? ": " : "", output.s);
     return a->result;
+}
+
+status transport_pipe(const driver_inst *t, address_item *addrs, tp_ctx *ctx)
+{
+    status st = pipe_run(t, addrs, ctx);
+    for (address_item *b = addrs->next; b; b = b->next) {
+        b->result = addrs->result;
+        b->message = addrs->message;
+    }
+    return st;
 }

@@ -6,8 +6,13 @@
 #include "route/route.h"
 
 #include "core/timefmt.h"
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
+#include <unistd.h>
 
 static const struct { const char *name; transport_driver fn; bool local; } drivers[] = {
     { "appendfile", transport_appendfile, true },
@@ -94,10 +99,25 @@ const char *tp_top_headers(const driver_inst *t, const address_item *a, tp_ctx *
     if (tp_opt_bool(t, "return_path_add"))
         gstr_printf(&g, "Return-path: <%s>\n", ctx->m->sender);
     if (tp_opt_bool(t, "envelope_to_add")) {
-        const address_item *top = a;
-        while (top->parent)
-            top = top->parent;
-        gstr_printf(&g, "Envelope-to: %s\n", top->address);
+        /* every (top-level) address of a batch, once */
+        gstr_cat(&g, "Envelope-to: ");
+        size_t start = g.len;
+        for (const address_item *b = a; b; b = b->next) {
+            const address_item *top = b;
+            while (top->parent)
+                top = top->parent;
+            bool seen = false;
+            for (const address_item *c = a; c != b; c = c->next) {
+                const address_item *ct = c;
+                while (ct->parent)
+                    ct = ct->parent;
+                if (ct == top || !strcasecmp(ct->address, top->address))
+                    seen = true;
+            }
+            if (!seen)
+                gstr_printf(&g, "%s%s", g.len > start ? ",\n " : "", top->address);
+        }
+        gstr_cat(&g, "\n");
     }
     if (tp_opt_bool(t, "delivery_date_add")) {
         char date[TIMEFMT_DATE_LEN];
@@ -124,4 +144,79 @@ const char *tp_added_headers(const driver_inst *t, const address_item *a, tp_ctx
             gstr_catc(&g, '\n');
     }
     return g.len ? g.s : NULL;
+}
+
+/* ---- the pipe from a local delivery child ------------------------------- */
+
+static bool write_all(int fd, const char *p, size_t n)
+{
+    while (n > 0) {
+        ssize_t w = write(fd, p, n);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            return false;
+        p += w;
+        n -= (size_t)w;
+    }
+    return true;
+}
+
+bool tp_put_field(int fd, const char *s, size_t n)
+{
+    char len[32];
+    int k = snprintf(len, sizeof len, "%zu:", n);
+    return write_all(fd, len, (size_t)k) && write_all(fd, s, n) && write_all(fd, ",", 1);
+}
+
+static bool put_str(int fd, const char *s)
+{
+    return tp_put_field(fd, s ? s : "", s ? strlen(s) : 0);
+}
+
+void tp_put_results(int fd, const address_item *addrs)
+{
+    for (const address_item *a = addrs; a; a = a->next) {
+        char st[16];
+        snprintf(st, sizeof st, "%d", (int)a->result);
+        put_str(fd, "R");
+        put_str(fd, st);
+        put_str(fd, a->message);
+    }
+}
+
+const char *tp_next_field(const char **p, const char *end, size_t *len, arena *a)
+{
+    const char *s = *p;
+    size_t n = 0;
+    int digits = 0;
+    while (s < end && *s >= '0' && *s <= '9' && digits < 12) {
+        n = n * 10 + (size_t)(*s++ - '0');
+        digits++;
+    }
+    if (!digits || s >= end || *s != ':' || (size_t)(end - s - 1) < n + 1 || s[1 + n] != ',')
+        return NULL;
+    const char *f = arena_strndup(a, s + 1, n);
+    *p = s + 2 + n;
+    if (len)
+        *len = n;
+    return f;
+}
+
+status tp_generate_message(tp_ctx *ctx, const tp_generated *g, char **err)
+{
+    if (ctx->gen_fd < 0) {
+        *err = "no delivery process to queue a generated message";
+        return ST_DEFER;
+    }
+    gstr r;
+    gstr_init(&r, ctx->a, 128);
+    for (int i = 0; i < g->nrcpt; i++)
+        gstr_printf(&r, "%s%s", i ? "\n" : "", g->rcpts[i]);
+    if (!put_str(ctx->gen_fd, "G") || !put_str(ctx->gen_fd, g->sender) || !put_str(ctx->gen_fd, r.s) ||
+        !put_str(ctx->gen_fd, g->headers) || !put_str(ctx->gen_fd, g->body)) {
+        *err = "cannot pass the generated message to the delivery process";
+        return ST_DEFER;
+    }
+    return ST_OK;
 }

@@ -15,7 +15,18 @@ typedef struct tp_ctx {
     int data_fd;               /* the -D file, open (read it with pread) */
     const spool_settings *ss;
     arena *a;
+    int gen_fd;                /* local delivery child: the pipe to the delivery
+                                * process (results, generated messages); else -1 */
 } tp_ctx;
+
+/* A message a transport makes (autoreply): the delivery process queues it. */
+typedef struct tp_generated {
+    const char *sender;        /* "" for <> */
+    const char *const *rcpts;
+    int nrcpt;
+    const char *headers;       /* header lines ending in \n */
+    const char *body;
+} tp_generated;
 
 typedef status (*transport_driver)(const driver_inst *t, address_item *addrs, tp_ctx *ctx);
 
@@ -39,6 +50,21 @@ long long tp_opt_int(const driver_inst *t, const char *name);
  * transport), each ending in \n; NULL when none. */
 const char *tp_top_headers(const driver_inst *t, const address_item *a, tp_ctx *ctx);
 const char *tp_added_headers(const driver_inst *t, const address_item *a, tp_ctx *ctx);
+
+/* In a local delivery child: hand a generated message to the delivery
+ * process, which queues it after the transport has finished (a child
+ * running as the recipient cannot write the spool).  ST_DEFER with *err
+ * when there is no delivery process to take it. */
+status tp_generate_message(tp_ctx *ctx, const tp_generated *g, char **err);
+
+/* The records on the pipe from a local delivery child to the delivery
+ * process: netstrings, "G" sender rcpts("\n"-joined) headers body for a
+ * generated message, "R" status message for each address of the batch in
+ * order.  tp_next_field reads one netstring from *p (advancing it), NULL at
+ * the end or on a malformed record. */
+bool tp_put_field(int fd, const char *s, size_t n);
+void tp_put_results(int fd, const address_item *addrs);
+const char *tp_next_field(const char **p, const char *end, size_t *len, arena *a);
 
 /* Set the variables for expansions about a ($local_part, $domain, ...) */
 void tp_set_vars(const driver_inst *t, const address_item *a);

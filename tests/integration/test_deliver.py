@@ -111,7 +111,8 @@ def test_local_remote_redirect_and_bounce(postern_bin, tmp_path, mail):
             log = d.mainlog()
             assert "=> x@b.example <team@a.example> R=remote T=remote_smtp H=127.0.0.1 [127.0.0.1]" in log
             assert "** nosuch@b.example R=remote T=remote_smtp H=127.0.0.1 [127.0.0.1]" in log
-            assert "=> alice@a.example <team@a.example> R=local T=mbox" in log
+            # Exim's "local" log style (log_as_local, on for accept routers)
+            assert "=> alice <team@a.example> R=local T=mbox" in log
             alice = (mail / "alice").read_text()
             assert alice.startswith("From sender@a.example ")
             assert "Return-path: <sender@a.example>\nEnvelope-to: team@a.example\n" in alice
@@ -220,7 +221,7 @@ def test_maildir_pipe_and_queuefile(postern_bin, tmp_path, mail):
         files = list((mail / "dir").iterdir())
         assert len(files) == 1 and files[0].name.startswith("q") and "body line" in files[0].read_text()
         assert str(files[0].stat().st_ino) in files[0].name          # directory_file = q...-$inode
-        assert "=> pp@a.example R=special T=pipe" in log
+        assert "=> pp <pp@a.example> R=special T=pipe" in log
         assert "** pf@a.example R=special T=pipe: Child process of pipe transport returned 1" in log
         # queuefile: the spool files, in Exim's format, in the scanner's directory
         hfiles = list(qdir.glob("*-H"))
@@ -462,7 +463,7 @@ def test_lmtp_per_recipient_replies(postern_bin, tmp_path, mail):
     cfg = local_config(mail, None, extra_routers=extra_routers, extra_transports=extra_transports)
     with Daemon(postern_bin, tmp_path, cfg, queue_only=False) as d:
         send(d.port, "sender@a.example", ["lm1@a.example"], "Subject: lmtp\r\n\r\n.dot line\r\n")
-        assert wait_for(lambda: "=> lm1@a.example R=tolmtp T=lmtp" in d.mainlog())
+        assert wait_for(lambda: "=> lm1 <lm1@a.example> R=tolmtp T=lmtp" in d.mainlog())
         assert lm.messages and lm.messages[0][0] == ["lm1@a.example"]
         assert b"\r\n..dot line\r\n" in lm.messages[0][1]       # dot-stuffed on the wire
         send(d.port, "sender@a.example", ["full@a.example"], "Subject: lmtp\r\n\r\nx\r\n")
