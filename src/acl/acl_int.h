@@ -57,15 +57,6 @@ acl_rc acl_ratelimit(acl_ctx *c, const char *arg);
 /* A key for the LMDB hints databases: never empty, and keys longer than
  * LMDB allows are shortened to a prefix plus a 128-bit hash of the whole. */
 const char *acl_hint_key(arena *a, const char *prefix, const char *key);
-/* Running as root: give a hints file or directory to exim_user/exim_group. */
-void acl_hints_owner(const char *path);
-/* Open the LMDB hints database at path (a single file) and begin a
- * transaction, read-only or not; the file and its lock go to exim_user.
- * 0, or an LMDB error (nothing left open). */
-struct MDB_env;
-struct MDB_txn;
-int acl_hints_open(const char *path, size_t mapsize, bool readonly, struct MDB_env **env,
-                   struct MDB_txn **txn, unsigned *dbi, arena *a);
 acl_rc acl_seen(acl_ctx *c, const char *arg);
 
 /* Header helpers (acl_hdr.c): check the address-list syntax of a header

@@ -7,6 +7,7 @@
  * Results already computed for a key in this connection/message are
  * reused, as Exim does, so checking the same limit twice counts once. */
 #include "acl/acl_int.h"
+#include "spool/hints.h"
 #include "core/list.h"
 #include "core/log.h"
 #include "expand/expand.h"
@@ -93,75 +94,6 @@ const char *acl_hint_key(arena *a, const char *prefix, const char *key)
                         (unsigned long long)h2);
 }
 
-/* Hints files made by root (e.g. "postern -bh" run by an administrator)
- * must stay usable by the daemon's children, which run as exim_user: give
- * them to exim_user/exim_group (best effort, as Exim does for its db). */
-int acl_hints_open(const char *path, size_t mapsize, bool readonly, MDB_env **env,
-                   MDB_txn **txn, unsigned *dbi, arena *a)
-{
-    *env = NULL;
-    *txn = NULL;
-    int r = mdb_env_create(env);
-    if (r == 0)
-        r = mdb_env_set_mapsize(*env, mapsize);
-    if (r == 0)
-        r = mdb_env_open(*env, path, MDB_NOSUBDIR, 0640);
-    if (r == 0)
-        r = mdb_txn_begin(*env, NULL, readonly ? MDB_RDONLY : 0, txn);
-    if (r == 0)
-        r = mdb_dbi_open(*txn, NULL, 0, dbi);
-    if (r != 0) {
-        if (*txn)
-            mdb_txn_abort(*txn);
-        if (*env)
-            mdb_env_close(*env);
-        *env = NULL;
-        *txn = NULL;
-        return r;
-    }
-    acl_hints_owner(path);
-    acl_hints_owner(arena_printf(a, "%s-lock", path));
-    return 0;
-}
-
-void acl_hints_owner(const char *path)
-{
-    if (geteuid() != 0 || !cfg)
-        return;
-    const char *u = cfg_str(MO_exim_user), *g = cfg_str(MO_exim_group);
-    char *end;
-    struct passwd *pw = NULL;
-    uid_t uid;
-    gid_t gid;
-    if (!u)
-        return;
-    long n = strtol(u, &end, 10);
-    if (*u && !*end) {
-        uid = (uid_t)n;
-        pw = getpwuid(uid);
-    } else {
-        if (!(pw = getpwnam(u)))
-            return;
-        uid = pw->pw_uid;
-    }
-    if (g) {
-        n = strtol(g, &end, 10);
-        struct group *gr = (*g && !*end) ? NULL : getgrnam(g);
-        if (*g && !*end)
-            gid = (gid_t)n;
-        else if (gr)
-            gid = gr->gr_gid;
-        else
-            return;
-    } else if (pw) {
-        gid = pw->pw_gid;
-    } else {
-        return;
-    }
-    if (lchown(path, uid, gid) != 0)
-        return;
-}
-
 static char *db_path(acl_ctx *c, char **err)
 {
     char *spool = NULL;
@@ -169,7 +101,7 @@ static char *db_path(acl_ctx *c, char **err)
         return NULL;
     char *dir = arena_printf(c->a, "%s/db", spool);
     if (mkdir(dir, 0750) == 0)
-        acl_hints_owner(dir);
+        hints_owner(dir);
     else if (errno != EEXIST) {
         *err = arena_printf(c->a, "cannot create %s: %s", dir, strerror(errno));
         return NULL;
@@ -189,7 +121,7 @@ static acl_rc db_update(acl_ctx *c, const char *key, double limit, double period
     MDB_env *env = NULL;
     MDB_txn *txn = NULL;
     MDB_dbi dbi;
-    int r = acl_hints_open(path, RL_MAP_SIZE, readonly, &env, &txn, &dbi, c->a);
+    int r = hints_open(path, RL_MAP_SIZE, readonly, &env, &txn, &dbi, c->a);
     if (r != 0)
         return acl_fail_text(c, RC_DEFER, "ratelimit database %s: %s", path, mdb_strerror(r));
     key = acl_hint_key(c->a, "", key);

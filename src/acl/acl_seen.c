@@ -6,6 +6,7 @@
  * key is recorded; an old enough stamp is moved up to the test time so
  * that tidying keeps it).  The default key is $sender_host_address. */
 #include "acl/acl_int.h"
+#include "spool/hints.h"
 #include "core/list.h"
 #include "expand/expand.h"
 
@@ -62,7 +63,7 @@ acl_rc acl_seen(acl_ctx *c, const char *arg)
         return acl_fail_text(c, RC_DEFER, "seen database unavailable: %s", err ? err : "no spool_directory");
     char *dir = arena_printf(c->a, "%s/db", spool);
     if (mkdir(dir, 0750) == 0)
-        acl_hints_owner(dir);
+        hints_owner(dir);
     else if (errno != EEXIST)
         return acl_fail_text(c, RC_DEFER, "cannot create %s: %s", dir, strerror(errno));
     char *path = arena_printf(c->a, "%s/seen", dir);
@@ -70,7 +71,7 @@ acl_rc acl_seen(acl_ctx *c, const char *arg)
     MDB_env *env = NULL;
     MDB_txn *txn = NULL;
     MDB_dbi dbi;
-    int r = acl_hints_open(path, SEEN_MAP_SIZE, readonly, &env, &txn, &dbi, c->a);
+    int r = hints_open(path, SEEN_MAP_SIZE, readonly, &env, &txn, &dbi, c->a);
     if (r != 0)
         return acl_fail_text(c, RC_DEFER, "seen database %s: %s", path, mdb_strerror(r));
     double tnow = now(), test = tnow - (double)interval, stamp = 0;

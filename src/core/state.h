@@ -91,8 +91,14 @@ typedef struct proc_state {
     const char *home_dir, *router_name, *transport_name;
     const char *original_local_part, *original_domain;
     const char *deliver_host, *deliver_host_address;
+    struct smtp_kept *smtp_kept;  /* src/transport/smtp.c: the outbound connection kept open
+                                   * for the next batch or message (process lifetime) */
+    bool deliver_continuing;      /* a process started to send one more message down it */
     const char *local_part_prefix, *local_part_suffix;
     int deliver_notify_fd;    /* daemon child: where to send ids to deliver (-1: none) */
+    /* a bounce or delay warning being built (src/deliver/bounce.c):
+     * $bounce_recipient, $warn_message_delay, $warn_message_recipients */
+    const char *bounce_recipient, *warn_message_delay, *warn_message_recipients;
     bool helo_verified;       /* $helo_verified (helo_verify_hosts, helo_try_verify_hosts) */
 } proc_state;
 

@@ -25,6 +25,7 @@ enum {
     AF_VERIFY_ONLY = 8,
     AF_HOMONYM = 16,
     AF_IGNORE_ERROR = 32,      /* errors_to = "" */
+    AF_CONT_CONN = 64,         /* sent down a connection kept from an earlier transaction */
 };
 
 typedef struct address_item {

@@ -13,6 +13,7 @@
 #include "expand/match.h"
 #include "route/route.h"
 #include "transport/transport.h"
+#include "transport/smtp_wait.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -129,8 +130,9 @@ static void log_result(dstate *d, const address_item *a, bool more_in_batch)
         gstr_printf(&g, " (%d)", a->basic_errno ? a->basic_errno : -1);
     }
     if (a->host_used)
-        gstr_printf(&g, " H=%s [%s]%s", a->host_used, a->host_address_used,
-                    a->port_used && a->port_used != 25 ? arena_printf(d->a, ":%d", a->port_used) : "");
+        gstr_printf(&g, " H=%s [%s]%s%s", a->host_used, a->host_address_used,
+                    a->port_used && a->port_used != 25 ? arena_printf(d->a, ":%d", a->port_used) : "",
+                    (a->flags & AF_CONT_CONN) ? "*" : "");
     if (a->result == ST_OK) {
         if (a->smtp_confirmation && logsel_on(&cfg->logsel, LS_SMTP_CONFIRMATION)) {
             gstr_cat(&g, " C=\"");
@@ -253,9 +255,18 @@ static void delay_warning(dstate *d)
     }
     if (n == 0)
         return;
-    long long due = 0;
-    for (int i = 0; i <= m->warning_count; i++)
-        due += i < n ? times[i] : times[n - 1];
+    /* the times are ages of the message; after the last, warnings repeat
+     * at the last interval (the only time, when there is one) */
+    long long due;
+    int w = m->warning_count;
+    if (w < n)
+        due = times[w];
+    else {
+        long long gap = n > 1 ? times[n - 1] - times[n - 2] : times[0];
+        if (gap <= 0)
+            return;
+        due = times[n - 1] + gap * (long long)(w - n + 1);
+    }
     if (time(NULL) - m->received < due)
         return;
     const char *cond = cfg_str(MO_delay_warning_condition);
@@ -426,6 +437,7 @@ static void run_local(dstate *d, address_item *batch, transport_driver fn)
     }
     if (pid == 0) {
         close(fds[0]);
+        smtp_kept_forget();
         if (privileged) {
             if (setgroups(1, &gid) != 0 || setgid(gid) != 0 || setuid(uid) != 0) {
                 batch_result(batch, ST_DEFER, arena_printf(d->a, "cannot change to uid %ld gid %ld: %s", (long)uid,
@@ -567,6 +579,24 @@ static bool tp_uses_var(const driver_inst *t, const char *name)
     return false;
 }
 
+/* The smtp transport's max_rcpt (expanded, as in Exim 4.97+): recipients
+ * per transaction; 0 or unset means no limit from us (a batch stops at
+ * 100 000 anyway), a bad value gives Exim's default of 100. */
+static long long smtp_max_rcpt(const address_item *a)
+{
+    const char *v = tp_opt(a->transport, "max_rcpt");
+    if (!v)
+        return 100;
+    route_set_vars(a);
+    char *out, *err, *end;
+    if (expand_string(v, ps.scratch, &out, &err) != ST_OK)
+        return 100;
+    long long n = strtoll(out, &end, 10);
+    if (end == out || *end)
+        return 100;
+    return n > 0 ? n : 100000;
+}
+
 static const char *batch_id(const address_item *a, arena *ar)
 {
     const char *id = tp_opt(a->transport, "batch_id");
@@ -612,7 +642,7 @@ static bool same_local_batch(const address_item *a, const address_item *b, const
     return true;
 }
 
-status deliver_message(const char *id, const deliver_opts *o)
+static status deliver_one(const char *id, const deliver_opts *o)
 {
     if (!spool_id_valid(id))
         return ST_ERROR;
@@ -671,6 +701,17 @@ status deliver_message(const char *id, const deliver_opts *o)
     ps.sender_helo_name = m->helo_name;
     ps.received_protocol = m->received_protocol;
     ps.body_linecount = m->body_linecount;
+    {
+        /* $message_size: the headers and the body (the -D file after its id line) */
+        struct stat dsb;
+        long size = 0;
+        if (fstat(d->dfd, &dsb) == 0 && dsb.st_size > SPOOL_ID_LEN + 3)
+            size = (long)dsb.st_size - (SPOOL_ID_LEN + 3);
+        for (const spool_header *h = m->headers; h; h = h->next)
+            if (h->type != '*')
+                size += (long)h->len;
+        ps.message_size = size;
+    }
     for (const spool_var *v = m->vars; v; v = v->next) {
         char *e;
         expand_set_acl_var(arena_printf(d->a, "acl_%c%s", v->kind, v->name), v->value, &e);
@@ -857,8 +898,7 @@ status deliver_message(const char *id, const deliver_opts *o)
          * those batch_max allows */
         address_item *batch = a, **bt = &a->next, **pp = &routed;
         long long max = local ? (driver_opt(a->transport, "batch_max") ? driver_opt(a->transport, "batch_max")->n : 1)
-                              : (driver_opt(a->transport, "max_rcpt") && driver_opt(a->transport, "max_rcpt")->n > 0
-                                     ? driver_opt(a->transport, "max_rcpt")->n : 100);
+                              : smtp_max_rcpt(a);
         const char *bid = local && max > 1 ? batch_id(a, d->a) : NULL;
         int nb = 1;
         while (*pp && nb < max) {
@@ -967,4 +1007,67 @@ status deliver_message(const char *id, const deliver_opts *o)
         log_write(LOG_MAIN, "%s Frozen", id);
     close(d->dfd);
     return ST_DEFER;
+}
+
+/* ---- connection reuse ------------------------------------------------------ */
+
+static bool on_spool(const char *id)
+{
+    spool_settings ss = settings();
+    char path[PATH_MAX];
+    struct stat sb;
+    if (stat(spool_path(&ss, id, 'H', path, sizeof path), &sb) == 0)
+        return true;
+    ss.split = !ss.split;
+    return stat(spool_path(&ss, id, 'H', path, sizeof path), &sb) == 0;
+}
+
+/* After a delivery that left an SMTP connection open: messages listed as
+ * waiting for that host (wait-<transport>) go down the same connection,
+ * each delivered by a child process that inherits it (so one message's
+ * trouble costs only that message).  A child reports by its exit status
+ * whether the connection is still good for the next. */
+static void deliver_continue(const char *id, const deliver_opts *o)
+{
+    const char *tp, *host;
+    while (smtp_kept_host(&tp, &host)) {
+        const char *next = smtp_wait_next(tp, host, id, ps.scratch);
+        if (!next)
+            break;
+        if (!spool_id_valid(next) || !on_spool(next))
+            continue;
+        if (!smtp_kept_ready())        /* RSET: still there? */
+            break;
+        fflush(NULL);
+        pid_t pid = fork();
+        if (pid < 0)
+            break;
+        if (pid == 0) {
+            ps.pid = getpid();
+            retry_forget();
+            ps.deliver_continuing = true;
+            int fd = smtp_kept_fd();
+            expand_reset_message();
+            deliver_one(next, o);
+            fflush(NULL);
+            _exit(smtp_kept_fd() == fd ? 0 : 1);
+        }
+        int wst;
+        while (waitpid(pid, &wst, 0) < 0 && errno == EINTR)
+            ;
+        if (!WIFEXITED(wst) || WEXITSTATUS(wst) != 0) {
+            smtp_kept_close(false);     /* in an unknown state */
+            break;
+        }
+        smtp_kept_sent();
+    }
+    smtp_kept_close(true);
+}
+
+status deliver_message(const char *id, const deliver_opts *o)
+{
+    status st = deliver_one(id, o);
+    if (!ps.deliver_continuing)
+        deliver_continue(id, o);
+    return st;
 }

@@ -2,6 +2,7 @@
  * reception. */
 #include "deliver/deliver.h"
 #include "deliver/retry.h"
+#include "transport/smtp_wait.h"
 #include "config/config.h"
 #include "core/log.h"
 #include "core/state.h"
@@ -53,6 +54,7 @@ static int deliver_child(const char *id, const deliver_opts *o)
     if (pid == 0) {
         ps.pid = getpid();
         retry_forget();
+        smtp_kept_forget();
         status st = deliver_message(id, o);
         fflush(NULL);
         _exit(st == ST_OK ? 0 : st == ST_DEFER ? 1 : 2);
@@ -114,6 +116,8 @@ void deliver_after_receive(const char *id, bool queue_only)
     setsid();
     ps.pid = getpid();
     retry_forget();
+    smtp_kept_forget();         /* a connection the parent keeps is not ours */
+    ps.deliver_continuing = false;
     deliver_opts o = { 0 };
     deliver_message(id, &o);
     _exit(0);

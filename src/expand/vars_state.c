@@ -131,6 +131,13 @@ const char *vars_state(xs *x, const char *name, bool *known)
         return or_empty(ps.local_part_suffix);
     if (IS("return_path"))
         return or_empty(ps.sender_address);
+    if (IS("bounce_recipient"))
+        return or_empty(ps.bounce_recipient);
+    if (IS("warn_message_delay") || IS("warnmsg_delay"))
+        return or_empty(ps.warn_message_delay);
+    if (IS("warn_message_recipients") || IS("warn_message_recipient") || IS("warnmsg_recipients") ||
+        IS("warnmsg_recipient"))
+        return or_empty(ps.warn_message_recipients);
     /* values the ACL engine leaves in ps */
     if (IS("sender_rate"))
         return or_empty(ps.sender_rate);

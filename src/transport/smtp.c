@@ -12,11 +12,14 @@
 #include "expand/expand.h"
 #include "route/route.h"
 #include "smtp/client.h"
+#include "transport/smtp_wait.h"
 
 #include <arpa/inet.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
+#include <stdio.h>
 
 static bool client_sink(void *ctx, const char *p, size_t n)
 {
@@ -95,6 +98,149 @@ static const char *xtext(arena *a, const char *s)
     return g.s;
 }
 
+/* ---- the connection kept for reuse --------------------------------------- */
+
+typedef struct smtp_kept {
+    smtp_client c;
+    const driver_inst *t;
+    char host[256], ip[64];
+    int port;
+    int messages;              /* transactions sent over it */
+    bool in_use;               /* taken by a transaction now */
+} smtp_kept;
+
+static long long max_messages(const driver_inst *t)
+{
+    const optval *v = driver_opt(t, "connection_max_messages");
+    return v ? v->n : 500;
+}
+
+/* Use the kept connection for host h if it goes there: RSET first (it may
+ * have timed out, or a transaction may be open). */
+static bool take_kept(const driver_inst *t, const host_item *h, int port, smtp_client *c)
+{
+    smtp_kept *k = ps.smtp_kept;
+    if (!k || k->in_use || k->t != t || k->port != port || !h->address || strcmp(k->ip, h->address) != 0)
+        return false;
+    if (!smtp_kept_ready())
+        return false;
+    *c = k->c;
+    k->in_use = true;
+    return true;
+}
+
+/* The transaction's connection is closed: a kept one in use goes with it. */
+static void conn_closed(smtp_client *c)
+{
+    smtp_client_close(c);
+    if (ps.smtp_kept && ps.smtp_kept->in_use)
+        ps.smtp_kept = NULL;
+}
+
+/* After a transaction: keep the connection for the next batch or a
+ * message waiting for this host, unless the transport allows only one
+ * message per connection or this one has carried its maximum. */
+static void keep_or_quit(const driver_inst *t, const host_item *h, int port, smtp_client *c, tp_ctx *ctx)
+{
+    long long max = max_messages(t);
+    smtp_kept *k = ps.smtp_kept;
+    int sent = 1;
+    if (k && k->in_use) {
+        sent = k->messages + 1;
+        ps.smtp_kept = NULL;            /* replaced below (or closed) */
+    }
+    if (max == 1 || (max > 0 && sent >= max) || !h->name || !h->address || strlen(h->address) >= sizeof k->ip) {
+        smtp_client_send(c, "QUIT\r\n");
+        smtp_reply q;
+        smtp_client_read(c, &q);
+        smtp_client_close(c);
+        return;
+    }
+    if (ps.smtp_kept && ps.deliver_continuing) {
+        /* this process was given a connection to send one message down:
+         * that one stays (the parent goes on with it); this one ends */
+        smtp_client_send(c, "QUIT\r\n");
+        smtp_reply q;
+        smtp_client_read(c, &q);
+        smtp_client_close(c);
+        return;
+    }
+    if (ps.smtp_kept)
+        smtp_kept_close(true);          /* another host's: one is kept at a time */
+    k = arena_calloc(ps.conn, sizeof *k);
+    k->c = *c;
+    k->c.a = ps.conn;
+    k->c.greeting = c->greeting ? arena_strdup(ps.conn, c->greeting) : NULL;
+    k->c.helo_response = c->helo_response ? arena_strdup(ps.conn, c->helo_response) : NULL;
+    k->c.last_reply = NULL;
+    k->c.peer = c->peer ? arena_strdup(ps.conn, c->peer) : NULL;
+    k->t = t;
+    snprintf(k->host, sizeof k->host, "%s", h->name);
+    snprintf(k->ip, sizeof k->ip, "%s", h->address);
+    k->port = port;
+    k->messages = sent;
+    ps.smtp_kept = k;
+    (void)ctx;
+}
+
+bool smtp_kept_host(const char **tpname, const char **host)
+{
+    smtp_kept *k = ps.smtp_kept;
+    if (!k)
+        return false;
+    *tpname = k->t->name;
+    *host = k->host;
+    return true;
+}
+
+bool smtp_kept_ready(void)
+{
+    smtp_kept *k = ps.smtp_kept;
+    if (!k)
+        return false;
+    long long max = max_messages(k->t);
+    smtp_reply r;
+    if ((max > 0 && k->messages >= max) || smtp_client_send(&k->c, "RSET\r\n") != ST_OK ||
+        smtp_client_read(&k->c, &r) != ST_OK || r.code != 250) {
+        smtp_kept_close(max > 0 && k->messages >= max);
+        return false;
+    }
+    return true;
+}
+
+void smtp_kept_close(bool quit)
+{
+    smtp_kept *k = ps.smtp_kept;
+    if (!k)
+        return;
+    if (quit) {
+        smtp_reply q;
+        if (smtp_client_send(&k->c, "QUIT\r\n") == ST_OK)
+            smtp_client_read(&k->c, &q);
+    }
+    smtp_client_close(&k->c);
+    ps.smtp_kept = NULL;
+}
+
+int smtp_kept_fd(void)
+{
+    return ps.smtp_kept ? ps.smtp_kept->c.fd : -1;
+}
+
+void smtp_kept_sent(void)
+{
+    if (ps.smtp_kept)
+        ps.smtp_kept->messages++;
+}
+
+void smtp_kept_forget(void)
+{
+    smtp_kept *k = ps.smtp_kept;
+    if (k && k->c.fd >= 0)
+        close(k->c.fd);
+    ps.smtp_kept = NULL;
+}
+
 /* One attempt at one host.  Returns ST_OK when the host gave final answers
  * (addresses have their results), ST_DEFER when the next host should be
  * tried for the addresses still pending. */
@@ -118,6 +264,18 @@ static status try_host(const driver_inst *t, address_item *addrs, host_item *h, 
         a->smtp_greeting = NULL;
         a->helo_response = NULL;
     }
+    smtp_reply r;
+    const char *stage = "initial connection";
+    bool reused = take_kept(t, h, port, &c);
+    if (reused) {
+        for (address_item *a = addrs; a; a = a->next)
+            if (a->result == ST_DEFER) {
+                a->smtp_greeting = c.greeting;
+                a->helo_response = c.helo_response;
+                a->flags |= AF_CONT_CONN;
+            }
+        goto transaction;
+    }
     if (smtp_client_connect(&c, h->address, port, iface, ctimeout, cmdtimeout, ctx->a, &err) != ST_OK) {
         const char *msg = arena_printf(ctx->a, "%s", err);
         set_all(addrs, ST_DEFER, msg, true);
@@ -128,8 +286,6 @@ static status try_host(const driver_inst *t, address_item *addrs, host_item *h, 
                   port != 25 ? arena_printf(ctx->a, ":%d", port) : "", msg);
         return ST_DEFER;
     }
-    smtp_reply r;
-    const char *stage = "initial connection";
     status st = smtp_client_read(&c, &r);
     if (st != ST_OK)
         goto temp;
@@ -161,6 +317,7 @@ static status try_host(const driver_inst *t, address_item *addrs, host_item *h, 
         if (a->result == ST_DEFER)
             a->helo_response = c.helo_response;
 
+transaction:;
     /* MAIL and the RCPTs, pipelined when the server allows it */
     gstr cmds;
     gstr_init(&cmds, ctx->a, 256);
@@ -241,7 +398,7 @@ static status try_host(const driver_inst *t, address_item *addrs, host_item *h, 
                     if (a->message == msg)
                         smtp_client_read(&c, &r);     /* drain the RCPT replies */
             smtp_client_send(&c, "QUIT\r\n");
-            smtp_client_close(&c);
+            conn_closed(&c);
             return ST_OK;
         }
         p = nl + 2;
@@ -271,8 +428,7 @@ static status try_host(const driver_inst *t, address_item *addrs, host_item *h, 
         }
     }
     if (!accepted) {
-        smtp_client_send(&c, "QUIT\r\n");
-        smtp_client_close(&c);
+        keep_or_quit(t, h, port, &c, ctx);     /* the next RSET ends this transaction */
         for (address_item *a = addrs; a; a = a->next)
             if (a->result == ST_SKIP)
                 a->result = ST_DEFER;
@@ -289,7 +445,7 @@ static status try_host(const driver_inst *t, address_item *addrs, host_item *h, 
                 a->message = msg;
             }
         smtp_client_send(&c, "QUIT\r\n");
-        smtp_client_close(&c);
+        conn_closed(&c);
         goto finish;
     }
     {
@@ -320,10 +476,7 @@ static status try_host(const driver_inst *t, address_item *addrs, host_item *h, 
                 }
             }
     }
-    smtp_client_send(&c, "QUIT\r\n");
-    smtp_reply q;
-    smtp_client_read(&c, &q);
-    smtp_client_close(&c);
+    keep_or_quit(t, h, port, &c, ctx);
 finish:
     for (address_item *a = addrs; a; a = a->next)
         if (a->result == ST_SKIP)
@@ -335,7 +488,7 @@ host_refused: {
                                        stage, r.first_line);
         set_all(addrs, ST_DEFER, msg, true);
         smtp_client_send(&c, "QUIT\r\n");
-        smtp_client_close(&c);
+        conn_closed(&c);
         /* a 5xx greeting or HELO: this host will not take it; try the next */
         for (address_item *a = addrs; a; a = a->next)
             if (a->message == msg)
@@ -351,7 +504,7 @@ temp: {
                 a->result = ST_DEFER;
                 a->message = msg;
             }
-        smtp_client_close(&c);
+        conn_closed(&c);
         return ST_DEFER;
     }
 }
@@ -392,15 +545,25 @@ status transport_smtp(const driver_inst *t, address_item *addrs, tp_ctx *ctx)
     }
     long long max_try = driver_opt(t, "hosts_max_try") ? driver_opt(t, "hosts_max_try")->n : 5;
     int tried = 0;
+    bool pending = true;
     for (host_item *h = hosts; h && tried < max_try; h = h->next, tried++) {
         if (try_host(t, addrs, h, ctx) == ST_OK)
             break;
-        bool pending = false;
+        pending = false;
         for (address_item *a = addrs; a; a = a->next)
             if (a->result == ST_DEFER)
                 pending = true;
         if (!pending)
             break;
     }
+    /* still deferred after trying: list the message as waiting for these
+     * hosts, so a delivery that gets through to one sends it down the same
+     * connection (not when a connection carries one message only) */
+    pending = false;
+    for (address_item *a = addrs; a; a = a->next)
+        if (a->result == ST_DEFER && a->host_used)
+            pending = true;
+    if (pending && max_messages(t) != 1 && tried > 0)
+        smtp_wait_add(t->name, hosts, ctx->m->id, ctx->a);
     return ST_OK;
 }

@@ -1,0 +1,176 @@
+"""SMTP connection reuse: several transactions of one message down one
+connection (max_rcpt), connection_max_messages, and messages waiting for
+a host (the wait-<transport> hints database) sent down the connection a
+queue run opened to it, logged with Exim's "*" after the host."""
+import re
+import socket
+import subprocess
+import threading
+
+from mta import Daemon, free_port
+from test_deliver import local_config, mail, send, wait_for  # noqa: F401  (mail is a fixture)
+
+
+class Sink:
+    """A small SMTP server on loopback: counts connections and the
+    messages (with their recipients) it accepted."""
+
+    def __init__(self, port=None):
+        self.srv = socket.socket()
+        self.srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.srv.bind(("127.0.0.1", port or 0))
+        self.port = self.srv.getsockname()[1]
+        self.srv.listen(16)
+        self.srv.settimeout(0.2)
+        self.connections = 0
+        self.messages = []          # (connection number, [rcpts])
+        self.commands = []
+        self.stop = False
+        self.t = threading.Thread(target=self.loop, daemon=True)
+        self.t.start()
+
+    def loop(self):
+        while not self.stop:
+            try:
+                conn, _ = self.srv.accept()
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            self.connections += 1
+            threading.Thread(target=self.serve, args=(conn, self.connections), daemon=True).start()
+
+    def serve(self, conn, n):
+        conn.settimeout(30)
+        f = conn.makefile("rb")
+
+        def say(line):
+            conn.sendall(line.encode() + b"\r\n")
+        say("220 sink.example ESMTP")
+        rcpts = []
+        try:
+            while True:
+                line = f.readline()
+                if not line:
+                    break
+                cmd = line.decode().strip()
+                self.commands.append((n, cmd.split(":")[0].split(" ")[0].upper()))
+                verb = cmd[:4].upper()
+                if verb == "EHLO":
+                    say("250-sink.example\r\n250-PIPELINING\r\n250 8BITMIME")
+                elif verb == "MAIL":
+                    rcpts = []
+                    say("250 OK")
+                elif verb == "RCPT":
+                    rcpts.append(re.search(r"<(.*)>", cmd).group(1))
+                    say("250 Accepted")
+                elif verb == "DATA":
+                    say("354 go ahead")
+                    while f.readline() not in (b".\r\n", b""):
+                        pass
+                    self.messages.append((n, rcpts))
+                    say(f"250 OK id={len(self.messages)}")
+                elif verb == "RSET":
+                    rcpts = []
+                    say("250 Reset OK")
+                elif verb == "QUIT":
+                    say("221 bye")
+                    break
+                else:
+                    say("500 unknown")
+        except OSError:
+            pass
+        conn.close()
+
+    def close(self):
+        self.stop = True
+        self.srv.close()
+        self.t.join(timeout=5)
+
+
+def remote_only(mail, port, transport_opts=""):
+    """local_config's set-up, with options added to its remote_smtp transport."""
+    head = f"remote_smtp:\n  driver = smtp\n  port = {port}\n"
+    cfg = local_config(mail, port)
+    assert head in cfg
+    return cfg.replace(head, head + transport_opts, 1)
+
+
+def test_one_message_several_transactions_one_connection(postern_bin, tmp_path, mail):
+    sink = Sink()
+    try:
+        cfg = remote_only(mail, sink.port, "  max_rcpt = 1\n")
+        with Daemon(postern_bin, tmp_path, cfg, queue_only=False) as d:
+            send(d.port, "sender@a.example", ["x1@b.example", "x2@b.example", "x3@b.example"], "Subject: r\r\n\r\nhi\r\n")
+            assert wait_for(lambda: "Completed" in d.mainlog())
+            log = d.mainlog()
+        assert len(sink.messages) == 3
+        assert sink.connections == 1
+        assert [m[1] for m in sink.messages] == [["x1@b.example"], ["x2@b.example"], ["x3@b.example"]]
+        # the first transaction on a fresh connection, the others marked "*"
+        hosts = re.findall(r"=> (x\d)@b\.example R=remote T=remote_smtp H=127\.0\.0\.1 \[127\.0\.0\.1\]:\d+(\*?) ", log)
+        assert hosts == [("x1", ""), ("x2", "*"), ("x3", "*")]
+        # between transactions: RSET (the connection is checked before it is used again)
+        assert [c for _, c in sink.commands].count("RSET") == 2
+        assert [c for _, c in sink.commands].count("QUIT") == 1
+    finally:
+        sink.close()
+
+
+def test_connection_max_messages(postern_bin, tmp_path, mail):
+    sink = Sink()
+    try:
+        cfg = remote_only(mail, sink.port, "  max_rcpt = 1\n  connection_max_messages = 2\n")
+        with Daemon(postern_bin, tmp_path, cfg, queue_only=False) as d:
+            send(d.port, "sender@a.example", ["x1@b.example", "x2@b.example", "x3@b.example"], "Subject: r\r\n\r\nhi\r\n")
+            assert wait_for(lambda: "Completed" in d.mainlog())
+        assert len(sink.messages) == 3
+        assert sink.connections == 2
+        assert [m[0] for m in sink.messages] == [1, 1, 2]
+    finally:
+        sink.close()
+
+
+def test_waiting_messages_go_down_the_connection_a_queue_run_opens(postern_bin, tmp_path, mail):
+    port = free_port()
+    cfg = remote_only(mail, port)
+    with Daemon(postern_bin, tmp_path, cfg, queue_only=False) as d:
+        # the host is down: each message is deferred and listed as waiting for it
+        for i in range(4):
+            send(d.port, "sender@a.example", [f"w{i}@b.example"], f"Subject: w{i}\r\n\r\nhi\r\n")
+        assert wait_for(lambda: d.mainlog().count(" == w") == 4)
+        assert len(d.queued()) == 4
+        assert (d.spool / "db" / "wait-remote_smtp").exists()
+        sink = Sink(port)
+        try:
+            r = subprocess.run([postern_bin, "-C", str(d.config), "-qf"], capture_output=True, text=True, timeout=120)
+            assert r.returncode == 0, r.stderr
+            assert wait_for(lambda: d.queued() == [])
+            log = d.mainlog()
+            assert len(sink.messages) == 4
+            # one connection carried all four (the queue runner's first
+            # delivery opened it; the others were waiting for the host)
+            assert sink.connections == 1
+            assert sorted(m[1][0] for m in sink.messages) == [f"w{i}@b.example" for i in range(4)]
+            assert len(re.findall(r"=> w\d@b\.example R=remote T=remote_smtp H=127\.0\.0\.1 \[127\.0\.0\.1\]:\d+\* ", log)) == 3
+            assert log.count("Completed") == 4
+        finally:
+            sink.close()
+
+
+def test_connection_max_messages_one_keeps_no_wait_list(postern_bin, tmp_path, mail):
+    port = free_port()
+    cfg = remote_only(mail, port, "  connection_max_messages = 1\n")
+    with Daemon(postern_bin, tmp_path, cfg, queue_only=False) as d:
+        for i in range(2):
+            send(d.port, "sender@a.example", [f"w{i}@b.example"], f"Subject: w{i}\r\n\r\nhi\r\n")
+        assert wait_for(lambda: d.mainlog().count(" == w") == 2)
+        assert not (d.spool / "db" / "wait-remote_smtp").exists()
+        sink = Sink(port)
+        try:
+            r = subprocess.run([postern_bin, "-C", str(d.config), "-qf"], capture_output=True, text=True, timeout=120)
+            assert r.returncode == 0, r.stderr
+            assert wait_for(lambda: d.queued() == [])
+            assert len(sink.messages) == 2 and sink.connections == 2
+        finally:
+            sink.close()
