@@ -131,7 +131,7 @@ static void log_result(dstate *d, const address_item *a, bool more_in_batch)
     }
     if (a->host_used)
         gstr_printf(&g, " H=%s [%s]%s%s", a->host_used, a->host_address_used,
-                    a->port_used && a->port_used != 25 ? arena_printf(d->a, ":%d", a->port_used) : "",
+                    logsel_on(&cfg->logsel, LS_OUTGOING_PORT) ? arena_printf(d->a, ":%d", a->port_used) : "",
                     (a->flags & AF_CONT_CONN) ? "*" : "");
     if (a->result == ST_OK) {
         if (a->smtp_confirmation && logsel_on(&cfg->logsel, LS_SMTP_CONFIRMATION)) {
@@ -642,6 +642,35 @@ static bool same_local_batch(const address_item *a, const address_item *b, const
     return true;
 }
 
+/* Put a routed address on the list for the transports, unless the same
+ * address already is there for the same transport (an alias and a
+ * recipient, say: delivered once).  false when it was a duplicate. */
+static bool add_routed(dstate *d, address_item *a, address_item *routed, address_item ***tail)
+{
+    for (address_item *x = routed; x; x = x->next)
+        if (x->transport == a->transport && strcasecmp(x->address, a->address) == 0) {
+            a->result = ST_OK;
+            finish_top(d, a, true);
+            return false;
+        }
+    **tail = a;
+    *tail = &a->next;
+    return true;
+}
+
+/* May the routing of a be copied to other addresses with its domain
+ * (same_domain_copy_routing on a dnslookup or manualroute router that sent
+ * it to a remote transport, with no header changes, the address unchanged)? */
+static bool copy_routing_ok(const address_item *a, const char *before)
+{
+    if (!a->router || !a->transport || transport_is_local(a->transport))
+        return false;
+    const optval *v = driver_opt(a->router, "same_domain_copy_routing");
+    if (!v || !v->n)
+        return false;
+    return !a->headers_add && !a->headers_remove && !strcmp(before, a->address);
+}
+
 static status deliver_one(const char *id, const deliver_opts *o)
 {
     if (!spool_id_valid(id))
@@ -752,8 +781,29 @@ static status deliver_one(const char *id, const deliver_opts *o)
     if (res)
         rc.dns = dns_iface_unbound(res);
 
-    /* route everything (children are appended as they are generated) */
+    /* Route everything, in passes as Exim does: the addresses of a pass
+     * (first the recipients, then what they generated, ...) are routed in
+     * reverse order, so failures are logged in Exim's order and
+     * same_domain_copy_routing copies to the same addresses as Exim's. */
     address_item *routed = NULL, **routed_tail = &routed;
+    address_item *next_pass = NULL, **next_tail = &next_pass;
+    for (;;) {
+    if (!todo) {
+        if (!next_pass)
+            break;
+        todo = next_pass;
+        next_pass = NULL;
+        next_tail = &next_pass;
+    }
+    {
+        address_item *rev = NULL, *nx;
+        for (address_item *x = todo; x; x = nx) {
+            nx = x->next;
+            x->next = rev;
+            rev = x;
+        }
+        todo = rev;
+    }
     while (todo) {
         address_item *a = todo;
         todo = a->next;
@@ -776,22 +826,32 @@ static status deliver_one(const char *id, const deliver_opts *o)
         for (address_item *p = a->parent; p; p = p->parent)
             depth++;
         rc.depth = depth;
+        const char *before = a->address;
         status rs = route_address(a, &rc, &gen);
         switch (rs) {
         case ST_OK: {
-            /* the same address reached twice (an alias and a recipient, say)
-             * is delivered once */
-            bool dup = false;
-            for (address_item *x = routed; x; x = x->next)
-                if (x->transport == a->transport && strcasecmp(x->address, a->address) == 0)
-                    dup = true;
-            if (dup) {
-                a->result = ST_OK;
-                finish_top(d, a, true);
+            if (!add_routed(d, a, routed, &routed_tail))
                 break;
+            /* same_domain_copy_routing: the other unrouted addresses with
+             * this domain get the same routing without being routed */
+            if (copy_routing_ok(a, before)) {
+                for (address_item **pp = &todo; *pp;) {
+                    address_item *x = *pp;
+                    if ((x->flags & (AF_PIPE | AF_FILE)) || !x->domain || strcasecmp(x->domain, a->domain) != 0) {
+                        pp = &x->next;
+                        continue;
+                    }
+                    *pp = x->next;
+                    x->next = NULL;
+                    x->router = a->router;
+                    x->transport = a->transport;
+                    x->hosts = a->hosts;
+                    x->errors_to = a->errors_to ? a->errors_to : x->errors_to;
+                    x->address_data = a->address_data;
+                    x->domain_data = a->domain_data;
+                    add_routed(d, x, routed, &routed_tail);
+                }
             }
-            *routed_tail = a;
-            routed_tail = &a->next;
             break;
         }
         case ST_REROUTED: {
@@ -800,11 +860,9 @@ static status deliver_one(const char *id, const deliver_opts *o)
                 k++;
             if (a->rcpt_index >= 0)
                 d->pending[a->rcpt_index] += k - 1;
-            *todo_tail = gen;
-            while (*todo_tail)
-                todo_tail = &(*todo_tail)->next;
-            if (todo == NULL)
-                todo = gen;
+            *next_tail = gen;
+            while (*next_tail)
+                next_tail = &(*next_tail)->next;
             break;
         }
         case ST_DISCARD:
@@ -834,10 +892,12 @@ static status deliver_one(const char *id, const deliver_opts *o)
             break;
         }
     }
+    }
 
     /* Exim's delivery order: the most deeply generated addresses first
      * (redirect children before top-level recipients), otherwise in
-     * recipient order.  Log lines and batches come out as Exim's do. */
+     * recipient order (the reverse of routing order).  Log lines and
+     * batches come out as Exim's do. */
     {
         int n = 0;
         for (address_item *x = routed; x; x = x->next)
@@ -852,7 +912,13 @@ static status deliver_one(const char *id, const deliver_opts *o)
                 for (address_item *p = x->parent; p; p = p->parent)
                     depth[i]++;
             }
-            for (int j = 1; j < n; j++) {       /* stable insertion sort */
+            for (int j = 0; j < n / 2; j++) {   /* routing order, reversed */
+                address_item *t = v[j];
+                int td = depth[j];
+                v[j] = v[n - 1 - j], depth[j] = depth[n - 1 - j];
+                v[n - 1 - j] = t, depth[n - 1 - j] = td;
+            }
+            for (int j = 1; j < n; j++) {       /* stable insertion sort, deepest first */
                 address_item *kv = v[j];
                 int kd = depth[j], k = j - 1;
                 while (k >= 0 && depth[k] < kd) {

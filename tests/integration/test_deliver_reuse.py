@@ -2,13 +2,21 @@
 connection (max_rcpt), connection_max_messages, and messages waiting for
 a host (the wait-<transport> hints database) sent down the connection a
 queue run opened to it, logged with Exim's "*" after the host."""
+import os
+import pathlib
 import re
+import shutil
 import socket
 import subprocess
+import tempfile
 import threading
+
+import pytest
 
 from mta import Daemon, free_port
 from test_deliver import local_config, mail, send, wait_for  # noqa: F401  (mail is a fixture)
+
+EXIM = shutil.which("exim4") or ("/usr/sbin/exim4" if os.path.exists("/usr/sbin/exim4") else None)
 
 
 class Sink:
@@ -108,7 +116,7 @@ def test_one_message_several_transactions_one_connection(postern_bin, tmp_path, 
         assert sink.connections == 1
         assert [m[1] for m in sink.messages] == [["x1@b.example"], ["x2@b.example"], ["x3@b.example"]]
         # the first transaction on a fresh connection, the others marked "*"
-        hosts = re.findall(r"=> (x\d)@b\.example R=remote T=remote_smtp H=127\.0\.0\.1 \[127\.0\.0\.1\]:\d+(\*?) ", log)
+        hosts = re.findall(r"=> (x\d)@b\.example R=remote T=remote_smtp H=127\.0\.0\.1 \[127\.0\.0\.1\](\*?) ", log)
         assert hosts == [("x1", ""), ("x2", "*"), ("x3", "*")]
         # between transactions: RSET (the connection is checked before it is used again)
         assert [c for _, c in sink.commands].count("RSET") == 2
@@ -152,7 +160,7 @@ def test_waiting_messages_go_down_the_connection_a_queue_run_opens(postern_bin, 
             # delivery opened it; the others were waiting for the host)
             assert sink.connections == 1
             assert sorted(m[1][0] for m in sink.messages) == [f"w{i}@b.example" for i in range(4)]
-            assert len(re.findall(r"=> w\d@b\.example R=remote T=remote_smtp H=127\.0\.0\.1 \[127\.0\.0\.1\]:\d+\* ", log)) == 3
+            assert len(re.findall(r"=> w\d@b\.example R=remote T=remote_smtp H=127\.0\.0\.1 \[127\.0\.0\.1\]\* ", log)) == 3
             assert log.count("Completed") == 4
         finally:
             sink.close()
@@ -174,3 +182,63 @@ def test_connection_max_messages_one_keeps_no_wait_list(postern_bin, tmp_path, m
             assert len(sink.messages) == 2 and sink.connections == 2
         finally:
             sink.close()
+
+
+SAME_DOMAIN = """\
+primary_hostname = test.example
+spool_directory = {d}/spool
+log_file_path = {d}/%slog
+exim_user = root
+exim_group = root
+keep_environment =
+begin routers
+smart:
+  driver = manualroute
+  domains = b.example
+  local_parts = r2
+  route_list = * 127.0.0.1 byname
+  self = send
+  same_domain_copy_routing = {copy}
+  transport = remote
+begin transports
+remote:
+  driver = smtp
+  port = {port}
+  user = nobody
+"""
+
+
+def run_same_domain(binary, d, port, copy):
+    d.mkdir()
+    os.chmod(d, 0o777)      # Exim's remote transport runs as nobody here
+    (d / "c.conf").write_text(SAME_DOMAIN.format(d=d, port=port, copy=copy))
+    r = subprocess.run([binary, "-C", str(d / "c.conf"), "-odi", "-f", "s@a.example", "r1@b.example", "r2@b.example"],
+                       input=b"Subject: copy\n\nhi\n", capture_output=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    return [re.sub(r"^\S+ \S+ \S+ ", "", l) for l in (d / "mainlog").read_text().splitlines()
+            if re.search(r" (=>|->|\*\*|==) ", l)]
+
+
+@pytest.mark.parametrize("binary", ["postern", "exim"])
+def test_same_domain_copy_routing(postern_bin, binary):
+    """The router accepts only r2; with same_domain_copy_routing r1 (same
+    domain, not yet routed: Exim routes the recipients last to first) gets
+    r2's routing, as Exim documents; without it, r1 is unrouteable."""
+    exe = postern_bin if binary == "postern" else EXIM
+    if exe is None:
+        pytest.skip("exim4 not installed")
+    sink = Sink()
+    top = pathlib.Path(tempfile.mkdtemp(prefix="postern-copy-"))
+    os.chmod(top, 0o755)
+    try:
+        lines = run_same_domain(exe, top / "copy", sink.port, "true")
+        assert sink.messages and sink.messages[0][1] == ["r1@b.example", "r2@b.example"]
+        assert [l.split(" C=")[0] for l in lines] == [
+            "=> r1@b.example R=smart T=remote H=127.0.0.1 [127.0.0.1]",
+            "-> r2@b.example R=smart T=remote H=127.0.0.1 [127.0.0.1]"]
+        lines = run_same_domain(exe, top / "nocopy", sink.port, "false")
+        assert len(sink.messages) == 2 and sink.messages[1][1] == ["r2@b.example"]
+        assert any(l.startswith("** r1@b.example: Unrouteable address") for l in lines)
+    finally:
+        sink.close()
+        shutil.rmtree(top, ignore_errors=True)
