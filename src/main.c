@@ -38,7 +38,7 @@ static void print_version(FILE *f, const config *c)
     fprintf(f, "postern version %s (speaks Exim %s configuration and expansions)\n", POSTERN_VERSION, "4.99");
     fprintf(f, "Modes: -be -bP -bV -bd -bs -bh -bm -t -bt -bv -q -M -bp -bpc -bpu -Mvh -Mvb -Mvl -Mrm -Mf -Mt\n");
     fprintf(f, "Routers: accept dnslookup manualroute redirect\n");
-    fprintf(f, "Transports: appendfile lmtp pipe queuefile smtp\n");
+    fprintf(f, "Transports: appendfile autoreply lmtp pipe queuefile smtp\n");
     fprintf(f, "Lookups (built-in):");
     for (const lookup_driver *const *d = lookup_drivers; *d; d++)
         fprintf(f, " %s", (*d)->name);

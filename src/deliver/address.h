@@ -28,6 +28,16 @@ enum {
     AF_CONT_CONN = 64,         /* sent down a connection kept from an earlier transaction */
 };
 
+/* Exim's own error numbers (negative; positive ones are errno values), as
+ * Exim logs them in "defer (n)" */
+enum {
+    ERRNO_UNKNOWNERROR = -1, ERRNO_BADUGID = -6, ERRNO_LOCKFAILED = -9, ERRNO_BADREDIRECT = -17,
+    ERRNO_NOTABSOLUTE = -21, ERRNO_EXIMQUOTA = -22, ERRNO_EXPANDFAIL = -27, ERRNO_UIDFAIL = -29,
+    ERRNO_BADTRANSPORT = -30, ERRNO_UNKNOWNHOST = -32, ERRNO_DNSDEFER = -36, ERRNO_RCPT4XX = -44,
+    ERRNO_MAIL4XX = -45, ERRNO_DATA4XX = -46, ERRNO_TAINT = -51, ERRNO_RRETRY = -52, ERRNO_LRETRY = -53,
+    ERRNO_HRETRY = -54,
+};
+
 typedef struct address_item {
     const char *address;       /* local_part@domain as routed */
     const char *local_part;
@@ -54,7 +64,8 @@ typedef struct address_item {
     /* set by the transport / delivery */
     status result;             /* ST_OK delivered, ST_DEFER, ST_FAIL */
     const char *message;       /* reason, for logs and bounces */
-    int basic_errno, more_errno;
+    int basic_errno, more_errno;      /* errno or ERRNO_* above; 0 unknown */
+    bool pass_message;                 /* message may go to the sender (bounce diagnostic) */
     const char *host_used;             /* H=name */
     const char *host_address_used;     /* [ip] */
     int port_used;
@@ -64,6 +75,8 @@ typedef struct address_item {
     bool remote_reply_5xx;
     bool dsn_passed_on;                /* the next hop took NOTIFY/ORCPT (it sends DSNs now) */
 
+    struct address_item *dups;         /* the same address reached other ways: delivered with this one */
+    struct address_item *dup_next;     /* the next in a dups list */
     struct address_item *next;
 } address_item;
 

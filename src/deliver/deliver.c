@@ -44,6 +44,7 @@ typedef struct dstate {
     bool *failed_any;
     address_item *failed;      /* for the bounce */
     address_item *deferred;
+    address_item *timed_out;   /* deferred past their retry rules: fail at the end */
     address_item *delivered;   /* with NOTIFY=SUCCESS */
     dsn_kind delivered_kind;
     int naddr;
@@ -128,6 +129,8 @@ static void log_result(dstate *d, const address_item *a, bool more_in_batch)
     if (a->result == ST_DEFER) {
         gstr_cat(&g, " defer");
         gstr_printf(&g, " (%d)", a->basic_errno ? a->basic_errno : -1);
+        if (a->basic_errno > 0)
+            gstr_printf(&g, ": %s", strerror(a->basic_errno));
     }
     if (a->host_used)
         gstr_printf(&g, " H=%s [%s]%s%s", a->host_used, a->host_address_used,
@@ -538,13 +541,31 @@ static address_item *new_top(dstate *d, int i)
  * transport has given it a result. */
 static void finish_delivery(dstate *d, address_item *a, bool more_in_batch)
 {
+    /* duplicates share the result, silently */
+    for (address_item *x = a->dups; x; x = x->dup_next) {
+        x->result = a->result == ST_OK ? ST_OK : a->result;
+        x->message = a->message;
+        x->host_used = a->host_used;
+        x->host_address_used = a->host_address_used;
+        if (x->result == ST_OK) {
+            finish_top(d, x, true);
+        } else if (x->result == ST_FAIL) {
+            x->next = d->failed;
+            d->failed = x;
+            finish_top(d, x, true);
+        } else {
+            x->next = d->deferred;
+            d->deferred = x;
+        }
+    }
     if (a->result == ST_OK)
         retry_record_success(a, d->a);
-    if (a->result == ST_DEFER && retry_record_failure(a, d->m, time(NULL), d->a)) {
-        a->result = ST_FAIL;
-        a->message = arena_printf(d->a, "retry timeout exceeded: %s", a->message ? a->message : "");
-    }
     log_result(d, a, more_in_batch);
+    if (a->result == ST_DEFER && retry_record_failure(a, d->m, time(NULL), d->a)) {
+        a->next = d->timed_out;
+        d->timed_out = a;
+        return;
+    }
     if (a->result == ST_FAIL) {
         a->next = d->failed;
         d->failed = a;
@@ -647,15 +668,47 @@ static bool same_local_batch(const address_item *a, const address_item *b, const
  * recipient, say: delivered once).  false when it was a duplicate. */
 static bool add_routed(dstate *d, address_item *a, address_item *routed, address_item ***tail)
 {
-    for (address_item *x = routed; x; x = x->next)
-        if (x->transport == a->transport && strcasecmp(x->address, a->address) == 0) {
-            a->result = ST_OK;
-            finish_top(d, a, true);
-            return false;
-        }
+    (void)d;
+    (void)routed;
     **tail = a;
     *tail = &a->next;
     return true;
+}
+
+/* Exim's duplicates: an address reached more than once (as a recipient
+ * and through an alias, say) is delivered once, by the first in delivery
+ * order (local and remote deliveries apart; pipes and files only from the
+ * same parent); the others go with it: their recipients appear in its
+ * Envelope-to: and share its result, without log lines of their own. */
+static address_item *drop_duplicates(address_item *routed)
+{
+    address_item *kept = NULL, **kt = &kept, *next;
+    for (address_item *a = routed; a; a = next) {
+        next = a->next;
+        a->next = NULL;
+        bool local = a->transport && transport_is_local(a->transport);
+        bool pfr = (a->flags & (AF_PIPE | AF_FILE)) != 0;
+        address_item *orig = NULL;
+        for (address_item *k = kept; k && !orig; k = k->next) {
+            bool klocal = k->transport && transport_is_local(k->transport);
+            if (klocal != local || strcasecmp(k->address, a->address) != 0)
+                continue;
+            if (pfr && (strcmp(k->address, a->address) != 0 || k->parent != a->parent))
+                continue;
+            orig = k;
+        }
+        if (orig) {
+            a->dup_next = NULL;
+            address_item **dt = &orig->dups;
+            while (*dt)
+                dt = &(*dt)->dup_next;
+            *dt = a;
+            continue;
+        }
+        *kt = a;
+        kt = &a->next;
+    }
+    return kept;
 }
 
 /* May the routing of a be copied to other addresses with its domain
@@ -879,15 +932,13 @@ static status deliver_one(const char *id, const deliver_opts *o)
             break;
         default:
             a->result = ST_DEFER;
+            log_result(d, a, false);
             if (retry_record_failure(a, m, time(NULL), d->a)) {
-                a->result = ST_FAIL;
-                a->message = arena_printf(d->a, "retry timeout exceeded: %s", a->message ? a->message : "routing deferred");
-                log_result(d, a, false);
-                a->next = d->failed;
-                d->failed = a;
-                finish_top(d, a, true);
+                a->next = d->timed_out;
+                d->timed_out = a;
             } else {
-                log_result(d, a, false);
+                a->next = d->deferred;
+                d->deferred = a;
             }
             break;
         }
@@ -934,6 +985,8 @@ static status deliver_one(const char *id, const deliver_opts *o)
             routed = v[0];
         }
     }
+
+    routed = drop_duplicates(routed);
 
     /* transports: addresses one at a time or in batches (smtp: same hosts; local: batch_max) */
     while (routed) {
@@ -999,6 +1052,22 @@ static status deliver_one(const char *id, const deliver_opts *o)
             if (b->result == ST_OK)
                 first_ok = true;
         }
+    }
+
+    /* deferred addresses past their retry rules fail now (last deferred
+     * first, as Exim logs them) */
+    for (address_item *a = d->timed_out, *next; a; a = next) {
+        next = a->next;
+        a->next = NULL;
+        a->result = ST_FAIL;
+        a->message = "retry timeout exceeded";
+        a->pass_message = false;
+        const char *line = arena_printf(d->a, "** %s: retry timeout exceeded", addr_desc(a, false, d->a));
+        log_write(LOG_MAIN, "%s %s", m->id, line);
+        spool_msglog(&d->ss, m->id, line);
+        a->next = d->failed;
+        d->failed = a;
+        finish_top(d, a, true);
     }
 
     /* DSN NOTIFY: NEVER, or a list without FAILURE, means no bounce for that address */

@@ -119,8 +119,8 @@ static status do_item(rctx *x, char *item)
             bool fail = item[1] == 'f' || item[1] == 'F';
             const char *allow = fail ? "allow_fail" : "allow_defer";
             if (!route_opt_bool(x->r, allow)) {
-                x->a->message = arena_printf(x->ctx->a, "%s not permitted in router %s", fail ? ":fail:" : ":defer:",
-                                             x->r->name);
+                x->a->message = arena_printf(x->ctx->a, "error in redirect data: \"%s\" is not permitted", item);
+                x->a->basic_errno = ERRNO_BADREDIRECT;
                 return ST_DEFER;
             }
             const char *t = item + (fail ? 6 : 7);

@@ -16,6 +16,7 @@
 
 static const struct { const char *name; transport_driver fn; bool local; } drivers[] = {
     { "appendfile", transport_appendfile, true },
+    { "autoreply", transport_autoreply, true },
     { "lmtp", transport_lmtp, true },
     { "pipe", transport_pipe, true },
     { "queuefile", transport_queuefile, true },
@@ -92,6 +93,30 @@ void tp_set_vars(const driver_inst *t, const address_item *a)
     ps.transport_name = t->name;
 }
 
+#define ENVTO_MAX 1024
+
+/* Envelope-to: as Exim writes it: for each address, first (recursively)
+ * the duplicates of it and of its ancestors, then its original
+ * recipient; each recipient once. */
+static void envelope_to(gstr *g, const address_item *p, const address_item **done, int *ndone, bool *first)
+{
+    const address_item *top = p;
+    for (;;) {
+        for (const address_item *x = top->dups; x; x = x->dup_next)
+            envelope_to(g, x, done, ndone, first);
+        if (!top->parent)
+            break;
+        top = top->parent;
+    }
+    for (int i = 0; i < *ndone; i++)
+        if (done[i] == top)
+            return;
+    if (*ndone < ENVTO_MAX)
+        done[(*ndone)++] = top;
+    gstr_printf(g, "%s%s", *first ? "" : ",\n ", top->address);
+    *first = false;
+}
+
 const char *tp_top_headers(const driver_inst *t, const address_item *a, tp_ctx *ctx)
 {
     gstr g;
@@ -101,22 +126,11 @@ const char *tp_top_headers(const driver_inst *t, const address_item *a, tp_ctx *
     if (tp_opt_bool(t, "envelope_to_add")) {
         /* every (top-level) address of a batch, once */
         gstr_cat(&g, "Envelope-to: ");
-        size_t start = g.len;
-        for (const address_item *b = a; b; b = b->next) {
-            const address_item *top = b;
-            while (top->parent)
-                top = top->parent;
-            bool seen = false;
-            for (const address_item *c = a; c != b; c = c->next) {
-                const address_item *ct = c;
-                while (ct->parent)
-                    ct = ct->parent;
-                if (ct == top || !strcasecmp(ct->address, top->address))
-                    seen = true;
-            }
-            if (!seen)
-                gstr_printf(&g, "%s%s", g.len > start ? ",\n " : "", top->address);
-        }
+        const address_item *done[ENVTO_MAX];
+        int ndone = 0;
+        bool first = true;
+        for (const address_item *b = a; b; b = b->next)
+            envelope_to(&g, b, done, &ndone, &first);
         gstr_cat(&g, "\n");
     }
     if (tp_opt_bool(t, "delivery_date_add")) {

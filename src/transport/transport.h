@@ -1,5 +1,5 @@
 /* transport.h: transports deliver routed addresses.  Local transports
- * (appendfile, pipe, lmtp, queuefile) get one address at a time and run
+ * (appendfile, pipe, lmtp, queuefile, autoreply) get one address at a time and run
  * in a child process under the address's uid/gid; smtp gets a batch of
  * addresses for the same host list.  Each sets a->result (ST_OK,
  * ST_DEFER, ST_FAIL) and a->message for every address it was given. */
@@ -35,6 +35,7 @@ status transport_pipe(const driver_inst *t, address_item *addrs, tp_ctx *ctx);
 status transport_smtp(const driver_inst *t, address_item *addrs, tp_ctx *ctx);
 status transport_queuefile(const driver_inst *t, address_item *addrs, tp_ctx *ctx);
 status transport_lmtp(const driver_inst *t, address_item *addrs, tp_ctx *ctx);
+status transport_autoreply(const driver_inst *t, address_item *addrs, tp_ctx *ctx);
 
 transport_driver transport_find(const driver_inst *t);
 bool transport_is_local(const driver_inst *t);
