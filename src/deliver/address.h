@@ -66,6 +66,8 @@ typedef struct address_item {
     const char *message;       /* reason, for logs and bounces */
     int basic_errno, more_errno;      /* errno or ERRNO_* above; 0 unknown */
     bool pass_message;                 /* message may go to the sender (bounce diagnostic) */
+    const char *user_message;          /* what a bounce says when message may not go out */
+    const char *return_output;         /* a pipe's output for the bounce (return_output...) */
     const char *host_used;             /* H=name */
     const char *host_address_used;     /* [ip] */
     int port_used;

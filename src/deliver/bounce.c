@@ -32,32 +32,82 @@ static bool to_gstr(void *ctx, const char *p, size_t n)
     return true;
 }
 
-/* The status code for an address: 5.x.x from a 5xx reply, else 5.0.0. */
-static const char *status_of(const address_item *a, arena *ar)
-{
-    const char *m = a->message ? strstr(a->message, ": 5") : NULL;
-    if (m) {
-        const char *p = m + 2;
-        /* "550 5.1.1 ..." */
-        const char *sp = strchr(p, ' ');
-        if (sp && sp[1] == '5' && sp[2] == '.') {
-            size_t n = strcspn(sp + 1, " ");
-            if (n < 12)
-                return arena_strndup(ar, sp + 1, n);
-        }
-    }
-    return "5.0.0";
-}
-
+/* Diagnostic-Code: the remote server's reply (what follows the first
+ * ": " of a message that may go to the sender), continuation lines marked
+ * as RFC 3461 says; NULL when there is none. */
 static const char *diagnostic_code(const address_item *a, arena *ar)
 {
-    if (!a->message || !a->remote_reply_5xx)
+    if (!a->pass_message || !a->message)
         return NULL;
-    const char *p = strstr(a->message, ": 5");
-    return p ? arena_strdup(ar, p + 2) : NULL;
+    const char *s = strstr(a->message, ": ");
+    if (!s)
+        return NULL;
+    gstr g;
+    gstr_init(&g, ar, 128);
+    size_t cnt = strlen("Diagnostic-Code: smtp; ");
+    for (s += 2; *s; cnt++) {
+        if (cnt > 950) {
+            gstr_cat(&g, "[truncated]");
+            break;
+        }
+        if (*s == '\\' && s[1] == 'n') {
+            gstr_cat(&g, "\n ");
+            s += 2;
+            cnt++;
+        } else {
+            gstr_catc(&g, *s++);
+        }
+    }
+    return g.s;
 }
 
-static const char *const kind_action[] = { "failed", "delayed", "delivered", "relayed" };
+static const char *const kind_action[] = { "failed", "delayed", "delivered", "delivered" };
+
+/* One recipient's block of the message/delivery-status part */
+static void dsn_recipient(gstr *b, const address_item *f, dsn_kind kind, arena *a)
+{
+    const address_item *top = f;
+    while (top->parent)
+        top = top->parent;
+    if (f->dsn_orcpt)
+        gstr_printf(b, "Original-Recipient: %s\n", f->dsn_orcpt);
+    gstr_printf(b, "Action: %s\nFinal-Recipient: rfc822;%s\nStatus: %s\n", kind_action[kind], top->address,
+                kind == DSN_FAILED ? "5.0.0" : kind == DSN_DELAYED ? "4.0.0" : "2.0.0");
+    const char *dc = diagnostic_code(f, a);
+    if (kind == DSN_FAILED) {
+        if (f->host_used) {
+            gstr_printf(b, "Remote-MTA: dns; %s\n", f->host_used);
+            /* the seed's DSN extra information, also for failures at RCPT */
+            if (f->host_address_used) {
+                if (f->port_used && f->port_used != 25)
+                    gstr_printf(b, "Remote-MTA: X-ip; [%s]:%d\n", f->host_address_used, f->port_used);
+                else
+                    gstr_printf(b, "Remote-MTA: X-ip; [%s]\n", f->host_address_used);
+            }
+            if (f->smtp_greeting && *f->smtp_greeting)
+                gstr_printf(b, "X-Remote-MTA-smtp-greeting: X-str; %s\n", f->smtp_greeting);
+            if (f->helo_response && *f->helo_response)
+                gstr_printf(b, "X-Remote-MTA-helo-response: X-str; %s\n", f->helo_response);
+            if (f->pass_message && f->message && *f->message)
+                gstr_printf(b, "X-Exim-Diagnostic: X-str; %s\n", f->message);
+            if (dc)
+                gstr_printf(b, "Diagnostic-Code: smtp; %s\n", dc);
+        } else if (f->pass_message && f->message && *f->message) {
+            gstr_printf(b, "X-Exim-Diagnostic: X-str; %s\n", f->message);
+        }
+    } else if (kind == DSN_DELAYED) {
+        if (f->host_used) {
+            gstr_printf(b, "Remote-MTA: dns; %s\n", f->host_used);
+            if (dc)
+                gstr_printf(b, "Diagnostic-Code: smtp; %s\n", dc);
+        }
+    } else if (f->host_used) {
+        gstr_printf(b, "Remote-MTA: dns; %s\nDiagnostic-Code: smtp; 250 Ok\n", f->host_used);
+    } else {
+        gstr_printf(b, "Diagnostic-Code: X-Exim; relayed via non %s router\n", kind == DSN_RELAYED ? "DSN" : "SMTP");
+    }
+    gstr_cat(b, "\n");
+}
 
 /* From: of bounces and warnings: dsn_from, expanded (Exim's default text
  * if the expansion fails, which is logged) */
@@ -79,11 +129,72 @@ static const char *failed_recipients(const address_item *failed, arena *a)
 {
     gstr g;
     gstr_init(&g, a, 128);
-    gstr_cat(&g, "X-Failed-Recipients: ");
-    for (const address_item *f = failed; f; f = f->next)
-        gstr_printf(&g, "%s%s", f == failed ? "" : ",\n  ", f->address);
-    gstr_cat(&g, "\n");
+    int n = 0;
+    for (const address_item *f = failed; f; f = f->next) {
+        if (n >= 50) {                  /* a new header every 50 recipients */
+            gstr_cat(&g, "\n");
+            n = 0;
+        }
+        bool pfr = (f->flags & (AF_PIPE | AF_FILE | AF_REPLY)) && f->parent;
+        gstr_printf(&g, "%s%s", n++ == 0 ? "X-Failed-Recipients: " : ",\n  ", pfr ? f->parent->address : f->address);
+    }
+    if (n)
+        gstr_cat(&g, "\n");
     return g.s;
+}
+
+/* The address as the text part of a report shows it (Exim's layout):
+ * "  address", for a pipe or file "  pipe to |cmd\n    generated by
+ * parent", "(generated from X)" when the original recipient differs, and
+ * the host it failed at. */
+static void print_address(gstr *g, const address_item *f, const char *si, const char *sc, const char *se)
+{
+    const address_item *top = f;
+    while (top->parent)
+        top = top->parent;
+    const char *printed = f->address;
+    gstr_cat(g, si);
+    if ((f->flags & (AF_PIPE | AF_FILE | AF_REPLY)) && f->parent) {
+        const char *what = f->address[0] == '>' ? "mail" : f->address[0] == '|' ? "pipe" : "save";
+        gstr_printf(g, "%s to %s%sgenerated by ", what, f->address + (f->address[0] == '>'), sc);
+        printed = f->parent->address;
+    }
+    gstr_cat(g, printed);
+    if (top != f && strcasecmp(top->address, printed) != 0)
+        gstr_printf(g, "%s(%sgenerated from %s)", sc, top != f->parent ? "ultimately " : "", top->address);
+    if (f->host_used)
+        gstr_printf(g, "\n    host %s [%s]", f->host_used, f->host_address_used ? f->host_address_used : "");
+    gstr_cat(g, se);
+}
+
+/* Why an address failed, as the sender may see it: the message when it
+ * may go out (replies of remote servers, :fail: texts), else the
+ * user_message; folded after ": " past column 45, "\\n" starting a new
+ * line, cut at 254 characters (Exim's layout). */
+static void print_error(gstr *g, const address_item *f, const char *t)
+{
+    const char *s = f->pass_message ? f->message : NULL;
+    if (!s && !(s = f->user_message))
+        return;
+    size_t count = strlen(t);
+    gstr_printf(g, "\n    %s", t);
+    while (*s) {
+        if (*s == '\\' && s[1] == 'n') {
+            gstr_cat(g, "\n    ");
+            s += 2;
+            count = 0;
+            continue;
+        }
+        gstr_catc(g, *s);
+        count++;
+        if (*s++ == ':' && isspace((unsigned char)*s) && count > 45) {
+            gstr_cat(g, "\n   ");
+            count = 0;
+        } else if (count > 254) {
+            gstr_cat(g, "[truncated]");
+            break;
+        }
+    }
 }
 
 /* References: the original's References (at most its first and last
@@ -238,14 +349,6 @@ static const char *template_headers(const char *t, arena *a)
     return n ? arena_printf(a, "%.*s\n", (int)n, t) : "";
 }
 
-/* Text from a template into the body, its last line ended. */
-static void cat_lines(gstr *g, const char *t)
-{
-    gstr_cat(g, t);
-    if (*t && t[strlen(t) - 1] != '\n')
-        gstr_catc(g, '\n');
-}
-
 /* $warn_message_delay: the delay_warning time that has now passed, as Exim
  * shows it ("<n> minutes" while the message is under two hours old, else
  * "<n> hours").  The times are ages; after the last, warnings repeat at
@@ -284,7 +387,8 @@ typedef struct dsn_texts {
     bool template;        /* a template file is in use */
     const char *headers;  /* header lines replacing Subject: */
     const char *intro;    /* the text/plain part up to the addresses */
-    const char *final;    /* after the addresses */
+    const char *generated; /* introduces the output of pipes (bounces) */
+    const char *final;    /* after the addresses (warnings) */
 } dsn_texts;
 
 static void texts_load(dsn_texts *t, dsn_kind kind, arena *a)
@@ -299,52 +403,63 @@ static void texts_load(dsn_texts *t, dsn_kind kind, arena *a)
     t->headers = template_headers(template_item(&cur, "header", a), a);
     t->intro = template_item(&cur, "intro", a);
     if (kind == DSN_FAILED) {
-        (void)template_item(&cur, "generated text", a);      /* no output of pipes is returned */
-        t->final = template_item(&cur, "copy", a);
+        t->generated = template_item(&cur, "generated text", a);
+        (void)template_item(&cur, "copy", a);   /* read, but Exim no longer uses it */
     } else {
         t->final = template_item(&cur, "final", a);
-        if (!t->final)
-            t->final = warn_final_text;
     }
 }
 
 /* The text/plain part up to the list of addresses: the template's item,
- * else the built-in text (which for a warning ends with the final text
- * when no template is in use, where a template puts it after the list). */
-static void text_intro(gstr *body, const spool_msg *orig, dsn_kind kind, const dsn_texts *t)
+ * else Exim's built-in text. */
+static void text_intro(gstr *body, const spool_msg *orig, dsn_kind kind, const dsn_texts *t, bool to_sender,
+                       const address_item *list)
 {
     if (t->intro) {
-        cat_lines(body, t->intro);
-        gstr_cat(body, "\n");
+        gstr_cat(body, t->intro);
         return;
     }
-    gstr_cat(body, "This message was created automatically by mail delivery software.\n\n");
-    if (kind == DSN_FAILED && cfg_str(MO_bounce_message_text))
-        gstr_printf(body, "%s\n\n", cfg_str(MO_bounce_message_text));
+    gstr_cat(body, "This message was created automatically by mail delivery software.\n");
     if (kind == DSN_FAILED) {
-        gstr_cat(body, "A message that you sent could not be delivered to one or more of its\n"
-                       "recipients. This is a permanent error. The following address(es) failed:\n\n");
-    } else if (kind == DSN_DELAYED) {
-        gstr_printf(body, "A message that you sent has not yet been delivered to one or more of its\n"
-                          "recipients after more than %ld minutes on the queue on %s.\n\n",
-                    (long)(time(NULL) - orig->received) / 60, cfg_str(MO_primary_hostname));
-        if (!t->template)
-            gstr_printf(body, "%s\n", warn_final_text);
-        gstr_cat(body, "The following address(es) are still waiting:\n\n");
-    } else {
-        gstr_cat(body, "Your message has been delivered to the following recipient(s):\n\n");
+        if (cfg_str(MO_bounce_message_text))
+            gstr_cat(body, cfg_str(MO_bounce_message_text));
+        if (to_sender)
+            gstr_cat(body, "\nA message that you sent could not be delivered to one or more of its\n"
+                           "recipients. This is a permanent error. The following address(es) failed:\n");
+        else
+            gstr_printf(body, "\nA message sent by\n\n  <%s>\n\n"
+                              "could not be delivered to one or more of its recipients. The following\n"
+                              "address(es) failed:\n", orig->sender);
+        return;
     }
+    /* a delay warning */
+    if (to_sender)
+        gstr_cat(body, "A message that you sent has not yet been delivered to one or more of its\n"
+                       "recipients after more than ");
+    else
+        gstr_printf(body, "A message sent by\n\n  <%s>\n\n"
+                          "has not yet been delivered to one or more of its recipients after more than \n",
+                    orig->sender);
+    gstr_printf(body, "%s on the queue on %s.\n\nThe message identifier is:     %s\n", ps.warn_message_delay,
+                cfg_str(MO_primary_hostname), orig->id);
+    for (const spool_header *h = orig->headers; h; h = h->next) {
+        if (h->type == '*')
+            continue;
+        if (!strncasecmp(h->text, "Subject:", 8))
+            gstr_printf(body, "The subject of the message is: %s", h->text + 9);
+        else if (!strncasecmp(h->text, "Date:", 5))
+            gstr_printf(body, "The date of the message is:    %s", h->text + 6);
+    }
+    gstr_cat(body, "\n");
+    gstr_printf(body, "The address%s to which the message has not yet been delivered %s:\n",
+                list && list->next ? "es" : "", list && list->next ? "are" : "is");
 }
 
 const char *dsn_send(const spool_msg *orig, address_item *failed, dsn_kind kind, int data_fd, arena *a, char **err)
 {
     const char *host = cfg_str(MO_primary_hostname);
-    const char *to = orig->sender;
-    for (address_item *f = failed; f; f = f->next)
-        if (f->errors_to && *f->errors_to) {
-            to = f->errors_to;
-            break;
-        }
+    /* the caller groups addresses by where their report goes */
+    const char *to = failed && failed->errors_to && *failed->errors_to ? failed->errors_to : orig->sender;
     /* $bounce_recipient, $warn_message_*: for dsn_from and the templates */
     const char *saved[3] = { ps.bounce_recipient, ps.warn_message_delay, ps.warn_message_recipients };
     if (kind == DSN_FAILED) {
@@ -359,97 +474,149 @@ const char *dsn_send(const spool_msg *orig, address_item *failed, dsn_kind kind,
     struct timeval tv;
     gettimeofday(&tv, NULL);
     const char *boundary = arena_printf(a, "%ld-postern-%ld", (long)tv.tv_sec, (long)tv.tv_usec);
-    const char *hdrs[] = {
-        kind == DSN_FAILED ? failed_recipients(failed, a) : NULL,
-        arena_printf(a, "Auto-Submitted: auto-replied\n"),
-        arena_printf(a, "From: %s\n", dsn_from(a)),
-        cfg_str(MO_errors_reply_to) ? arena_printf(a, "Reply-To: %s\n", cfg_str(MO_errors_reply_to)) : NULL,
-        arena_printf(a, "To: %s\n", to),
-        references(orig, a),
-        arena_printf(a, "Content-Type: multipart/report; report-type=delivery-status; boundary=%s\n", boundary),
-        arena_printf(a, "MIME-Version: 1.0\n"),
-        t.headers ? t.headers
-        : kind == DSN_FAILED ? arena_printf(a, "Subject: Mail delivery failed: returning message to sender\n")
-        : kind == DSN_DELAYED ? arena_printf(a, "Subject: Warning: message %s delayed %ld minutes\n", orig->id,
-                                             (long)(time(NULL) - orig->received) / 60)
-        : arena_printf(a, "Subject: Delivery Status Notification\n"),
-    };
+    bool to_sender = !strcasecmp(to, orig->sender);
+
+    /* headers, in Exim's order for each kind of report */
     gstr hg;
     gstr_init(&hg, a, 1024);
-    for (size_t i = 0; i < sizeof hdrs / sizeof hdrs[0]; i++)
-        if (hdrs[i])
-            gstr_cat(&hg, hdrs[i]);
+    const char *reply_to = cfg_str(MO_errors_reply_to) ? arena_printf(a, "Reply-To: %s\n", cfg_str(MO_errors_reply_to)) : "";
+    const char *refs = references(orig, a);
+    const char *mime = arena_printf(a, "Content-Type: multipart/report; report-type=delivery-status; boundary=%s\n"
+                                       "MIME-Version: 1.0\n", boundary);
+    if (kind == DSN_FAILED) {
+        gstr_cat(&hg, failed_recipients(failed, a));
+        gstr_printf(&hg, "%sAuto-Submitted: auto-replied\nFrom: %s\nTo: %s\n%s%s", reply_to, dsn_from(a), to,
+                    refs ? refs : "", mime);
+        gstr_cat(&hg, t.headers ? t.headers
+                      : to_sender ? "Subject: Mail delivery failed: returning message to sender\n"
+                                  : "Subject: Mail delivery failed\n");
+    } else if (kind == DSN_DELAYED) {
+        gstr_printf(&hg, "%sAuto-Submitted: auto-replied\nFrom: %s\nTo: %s\n%s%s", reply_to, dsn_from(a), to,
+                    refs ? refs : "", mime);
+        gstr_cat(&hg, t.headers ? t.headers
+                      : arena_printf(a, "Subject: Warning: message %s delayed %s\n", orig->id, ps.warn_message_delay));
+    } else {
+        gstr_printf(&hg, "%sFrom: %s\nAuto-Submitted: auto-generated\nTo: %s\nSubject: Delivery Status Notification\n%s%s",
+                    reply_to, dsn_from(a), to, refs ? refs : "", mime);
+    }
 
     gstr body;
     gstr_init(&body, a, 4096);
     gstr_printf(&body, "--%s\nContent-type: text/plain; charset=us-ascii\n\n", boundary);
-    text_intro(&body, orig, kind, &t);
-    for (address_item *f = failed; f; f = f->next) {
-        gstr_printf(&body, "  %s\n", f->address);
-        if (f->host_used)
-            gstr_printf(&body, "    host %s [%s]%s\n", f->host_used, f->host_address_used ? f->host_address_used : "",
-                        f->port_used && f->port_used != 25 ? arena_printf(a, ":%d", f->port_used) : "");
-        if (f->message)
-            gstr_printf(&body, "    %s\n", f->message);
+    /* the machine-readable part lists the addresses in the order Exim
+     * does: those with returned output first, then the others, each group
+     * in reverse */
+    int nf = 0;
+    for (address_item *f = failed; f; f = f->next)
+        nf++;
+    address_item **dsn_order = arena_alloc(a, sizeof *dsn_order * (size_t)(nf + 1));
+    int k = 0;
+    for (int pass = 0; pass < 2; pass++) {
+        int start = k;
+        for (address_item *f = failed; f; f = f->next)
+            if ((f->return_output != NULL) == (pass == 0))
+                dsn_order[k++] = f;
+        for (int i = start, j = k - 1; i < j; i++, j--) {
+            address_item *x = dsn_order[i];
+            dsn_order[i] = dsn_order[j];
+            dsn_order[j] = x;
+        }
     }
-    if (t.final) {
+    if (kind == DSN_FAILED) {
+        text_intro(&body, orig, kind, &t, to_sender, failed);
         gstr_cat(&body, "\n");
-        cat_lines(&body, t.final);
+        int outputs = 0;
+        for (address_item *f = failed; f; f = f->next) {
+            print_address(&body, f, "  ", "\n    ", "");
+            print_error(&body, f, "");
+            gstr_cat(&body, "\n");
+            if (f->return_output)
+                outputs++;
+        }
+        gstr_cat(&body, "\n");
+        if (outputs) {
+            /* text from pipes (return_output, return_fail_output) */
+            if (t.generated)
+                gstr_cat(&body, t.generated);
+            else
+                gstr_printf(&body, "The following text was generated during the delivery attempt%s:\n",
+                            outputs > 1 ? "s" : "");
+            for (address_item *f = failed; f; f = f->next) {
+                if (!f->return_output)
+                    continue;
+                gstr_cat(&body, "\n");
+                print_address(&body, f, "------ ", "\n       ", " ------\n");
+                gstr_cat(&body, "\n");
+                gstr_cat(&body, f->return_output);
+            }
+            gstr_cat(&body, "\n");
+        }
+        gstr_printf(&body, "--%s\nContent-type: message/delivery-status\n\nReporting-MTA: dns; %s\n", boundary, host);
+    } else if (kind == DSN_DELAYED) {
+        text_intro(&body, orig, kind, &t, to_sender, failed);
+        gstr_cat(&body, "\n");
+        for (address_item *f = failed; f; f = f->next) {
+            print_address(&body, f, "  ", "\n    ", "");
+            print_error(&body, f, "Delay reason: ");
+            gstr_cat(&body, "\n");
+        }
+        gstr_cat(&body, "\n");
+        if (t.template) {
+            if (t.final)
+                gstr_cat(&body, t.final);
+        } else {
+            gstr_cat(&body, warn_final_text);
+        }
+        gstr_printf(&body, "\n--%s\nContent-type: message/delivery-status\n\nReporting-MTA: dns; %s\n", boundary, host);
+    } else {
+        gstr_cat(&body, "This message was created automatically by mail delivery software.\n"
+                        " ----- The following addresses had successful delivery notifications -----\n");
+        for (address_item *f = failed; f; f = f->next)
+            gstr_printf(&body, "<%s> (relayed %s)\n\n", f->address,
+                        kind == DSN_RELAYED ? "to non-DSN-aware mailer" : "via non \"Remote SMTP\" router");
+        gstr_printf(&body, "--%s\nContent-type: message/delivery-status\n\nReporting-MTA: dns; %s\n", boundary, host);
     }
-    gstr_printf(&body, "\n--%s\nContent-type: message/delivery-status\n\n", boundary);
-    gstr_printf(&body, "Reporting-MTA: dns; %s\n", host);
     if (orig->dsn_envid)
         gstr_printf(&body, "Original-Envelope-ID: %s\n", orig->dsn_envid);
-    gstr_printf(&body, "X-Postern-Queue-ID: %s\n", orig->id);
-    for (address_item *f = failed; f; f = f->next) {
-        gstr_cat(&body, "\n");
-        if (f->dsn_orcpt)
-            gstr_printf(&body, "Original-Recipient: %s\n", f->dsn_orcpt);
-        gstr_printf(&body, "Action: %s\nFinal-Recipient: rfc822;%s\nStatus: %s\n", kind_action[kind], f->address,
-                    kind == DSN_FAILED ? status_of(f, a) : kind == DSN_DELAYED ? "4.0.0" : "2.0.0");
-        if (kind != DSN_FAILED && kind != DSN_DELAYED) {
-            if (f->host_used)
-                gstr_printf(&body, "Remote-MTA: dns; %s\n", f->host_used);
-            continue;
+    gstr_cat(&body, "\n");
+    for (int i = 0; i < (kind == DSN_FAILED ? nf : 0); i++)
+        dsn_recipient(&body, dsn_order[i], kind, a);
+    if (kind != DSN_FAILED)
+        for (address_item *f = failed; f; f = f->next)
+            dsn_recipient(&body, f, kind, a);
+    /* The original: for a failure the whole message, unless RET=HDRS, or
+     * bounce_return_body is off, or it is over bounce_return_size_limit or
+     * has lines longer than bounce_return_linesize_limit (then its headers
+     * and a note why, as Exim); for other reports its headers. */
+    bool headers_only = kind != DSN_FAILED;
+    const char *note = NULL;
+    static const char limit_note[] = "X-Exim-DSN-Information: Due to administrative limits only headers are returned\n";
+    if (kind == DSN_FAILED) {
+        struct stat sb;
+        long long limit = cfg_int(MO_bounce_return_size_limit);
+        if (orig->dsn_ret == SPOOL_RET_HDRS)
+            headers_only = true;
+        else if (!cfg_bool(MO_bounce_return_body)) {
+            headers_only = true;
+            if (orig->dsn_ret == SPOOL_RET_FULL)
+                note = limit_note;
+        } else if (orig->max_received_linelength > cfg_int(MO_bounce_return_linesize_limit) ||
+                   (limit > 0 && fstat(data_fd, &sb) == 0 && (long long)sb.st_size > limit)) {
+            headers_only = true;
+            note = limit_note;
         }
-        if (f->host_used) {
-            gstr_printf(&body, "Remote-MTA: dns; %s\n", f->host_used);
-            if (f->host_address_used) {
-                if (f->port_used && f->port_used != 25)
-                    gstr_printf(&body, "Remote-MTA: X-ip; [%s]:%d\n", f->host_address_used, f->port_used);
-                else
-                    gstr_printf(&body, "Remote-MTA: X-ip; [%s]\n", f->host_address_used);
-            }
-            if (f->smtp_greeting)
-                gstr_printf(&body, "X-Remote-MTA-smtp-greeting: X-str; %s\n", f->smtp_greeting);
-            if (f->helo_response)
-                gstr_printf(&body, "X-Remote-MTA-helo-response: X-str; %s\n", f->helo_response);
-        }
-        if (f->message)
-            gstr_printf(&body, "X-Exim-Diagnostic: X-str; %s\n", f->message);
-        const char *dc = diagnostic_code(f, a);
-        if (dc)
-            gstr_printf(&body, "Diagnostic-Code: smtp; %s\n", dc);
     }
-    /* the original: whole for failures (unless RET=HDRS), headers otherwise */
-    bool headers_only = kind != DSN_FAILED || orig->dsn_ret == SPOOL_RET_HDRS || !cfg_bool(MO_bounce_return_body);
-    gstr_printf(&body, "\n--%s\nContent-type: %s\n\n", boundary, headers_only ? "text/rfc822-headers" : "message/rfc822");
+    gstr_printf(&body, "--%s\nContent-type: %s\n\n", boundary, headers_only ? "text/rfc822-headers" : "message/rfc822");
     if (cfg_bool(MO_bounce_return_message)) {
         /* the returned copy starts with Return-path:, as Exim's does */
         write_opts wo = { .headers_only = headers_only,
-                          .top_headers = arena_printf(a, "Return-path: <%s>\n", orig->sender) };
+                          .top_headers = arena_printf(a, "Return-path: <%s>\n", orig->sender),
+                          .add_headers = note };
         unsigned long long n;
         gstr orig_text;
         gstr_init(&orig_text, a, 4096);
-        if (transport_write_message(orig, data_fd, &wo, to_gstr, &orig_text, &n, a, err) == ST_OK) {
-            long long limit = cfg_int(MO_bounce_return_size_limit);
-            if (limit > 0 && (long long)orig_text.len > limit) {
-                gstr_truncate(&orig_text, (size_t)limit);
-                gstr_printf(&orig_text, "\n------ The body of the message is %llu characters long; only the first\n"
-                                        "------ %lld or so are included here.\n", n, limit);
-            }
+        if (transport_write_message(orig, data_fd, &wo, to_gstr, &orig_text, &n, a, err) == ST_OK)
             gstr_cat(&body, orig_text.s);
-        }
     }
     gstr_printf(&body, "\n--%s--\n", boundary);
 

@@ -27,4 +27,8 @@ int deliver_queue_run(const deliver_opts *o);
  * configuration or the ACL said to queue only. */
 void deliver_after_receive(const char *id, bool queue_only);
 
+/* A message delivery made (bounce, warning, autoreply): delivered now by
+ * a child process, waited for (as Exim does), unless queue_only is set. */
+void deliver_generated(const char *id);
+
 #endif

@@ -122,3 +122,14 @@ void deliver_after_receive(const char *id, bool queue_only)
     deliver_message(id, &o);
     _exit(0);
 }
+
+void deliver_generated(const char *id)
+{
+    if (cfg_bool(MO_queue_only))
+        return;
+    deliver_opts o = { 0 };
+    bool cont = ps.deliver_continuing;
+    ps.deliver_continuing = false;
+    deliver_child(id, &o);
+    ps.deliver_continuing = cont;
+}

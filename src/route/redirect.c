@@ -287,6 +287,11 @@ status router_redirect(const driver_inst *r, address_item *a, route_ctx *ctx, ad
     if (x.special) {
         a->message = x.special_text ? arena_strdup(ctx->a, x.special_text)
                                     : x.special == ST_FAIL ? "forced failure" : "forced defer";
+        if (x.special_text) {
+            /* the administrator's text may go to the sender */
+            a->user_message = a->message;
+            a->pass_message = true;
+        }
         return x.special;
     }
     /* pipes and files need the router's transports */

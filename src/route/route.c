@@ -396,6 +396,7 @@ status route_address(address_item *a, route_ctx *ctx, address_item **generated)
     }
     if (!a->message)
         a->message = "Unrouteable address";
+    a->user_message = a->message;
     a->router = NULL;
     return ST_FAIL;
 }

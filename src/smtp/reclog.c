@@ -53,8 +53,20 @@ void log_received(const reclog *r)
     if (logsel_on(ls, LS_RECEIVE_TIME))
         gstr_printf(&g, " RT=%.3fs", r->receive_secs);
     const char *id = header_value(m, "Message-ID", ps.scratch);
-    if (id && (r->msgid_created ? logsel_on(ls, LS_MSG_ID_CREATED) : logsel_on(ls, LS_MSG_ID)))
-        gstr_printf(&g, " id=%s", id);
+    if (id && (r->msgid_created ? logsel_on(ls, LS_MSG_ID_CREATED) : logsel_on(ls, LS_MSG_ID))) {
+        /* the id as an address, without <> (Exim); id*= when we made it */
+        const char *lt = strchr(id, '<'), *gt = lt ? strchr(lt, '>') : NULL;
+        size_t n;
+        if (lt && gt) {
+            id = lt + 1;
+            n = (size_t)(gt - lt - 1);
+        } else {
+            while (*id == ' ' || *id == '\t')
+                id++;
+            n = strcspn(id, " \t\r\n");
+        }
+        gstr_printf(&g, " %s%.*s", r->msgid_created ? "id*=" : "id=", (int)n, id);
+    }
     if (logsel_on(ls, LS_SUBJECT)) {
         const char *subj = header_value(m, "Subject", ps.scratch);
         if (subj) {

@@ -100,6 +100,7 @@ status transport_lmtp(const driver_inst *t, address_item *addrs, tp_ctx *ctx)
         } else {
             a->result = r.code / 100 == 5 ? ST_FAIL : ST_DEFER;
             a->message = arena_printf(ctx->a, "LMTP error after RCPT TO:<%s>: %s", a->address, r.first_line);
+            a->pass_message = true;
         }
     }
     if (!accepted)
@@ -127,6 +128,7 @@ status transport_lmtp(const driver_inst *t, address_item *addrs, tp_ctx *ctx)
         } else {
             a->result = r.code / 100 == 5 ? ST_FAIL : ST_DEFER;
             a->message = arena_printf(ctx->a, "LMTP error after end of data for <%s>: %s", a->address, r.first_line);
+            a->pass_message = true;
         }
     }
 quit:

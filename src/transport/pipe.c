@@ -202,13 +202,16 @@ static status pipe_run(const driver_inst *t, address_item *addrs, tp_ctx *ctx)
     if (timed_out) {
         a->result = ST_DEFER;
         a->message = arena_printf(ctx->a, "pipe delivery process timed out");
+        a->user_message = "local delivery failed";
         return ST_DEFER;
     }
     if (WIFEXITED(status_code) && WEXITSTATUS(status_code) == 0 && wst == ST_OK) {
         a->result = ST_OK;
         if (output.len && tp_opt_bool(t, "return_output")) {
+            /* any output fails the delivery and goes back to the sender */
             a->result = ST_FAIL;
-            a->message = arena_printf(ctx->a, "pipe produced output: %.200s", output.s);
+            a->message = "return message generated";
+            a->return_output = output.s;
         }
         return a->result;
     }
@@ -227,9 +230,13 @@ static status pipe_run(const driver_inst *t, address_item *addrs, tp_ctx *ctx)
                 is_temp = true;
     }
     a->result = is_temp ? ST_DEFER : ST_FAIL;
-    a->message = arena_printf(ctx->a, "Child process of %s transport returned %d%s from command: %s%s%.300s",
+    a->message = arena_printf(ctx->a, "Child process of %s transport returned %d%s from command: %s",
                               t->name, code, code == 127 ? " (could mean unable to exec or command does not exist)" : "",
-                              argv[0], output.len ? ": " : "", output.s);
+                              argv[0]);
+    /* the details stay in the log; the sender is told less (Exim) */
+    a->user_message = "local delivery failed";
+    if (output.len && (tp_opt_bool(t, "return_output") || tp_opt_bool(t, "return_fail_output")))
+        a->return_output = output.s;
     return a->result;
 }
 
@@ -239,6 +246,7 @@ status transport_pipe(const driver_inst *t, address_item *addrs, tp_ctx *ctx)
     for (address_item *b = addrs->next; b; b = b->next) {
         b->result = addrs->result;
         b->message = addrs->message;
+        b->user_message = addrs->user_message;
     }
     return st;
 }

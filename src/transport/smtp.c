@@ -556,6 +556,22 @@ status transport_smtp(const driver_inst *t, address_item *addrs, tp_ctx *ctx)
         if (!pending)
             break;
     }
+    /* replies from the remote server may go to the sender (Exim's
+     * af_pass_message); 4xx replies get Exim's error numbers */
+    for (address_item *a = addrs; a; a = a->next) {
+        if (!a->message || strncmp(a->message, "SMTP error from remote mail server after ", 41) != 0)
+            continue;
+        a->pass_message = true;
+        if (a->result != ST_DEFER)
+            continue;
+        const char *after = a->message + 41;
+        if (!strncasecmp(after, "RCPT TO", 7))
+            a->basic_errno = ERRNO_RCPT4XX;
+        else if (!strncasecmp(after, "MAIL FROM", 9))
+            a->basic_errno = ERRNO_MAIL4XX;
+        else if (!strncasecmp(after, "DATA", 4) || !strncasecmp(after, "end of data", 11))
+            a->basic_errno = ERRNO_DATA4XX;
+    }
     /* still deferred after trying: list the message as waiting for these
      * hosts, so a delivery that gets through to one sends it down the same
      * connection (not when a connection carries one message only) */

@@ -191,11 +191,16 @@ static bool put_str(int fd, const char *s)
 void tp_put_results(int fd, const address_item *addrs)
 {
     for (const address_item *a = addrs; a; a = a->next) {
-        char st[16];
+        char st[16], en[16];
         snprintf(st, sizeof st, "%d", (int)a->result);
+        snprintf(en, sizeof en, "%d", a->basic_errno);
         put_str(fd, "R");
         put_str(fd, st);
         put_str(fd, a->message);
+        put_str(fd, a->user_message);
+        put_str(fd, a->pass_message ? "1" : "0");
+        put_str(fd, en);
+        put_str(fd, a->return_output);
     }
 }
 
