@@ -177,8 +177,11 @@ int main(int argc, char **argv)
             lo.fullname = f;
         } else if (strcmp(a, "-odq") == 0) {
             lo.queue_only = true;
-        } else if (strcmp(a, "-odi") == 0 || strcmp(a, "-odf") == 0 ||
-                   strcmp(a, "-odb") == 0 || strncmp(a, "-oe", 3) == 0 || strcmp(a, "-v") == 0 ||
+        } else if (strcmp(a, "-odi") == 0 || strcmp(a, "-odf") == 0) {
+            lo.deliver_mode = 'i';
+        } else if (strcmp(a, "-odb") == 0) {
+            lo.deliver_mode = 'b';
+        } else if (strncmp(a, "-oe", 3) == 0 || strcmp(a, "-v") == 0 ||
                    strcmp(a, "-em") == 0 || strcmp(a, "-ep") == 0 || strcmp(a, "-oem") == 0) {
             /* delivery and error modes: messages are queued (delivery comes later) */
         } else if (strcmp(a, "-bh") == 0) {

@@ -21,7 +21,7 @@ typedef struct host_item {
 enum {
     AF_PIPE = 1,               /* "|command" from a redirect */
     AF_FILE = 2,               /* "/path" (or directory with trailing /) */
-    AF_REPLY = 4,
+    AF_REPLY = 4,              /* ">rcpt" autoreply from a filter (reply set) */
     AF_VERIFY_ONLY = 8,
     AF_HOMONYM = 16,
     AF_IGNORE_ERROR = 32,      /* errors_to = "" */
@@ -38,6 +38,17 @@ enum {
     ERRNO_HRETRY = -54,
 };
 
+/* An automatic reply a filter's mail or vacation command set up (the
+ * address has AF_REPLY): the autoreply transport builds the message from
+ * these values, already expanded, instead of from its own options. */
+typedef struct reply_item {
+    const char *from, *reply_to, *to, *cc, *bcc, *subject, *headers, *text;
+    const char *file, *logfile, *oncelog;
+    long long once_repeat;     /* seconds; 0: no repeat */
+    bool file_expand, return_message;
+    unsigned expand_forbid;    /* EXPAND_FORBID_* of the filter, for the file's lines */
+} reply_item;
+
 typedef struct address_item {
     const char *address;       /* local_part@domain as routed */
     const char *local_part;
@@ -48,6 +59,9 @@ typedef struct address_item {
     unsigned flags;
     unsigned dsn_flags;        /* SPOOL_DSN_* */
     const char *dsn_orcpt;
+
+    const driver_inst *start_router;   /* routing starts here (unseen clones, redirect_router) */
+    const char *unique;                /* what the journal and -H record when delivered (NULL: address) */
 
     /* set by routing */
     const driver_inst *router;
@@ -60,6 +74,8 @@ typedef struct address_item {
     bool uid_set, gid_set, initgroups;
     const char *home_dir, *current_dir;
     const char *headers_add, *headers_remove;
+    const reply_item *reply;   /* AF_REPLY: the reply a filter set up */
+    int mode;                  /* AF_FILE from a filter's save: file mode (0: the transport's) */
 
     /* set by the transport / delivery */
     status result;             /* ST_OK delivered, ST_DEFER, ST_FAIL */

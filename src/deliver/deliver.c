@@ -128,7 +128,7 @@ static void log_result(dstate *d, const address_item *a, bool more_in_batch)
         gstr_printf(&g, " T=%s", a->transport->name);
     if (a->result == ST_DEFER) {
         gstr_cat(&g, " defer");
-        gstr_printf(&g, " (%d)", a->basic_errno ? a->basic_errno : -1);
+        gstr_printf(&g, " (%d)", a->basic_errno);
         if (a->basic_errno > 0)
             gstr_printf(&g, ": %s", strerror(a->basic_errno));
     }
@@ -167,6 +167,18 @@ static void journal(dstate *d, const char *address)
     if (write(fd, buf, (size_t)n) != n || fsync(fd) != 0)
         log_write(LOG_MAIN | LOG_PANIC, "%s: cannot write journal %s", d->m->id, d->jpath);
     close(fd);
+}
+
+/* What records an address as delivered (Exim's "unique"): the address;
+ * for a pipe or file also the parent's; for an unseen router's delivery
+ * also the router's name (set when it is routed). */
+static const char *unique_of(const address_item *a, arena *ar)
+{
+    if (a->unique)
+        return a->unique;
+    if ((a->flags & (AF_PIPE | AF_FILE | AF_REPLY)) && a->parent)
+        return arena_printf(ar, "%s:%s", a->address, unique_of(a->parent, ar));
+    return a->address;
 }
 
 static bool in_nonrcpt(const spool_msg *m, const char *addr)
@@ -543,6 +555,21 @@ static address_item *new_top(dstate *d, int i)
 
 /* ---- after a transport ran ---------------------------------------------- */
 
+/* A generated address (a redirect's child, an unseen router's copy) was
+ * delivered: journal it, so that a later delivery of the message (after a
+ * deferral, or a crash) does not deliver it again while its siblings are
+ * still pending.  Top-level recipients are recorded by finish_top. */
+static void record_delivered(dstate *d, const address_item *a)
+{
+    if (!a->parent && !a->unique)
+        return;
+    const char *u = unique_of(a, d->a);
+    if (in_nonrcpt(d->m, u))
+        return;
+    journal(d, u);
+    add_nonrcpt(d->m, d->a, u);
+}
+
 /* Retry hints, the log line, and the bookkeeping for one address whose
  * transport has given it a result. */
 static void finish_delivery(dstate *d, address_item *a, bool more_in_batch)
@@ -554,6 +581,7 @@ static void finish_delivery(dstate *d, address_item *a, bool more_in_batch)
         x->host_used = a->host_used;
         x->host_address_used = a->host_address_used;
         if (x->result == ST_OK) {
+            record_delivered(d, x);
             finish_top(d, x, true);
         } else if (x->result == ST_FAIL) {
             x->next = d->failed;
@@ -580,6 +608,7 @@ static void finish_delivery(dstate *d, address_item *a, bool more_in_batch)
         d->deferred = a;
     } else if (a->result == ST_OK) {
         note_success(d, a);
+        record_delivered(d, a);
     }
     finish_top(d, a, a->result != ST_DEFER);
 }
@@ -686,7 +715,7 @@ static bool add_routed(dstate *d, address_item *a, address_item *routed, address
  * order (local and remote deliveries apart; pipes and files only from the
  * same parent); the others go with it: their recipients appear in its
  * Envelope-to: and share its result, without log lines of their own. */
-static address_item *drop_duplicates(address_item *routed)
+static address_item *drop_duplicates(address_item *routed, arena *ar)
 {
     address_item *kept = NULL, **kt = &kept, *next;
     for (address_item *a = routed; a; a = next) {
@@ -697,9 +726,9 @@ static address_item *drop_duplicates(address_item *routed)
         address_item *orig = NULL;
         for (address_item *k = kept; k && !orig; k = k->next) {
             bool klocal = k->transport && transport_is_local(k->transport);
-            if (klocal != local || strcasecmp(k->address, a->address) != 0)
+            if (klocal != local || strcasecmp(unique_of(k, ar), unique_of(a, ar)) != 0)
                 continue;
-            if (pfr && (strcmp(k->address, a->address) != 0 || k->parent != a->parent))
+            if (pfr && strcmp(k->address, a->address) != 0)
                 continue;
             orig = k;
         }
@@ -875,6 +904,12 @@ static status deliver_one(const char *id, const deliver_opts *o)
             log_result(d, a, false);
             continue;
         }
+        /* delivered by an earlier attempt (journal or -H) */
+        if (a->parent && in_nonrcpt(m, unique_of(a, d->a))) {
+            a->result = ST_OK;
+            finish_top(d, a, true);
+            continue;
+        }
         if (a->flags & (AF_PIPE | AF_FILE)) {
             *routed_tail = a;
             routed_tail = &a->next;
@@ -887,6 +922,40 @@ static status deliver_one(const char *id, const deliver_opts *o)
         rc.depth = depth;
         const char *before = a->address;
         status rs = route_address(a, &rc, &gen);
+        if ((rs == ST_OK || rs == ST_REROUTED) && a->router && a->router->next && route_opt_bool(a->router, "unseen")) {
+            /* unseen: a copy goes on from the next router; the routed
+             * address and the copy become children of an invented parent
+             * standing for the original */
+            address_item *parent = arena_alloc(d->a, sizeof *parent);
+            *parent = *a;
+            parent->next = NULL;
+            parent->errors_to = a->parent ? a->parent->errors_to : NULL;
+            address_item *clone = arena_calloc(d->a, sizeof *clone);
+            clone->address = a->address;
+            clone->local_part = a->local_part;
+            clone->domain = a->domain;
+            clone->parent = parent;
+            clone->rcpt_index = a->rcpt_index;
+            clone->flags = a->flags & AF_IGNORE_ERROR;
+            clone->dsn_flags = a->dsn_flags;
+            clone->dsn_orcpt = a->dsn_orcpt;
+            clone->address_data = a->address_data;
+            clone->errors_to = parent->errors_to;
+            clone->start_router = a->router->next;
+            clone->result = ST_DEFER;
+            a->parent = parent;
+            a->unique = arena_printf(d->a, "%s/%s", unique_of(parent, d->a), a->router->name);
+            if (a->rcpt_index >= 0)
+                d->pending[a->rcpt_index]++;
+            *next_tail = clone;
+            next_tail = &clone->next;
+            if (rs == ST_OK && in_nonrcpt(m, a->unique)) {
+                /* this copy was delivered by an earlier attempt */
+                a->result = ST_OK;
+                finish_top(d, a, true);
+                continue;
+            }
+        }
         switch (rs) {
         case ST_OK: {
             if (!add_routed(d, a, routed, &routed_tail))
@@ -1001,7 +1070,7 @@ static status deliver_one(const char *id, const deliver_opts *o)
         }
     }
 
-    routed = drop_duplicates(routed);
+    routed = drop_duplicates(routed, d->a);
 
     /* transports: addresses one at a time or in batches (smtp: same hosts; local: batch_max) */
     while (routed) {

@@ -25,7 +25,10 @@ int deliver_queue_run(const deliver_opts *o);
 
 /* After reception: deliver at once in a child process unless the
  * configuration or the ACL said to queue only. */
-void deliver_after_receive(const char *id, bool queue_only);
+void deliver_after_receive(const char *id, bool queue_only, bool override_queue_only);
+
+/* Deliver a message now, in a child process, and wait for it (-odi). */
+void deliver_now(const char *id);
 
 /* A message delivery made (bounce, warning, autoreply): delivered now by
  * a child process, waited for (as Exim does), unless queue_only is set. */

@@ -80,7 +80,8 @@ int deliver_queue_run(const deliver_opts *o)
     }
     /* Exim's default is a random order (so one stuck message does not
      * always go first); queue_run_in_order keeps arrival order */
-    qsort(ids, (size_t)n, sizeof *ids, cmpid);
+    if (n > 1)
+        qsort(ids, (size_t)n, sizeof *ids, cmpid);
     if (!cfg_bool(MO_queue_run_in_order))
         for (int i = n - 1; i > 0; i--) {
             int j = rand() % (i + 1);
@@ -96,13 +97,19 @@ int deliver_queue_run(const deliver_opts *o)
     }
     free(ids);
     if (logsel_on(&cfg->logsel, LS_QUEUE_RUN))
-        log_write(LOG_MAIN, "End queue run: pid=%d", (int)getpid());
+        log_write(LOG_MAIN, "End queue run: pid=%d%s", (int)getpid(), o->force ? (o->thaw ? " -qff" : " -qf") : "");
     return 0;
 }
 
-void deliver_after_receive(const char *id, bool queue_only)
+void deliver_now(const char *id)
 {
-    if (queue_only || cfg_bool(MO_queue_only))
+    deliver_opts o = { 0 };
+    deliver_child(id, &o);
+}
+
+void deliver_after_receive(const char *id, bool queue_only, bool override_queue_only)
+{
+    if (queue_only || (cfg_bool(MO_queue_only) && !override_queue_only))
         return;
     pid_t pid = fork();
     if (pid != 0) {

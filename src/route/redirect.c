@@ -319,6 +319,18 @@ status router_redirect(const driver_inst *r, address_item *a, route_ctx *ctx, ad
     }
     if (!x.head)
         return x.blackhole ? ST_DISCARD : ST_DECLINED;
+    /* redirect_router: where the generated addresses start routing */
+    const char *rr = route_opt_str(r, "redirect_router");
+    if (rr) {
+        const driver_inst *start = config_driver(DC_ROUTER, rr);
+        if (!start) {
+            a->message = arena_printf(ctx->a, "redirect_router %s of router %s does not exist", rr, r->name);
+            return ST_DEFER;
+        }
+        for (address_item *c = x.head; c; c = c->next)
+            if (!(c->flags & (AF_PIPE | AF_FILE)))
+                c->start_router = start;
+    }
     *gen = x.head;
     return ST_REROUTED;
 }

@@ -336,7 +336,7 @@ status route_address(address_item *a, route_ctx *ctx, address_item **generated)
         a->message = "too many levels of redirection (routing loop?)";
         return ST_FAIL;
     }
-    const driver_inst *r = cfg->drivers[DC_ROUTER];
+    const driver_inst *r = a->start_router ? a->start_router : cfg->drivers[DC_ROUTER];
     const char *cannot = NULL;
     while (r) {
         const char *orig_lp = a->local_part;

@@ -494,7 +494,7 @@ int daemon_run(const daemon_args *da)
                 buf[n] = '\0';
                 for (char *id = strtok(buf, "\n"); id; id = strtok(NULL, "\n"))
                     if (spool_id_valid(id))
-                        deliver_after_receive(id, false);
+                        deliver_after_receive(id, false, false);
             }
         }
         for (int i = 0; i < nl; i++) {

@@ -262,19 +262,7 @@ int local_receive(const local_args *la)
     }
 
     /* Received: first, then the fix-ups */
-    char date[TIMEFMT_DATE_LEN];
-    timefmt_rfc5322(m->received, date, sizeof date);
-    const char *rcv = arena_printf(ps.msg, "Received: from %s by %s with local (postern %s)\n\t"
-                                   "(envelope-from <%s>)\n\tid %s;\n\t%s\n",
-                                   login, cfg_str(MO_primary_hostname), POSTERN_VERSION, m->sender, m->id, date);
-    spool_header *rh = arena_calloc(ps.msg, sizeof *rh);
-    rh->type = 'P';
-    rh->text = (char *)rcv;
-    rh->len = strlen(rcv);
-    rh->next = m->headers;
-    m->headers = rh;
-    if (!m->headers_tail)
-        m->headers_tail = rh;
+    received_header_add(m, NULL, login, m->sender);
 
     fixup_ctx fx = {
         .local = true, .suppress = as.controls.suppress_local_fixups, .trusted = trusted,
@@ -305,8 +293,16 @@ int local_receive(const local_args *la)
         .receive_secs = (double)(tv.tv_sec - m->received) + (tv.tv_usec - m->received_usec) / 1e6,
     };
     log_received(&entry);
-    if (!la->queue_only && !as.controls.queue_only && !m->frozen)
-        deliver_after_receive(m->id, false);
+    /* -odi/-odb override queue_only (unless queue_only_override is off);
+     * -odi delivers before we return, as Exim's interactive mode */
+    bool queue = la->queue_only || as.controls.queue_only || m->frozen ||
+                 (cfg_bool(MO_queue_only) && !(la->deliver_mode && cfg_bool(MO_queue_only_override)));
+    if (!queue) {
+        if (la->deliver_mode == 'i')
+            deliver_now(m->id);
+        else
+            deliver_after_receive(m->id, false, true);
+    }
     if (cfg_bool(MO_message_logs))
         spool_msglog(&ss, m->id, arena_printf(ps.scratch, "Received from %s U=%s P=local S=%llu",
                                               *m->sender ? m->sender : "<>", login, b.size));

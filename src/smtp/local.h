@@ -13,6 +13,7 @@ typedef struct local_args {
     bool extract;              /* -t */
     bool dot_ok;               /* -i / -oi: a "." line does not end the message */
     bool queue_only;           /* -odq */
+    char deliver_mode;         /* 'i' (-odi, -odf: deliver before returning), 'b' (-odb), 0 */
     char **rcpt;               /* recipient arguments */
     int nrcpt;
 } local_args;

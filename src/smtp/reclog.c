@@ -5,6 +5,8 @@
 #include "core/log.h"
 #include "core/state.h"
 #include "message/msgbuild.h"
+#include "expand/expand.h"
+#include "core/timefmt.h"
 
 #include <ctype.h>
 #include <string.h>
@@ -88,3 +90,64 @@ void log_received(const reclog *r)
     }
     log_write(LOG_MAIN, "%s", g.s);
 }
+
+/* Received: header: received_header_text when set (expanded), else
+ * Exim's default shape; a semicolon and the date are appended.  It goes
+ * first.  remote_ip: the SMTP client (NULL for local input, with ident
+ * the caller's login). */
+void received_header_add(spool_msg *m, const char *remote_ip, const char *ident, const char *sender)
+{
+    gstr g;
+    gstr_init(&g, ps.msg, 256);
+    const char *rht = cfg_str(MO_received_header_text);
+    char *text = NULL, *err = NULL;
+    if (rht) {
+        status st = expand_string(rht, ps.msg, &text, &err);
+        if (st != ST_OK && st != ST_FAIL_FORCED) {
+            log_write(LOG_MAIN | LOG_PANIC, "expansion of received_header_text failed: %s", err ? err : "");
+            text = NULL;
+        }
+        if (st == ST_FAIL_FORCED)
+            return;          /* forced failure: no Received: header */
+    }
+    if (text) {
+        gstr_cat(&g, text);
+    } else {
+        gstr_cat(&g, "Received: ");
+        if (remote_ip && ps.sender_host_name && *ps.sender_host_name) {
+            gstr_printf(&g, "from %s ([%s]%s%s)\n\t", ps.sender_host_name, remote_ip,
+                        ps.sender_helo_name ? " helo=" : "", ps.sender_helo_name ? ps.sender_helo_name : "");
+        } else if (remote_ip) {
+            gstr_printf(&g, "from [%s]", remote_ip);
+            if (ps.sender_helo_name)
+                gstr_printf(&g, " (helo=%s)", ps.sender_helo_name);
+            gstr_cat(&g, "\n\t");
+        } else if (ident) {
+            gstr_printf(&g, "from %s ", ident);     /* a local caller: the login */
+            if (ps.sender_helo_name)
+                gstr_printf(&g, "(helo=%s)\n\t", ps.sender_helo_name);
+        } else if (ps.sender_helo_name) {
+            gstr_printf(&g, "(helo=%s)\n\t", ps.sender_helo_name);
+        }
+        gstr_printf(&g, "by %s with %s (postern %s)\n\t", cfg_str(MO_primary_hostname),
+                    ps.received_protocol, POSTERN_VERSION);
+        if (sender && *sender)
+            gstr_printf(&g, "(envelope-from <%s>)\n\t", sender);
+        gstr_printf(&g, "id %s", m->id);
+        if (m->n_rcpt == 1)
+            gstr_printf(&g, "\n\tfor %s", m->rcpt[0].address);
+    }
+    char date[TIMEFMT_DATE_LEN];
+    timefmt_rfc5322(m->received, date, sizeof date);
+    gstr_printf(&g, ";\n\t%s\n", date);
+    /* Received: goes first */
+    spool_header *h = arena_calloc(ps.msg, sizeof *h);
+    h->type = 'P';
+    h->text = g.s;
+    h->len = g.len;
+    h->next = m->headers;
+    m->headers = h;
+    if (!m->headers_tail)
+        m->headers_tail = h;
+}
+

@@ -21,4 +21,10 @@ typedef struct reclog {
 
 void log_received(const reclog *r);
 
+/* Put the Received: header first on m: received_header_text (expanded;
+ * a forced failure means none) or Exim's default text.  remote_ip is the
+ * SMTP client's address, NULL for local input (then ident is the caller's
+ * login); sender the envelope sender. */
+void received_header_add(spool_msg *m, const char *remote_ip, const char *ident, const char *sender);
+
 #endif

@@ -371,60 +371,6 @@ static spool_msg *new_message(session *s)
     return m;
 }
 
-/* Received: header: received_header_text when set (expanded), else
- * Exim's default shape; a semicolon and the date are appended. */
-static void add_received(session *s, spool_msg *m)
-{
-    gstr g;
-    gstr_init(&g, ps.msg, 256);
-    const char *rht = cfg_str(MO_received_header_text);
-    char *text = NULL, *err = NULL;
-    if (rht) {
-        status st = expand_string(rht, ps.msg, &text, &err);
-        if (st != ST_OK && st != ST_FAIL_FORCED) {
-            log_write(LOG_MAIN | LOG_PANIC, "expansion of received_header_text failed: %s", err ? err : "");
-            text = NULL;
-        }
-        if (st == ST_FAIL_FORCED)
-            return;          /* forced failure: no Received: header */
-    }
-    if (text) {
-        gstr_cat(&g, text);
-    } else {
-        gstr_cat(&g, "Received: ");
-        if (s->p->remote_ip && ps.sender_host_name && *ps.sender_host_name) {
-            gstr_printf(&g, "from %s ([%s]%s%s)\n\t", ps.sender_host_name, s->p->remote_ip,
-                        ps.sender_helo_name ? " helo=" : "", ps.sender_helo_name ? ps.sender_helo_name : "");
-        } else if (s->p->remote_ip) {
-            gstr_printf(&g, "from [%s]", s->p->remote_ip);
-            if (ps.sender_helo_name)
-                gstr_printf(&g, " (helo=%s)", ps.sender_helo_name);
-            gstr_cat(&g, "\n\t");
-        } else if (ps.sender_helo_name) {
-            gstr_printf(&g, "from %s\n\t", ps.sender_helo_name);
-        }
-        gstr_printf(&g, "by %s with %s (postern %s)\n\t", cfg_str(MO_primary_hostname),
-                    ps.received_protocol, POSTERN_VERSION);
-        if (s->sender && *s->sender)
-            gstr_printf(&g, "(envelope-from <%s>)\n\t", s->sender);
-        gstr_printf(&g, "id %s", m->id);
-        if (m->n_rcpt == 1)
-            gstr_printf(&g, "\n\tfor %s", m->rcpt[0].address);
-    }
-    char date[TIMEFMT_DATE_LEN];
-    timefmt_rfc5322(m->received, date, sizeof date);
-    gstr_printf(&g, ";\n\t%s\n", date);
-    /* Received: goes first */
-    spool_header *h = arena_calloc(ps.msg, sizeof *h);
-    h->type = 'P';
-    h->text = g.s;
-    h->len = g.len;
-    h->next = m->headers;
-    m->headers = h;
-    if (!m->headers_tail)
-        m->headers_tail = h;
-}
-
 /* ACL add_header requests, after the data ACL. */
 static void apply_acl_headers(session *s, spool_msg *m)
 {
@@ -487,7 +433,7 @@ static bool finish_message(session *s)
         reset_transaction(s);
         return true;
     }
-    add_received(s, m);
+    received_header_add(m, s->p->remote_ip, NULL, s->sender);
     ps.msg_headers = m->headers;
     bool drop = false;
     if (!acl_reply(s, ACL_WHERE_DATA, MO_acl_smtp_data, "after DATA", NULL, NULL, &drop)) {
@@ -563,7 +509,7 @@ static bool finish_message(session *s)
                 log_write(LOG_MAIN, "%s: could not ask the daemon to deliver (it will wait for a queue run)", m->id);
         } else if (s->p->mode == SMTP_BS) {
             io_flush(&s->io);
-            deliver_after_receive(m->id, false);
+            deliver_after_receive(m->id, false, false);
         }
     }
     s->msg = NULL;          /* committed: reset must not remove it */

@@ -59,7 +59,8 @@ static void collect(const spool_settings *ss, idlist *l)
         snprintf(dir, sizeof dir, "%s/input/%c", ss->directory, *c);
         scan_dir(dir, l);
     }
-    qsort(l->ids, (size_t)l->n, sizeof *l->ids, cmpid);
+    if (l->n > 1)
+        qsort(l->ids, (size_t)l->n, sizeof *l->ids, cmpid);
 }
 
 /* The settings with split set the way this message is stored. */

@@ -66,6 +66,30 @@ typedef struct pipe_sink {
     int fd;
 } pipe_sink;
 
+/* What a sysexits code could mean, as Exim says it ("" for others) */
+static const char *exit_meaning(int code)
+{
+    switch (code) {
+    case 64: return "(could mean usage or syntax error)";
+    case 65: return "(could mean error in input data)";
+    case 66: return "(could mean input data missing)";
+    case 67: return "(could mean user nonexistent)";
+    case 68: return "(could mean host nonexistent)";
+    case 69: return "(could mean service or program unavailable)";
+    case 70: return "(could mean internal software error)";
+    case 71: return "(could mean internal operating system error)";
+    case 72: return "(could mean system file missing)";
+    case 73: return "(could mean can't create output file)";
+    case 74: return "(could mean input/output error)";
+    case 75: return "(could mean temporary error)";
+    case 76: return "(could mean protocol error)";
+    case 77: return "(could mean permission denied)";
+    case 78: return "(could mean configuration error)";
+    case 127: return "(could mean unable to exec or command does not exist)";
+    default: return "";
+    }
+}
+
 static status batch_fail(address_item *addrs, status st, const char *msg)
 {
     for (address_item *b = addrs; b; b = b->next) {
@@ -230,9 +254,23 @@ static status pipe_run(const driver_inst *t, address_item *addrs, tp_ctx *ctx)
                 is_temp = true;
     }
     a->result = is_temp ? ST_DEFER : ST_FAIL;
-    a->message = arena_printf(ctx->a, "Child process of %s transport returned %d%s from command: %s",
-                              t->name, code, code == 127 ? " (could mean unable to exec or command does not exist)" : "",
-                              argv[0]);
+    /* Exim's wording: the code, what it could mean, the whole command */
+    gstr m;
+    gstr_init(&m, ctx->a, 128);
+    if (WIFSIGNALED(status_code))
+        gstr_printf(&m, "Child process of %s transport (running command \"%s\") was terminated by signal %d (%s)",
+                    t->name, cmd, WTERMSIG(status_code), strsignal(WTERMSIG(status_code)));
+    else {
+        gstr_printf(&m, "Child process of %s transport returned %d", t->name, code);
+        const char *meaning = exit_meaning(code);
+        if (code > 128)
+            gstr_printf(&m, " (could mean shell command ended by signal %d (%s))", code - 128, strsignal(code - 128));
+        else if (*meaning)
+            gstr_printf(&m, " %s", meaning);
+        /* (Exim shows only the command's first word) */
+        gstr_printf(&m, strpbrk(argv[0], " \t") ? " from command: \"%s\"" : " from command: %s", argv[0]);
+    }
+    a->message = m.s;
     /* the details stay in the log; the sender is told less (Exim) */
     a->user_message = "local delivery failed";
     if (output.len && (tp_opt_bool(t, "return_output") || tp_opt_bool(t, "return_fail_output")))
