@@ -164,16 +164,7 @@ const char *tp_added_headers(const driver_inst *t, const address_item *a, tp_ctx
 
 static bool write_all(int fd, const char *p, size_t n)
 {
-    while (n > 0) {
-        ssize_t w = write(fd, p, n);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0)
-            return false;
-        p += w;
-        n -= (size_t)w;
-    }
-    return true;
+    return write_to_fd(&fd, p, n);
 }
 
 bool tp_put_field(int fd, const char *s, size_t n)

@@ -9,17 +9,15 @@ sender's mbox with Python's email package."""
 import email
 import fcntl
 import os
-import pathlib
 import re
-import shutil
 import smtplib
 import subprocess
-import tempfile
 import time
 
 import pytest
 
 from mta import Daemon, free_port
+from test_deliver import mail, wait_for  # noqa: F401  (mail is a fixture)
 
 DEFAULT_BOUNCE_INTRO = (
     "This message was created automatically by mail delivery software.\n\n"
@@ -31,28 +29,6 @@ WARN_FINAL = (
     "some time, and this warning may be repeated at intervals if the message\n"
     "remains undelivered. Eventually the mail delivery software will give up,\n"
     "and when that happens, the message will be returned to you.\n")
-
-
-def wait_for(pred, timeout=20):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if pred():
-            return True
-        time.sleep(0.05)
-    return False
-
-
-@pytest.fixture
-def mail():
-    """Mailboxes that local deliveries (as nobody) can write; the template
-    files live beside them."""
-    top = pathlib.Path(tempfile.mkdtemp(prefix="postern-tmpl-"))
-    os.chmod(top, 0o755)
-    d = top / "mail"
-    d.mkdir()
-    os.chmod(d, 0o1777)
-    yield d
-    shutil.rmtree(top, ignore_errors=True)
 
 
 def config(mail, main="", remote_port=None, retry="F,1h,10m"):
