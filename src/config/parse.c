@@ -230,6 +230,17 @@ static status set_option(reader *r, const optdef *defs, int n, optval *vals,
     }
     const optdef *d = &defs[idx];
     optval *v = &vals[idx];
+    /* a few options may be given more than once (Exim's "repeated"
+     * options): the values are joined, in order */
+    const char *rep_sep = !strcmp(d->name, "set") ? ";" : !strcmp(d->name, "headers_add") ? "\n"
+                        : !strcmp(d->name, "headers_remove") ? ":" : NULL;
+    if (seen[idx] && rep_sep && has_value && v->s && !negated) {
+        char *more = read_value(r, p);
+        if (!more)
+            return ST_ERROR;
+        v->s = arena_printf(r->a, "%s%s%s", v->s, rep_sep, more);
+        return ST_OK;
+    }
     if (seen[idx])
         return reader_error(r, "\"%s\" option set for the second time", d->name);
     seen[idx] = true;

@@ -88,6 +88,8 @@ typedef struct proc_state {
     /* delivery (src/deliver, src/route, src/transport): the address being
      * routed or delivered ($domain_data and $local_part_data above) */
     const char *address_data;
+    acl_var *router_vars;     /* $r_... of the address being routed or delivered */
+    const char *return_path;  /* $return_path when it is not the sender (a transport's return_path) */
     const char *home_dir, *router_name, *transport_name;
     const char *original_local_part, *original_domain;
     const char *deliver_host, *deliver_host_address;

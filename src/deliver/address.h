@@ -5,6 +5,7 @@
 #define POSTERN_ADDRESS_H
 
 #include "config/config.h"
+#include "core/state.h"
 #include "core/status.h"
 #include <stdbool.h>
 #include <sys/types.h>
@@ -69,6 +70,7 @@ typedef struct address_item {
     host_item *hosts;
     const char *errors_to;
     const char *address_data, *domain_data, *local_part_data;
+    acl_var *r_vars;                   /* $r_... from routers' "set" (children inherit them) */
     uid_t uid;
     gid_t gid;
     bool uid_set, gid_set, initgroups;
@@ -84,6 +86,7 @@ typedef struct address_item {
     bool pass_message;                 /* message may go to the sender (bounce diagnostic) */
     const char *user_message;          /* what a bounce says when message may not go out */
     const char *return_output;         /* a pipe's output for the bounce (return_output...) */
+    const char *shadow_message;        /* " ST=name" after a shadow transport, for the log */
     const char *host_used;             /* H=name */
     const char *host_address_used;     /* [ip] */
     int port_used;

@@ -48,6 +48,7 @@ typedef struct dstate {
     address_item *delivered;   /* with NOTIFY=SUCCESS */
     dsn_kind delivered_kind;
     int naddr;
+    spool_msg *tm;             /* the message as the current transport sees it (return_path) */
 } dstate;
 
 static spool_settings settings(void)
@@ -126,6 +127,8 @@ static void log_result(dstate *d, const address_item *a, bool more_in_batch)
         gstr_printf(&g, " R=%s", a->router->name);
     if (a->transport)
         gstr_printf(&g, " T=%s", a->transport->name);
+    if (a->shadow_message && a->result == ST_OK)
+        gstr_cat(&g, a->shadow_message);
     if (a->result == ST_DEFER) {
         gstr_cat(&g, " defer");
         gstr_printf(&g, " (%d)", a->basic_errno);
@@ -461,10 +464,23 @@ static void run_local(dstate *d, address_item *batch, transport_driver fn)
                 _exit(1);
             }
         }
-        const char *home = a->home_dir ? a->home_dir : "/";
-        if (chdir(home) != 0 && chdir("/") != 0)
+        /* the transport's home_directory and current_directory win over
+         * the router's; the working directory is the home when unset */
+        tp_ctx tc = { .m = d->tm ? d->tm : d->m, .data_fd = d->dfd, .ss = &d->ss, .a = d->a, .gen_fd = fds[1] };
+        const char *home = a->home_dir, *cwd = a->current_dir, *x = NULL;
+        char *xerr = NULL;
+        tp_set_vars(a->transport, a);
+        if (tp_opt_expand(a->transport, "home_directory", &tc, &x, &xerr) == ST_OK && x)
+            home = x;
+        x = NULL;
+        if (tp_opt_expand(a->transport, "current_directory", &tc, &x, &xerr) == ST_OK && x)
+            cwd = x;
+        for (address_item *b = batch; b; b = b->next)
+            b->home_dir = home;
+        if (!cwd)
+            cwd = home ? home : "/";
+        if (chdir(cwd) != 0 && chdir("/") != 0)
             _exit(1);
-        tp_ctx tc = { .m = d->m, .data_fd = d->dfd, .ss = &d->ss, .a = d->a, .gen_fd = fds[1] };
         fn(a->transport, batch, &tc);
         tp_put_results(fds[1], batch);
         _exit(0);
@@ -551,6 +567,119 @@ static address_item *new_top(dstate *d, int i)
     a->errors_to = r->errors_to;
     a->result = ST_DEFER;
     return a;
+}
+
+/* Before a transport runs for a batch: message_size_limit (a message over
+ * it fails, as Exim says it) and return_path (the envelope sender this
+ * delivery uses: a copy of the message with it, and $return_path).  false
+ * when the batch already has its result. */
+static bool transport_checks(dstate *d, address_item *batch)
+{
+    const driver_inst *t = batch->transport;
+    d->tm = d->m;
+    tp_set_vars(t, batch);
+    const char *v = tp_opt(t, "message_size_limit");
+    if (v) {
+        char *out = NULL, *err = NULL, *end;
+        const char *msg = NULL;
+        status st = ST_OK;
+        if (expand_string(v, d->a, &out, &err) != ST_OK) {
+            msg = arena_printf(d->a, "failed to expand message_size_limit in %s transport: %s", t->name, err ? err : "");
+            st = ST_DEFER;
+        } else {
+            long long lim = strtoll(out, &end, 10);
+            if (*end == 'K' || *end == 'k')
+                lim *= 1024, end++;
+            else if (*end == 'M' || *end == 'm')
+                lim *= 1024 * 1024, end++;
+            if (end == out || *end) {
+                msg = arena_printf(d->a, "invalid message_size_limit in %s transport: \"%s\"", t->name, out);
+                st = ST_DEFER;
+            } else if (lim > 0 && ps.message_size > lim) {
+                msg = arena_printf(d->a, "message is too big (transport limit = %lld)", lim);
+                st = ST_FAIL;
+            }
+        }
+        if (msg) {
+            for (address_item *b = batch; b; b = b->next) {
+                b->result = st;
+                b->message = msg;
+            }
+            return false;
+        }
+    }
+    if ((v = tp_opt(t, "return_path"))) {
+        ps.return_path = d->m->sender;
+        char *out = NULL, *err = NULL;
+        status st = expand_string(v, d->a, &out, &err);
+        if (st == ST_OK) {
+            spool_msg *c = arena_alloc(d->a, sizeof *c);
+            *c = *d->m;
+            c->sender = out;
+            d->tm = c;
+            ps.return_path = out;
+        } else if (st != ST_FAIL_FORCED) {
+            const char *msg = arena_printf(d->a, "Failed to expand return path \"%s\" in %s transport: %s", v, t->name,
+                                           err ? err : "");
+            for (address_item *b = batch; b; b = b->next) {
+                b->result = ST_DEFER;
+                b->message = msg;
+            }
+            return false;
+        }
+    }
+    return true;
+}
+
+/* shadow_transport: after a local transport, its successful addresses go
+ * to the shadow too (if shadow_condition allows); the result is noted in
+ * the log line as " ST=name" (with the error when it failed), as Exim. */
+static void run_shadow(dstate *d, address_item *batch)
+{
+    const driver_inst *t = batch->transport;
+    const char *name = tp_opt(t, "shadow_transport");
+    if (!name)
+        return;
+    const char *cond = tp_opt(t, "shadow_condition");
+    if (cond) {
+        bool ok = false;
+        char *err;
+        tp_set_vars(t, batch);
+        if (expand_check_bool(cond, d->a, &ok, &err) != ST_OK || !ok)
+            return;
+    }
+    const driver_inst *st = config_driver(DC_TRANSPORT, name);
+    transport_driver fn = st ? transport_find(st) : NULL;
+    if (!st || !fn || !transport_is_local(st)) {
+        log_write(LOG_MAIN | LOG_PANIC, "shadow transport \"%s\" not found", name);
+        return;
+    }
+    address_item *shadow = NULL, **tail = &shadow;
+    for (address_item *b = batch; b; b = b->next)
+        if (b->result == ST_OK) {
+            address_item *c = arena_alloc(d->a, sizeof *c);
+            *c = *b;
+            c->next = NULL;
+            c->transport = st;
+            c->result = ST_DEFER;
+            c->message = NULL;
+            c->return_output = NULL;
+            *tail = c;
+            tail = &c->next;
+        }
+    if (!shadow)
+        return;
+    run_local(d, shadow, fn);
+    address_item *c = shadow;
+    for (address_item *b = batch; b && c; b = b->next) {
+        if (b->result != ST_OK)
+            continue;
+        b->shadow_message = c->result == ST_OK ? arena_printf(d->a, " ST=%s", name)
+            : arena_printf(d->a, " ST=%s (%s%s%s)", name, c->basic_errno > 0 ? strerror(c->basic_errno) : "",
+                           c->basic_errno > 0 && c->message ? ": " : "",
+                           c->message ? c->message : c->basic_errno > 0 ? "" : "unknown error");
+        c = c->next;
+    }
 }
 
 /* ---- after a transport ran ---------------------------------------------- */
@@ -940,6 +1069,7 @@ static status deliver_one(const char *id, const deliver_opts *o)
             clone->dsn_flags = a->dsn_flags;
             clone->dsn_orcpt = a->dsn_orcpt;
             clone->address_data = a->address_data;
+            clone->r_vars = a->r_vars;
             clone->errors_to = parent->errors_to;
             clone->start_router = a->router->next;
             clone->result = ST_DEFER;
@@ -1119,13 +1249,20 @@ static status deliver_one(const char *id, const deliver_opts *o)
                 pp = &b->next;
             }
         }
-        if (local) {
-            run_local(d, batch, fn);
-        } else {
-            /* remote deliveries do not need root */
-            tp_ctx tc = { .m = m, .data_fd = d->dfd, .ss = &d->ss, .a = d->a, .gen_fd = -1 };
-            fn(a->transport, batch, &tc);
+        if (transport_checks(d, batch)) {
+            if (local) {
+                run_local(d, batch, fn);
+                d->tm = NULL;                   /* the shadow gets the message as it came */
+                ps.return_path = NULL;
+                run_shadow(d, batch);
+            } else {
+                /* remote deliveries do not need root */
+                tp_ctx tc = { .m = d->tm, .data_fd = d->dfd, .ss = &d->ss, .a = d->a, .gen_fd = -1 };
+                fn(a->transport, batch, &tc);
+            }
         }
+        d->tm = NULL;
+        ps.return_path = NULL;
         /* the first delivered address of a batch is logged "=>", the others "->" */
         bool first_ok = false;
         address_item *next;

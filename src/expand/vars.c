@@ -411,6 +411,14 @@ const char *var_get(xs *x, const char *name, bool *known)
         *known = true;
         return arena_printf(x->w, "%d", ps.acl_narg);
     }
+    if (name[0] == 'r' && name[1] == '_') {
+        /* router variables ("set" on routers) */
+        *known = true;                  /* unset ones are empty, like ACL variables */
+        for (const acl_var *v = ps.router_vars; v; v = v->next)
+            if (!strcmp(v->name, name))
+                return v->value;
+        return "";
+    }
     const char *sv = vars_state(x, name, known);
     if (*known)
         return sv;

@@ -130,7 +130,7 @@ const char *vars_state(xs *x, const char *name, bool *known)
     if (IS("local_part_suffix"))
         return or_empty(ps.local_part_suffix);
     if (IS("return_path"))
-        return or_empty(ps.sender_address);
+        return ps.return_path ? ps.return_path : or_empty(ps.sender_address);
     if (IS("bounce_recipient"))
         return or_empty(ps.bounce_recipient);
     if (IS("warn_message_delay") || IS("warnmsg_delay"))

@@ -64,6 +64,8 @@ static void add_child(rctx *x, const char *item, unsigned flags)
     c->dsn_flags = x->a->dsn_flags;
     c->dsn_orcpt = x->a->dsn_orcpt;
     c->errors_to = x->a->errors_to;
+    c->r_vars = x->a->r_vars;              /* router variables go to the children */
+    c->address_data = x->a->address_data;
     if (flags & (AF_PIPE | AF_FILE)) {
         c->address = item;
         c->local_part = item;

@@ -10,6 +10,7 @@
 #include <arpa/inet.h>
 #include <pwd.h>
 #include <stdlib.h>
+#include <ctype.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
@@ -63,6 +64,7 @@ void route_set_vars(const address_item *a)
     ps.local_part = a->local_part;
     ps.domain = a->domain;
     ps.address_data = a->address_data;
+    ps.router_vars = a->r_vars;
     ps.domain_data = a->domain_data;
     ps.local_part_data = a->local_part_data;
     ps.home_dir = a->home_dir;
@@ -298,6 +300,39 @@ static status preconditions(const driver_inst *r, address_item *a, route_ctx *ct
         if (!ok)
             return ST_DECLINED;
     }
+    /* set: r_ variables, after the preconditions, before address_data */
+    if ((v = route_opt_str(r, "set"))) {
+        int sep = -';';
+        char *item;
+        while ((item = list_next(&v, &sep, ctx->a))) {
+            char *eq = strchr(item, '=');
+            char *name = item, *end = eq ? eq : item + strlen(item);
+            while (end > name && isspace((unsigned char)end[-1]))
+                end--;
+            *end = '\0';
+            if (!eq || strncmp(name, "r_", 2) != 0 || !name[2]) {
+                a->message = arena_printf(ctx->a, "bad \"set\" item in router %s: \"%s\" (want r_<name> = <value>)",
+                                          r->name, item);
+                return ST_DEFER;
+            }
+            const char *val = eq + 1;
+            while (isspace((unsigned char)*val))
+                val++;
+            char *out;
+            status st = expand_string(val, ctx->a, &out, &err);
+            if (st != ST_OK) {
+                a->message = arena_printf(ctx->a, "failed to expand \"%s\" in \"set\" of router %s: %s", val, r->name,
+                                          err ? err : "");
+                return ST_DEFER;
+            }
+            acl_var *nv = arena_calloc(ctx->a, sizeof *nv);
+            nv->name = arena_strdup(ctx->a, name);
+            nv->value = out;
+            nv->next = a->r_vars;          /* the newest first: later settings win */
+            a->r_vars = nv;
+            route_set_vars(a);
+        }
+    }
     /* address_data: forced failure declines */
     if ((v = route_opt_str(r, "address_data"))) {
         char *out;
@@ -334,6 +369,15 @@ status route_address(address_item *a, route_ctx *ctx, address_item **generated)
     *generated = NULL;
     if (ctx->depth > ROUTE_MAX_DEPTH) {
         a->message = "too many levels of redirection (routing loop?)";
+        return ST_FAIL;
+    }
+    if (a->flags & AF_REPLY) {
+        /* an autoreply from a filter: the redirect router set its
+         * transport (reply_transport) already, or failed it */
+        if (a->transport)
+            return ST_OK;
+        if (!a->message)
+            a->message = "no transport for an autoreply";
         return ST_FAIL;
     }
     const driver_inst *r = a->start_router ? a->start_router : cfg->drivers[DC_ROUTER];
