@@ -118,6 +118,11 @@ static const char *addr_desc(const address_item *a, bool success, arena *ar)
 
 static void log_result(dstate *d, const address_item *a, bool more_in_batch)
 {
+    /* disable_logging: a transport's silences its deliveries, a router's
+     * the routing failures and deferrals (Exim) */
+    if (a->transport ? tp_opt_bool(a->transport, "disable_logging")
+                     : (a->router && route_opt_bool(a->router, "disable_logging")))
+        return;
     gstr g;
     gstr_init(&g, d->a, 128);
     const char *flag = a->result == ST_OK ? (more_in_batch ? "->" : "=>")
@@ -457,7 +462,10 @@ static void run_local(dstate *d, address_item *batch, transport_driver fn)
         close(fds[0]);
         smtp_kept_forget();
         if (privileged) {
-            if (setgroups(1, &gid) != 0 || setgid(gid) != 0 || setuid(uid) != 0) {
+            /* initgroups (router or transport): the user's supplementary groups too */
+            struct passwd *ipw = (a->initgroups || tp_opt_bool(a->transport, "initgroups")) ? getpwuid(uid) : NULL;
+            int gr = ipw ? initgroups(ipw->pw_name, gid) : setgroups(1, &gid);
+            if (gr != 0 || setgid(gid) != 0 || setuid(uid) != 0) {
                 batch_result(batch, ST_DEFER, arena_printf(d->a, "cannot change to uid %ld gid %ld: %s", (long)uid,
                                                            (long)gid, strerror(errno)));
                 tp_put_results(fds[1], batch);

@@ -150,6 +150,7 @@ status router_dnslookup(const driver_inst *r, address_item *a, route_ctx *ctx, a
     }
     if (st == ST_DEFER) {
         a->message = arena_printf(ctx->a, "DNS lookup of MX for %s deferred: %s", a->domain, mx.why ? mx.why : "");
+        a->basic_errno = ERRNO_DNSDEFER;
         return ST_DEFER;
     }
     int n = srv;
@@ -244,6 +245,7 @@ done:
     if (!head) {
         if (any_defer) {
             a->message = arena_printf(ctx->a, "host address lookups for %s deferred", a->domain);
+            a->basic_errno = ERRNO_DNSDEFER;
             return ST_DEFER;
         }
         a->message = arena_printf(ctx->a, "all relevant MX records point to non-existent hosts");

@@ -262,6 +262,22 @@ static status preconditions(const driver_inst *r, address_item *a, route_ctx *ct
         a->local_part_data = arena_strdup(ctx->a, pw->pw_name);
         route_set_vars(a);
     }
+    /* router_home_directory: $home for the rest of this router (the
+     * transport keeps the home it would have had) */
+    if ((v = route_opt_str(r, "router_home_directory"))) {
+        char *out;
+        status st = expand_string(v, ctx->a, &out, &err);
+        if (st == ST_OK) {
+            ctx->rhome = true;
+            ctx->rhome_saved = a->home_dir;
+            a->home_dir = out;
+            route_set_vars(a);
+        } else if (st != ST_FAIL_FORCED) {
+            a->message = arena_printf(ctx->a, "failed to expand \"%s\" for router_home_directory in %s router: %s", v,
+                                      r->name, err ? err : "");
+            return ST_DEFER;
+        }
+    }
     if ((v = route_opt_str(r, "senders"))) {
         const char *val;
         status st = match_address(ps.sender_address ? ps.sender_address : "", v, false, ctx->a, &val, &err);
@@ -396,6 +412,10 @@ status route_address(address_item *a, route_ctx *ctx, address_item **generated)
             continue;
         }
         status pre = preconditions(r, a, ctx);
+        if (pre != ST_OK && ctx->rhome) {
+            a->home_dir = ctx->rhome_saved;
+            ctx->rhome = false;
+        }
         if (pre == ST_DEFER)
             return ST_DEFER;
         if (pre == ST_DECLINED) {
@@ -410,8 +430,16 @@ status route_address(address_item *a, route_ctx *ctx, address_item **generated)
         }
         a->router = r;
         status st = fn(r, a, ctx, generated);
+        if (ctx->rhome) {
+            a->home_dir = ctx->rhome_saved;
+            ctx->rhome = false;
+            route_set_vars(a);
+        }
         if (route_opt_str(r, "cannot_route_message"))
             cannot = route_opt_str(r, "cannot_route_message");
+        /* pass_on_timeout: a DNS lookup that timed out passes the address on */
+        if (st == ST_DEFER && a->basic_errno == ERRNO_DNSDEFER && route_opt_bool(r, "pass_on_timeout"))
+            st = ST_PASS;
         if (st == ST_DECLINED || st == ST_PASS) {
             a->local_part = orig_lp;
             a->transport = NULL;
@@ -430,6 +458,26 @@ status route_address(address_item *a, route_ctx *ctx, address_item **generated)
         if (st == ST_OK && !a->transport && !(a->flags & (AF_PIPE | AF_FILE)) && !ctx->verify && !ctx->address_test) {
             a->message = arena_printf(ctx->a, "router %s: no transport set", r->name);
             return ST_DEFER;
+        }
+        if (st == ST_OK) {
+            /* the directories the transport runs in */
+            const char *v = NULL;
+            char *verr = NULL;
+            if (route_opt_expand(r, "transport_home_directory", ctx->a, &v, &verr) == ST_OK && v)
+                a->home_dir = v;
+            v = NULL;
+            if (route_opt_expand(r, "transport_current_directory", ctx->a, &v, &verr) == ST_OK && v)
+                a->current_dir = v;
+            /* fail_verify: verification fails when this router accepts */
+            if (ctx->verify && (route_opt_bool(r, "fail_verify") ||
+                                (ctx->verify_sender ? route_opt_bool(r, "fail_verify_sender")
+                                                    : route_opt_bool(r, "fail_verify_recipient")))) {
+                a->message = arena_printf(ctx->a, "%s router forced verify failure", r->name);
+                a->user_message = a->message;
+                return ST_FAIL;
+            }
+            if (route_opt_bool(r, "initgroups"))
+                a->initgroups = true;
         }
         return st;
     }

@@ -16,6 +16,8 @@ typedef struct route_ctx {
     bool address_test;         /* -bt */
     dns_iface dns;             /* for dnslookup (lookup == NULL: no DNS) */
     int depth;                 /* redirection depth (loops) */
+    bool rhome;                /* router_home_directory replaced a->home_dir ... */
+    const char *rhome_saved;   /* ... which was this */
 } route_ctx;
 
 /* Router driver results: ST_OK (accepted: transport/hosts set),
