@@ -28,6 +28,7 @@ typedef struct proc_state {
 
     const char *progname;
     pid_t pid;
+    pid_t random_seeded;      /* the process that seeded rand() (forks must again) */
     time_t started;
     bool debug;
 

@@ -2,6 +2,7 @@
  * reception. */
 #include "deliver/deliver.h"
 #include "deliver/retry.h"
+#include "route/route.h"
 #include "transport/smtp_wait.h"
 #include "config/config.h"
 #include "core/log.h"
@@ -82,6 +83,7 @@ int deliver_queue_run(const deliver_opts *o)
      * always go first); queue_run_in_order keeps arrival order */
     if (n > 1)
         qsort(ids, (size_t)n, sizeof *ids, cmpid);
+    route_seed_random();
     if (!cfg_bool(MO_queue_run_in_order))
         for (int i = n - 1; i > 0; i--) {
             int j = rand() % (i + 1);

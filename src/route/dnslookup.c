@@ -45,6 +45,15 @@ static bool is_local_ip(const char *ip)
  * weights).  Returns the number of hosts put in v (0: no SRV records, use
  * MX), -1 on a temporary failure, -2 when the domain says it offers no
  * such service (a single record with target "."); a->message is set. */
+/* Is the address's domain in the router's domain-list option? */
+static bool in_domains(const driver_inst *r, const char *opt, const address_item *a, route_ctx *ctx)
+{
+    const char *list = route_opt_str(r, opt);
+    const char *val;
+    char *err = NULL;
+    return list && match_domain(a->domain, list, ctx->a, &val, &err) == ST_OK;
+}
+
 static int srv_hosts(const driver_inst *r, address_item *a, route_ctx *ctx, host_item **v)
 {
     if (!route_opt_str(r, "check_srv"))
@@ -61,8 +70,11 @@ static int srv_hosts(const driver_inst *r, address_item *a, route_ctx *ctx, host
     const char *name = arena_printf(ctx->a, "_%s._tcp.%s", service, a->domain);
     dns_answer ans;
     status st = ctx->dns.lookup(ctx->dns.ctx, name, DNS_T_SRV, ctx->a, &ans);
+    if (st == ST_DEFER && in_domains(r, "srv_fail_domains", a, ctx))
+        return 0;                       /* an SRV lookup error counts as no SRV */
     if (st == ST_DEFER) {
         a->message = arena_printf(ctx->a, "DNS lookup of SRV for %s deferred: %s", name, ans.why ? ans.why : "");
+        a->basic_errno = ERRNO_DNSDEFER;
         return -1;
     }
     if (st != ST_OK || ans.nrr == 0)
@@ -148,6 +160,10 @@ status router_dnslookup(const driver_inst *r, address_item *a, route_ctx *ctx, a
             }
         }
     }
+    if (st == ST_DEFER && in_domains(r, "mx_fail_domains", a, ctx)) {
+        st = ST_NOTFOUND;               /* an MX lookup error counts as no MX */
+        mx = (dns_answer){ .st = ST_NOTFOUND };
+    }
     if (st == ST_DEFER) {
         a->message = arena_printf(ctx->a, "DNS lookup of MX for %s deferred: %s", a->domain, mx.why ? mx.why : "");
         a->basic_errno = ERRNO_DNSDEFER;
@@ -179,6 +195,11 @@ status router_dnslookup(const driver_inst *r, address_item *a, route_ctx *ctx, a
         qsort(v, (size_t)n, sizeof v[0], cmp_mx);
     } else {
         if (mx.nxdomain) {
+            if (in_domains(r, "fail_defer_domains", a, ctx)) {
+                a->message = arena_printf(ctx->a, "DNS has no records for %s (fail_defer_domains)", a->domain);
+                a->basic_errno = ERRNO_DNSDEFER;
+                return ST_DEFER;
+            }
             a->message = arena_printf(ctx->a, "Unrouteable address (domain %s does not exist)", a->domain);
             return ST_DECLINED;
         }
@@ -196,12 +217,15 @@ status router_dnslookup(const driver_inst *r, address_item *a, route_ctx *ctx, a
     host_item *head = NULL, **tail = &head;
     bool saw_local = false;
     bool any_defer = false;
+    /* AAAA before A, as Exim (ipv4_prefer: A first; ipv4_only: A only) */
+    bool v4first = route_opt_flag(r, "ipv4_prefer", ctx->a), v4only = route_opt_flag(r, "ipv4_only", ctx->a);
     for (int i = 0; i < n; i++) {
-        for (int type = 0; type < 2; type++) {
-            if (type == 1 && !route_want_aaaa(v[i]->name, ctx->a))
+        for (int pass = 0; pass < 2; pass++) {
+            bool six = v4first ? pass == 1 : pass == 0;
+            if (six && (v4only || !route_want_aaaa(v[i]->name, ctx->a)))
                 continue;
             dns_answer ans;
-            status s2 = ctx->dns.lookup(ctx->dns.ctx, v[i]->name, type ? DNS_T_AAAA : DNS_T_A, ctx->a, &ans);
+            status s2 = ctx->dns.lookup(ctx->dns.ctx, v[i]->name, six ? DNS_T_AAAA : DNS_T_A, ctx->a, &ans);
             if (s2 == ST_DEFER)
                 any_defer = true;
             if (s2 != ST_OK)

@@ -141,7 +141,9 @@ status router_manualroute(const driver_inst *r, address_item *a, route_ctx *ctx,
         if (!entry)
             return ST_DECLINED;
     }
-    bool randomize = false, bydns = false;
+    /* hosts_randomize is the default; "randomize"/"no_randomize" in the
+     * route item win */
+    bool randomize = route_opt_bool(r, "hosts_randomize"), bydns = false;
     host_item *hosts = parse_hosts(entry, ctx->a, &randomize, &bydns);
     if (!hosts) {
         /* no hosts: a local transport is required */
@@ -152,13 +154,54 @@ status router_manualroute(const driver_inst *r, address_item *a, route_ctx *ctx,
     }
     if (randomize)
         shuffle(&hosts);
-    status st = route_lookup_hosts(hosts, ctx, &err);
-    if (st != ST_OK) {
-        const char *hff = route_opt_str(r, "host_find_failed");
-        if (st == ST_FAIL && hff && !strcmp(hff, "decline"))
+    /* look the names up one by one: host_find_failed says what a name
+     * without addresses does (defer, the default; decline, fail, freeze,
+     * ignore it, pass) */
+    const char *hff = route_opt_str(r, "host_find_failed");
+    unsigned how = route_opt_flag(r, "ipv4_only", ctx->a) ? ROUTE_HOSTS_IPV4_ONLY
+                 : route_opt_flag(r, "ipv4_prefer", ctx->a) ? ROUTE_HOSTS_IPV4_FIRST : ROUTE_HOSTS_DEFAULT;
+    for (host_item **pp = &hosts; *pp;) {
+        host_item *h = *pp, *rest = h->next;
+        h->next = NULL;
+        status st = route_lookup_hosts_ex(h, ctx, how, &err);
+        if (st == ST_FAIL && hff && !strcmp(hff, "ignore")) {
+            *pp = rest;
+            continue;
+        }
+        if (st != ST_OK) {
+            if (st == ST_FAIL && hff && !strcmp(hff, "decline"))
+                return ST_DECLINED;
+            if (st == ST_FAIL && hff && !strcmp(hff, "pass"))
+                return ST_PASS;
+            a->message = err;
+            return st == ST_FAIL && hff && !strcmp(hff, "fail") ? ST_FAIL : ST_DEFER;
+        }
+        host_item *last = h;
+        while (last->next)
+            last = last->next;
+        last->next = rest;
+        pp = &last->next;
+    }
+    /* ignore_target_hosts; host_all_ignored when none is left */
+    const char *itl = route_opt_str(r, "ignore_target_hosts");
+    bool had = hosts != NULL;
+    for (host_item **pp = &hosts; itl && *pp;) {
+        const char *v;
+        if (match_ip((*pp)->address, itl, ctx->a, &v, &err) == ST_OK)
+            *pp = (*pp)->next;
+        else
+            pp = &(*pp)->next;
+    }
+    if (!hosts) {
+        const char *hai = route_opt_str(r, "host_all_ignored");
+        a->message = had ? "all hosts were ignored" : "no host found";
+        if (hai && !strcmp(hai, "decline"))
             return ST_DECLINED;
-        a->message = err;
-        return st == ST_FAIL && hff && !strcmp(hff, "fail") ? ST_FAIL : ST_DEFER;
+        if (hai && !strcmp(hai, "pass"))
+            return ST_PASS;
+        if (hai && !strcmp(hai, "fail"))
+            return ST_FAIL;
+        return ST_DEFER;
     }
     a->hosts = hosts;
     return route_set_transport(r, a, ctx);

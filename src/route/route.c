@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <ctype.h>
 #include <string.h>
+#include <sys/time.h>
 #include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -104,6 +105,13 @@ static bool inet_pton_any(const char *s, unsigned char *buf)
 
 status route_lookup_hosts(host_item *h, route_ctx *ctx, char **err)
 {
+    return route_lookup_hosts_ex(h, ctx, ROUTE_HOSTS_DEFAULT, err);
+}
+
+/* Exim's order: AAAA before A (A first with ipv4_prefer, A only with
+ * ipv4_only), a multi-homed host becoming one host item per address. */
+status route_lookup_hosts_ex(host_item *h, route_ctx *ctx, unsigned how, char **err)
+{
     for (; h; h = h->next) {
         if (h->address)
             continue;
@@ -116,21 +124,36 @@ status route_lookup_hosts(host_item *h, route_ctx *ctx, char **err)
             *err = arena_printf(ctx->a, "no DNS resolver to look up %s", h->name);
             return ST_DEFER;
         }
-        dns_answer ans;
-        status st = ctx->dns.lookup(ctx->dns.ctx, h->name, DNS_T_A, ctx->a, &ans);
-        if (st == ST_OK && ans.nrr > 0) {
-            h->address = ans.rr[0].text;
-            h->dnssec = ans.sec == DNS_SEC_SECURE;
+        bool want6 = !(how & ROUTE_HOSTS_IPV4_ONLY) && route_want_aaaa(h->name, ctx->a);
+        dns_answer ans4 = { .st = ST_NOTFOUND }, ans6 = { .st = ST_NOTFOUND };
+        status st4 = ctx->dns.lookup(ctx->dns.ctx, h->name, DNS_T_A, ctx->a, &ans4);
+        status st6 = want6 ? ctx->dns.lookup(ctx->dns.ctx, h->name, DNS_T_AAAA, ctx->a, &ans6) : ST_NOTFOUND;
+        const dns_answer *first = (how & ROUTE_HOSTS_IPV4_FIRST) ? &ans4 : &ans6;
+        const dns_answer *second = (how & ROUTE_HOSTS_IPV4_FIRST) ? &ans6 : &ans4;
+        status sf = (how & ROUTE_HOSTS_IPV4_FIRST) ? st4 : st6, ss = (how & ROUTE_HOSTS_IPV4_FIRST) ? st6 : st4;
+        host_item *last = NULL, *next = h->next;
+        for (int pass = 0; pass < 2; pass++) {
+            const dns_answer *ans = pass ? second : first;
+            if ((pass ? ss : sf) != ST_OK)
+                continue;
+            for (int i = 0; i < ans->nrr; i++) {
+                host_item *x = h;
+                if (last) {
+                    x = arena_alloc(ctx->a, sizeof *x);
+                    *x = *h;
+                    last->next = x;
+                }
+                x->address = ans->rr[i].text;
+                x->dnssec = ans->sec == DNS_SEC_SECURE;
+                x->next = next;
+                last = x;
+            }
+        }
+        if (last) {
+            h = last;
             continue;
         }
-        dns_answer ans6 = { .st = ST_NOTFOUND };
-        status st6 = route_want_aaaa(h->name, ctx->a)
-                     ? ctx->dns.lookup(ctx->dns.ctx, h->name, DNS_T_AAAA, ctx->a, &ans6) : ST_NOTFOUND;
-        if (st6 == ST_OK && ans6.nrr > 0) {
-            h->address = ans6.rr[0].text;
-            continue;
-        }
-        if (st == ST_DEFER || st6 == ST_DEFER) {
+        if (st4 == ST_DEFER || st6 == ST_DEFER) {
             *err = arena_printf(ctx->a, "host lookup for %s deferred", h->name);
             return ST_DEFER;
         }
@@ -138,6 +161,19 @@ status route_lookup_hosts(host_item *h, route_ctx *ctx, char **err)
         return ST_FAIL;
     }
     return ST_OK;
+}
+
+/* An option Exim treats as a flag string (ipv4_only, ipv4_prefer): true
+ * unless unset, forced to fail, empty, "0", "no" or "false". */
+bool route_opt_flag(const driver_inst *r, const char *name, arena *a)
+{
+    const char *v = route_opt_str(r, name);
+    if (!v)
+        return false;
+    char *out, *err;
+    if (expand_string(v, a, &out, &err) != ST_OK)
+        return false;
+    return *out && strcmp(out, "0") != 0 && strcasecmp(out, "no") != 0 && strcasecmp(out, "false") != 0;
 }
 
 bool route_want_aaaa(const char *name, arena *a)
@@ -380,8 +416,21 @@ static router_driver find_driver(const driver_inst *r)
     return NULL;
 }
 
+/* rand() shuffles MX and manualroute hosts: each process its own sequence */
+void route_seed_random(void)
+{
+    pid_t pid = getpid();
+    if (ps.random_seeded == pid)
+        return;
+    struct timeval tv;
+    gettimeofday(&tv, NULL);
+    srand((unsigned)(tv.tv_sec ^ tv.tv_usec ^ ((unsigned)pid << 16)));
+    ps.random_seeded = pid;
+}
+
 status route_address(address_item *a, route_ctx *ctx, address_item **generated)
 {
+    route_seed_random();
     *generated = NULL;
     if (ctx->depth > ROUTE_MAX_DEPTH) {
         a->message = "too many levels of redirection (routing loop?)";

@@ -35,6 +35,8 @@ status router_dnslookup(const driver_inst *r, address_item *a, route_ctx *ctx, a
  * NULL).  Same results as a driver, after "more", "pass_router" and the
  * end of the list ("Unrouteable address") are applied. */
 status route_address(address_item *a, route_ctx *ctx, address_item **generated);
+/* Seed rand() once per process (hosts are shuffled with it). */
+void route_seed_random(void);
 
 /* Helpers for drivers */
 const char *route_opt_str(const driver_inst *d, const char *name);      /* unexpanded */
@@ -46,6 +48,10 @@ void route_set_vars(const address_item *a);
 status route_set_transport(const driver_inst *r, address_item *a, route_ctx *ctx);
 /* Look up host names of a host list (A/AAAA) through ctx->dns. */
 status route_lookup_hosts(host_item *h, route_ctx *ctx, char **err);
+enum { ROUTE_HOSTS_DEFAULT = 0, ROUTE_HOSTS_IPV4_FIRST = 1, ROUTE_HOSTS_IPV4_ONLY = 2 };
+status route_lookup_hosts_ex(host_item *h, route_ctx *ctx, unsigned how, char **err);
+/* ipv4_only / ipv4_prefer style options (expanded; "", 0, no, false: off) */
+bool route_opt_flag(const driver_inst *r, const char *name, arena *a);
 /* AAAA records wanted for this host name?  Not with disable_ipv6, nor for
  * names in dns_ipv4_lookup. */
 bool route_want_aaaa(const char *name, arena *a);
