@@ -87,6 +87,9 @@ typedef struct address_item {
     const char *user_message;          /* what a bounce says when message may not go out */
     const char *return_output;         /* a pipe's output for the bounce (return_output...) */
     const char *shadow_message;        /* " ST=name" after a shadow transport, for the log */
+    double delivery_secs;              /* how long the transport took (DT=) */
+    const char *return_path;           /* the transport's return_path, when it set one (P=) */
+    bool host_dnssec;                  /* the host's address came from a secure answer (DS) */
     const char *host_used;             /* H=name */
     const char *host_address_used;     /* [ip] */
     int port_used;

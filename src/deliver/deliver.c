@@ -27,6 +27,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
+#include <sys/time.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -116,6 +117,42 @@ static const char *addr_desc(const address_item *a, bool success, arena *ar)
     return g.s;
 }
 
+/* Exim's time format for QT= and DT=: 1w2d3h4m5s, or 1.234s under five
+ * seconds with +millisec */
+static const char *log_time(double secs, arena *ar)
+{
+    if (secs < 0)
+        secs = 0;
+    if (secs < 5 && logsel_on(&cfg->logsel, LS_MILLISEC))
+        return arena_printf(ar, "%u.%03us", (unsigned)secs, (unsigned)((secs - (unsigned)secs) * 1000));
+    long t = (long)secs;
+    gstr g;
+    gstr_init(&g, ar, 16);
+    long w = t / 604800, dd = t / 86400 % 7, h = t / 3600 % 24, m = t / 60 % 60, sec = t % 60;
+    if (w)
+        gstr_printf(&g, "%ldw", w);
+    if (dd)
+        gstr_printf(&g, "%ldd", dd);
+    if (h)
+        gstr_printf(&g, "%ldh", h);
+    if (m)
+        gstr_printf(&g, "%ldm", m);
+    if (sec || !g.len)
+        gstr_printf(&g, "%lds", sec);
+    return g.s;
+}
+
+static double now_secs(void)
+{
+    struct timeval tv;
+    gettimeofday(&tv, NULL);
+    return (double)tv.tv_sec + tv.tv_usec / 1e6;
+}
+
+/* The delivery log lines, field by field as Exim 4.99 writes them:
+ *   => addr [F=<sender>] [P=<return path>] R= T= [ST=] [H= [ip][:port][*]] [C="..."] [QT=] [DT=]
+ *   == addr R= [T=] defer (errno)[: strerror] [H=...] [DT=][: message]
+ *   ** addr [F=] [P=] [R=] [T=] [H=...][ : strerror][ : message] [DT=] */
 static void log_result(dstate *d, const address_item *a, bool more_in_batch)
 {
     /* disable_logging: a transport's silences its deliveries, a router's
@@ -123,11 +160,19 @@ static void log_result(dstate *d, const address_item *a, bool more_in_batch)
     if (a->transport ? tp_opt_bool(a->transport, "disable_logging")
                      : (a->router && route_opt_bool(a->router, "disable_logging")))
         return;
+    const log_selectors *ls = &cfg->logsel;
     gstr g;
     gstr_init(&g, d->a, 128);
     const char *flag = a->result == ST_OK ? (more_in_batch ? "->" : "=>")
                      : a->result == ST_FAIL ? "**" : "==";
     gstr_printf(&g, "%s %s %s", d->m->id, flag, addr_desc(a, a->result == ST_OK, d->a));
+    const char *rp = a->return_path ? a->return_path : d->m->sender;
+    if (a->result != ST_DEFER) {
+        if (logsel_on(ls, LS_SENDER_ON_DELIVERY))
+            gstr_printf(&g, " F=<%s>", d->m->sender);
+        if (logsel_on(ls, LS_RETURN_PATH_ON_DELIVERY) && (a->transport || a->result == ST_OK))
+            gstr_printf(&g, " P=<%s>", rp);
+    }
     if (a->router)
         gstr_printf(&g, " R=%s", a->router->name);
     if (a->transport)
@@ -135,17 +180,17 @@ static void log_result(dstate *d, const address_item *a, bool more_in_batch)
     if (a->shadow_message && a->result == ST_OK)
         gstr_cat(&g, a->shadow_message);
     if (a->result == ST_DEFER) {
-        gstr_cat(&g, " defer");
-        gstr_printf(&g, " (%d)", a->basic_errno);
+        gstr_printf(&g, " defer (%d)", a->basic_errno);
         if (a->basic_errno > 0)
             gstr_printf(&g, ": %s", strerror(a->basic_errno));
     }
     if (a->host_used)
-        gstr_printf(&g, " H=%s [%s]%s%s", a->host_used, a->host_address_used,
-                    logsel_on(&cfg->logsel, LS_OUTGOING_PORT) ? arena_printf(d->a, ":%d", a->port_used) : "",
+        gstr_printf(&g, " H=%s%s [%s]%s%s", a->host_used, logsel_on(ls, LS_DNSSEC) && a->host_dnssec ? " DS" : "",
+                    a->host_address_used, logsel_on(ls, LS_OUTGOING_PORT) ? arena_printf(d->a, ":%d", a->port_used) : "",
                     (a->flags & AF_CONT_CONN) ? "*" : "");
+    double dt = a->delivery_secs;
     if (a->result == ST_OK) {
-        if (a->smtp_confirmation && logsel_on(&cfg->logsel, LS_SMTP_CONFIRMATION)) {
+        if (a->smtp_confirmation && logsel_on(ls, LS_SMTP_CONFIRMATION)) {
             gstr_cat(&g, " C=\"");
             for (const char *p = a->smtp_confirmation; *p; p++) {
                 if (*p == '"' || *p == '\\')
@@ -154,8 +199,27 @@ static void log_result(dstate *d, const address_item *a, bool more_in_batch)
             }
             gstr_catc(&g, '"');
         }
-    } else if (a->message) {
-        gstr_printf(&g, ": %s", a->message);
+        if (logsel_on(ls, LS_QUEUE_TIME)) {
+            double since = logsel_on(ls, LS_QUEUE_TIME_EXCLUSIVE)
+                ? (double)d->m->complete_sec + d->m->complete_usec / 1e6
+                : (double)d->m->received + d->m->received_usec / 1e6;
+            gstr_printf(&g, " QT=%s", log_time(now_secs() - since, d->a));
+        }
+        if (logsel_on(ls, LS_DELIVER_TIME))
+            gstr_printf(&g, " DT=%s", log_time(dt, d->a));
+    } else if (a->result == ST_DEFER) {
+        if (logsel_on(ls, LS_DELIVER_TIME) && a->transport)
+            gstr_printf(&g, " DT=%s", log_time(dt, d->a));
+        if (a->message)
+            gstr_printf(&g, ": %s", a->message);
+    } else {
+        /* failures: " : " before the reasons (Exim 4.99) */
+        if (a->basic_errno > 0)
+            gstr_printf(&g, " : %s", strerror(a->basic_errno));
+        if (a->message)
+            gstr_printf(&g, " : %s", a->message);
+        if (logsel_on(ls, LS_DELIVER_TIME) && a->transport)
+            gstr_printf(&g, " DT=%s", log_time(dt, d->a));
     }
     log_write(LOG_MAIN, "%s", g.s);
     spool_msglog(&d->ss, d->m->id, strchr(g.s, ' ') + 1);
@@ -626,6 +690,8 @@ static bool transport_checks(dstate *d, address_item *batch)
             c->sender = out;
             d->tm = c;
             ps.return_path = out;
+            for (address_item *b = batch; b; b = b->next)
+                b->return_path = out;
         } else if (st != ST_FAIL_FORCED) {
             const char *msg = arena_printf(d->a, "Failed to expand return path \"%s\" in %s transport: %s", v, t->name,
                                            err ? err : "");
@@ -1257,6 +1323,7 @@ static status deliver_one(const char *id, const deliver_opts *o)
                 pp = &b->next;
             }
         }
+        double t0 = now_secs();
         if (transport_checks(d, batch)) {
             if (local) {
                 run_local(d, batch, fn);
@@ -1269,6 +1336,8 @@ static status deliver_one(const char *id, const deliver_opts *o)
                 fn(a->transport, batch, &tc);
             }
         }
+        for (address_item *b = batch; b; b = b->next)
+            b->delivery_secs = now_secs() - t0;
         d->tm = NULL;
         ps.return_path = NULL;
         /* the first delivered address of a batch is logged "=>", the others "->" */
@@ -1381,7 +1450,11 @@ static status deliver_one(const char *id, const deliver_opts *o)
         unlink(d->dpath);
         if (!cfg_bool(MO_preserve_message_logs))
             unlink(spool_msglog_path(&d->ss, id, path, sizeof path));
-        log_write(LOG_MAIN, "%s Completed", id);
+        if (logsel_on(&cfg->logsel, LS_QUEUE_TIME_OVERALL))
+            log_write(LOG_MAIN, "%s Completed QT=%s", id,
+                      log_time(now_secs() - ((double)m->received + m->received_usec / 1e6), d->a));
+        else
+            log_write(LOG_MAIN, "%s Completed", id);
         close(d->dfd);
         return ST_OK;
     }

@@ -118,3 +118,18 @@ class Client:
 
     def close(self):
         self.sock.close()
+
+
+def exim_log_as_499(line):
+    """Debian's Exim is 4.96; Exim 4.99 (what postern follows) writes a
+    failure line's reason after " : " instead of ": ".  Convert a 4.96
+    "**" line (not the retry-timeout form, which did not change)."""
+    import re
+    m = re.match(r"^(.*?\*\* )(.*)$", line)
+    if not m or line.endswith(": retry timeout exceeded") or ": " not in m.group(2):
+        return line
+    head, rest = m.group(1), m.group(2)
+    i = rest.index(": ")
+    if i > 0 and rest[i - 1] == " ":
+        return line                     # already in 4.99's form
+    return head + rest[:i] + " : " + rest[i + 2:]

@@ -309,7 +309,7 @@ def test_expansion_failure_fails_the_address(postern_bin, tmp_path, mail):
         send(d.port, "sender@a.example", ["alice@a.example"], ORIGINAL)
         assert wait_for(lambda: (mail / "sender").exists() and completed(d, 2)())
         log = d.mainlog()
-        assert ('** alice@a.example R=vac T=vacation: Expansion of "${if bogus{x}}" failed in vacation '
+        assert ('** alice@a.example R=vac T=vacation : Expansion of "${if bogus{x}}" failed in vacation '
                 'transport: unknown condition "bogus"') in log
         [bounce] = mbox_messages(mail / "sender")
         assert bounce["Subject"].startswith("Mail delivery failed")

@@ -225,7 +225,7 @@ def test_maildir_pipe_and_queuefile(postern_bin, tmp_path, mail):
         assert len(files) == 1 and files[0].name.startswith("q") and "body line" in files[0].read_text()
         assert str(files[0].stat().st_ino) in files[0].name          # directory_file = q...-$inode
         assert "=> pp <pp@a.example> R=special T=pipe" in log
-        assert "** pf@a.example R=special T=pipe: Child process of pipe transport returned 1" in log
+        assert "** pf@a.example R=special T=pipe : Child process of pipe transport returned 1" in log
         # queuefile: the spool files, in Exim's format, in the scanner's directory
         hfiles = list(qdir.glob("*-H"))
         assert len(hfiles) == 1
@@ -495,7 +495,7 @@ def test_timeout_frozen_after(postern_bin, tmp_path, mail):
         assert wait_for(lambda: (mail / "sender").exists())
         bounce = (mail / "sender").read_text()
         assert "X-Failed-Recipients: alice@a.example" in bounce
-        assert "** alice@a.example: delivery cancelled; message timed out" in d.mainlog()
+        assert "** alice@a.example : delivery cancelled; message timed out" in d.mainlog()
         assert not (mail / "alice").exists()
 
 
