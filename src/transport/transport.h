@@ -37,6 +37,10 @@ status transport_queuefile(const driver_inst *t, address_item *addrs, tp_ctx *ct
 status transport_lmtp(const driver_inst *t, address_item *addrs, tp_ctx *ctx);
 status transport_autoreply(const driver_inst *t, address_item *addrs, tp_ctx *ctx);
 
+/* The pipe transport's option combinations that Exim refuses when it
+ * reads the configuration (Exim's wording); NULL when consistent. */
+const char *transport_pipe_check(const driver_inst *t, arena *a);
+
 transport_driver transport_find(const driver_inst *t);
 bool transport_is_local(const driver_inst *t);
 

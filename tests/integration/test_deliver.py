@@ -220,7 +220,8 @@ def test_maildir_pipe_and_queuefile(postern_bin, tmp_path, mail):
         log = d.mainlog()
         new = list((mail / "Maildir" / "new").iterdir())
         assert len(new) == 1 and "body line" in new[0].read_text()
-        assert (pathlib.Path(str(out) + ".pp")).read_text().endswith("body line\n")
+        # the default message_suffix adds a blank line (as Exim's does)
+        assert (pathlib.Path(str(out) + ".pp")).read_text().endswith("body line\n\n")
         files = list((mail / "dir").iterdir())
         assert len(files) == 1 and files[0].name.startswith("q") and "body line" in files[0].read_text()
         assert str(files[0].stat().st_ino) in files[0].name          # directory_file = q...-$inode
