@@ -16,6 +16,7 @@ typedef struct host_item {
     int port;                  /* 0: the transport's default */
     int mx;                    /* MX preference, -1 if not from MX */
     bool dnssec;               /* address came from a secure answer */
+    bool unusable;             /* smtp transport: its address lookup failed in this run */
     struct host_item *next;
 } host_item;
 
@@ -27,15 +28,18 @@ enum {
     AF_HOMONYM = 16,
     AF_IGNORE_ERROR = 32,      /* errors_to = "" */
     AF_CONT_CONN = 64,         /* sent down a connection kept from an earlier transaction */
+    AF_CHUNKING = 128,         /* smtp: the message went with BDAT (Exim logs " K" after H=) */
+    AF_PIPELINING = 256,       /* smtp: PIPELINING was used (Exim logs " L" with +pipelining) */
 };
 
 /* Exim's own error numbers (negative; positive ones are errno values), as
  * Exim logs them in "defer (n)" */
 enum {
     ERRNO_UNKNOWNERROR = -1, ERRNO_BADUGID = -6, ERRNO_LOCKFAILED = -9, ERRNO_BADREDIRECT = -17,
-    ERRNO_NOTABSOLUTE = -21, ERRNO_EXIMQUOTA = -22, ERRNO_EXPANDFAIL = -27, ERRNO_UIDFAIL = -29,
-    ERRNO_BADTRANSPORT = -30, ERRNO_UNKNOWNHOST = -32, ERRNO_DNSDEFER = -36, ERRNO_RCPT4XX = -44,
-    ERRNO_MAIL4XX = -45, ERRNO_DATA4XX = -46, ERRNO_TAINT = -51, ERRNO_RRETRY = -52, ERRNO_LRETRY = -53,
+    ERRNO_SMTPCLOSED = -18, ERRNO_SMTPFORMAT = -19, ERRNO_NOTABSOLUTE = -21, ERRNO_EXIMQUOTA = -22,
+    ERRNO_EXPANDFAIL = -27, ERRNO_UIDFAIL = -29, ERRNO_BADTRANSPORT = -30, ERRNO_UNKNOWNHOST = -32,
+    ERRNO_DNSDEFER = -36, ERRNO_RCPT4XX = -44, ERRNO_MAIL4XX = -45, ERRNO_DATA4XX = -46,
+    ERRNO_HOST_IS_LOCAL = -50, ERRNO_TAINT = -51, ERRNO_RRETRY = -52, ERRNO_LRETRY = -53,
     ERRNO_HRETRY = -54,
 };
 
@@ -84,6 +88,7 @@ typedef struct address_item {
     const char *message;       /* reason, for logs and bounces */
     int basic_errno, more_errno;      /* errno or ERRNO_* above; 0 unknown */
     bool pass_message;                 /* message may go to the sender (bounce diagnostic) */
+    bool freeze;                       /* with ST_DEFER: freeze the message (filter freeze, freeze_exec_fail) */
     const char *user_message;          /* what a bounce says when message may not go out */
     const char *return_output;         /* a pipe's output for the bounce (return_output...) */
     const char *shadow_message;        /* " ST=name" after a shadow transport, for the log */
@@ -98,6 +103,13 @@ typedef struct address_item {
     const char *smtp_confirmation;     /* C="250 ..." */
     bool remote_reply_5xx;
     bool dsn_passed_on;                /* the next hop took NOTIFY/ORCPT (it sends DSNs now) */
+    /* the smtp transport's retry keys, in Exim's forms, for the retry hints */
+    const char *retry_host_key;        /* "T:host:ip[:port][/interface]" ("T:host[:port]..." with
+                                        * retry_include_ip_address false) of the last host tried */
+    bool retry_host_defer;             /* that host failed (connection or session problem) */
+    const char *retry_message_key;     /* "<host key>:<message id>": the host deferred this message only */
+    const char *retry_address_key;     /* "R:address" or "R:address:<sender>" (address_retry_include_sender):
+                                        * the address had a 4xx reply to RCPT */
 
     struct address_item *dups;         /* the same address reached other ways: delivered with this one */
     struct address_item *dup_next;     /* the next in a dups list */

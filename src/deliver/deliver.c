@@ -26,6 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/time.h>
 #include <sys/wait.h>
@@ -50,6 +51,7 @@ typedef struct dstate {
     dsn_kind delivered_kind;
     int naddr;
     spool_msg *tm;             /* the message as the current transport sees it (return_path) */
+    bool freeze;               /* an address asked for the message to be frozen */
 } dstate;
 
 static spool_settings settings(void)
@@ -402,8 +404,21 @@ static bool never_user(uid_t uid)
 
 /* uid/gid for a local delivery: transport user/group, else the router's,
  * else what check_local_user found. */
-static bool delivery_ids(const address_item *a, uid_t *uid, gid_t *gid, const char **err, arena *ar)
+static bool delivery_ids(const address_item *a, const spool_msg *m, uid_t *uid, gid_t *gid, const char **err,
+                         arena *ar)
 {
+    /* pipe_as_creator: a pipe without user/group runs as the message's creator */
+    if (tp_opt_bool(a->transport, "pipe_as_creator") && !driver_opt(a->transport, "user")->s &&
+        !(a->router && driver_opt(a->router, "user") && driver_opt(a->router, "user")->s)) {
+        *uid = (uid_t)m->uid;
+        *gid = (gid_t)m->gid;
+        if (never_user(*uid)) {
+            *err = arena_printf(ar, "User %ld set for %s transport is on the never_users list", (long)*uid,
+                                a->transport->name);
+            return false;
+        }
+        return true;
+    }
     const char *tu = driver_opt(a->transport, "user") ? driver_opt(a->transport, "user")->s : NULL;
     const char *tg = driver_opt(a->transport, "group") ? driver_opt(a->transport, "group")->s : NULL;
     const char *ru = a->router && driver_opt(a->router, "user") ? driver_opt(a->router, "user")->s : NULL;
@@ -506,7 +521,7 @@ static void run_local(dstate *d, address_item *batch, transport_driver fn)
     gid_t gid = 0;
     const char *err = NULL;
     bool privileged = geteuid() == 0;
-    if (privileged && !delivery_ids(a, &uid, &gid, &err, d->a)) {
+    if (privileged && !delivery_ids(a, d->m, &uid, &gid, &err, d->a)) {
         batch_result(batch, ST_DEFER, err);
         return;
     }
@@ -526,6 +541,12 @@ static void run_local(dstate *d, address_item *batch, transport_driver fn)
         close(fds[0]);
         smtp_kept_forget();
         if (privileged) {
+            /* no core dumps from delivery processes unless permit_coredump
+             * (raised while still root, as Exim does) */
+            struct rlimit core = { 0, 0 };
+            if (tp_opt_bool(a->transport, "permit_coredump"))
+                core.rlim_cur = core.rlim_max = RLIM_INFINITY;
+            setrlimit(RLIMIT_CORE, &core);
             /* initgroups (router or transport): the user's supplementary groups too */
             struct passwd *ipw = (a->initgroups || tp_opt_bool(a->transport, "initgroups")) ? getpwuid(uid) : NULL;
             int gr = ipw ? initgroups(ipw->pw_name, gid) : setgroups(1, &gid);
@@ -585,12 +606,13 @@ static void run_local(dstate *d, address_item *batch, transport_driver fn)
     const char *kind;
     while (!overflow && (kind = tp_next_field(&p, end, NULL, d->a))) {
         if (!strcmp(kind, "R")) {
-            const char *f[6];
+            const char *f[7];
             int k = 0;
-            while (k < 6 && (f[k] = tp_next_field(&p, end, NULL, d->a)))
+            while (k < 7 && (f[k] = tp_next_field(&p, end, NULL, d->a)))
                 k++;
-            if (k < 6 || !next_r)
+            if (k < 7 || !next_r)
                 break;
+            next_r->freeze = f[6][0] == '1';
             next_r->result = (status)atoi(f[0]);
             next_r->message = *f[1] ? f[1] : NULL;
             next_r->user_message = *f[2] ? f[2] : NULL;
@@ -777,6 +799,8 @@ static void record_delivered(dstate *d, const address_item *a)
  * transport has given it a result. */
 static void finish_delivery(dstate *d, address_item *a, bool more_in_batch)
 {
+    if (a->result == ST_DEFER && a->freeze)
+        d->freeze = true;
     /* duplicates share the result, silently */
     for (address_item *x = a->dups; x; x = x->dup_next) {
         x->result = a->result == ST_OK ? ST_OK : a->result;
@@ -1211,6 +1235,8 @@ static status deliver_one(const char *id, const deliver_opts *o)
             break;
         default:
             a->result = ST_DEFER;
+            if (a->freeze)
+                d->freeze = true;
             log_result(d, a, false);
             if (retry_record_failure(a, m, time(NULL), d->a)) {
                 a->next = d->timed_out;
@@ -1386,7 +1412,7 @@ static status deliver_one(const char *id, const deliver_opts *o)
      * handled an address, else the sender), each listing its addresses in
      * order; errors_to = "" means nobody is told.  A failed bounce (sender
      * <>, no errors_to) freezes the message. */
-    bool freeze = false;
+    bool freeze = d->freeze;    /* a filter's freeze, freeze_exec_fail, freeze_signal */
     const char *freeze_why = "";
     while (bounce_list) {
         address_item *f0 = bounce_list;

@@ -864,8 +864,11 @@ static void classify(pipe_job *j, int ws, const char *tmsg)
         int sig = WTERMSIG(ws);
         const char *m = arena_printf(ar, "Child process of %s transport (running command \"%s\") was terminated by "
                                          "signal %d (%s)%s", j->t->name, j->cmd, sig, strsignal(sig), tmsg);
-        if (j->o.freeze_signal)
-            job_fail(j, ST_DEFER, m);          /* Exim also freezes the message: needs the delivery process */
+        if (j->o.freeze_signal) {
+            job_fail(j, ST_DEFER, m);          /* and the message is frozen */
+            for (address_item *b = j->addrs; b; b = b->next)
+                b->freeze = true;
+        }
         else if (!j->o.ignore_status)
             job_fail(j, ST_FAIL, m);
         return;
@@ -875,6 +878,8 @@ static void classify(pipe_job *j, int ws, const char *tmsg)
         return;
     if (j->o.freeze_exec_fail && code == PIPE_EXEC_FAILED) {
         job_fail(j, ST_DEFER, arena_printf(ar, "pipe process failed to exec \"%s\"%s", j->cmd, tmsg));
+        for (address_item *b = j->addrs; b; b = b->next)
+            b->freeze = true;
         return;
     }
     if (j->o.ignore_status)

@@ -192,6 +192,7 @@ void tp_put_results(int fd, const address_item *addrs)
         put_str(fd, a->pass_message ? "1" : "0");
         put_str(fd, en);
         put_str(fd, a->return_output);
+        put_str(fd, a->freeze ? "1" : "0");
     }
 }
 

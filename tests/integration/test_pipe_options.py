@@ -3,10 +3,7 @@ submitted on the command line, pipes under "nobody"), against fixed
 expectations taken from Exim's specification and from running Debian's
 Exim 4.96, and side by side with that Exim on one configuration.
 
-Known gaps, deliberately not asserted here (the delivery process has to do
-them; see the comment at the top of src/transport/pipe.c): the message is not frozen
-by freeze_exec_fail/freeze_signal (the address is deferred with Exim's
-message), pipe_as_creator does not choose the uid, and the
+Known gap, deliberately not asserted here: the
 "transport output" log line is written by the transport process, so these
 tests make the main log writable for the pipe's user."""
 import os
@@ -174,6 +171,8 @@ def test_exit_status_signals_and_exec_failure(postern_bin, top):
     }
     for name, line in want.items():
         assert r.line(f"{name}@x.example") == line, name
+    # freeze_exec_fail and freeze_signal freeze the message, as Exim
+    assert re.search(r"^\S+ \S+ \S+ Frozen$", r.raw_log, re.M), r.raw_log
     # the bounce says only "local delivery failed" for the pipes that ran
     b = r.bounce()
     assert "  exit3@x.example\n    local delivery failed" in b
