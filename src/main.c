@@ -10,8 +10,10 @@
 #include "smtp/local.h"
 #include "deliver/deliver.h"
 #include "route/route.h"
+#include "route/filter.h"
 #include "spool/queue.h"
 #include "smtp/session.h"
+#include "message/rewrite.h"
 
 #include <arpa/inet.h>
 #include <stdio.h>
@@ -21,7 +23,7 @@
 
 #define MAX_DEFINES 64
 
-enum mode { M_NONE, M_BE, M_BP, M_BV, M_BD, M_BS, M_BH, M_QLIST, M_MSG, M_BM, M_DELIVER, M_QRUN, M_BT };
+enum mode { M_NONE, M_BE, M_BP, M_BV, M_BD, M_BS, M_BH, M_QLIST, M_MSG, M_BM, M_DELIVER, M_QRUN, M_BT, M_BF, M_BRW };
 
 static int usage_error(const char *fmt, const char *arg)
 {
@@ -36,7 +38,7 @@ static int usage_error(const char *fmt, const char *arg)
 static void print_version(FILE *f, const config *c)
 {
     fprintf(f, "postern version %s (speaks Exim %s configuration and expansions)\n", POSTERN_VERSION, "4.99");
-    fprintf(f, "Modes: -be -bP -bV -bd -bs -bh -bm -t -bt -bv -q -M -bp -bpc -bpu -Mvh -Mvb -Mvl -Mrm -Mf -Mt\n");
+    fprintf(f, "Modes: -be -bP -bV -bd -bs -bh -bm -t -brw -bt -bv -bf -bF -q -M -bp -bpc -bpu -Mvh -Mvb -Mvl -Mrm -Mf -Mt\n");
     fprintf(f, "Routers: accept dnslookup manualroute redirect\n");
     fprintf(f, "Transports: appendfile autoreply lmtp pipe queuefile smtp\n");
     fprintf(f, "Lookups (built-in):");
@@ -79,6 +81,8 @@ int main(int argc, char **argv)
     local_args lo = { 0 };
     deliver_opts deliver_o = { 0 };
     char bt_kind = 0;
+    filter_test_args ft = { 0 };
+    const char *brw_address = NULL;
     bool bt_sender = false;
     enum mode mode = M_NONE;
     /* the name it was called by: sendmail takes a message, mailq lists */
@@ -155,6 +159,25 @@ int main(int argc, char **argv)
             maction = a[2] == 'v' ? a[3] : a[2] == 'r' ? 'r' : a[2];
             i++;
             break;
+        } else if (strcmp(a, "-bf") == 0 || strcmp(a, "-bF") == 0) {
+            /* filter testing: -bf user file, -bF system filter (both may be given) */
+            if (++i >= argc)
+                return usage_error("file name expected after %s", a);
+            mode = M_BF;
+            if (a[2] == 'f')
+                ft.user_file = argv[i];
+            else
+                ft.system_file = argv[i];
+        } else if (strcmp(a, "-bfd") == 0 || strcmp(a, "-bfl") == 0 || strcmp(a, "-bfp") == 0 || strcmp(a, "-bfs") == 0) {
+            if (++i >= argc)
+                return usage_error("string expected after %s", a);
+            const char **slot = a[3] == 'd' ? &ft.domain : a[3] == 'l' ? &ft.local_part : a[3] == 'p' ? &ft.prefix : &ft.suffix;
+            *slot = argv[i];
+        } else if (strcmp(a, "-brw") == 0) {
+            if (++i >= argc)
+                return usage_error("%s requires an address", a);
+            mode = M_BRW;
+            brw_address = argv[i];
         } else if (strcmp(a, "-bs") == 0) {
             mode = M_BS;
         } else if (strcmp(a, "-bm") == 0) {
@@ -210,7 +233,7 @@ int main(int argc, char **argv)
             ps.debug = true;
         } else {
             fprintf(stderr, "postern: option %s is not implemented yet "
-                            "(implemented: -C -D -be -bP -bV -bd -bs -bh -bm -bt -bv -t -i -oi -f -F -od* -q -qf -qff -q<time> -M -bp -bpc -bpu -Mvh -Mvb -Mvl -Mrm -Mf -Mt -oX -oP -oMa -oMi)\n", a);
+                            "(implemented: -C -D -be -bP -bV -bd -bs -bh -bm -brw -bt -bv -bf -bF -bfd -bfl -bfp -bfs -t -i -oi -f -F -od* -q -qf -qff -q<time> -M -bp -bpc -bpu -Mvh -Mvb -Mvl -Mrm -Mf -Mt -oX -oP -oMa -oMi)\n", a);
             return 64;
         }
     }
@@ -287,6 +310,17 @@ int main(int argc, char **argv)
     case M_QRUN:
         rc = deliver_queue_run(&deliver_o);
         break;
+    case M_BF:
+        ft.sender = lo.sender;
+        ft.dot_ends = !lo.dot_ok;
+        rc = filter_test_mode(&ft);
+        break;
+    case M_BRW: {
+        rewrite_set rs;
+        rewrite_set_config(c, ps.scratch, &rs);
+        rewrite_test(&rs, brw_address, stdout);
+        break;
+    }
     case M_BT:
         rc = route_test(argv + i, argc - i, bt_kind == 'v', bt_sender, stdout);
         break;

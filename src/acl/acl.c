@@ -506,8 +506,8 @@ static status run_top(acl_where where, const char *acl, const char **args, int n
     memset(res, 0, sizeof *res);
     if (!acl) {
         /* Unset option: Exim's default for the stage. */
-        bool deny = where == ACL_WHERE_VRFY || where == ACL_WHERE_EXPN ||
-                    (where == ACL_WHERE_RCPT && ps.sender_host_address);
+        /* (no RCPT ACL: every RCPT is refused, local -bs too, as Exim) */
+        bool deny = where == ACL_WHERE_VRFY || where == ACL_WHERE_EXPN || where == ACL_WHERE_RCPT;
         res->st = deny ? ST_FAIL : ST_OK;
         return res->st;
     }

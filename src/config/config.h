@@ -159,7 +159,7 @@ typedef struct retry_rule {
 typedef struct rewrite_rule {
     const char *pattern;
     const char *replacement;
-    const char *flags;        /* letters from EFTbcfhrsSQqRw */
+    const char *flags;        /* letters from EFTbcfhrstSQqRw */
     const char *file;
     int line;
     struct rewrite_rule *next;

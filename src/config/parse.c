@@ -729,15 +729,19 @@ static status rewrite_line(reader *r, const char *line)
         return ST_ERROR;
     if (!(rw->replacement = token(r, &p)))
         return r->err ? ST_ERROR : reader_error(r, "missing replacement in rewrite rule");
-    char *flags = token(r, &p);
-    if (r->err)
-        return ST_ERROR;
-    rw->flags = flags ? flags : "";
-    for (const char *f = rw->flags; *f; f++)
-        if (!strchr("EFTbcfhrsSQqRw", *f))
+    /* flag letters, in any order; spaces between them are ignored */
+    char *flags = arena_strdup(r->a, p), *o = flags;
+    for (const char *f = p; *f; f++) {
+        if (*f == ' ' || *f == '\t')
+            continue;
+        if (!strchr("EFTbcfhrstSQqRw", *f))
             return reader_error(r, "unknown rewrite flag character '%c' (could be missing quotes round replacement item)", *f);
-    if (*skip_ws(p))
-        return reader_error(r, "extra characters after rewrite rule: %s", skip_ws(p));
+        if (*f == 'S' && rw->pattern[0] != '^' && strncmp(rw->pattern, "\\N^", 3) != 0)
+            return reader_error(r, "rewrite rule has the S flag but is not a regular expression");
+        *o++ = *f;
+    }
+    *o = '\0';
+    rw->flags = flags;
     rewrite_rule **tail = &r->c->rewrites;
     while (*tail)
         tail = &(*tail)->next;

@@ -20,6 +20,9 @@ void state_init(const char *progname)
 
 void state_message_done(void)
 {
+    ps.message_body = ps.message_body_end = NULL;
+    ps.return_path = ps.filter_thisaddress = NULL;
+    ps.message_body_size = ps.body_zerocount = 0;
     arena_reset(ps.msg);
     arena_reset(ps.msg_t);
 }

@@ -90,7 +90,6 @@ typedef struct proc_state {
      * routed or delivered ($domain_data and $local_part_data above) */
     const char *address_data;
     acl_var *router_vars;     /* $r_... of the address being routed or delivered */
-    const char *return_path;  /* $return_path when it is not the sender (a transport's return_path) */
     const char *home_dir, *router_name, *transport_name;
     const char *original_local_part, *original_domain;
     const char *deliver_host, *deliver_host_address;
@@ -103,6 +102,15 @@ typedef struct proc_state {
      * $bounce_recipient, $warn_message_delay, $warn_message_recipients */
     const char *bounce_recipient, *warn_message_delay, *warn_message_recipients;
     bool helo_verified;       /* $helo_verified (helo_verify_hosts, helo_try_verify_hosts) */
+
+    /* Exim filters (src/route/filter.c) and the body variables (msg lifetime) */
+    bool filter_running;              /* $n0..$n9 exist only while a filter runs */
+    long filter_n[10], filter_sn[10]; /* $n0..$n9, $sn0..$sn9 */
+    const char *filter_thisaddress;   /* $thisaddress (foranyaddress) */
+    const char *headers_charset;      /* a filter's "headers charset" (NULL: headers_charset) */
+    const char *return_path;          /* $return_path when it is not the sender (-bf) */
+    const char *message_body, *message_body_end;   /* NULL: not read */
+    long message_body_size, body_zerocount;
 } proc_state;
 
 extern proc_state ps;

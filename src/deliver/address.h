@@ -28,6 +28,7 @@ enum {
     AF_HOMONYM = 16,
     AF_IGNORE_ERROR = 32,      /* errors_to = "" */
     AF_CONT_CONN = 64,         /* sent down a connection kept from an earlier transaction */
+    AF_FORBIDDEN = 512,        /* a pipe or file its router forbids: fails when delivered */
     AF_CHUNKING = 128,         /* smtp: the message went with BDAT (Exim logs " K" after H=) */
     AF_PIPELINING = 256,       /* smtp: PIPELINING was used (Exim logs " L" with +pipelining) */
 };

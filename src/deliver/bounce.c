@@ -61,6 +61,8 @@ static const char *diagnostic_code(const address_item *a, arena *ar)
     return g.s;
 }
 
+#define DSN_BUFFER 8192          /* Exim rounds bounce_return_size_limit up to this */
+
 static const char *const kind_action[] = { "failed", "delayed", "delivered", "delivered" };
 
 /* One recipient's block of the message/delivery-status part */
@@ -203,36 +205,49 @@ static void print_error(gstr *g, const address_item *f, const char *t)
 #define REFS_KEEP 12
 static const char *references(const spool_msg *orig, arena *a)
 {
+    /* the original's References (else its In-Reply-To), at most REFS_KEEP
+     * ids keeping the first, then its Message-ID, on one line (Exim) */
     spool_header *mid = mb_find_header((spool_msg *)orig, "Message-ID");
-    if (!mid)
-        return NULL;
-    const char *ids[REFS_KEEP + 1];
-    int n = 0;
     spool_header *refs = mb_find_header((spool_msg *)orig, "References");
-    const char *sources[2] = { refs ? strchr(refs->text, ':') + 1 : NULL, strchr(mid->text, ':') + 1 };
-    for (int k = 0; k < 2; k++) {
-        for (const char *p = sources[k]; p && (p = strchr(p, '<'));) {
-            const char *e = strchr(p, '>');
-            if (!e)
-                break;
-            const char *id = arena_strndup(a, p, (size_t)(e - p + 1));
-            if (strpbrk(id, " \t\r\n") == NULL) {
-                if (n < REFS_KEEP)
-                    ids[n++] = id;
-                else                        /* keep the first, shift the rest */
-                    memmove(&ids[1], &ids[2], (REFS_KEEP - 2) * sizeof ids[0]), ids[REFS_KEEP - 1] = id;
-            }
-            p = e + 1;
-        }
-    }
-    if (n == 0)
+    if (!refs)
+        refs = mb_find_header((spool_msg *)orig, "In-Reply-To");
+    if (!mid && !refs)
         return NULL;
+    const char *ids[REFS_KEEP];
+    int n = 0;
+    size_t use = strlen("References:");
+    for (const char *p = refs ? strchr(refs->text, ':') + 1 : NULL; p && (p = strchr(p, '<'));) {
+        const char *e = strchr(p, '>');
+        if (!e)
+            break;
+        const char *id = arena_strndup(a, p, (size_t)(e - p + 1));
+        p = e + 1;
+        if (strpbrk(id, " \t\r\n"))
+            continue;
+        if (n == REFS_KEEP || use + strlen(id) + (size_t)n > 998) {
+            if (n > 1) {                    /* keep the first, drop the second */
+                use -= strlen(ids[1]);
+                memmove(&ids[1], &ids[2], (size_t)(n - 2) * sizeof ids[0]);
+                ids[n - 1] = id;
+            }
+        } else {
+            ids[n++] = id;
+        }
+        use += strlen(id);
+    }
     gstr g;
     gstr_init(&g, a, 128);
     gstr_cat(&g, "References:");
     for (int i = 0; i < n; i++)
-        gstr_printf(&g, "%s%s", i ? "\n " : " ", ids[i]);
-    gstr_cat(&g, "\n");
+        gstr_printf(&g, " %s", ids[i]);
+    if (mid) {
+        const char *v = strchr(mid->text, ':') + 1;
+        while (*v == ' ' || *v == '\t')
+            v++;
+        gstr_printf(&g, " %s", v);          /* keeps its newline */
+    } else {
+        gstr_cat(&g, "\n");
+    }
     return g.s;
 }
 
@@ -601,13 +616,14 @@ const char *dsn_send(const spool_msg *orig, address_item *failed, dsn_kind kind,
             if (orig->dsn_ret == SPOOL_RET_FULL)
                 note = limit_note;
         } else if (orig->max_received_linelength > cfg_int(MO_bounce_return_linesize_limit) ||
-                   (limit > 0 && fstat(data_fd, &sb) == 0 && (long long)sb.st_size > limit)) {
+                   (limit > 0 && fstat(data_fd, &sb) == 0 &&
+                    (long long)sb.st_size > (limit / DSN_BUFFER + 1) * DSN_BUFFER)) {
             headers_only = true;
             note = limit_note;
         }
     }
     gstr_printf(&body, "--%s\nContent-type: %s\n\n", boundary, headers_only ? "text/rfc822-headers" : "message/rfc822");
-    if (cfg_bool(MO_bounce_return_message)) {
+    {   /* (bounce_return_message is not consulted: Exim ignores it too) */
         /* the returned copy starts with Return-path:, as Exim's does */
         write_opts wo = { .headers_only = headers_only,
                           .top_headers = arena_printf(a, "Return-path: <%s>\n", orig->sender),

@@ -191,6 +191,12 @@ static void log_result(dstate *d, const address_item *a, bool more_in_batch)
                     a->host_address_used, logsel_on(ls, LS_OUTGOING_PORT) ? arena_printf(d->a, ":%d", a->port_used) : "",
                     (a->flags & AF_CONT_CONN) ? "*" : "");
     double dt = a->delivery_secs;
+    if (a->result == ST_OK && a->host_used) {
+        if (logsel_on(ls, LS_PIPELINING) && (a->flags & AF_PIPELINING))
+            gstr_cat(&g, " L");
+        if (a->flags & AF_CHUNKING)
+            gstr_cat(&g, " K");
+    }
     if (a->result == ST_OK) {
         if (a->smtp_confirmation && logsel_on(ls, LS_SMTP_CONFIRMATION)) {
             gstr_cat(&g, " C=\"");
@@ -572,8 +578,15 @@ static void run_local(dstate *d, address_item *batch, transport_driver fn)
             b->home_dir = home;
         if (!cwd)
             cwd = home ? home : "/";
-        if (chdir(cwd) != 0 && chdir("/") != 0)
+        if (chdir(cwd) != 0) {
+            /* Exim: a missing home (or current) directory defers */
+            int e = errno;
+            batch_result(batch, ST_DEFER, arena_printf(d->a, "failed to chdir to %s", cwd));
+            for (address_item *b = batch; b; b = b->next)
+                b->basic_errno = e;
+            tp_put_results(fds[1], batch);
             _exit(1);
+        }
         fn(a->transport, batch, &tc);
         tp_put_results(fds[1], batch);
         _exit(0);
@@ -702,13 +715,24 @@ static bool transport_checks(dstate *d, address_item *batch)
             return false;
         }
     }
+    /* errors_to (from the router) is the return path of this delivery, so
+     * that later bounces go there too (Exim) */
+    if (batch->errors_to && *batch->errors_to) {
+        spool_msg *c = arena_alloc(d->a, sizeof *c);
+        *c = *d->m;
+        c->sender = batch->errors_to;
+        d->tm = c;
+        ps.return_path = batch->errors_to;
+        for (address_item *b = batch; b; b = b->next)
+            b->return_path = batch->errors_to;
+    }
     if ((v = tp_opt(t, "return_path"))) {
-        ps.return_path = d->m->sender;
+        ps.return_path = d->tm->sender;
         char *out = NULL, *err = NULL;
         status st = expand_string(v, d->a, &out, &err);
         if (st == ST_OK) {
             spool_msg *c = arena_alloc(d->a, sizeof *c);
-            *c = *d->m;
+            *c = *d->tm;
             c->sender = out;
             d->tm = c;
             ps.return_path = out;
@@ -880,6 +904,30 @@ static long long smtp_max_rcpt(const address_item *a)
     return n > 0 ? n : 100000;
 }
 
+static bool same_str(const char *x, const char *y)
+{
+    return x == y || (x && y && !strcmp(x, y));
+}
+
+/* Exim's rule for one smtp run: the same transport, an identical host
+ * list (both empty counts), the same errors address, header changes and
+ * user/group; the router does not matter (domains are split by the
+ * transport itself when multi_domain is false). */
+static bool same_remote_batch(const address_item *a, const address_item *b)
+{
+    if (b->transport != a->transport || !same_str(a->errors_to, b->errors_to) ||
+        !same_str(a->headers_add, b->headers_add) || !same_str(a->headers_remove, b->headers_remove))
+        return false;
+    if (a->uid_set != b->uid_set || (a->uid_set && a->uid != b->uid) || a->gid_set != b->gid_set ||
+        (a->gid_set && a->gid != b->gid))
+        return false;
+    const host_item *x = a->hosts, *y = b->hosts;
+    for (; x && y; x = x->next, y = y->next)
+        if (!same_str(x->name, y->name) || !same_str(x->address, y->address) || x->port != y->port || x->mx != y->mx)
+            return false;
+    return !x && !y;
+}
+
 static const char *batch_id(const address_item *a, arena *ar)
 {
     const char *id = tp_opt(a->transport, "batch_id");
@@ -890,10 +938,6 @@ static const char *batch_id(const address_item *a, arena *ar)
     return expand_string(id, ar, &out, &err) == ST_OK ? out : NULL;
 }
 
-static bool same_str(const char *x, const char *y)
-{
-    return x == y || (x && y && !strcmp(x, y));
-}
 
 /* May b be delivered in the same local transport run as a (Exim's rules
  * for batch_max: same transport, errors address, header changes, user,
@@ -1054,7 +1098,7 @@ static status deliver_one(const char *id, const deliver_opts *o)
         for (const spool_header *h = m->headers; h; h = h->next)
             if (h->type != '*')
                 size += (long)h->len;
-        ps.message_size = size;
+        ps.message_size = size + 1;     /* (Exim counts one more) */
     }
     for (const spool_var *v = m->vars; v; v = v->next) {
         char *e;
@@ -1138,6 +1182,13 @@ static status deliver_one(const char *id, const deliver_opts *o)
             continue;
         }
         if (a->flags & (AF_PIPE | AF_FILE)) {
+            /* the directories of the router that set it up */
+            if (a->router && !a->current_dir) {
+                const char *tc = NULL;
+                char *terr = NULL;
+                if (route_opt_expand(a->router, "transport_current_directory", d->a, &tc, &terr) == ST_OK && tc)
+                    a->current_dir = tc;
+            }
             *routed_tail = a;
             routed_tail = &a->next;
             continue;
@@ -1307,6 +1358,13 @@ static status deliver_one(const char *id, const deliver_opts *o)
         address_item *a = routed;
         routed = a->next;
         a->next = NULL;
+        if (a->flags & AF_FORBIDDEN) {
+            /* forbid_pipe / forbid_file: fails here, with its own message */
+            a->result = ST_FAIL;
+            a->user_message = a->message;
+            finish_delivery(d, a, false);
+            continue;
+        }
         transport_driver fn = a->transport ? transport_find(a->transport) : NULL;
         const char *why = NULL;
         if (!o->force && !retry_due(a, time(NULL), d->a, &why)) {
@@ -1336,9 +1394,7 @@ static status deliver_one(const char *id, const deliver_opts *o)
         int nb = 1;
         while (*pp && nb < max) {
             address_item *b = *pp;
-            bool same = local ? same_local_batch(a, b, bid, d->a)
-                              : b->transport == a->transport && b->router == a->router && b->hosts && a->hosts &&
-                                    b->hosts->name && a->hosts->name && !strcasecmp(b->hosts->name, a->hosts->name);
+            bool same = local ? same_local_batch(a, b, bid, d->a) : same_remote_batch(a, b);
             if (same && (o->force || retry_due(b, time(NULL), d->a, &why))) {
                 *pp = b->next;
                 b->next = NULL;
@@ -1403,8 +1459,10 @@ static status deliver_one(const char *id, const deliver_opts *o)
     for (address_item *f = d->failed, *next; f; f = next) {
         next = f->next;
         f->next = NULL;
-        if ((f->dsn_flags & SPOOL_DSN_NEVER) || (f->dsn_flags && !(f->dsn_flags & SPOOL_DSN_FAILURE)))
+        if ((f->dsn_flags & SPOOL_DSN_NEVER) || (f->dsn_flags && !(f->dsn_flags & SPOOL_DSN_FAILURE))) {
+            log_write(LOG_MAIN, "%s %s: error ignored: RFC 3461 DSN, failure notify not requested", m->id, f->address);
             continue;
+        }
         *bl_tail = f;
         bl_tail = &f->next;
     }
@@ -1443,7 +1501,7 @@ static status deliver_one(const char *id, const deliver_opts *o)
             }
         } else {
             long long ignore_after = cfg_int(MO_ignore_bounce_errors_after);
-            if (time(NULL) - m->received <= ignore_after) {
+            if (time(NULL) - m->received < ignore_after) {
                 freeze_why = " (delivery error message)";
                 freeze = true;
             } else {

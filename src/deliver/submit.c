@@ -8,6 +8,8 @@
 #include "core/log.h"
 #include "core/timefmt.h"
 #include "message/msgbuild.h"
+#include "smtp/reclog.h"
+#include "core/state.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -80,12 +82,20 @@ const char *deliver_submit_local(const submit_msg *s, arena *a, char **err)
     }
     char date[TIMEFMT_DATE_LEN];
     timefmt_rfc5322(b->received, date, sizeof date);
-    const char *recv = s->nrcpt == 1
-        ? arena_printf(a, "Received: from %s by %s with local (postern %s)\n\tid %s\n\tfor %s; %s\n",
-                       b->login, host, POSTERN_VERSION, b->id, s->rcpts[0], date)
-        : arena_printf(a, "Received: from %s by %s with local (postern %s)\n\tid %s; %s\n",
-                       b->login, host, POSTERN_VERSION, b->id, date);
-    spool_add_header(b, a, spool_header_type(recv), recv, strlen(recv));
+    /* the Received: header as for any local submission (received_header_text),
+     * with the variables of this new message, not of the one being delivered */
+    proc_state saved = ps;
+    ps.message_id = b->id;
+    ps.sender_address = b->sender;
+    ps.received_protocol = "local";
+    ps.sender_helo_name = ps.sender_host_address = ps.sender_host_name = NULL;
+    received_header_add(b, NULL, b->login, b->sender);
+    ps.message_id = saved.message_id;
+    ps.sender_address = saved.sender_address;
+    ps.received_protocol = saved.received_protocol;
+    ps.sender_helo_name = saved.sender_helo_name;
+    ps.sender_host_address = saved.sender_host_address;
+    ps.sender_host_name = saved.sender_host_name;
     add_headers(b, s->headers, a);
     if (!has_header(b, "Message-Id")) {
         const char *h = arena_printf(a, "Message-Id: <E%s@%s>\n", b->id, host);

@@ -236,3 +236,11 @@ char *x_parse_address(arena *a, const char *s, char **err, int *dom_off)
     *dom_off = doff;
     return g.s;
 }
+
+char *expand_extract_address(arena *a, const char *s, char **err, int *domain_offset)
+{
+    /* the result keeps the taint of s */
+    if (is_tainted(s) && !arena_is_tainted(a))
+        a = ps.msg_t;
+    return x_parse_address(a, s, err, domain_offset);
+}

@@ -39,6 +39,7 @@
 #define EXPAND_FORBID_STAT     0x10   /* ${stat:} */
 #define EXPAND_FORBID_QUERY    0x20   /* query-style lookups (dnsdb, ...) */
 #define EXPAND_FORBID_DNS      0x40   /* any DNS lookup (@mx_*, host names in lists) */
+#define EXPAND_FORBID_READSOCKET 0x80 /* ${readsocket} (also refused with EXPAND_FORBID_RUN) */
 
 /* ST_OK: *out set.  ST_FAIL_FORCED: "fail" was requested (*err says so).
  * ST_FAIL / ST_ERROR: *err is an Exim-like message.  ST_DEFER: a lookup
@@ -57,6 +58,11 @@ status expand_check_bool(const char *s, arena *a, bool *result, char **err);
 
 /* Expand and convert to an integer (with K/M/G suffixes). */
 status expand_integer(const char *s, arena *a, long long *out, char **err);
+
+/* RFC 5322 address extraction, as ${address:} does it (comments and a
+ * display name dropped): the addr-spec, or NULL with *err set.
+ * *domain_offset is where the domain starts (-1: no domain). */
+char *expand_extract_address(arena *a, const char *s, char **err, int *domain_offset);
 
 /* postern -be: expand each argument (or each line of stdin) and print the
  * result; "Failed: reason" on failure.  Returns the exit code. */

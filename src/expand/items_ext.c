@@ -790,7 +790,7 @@ status it_readsocket(xs *x, const char **sp, bool skip, gstr *out, bool *taint)
     bool t[4] = {false, false, false, false};
     int n = 0;
     status st;
-    if (ps.exp_forbid & EXPAND_FORBID_RUN)
+    if (ps.exp_forbid & (EXPAND_FORBID_RUN | EXPAND_FORBID_READSOCKET))
         return xfail(x, "socket insertions are not permitted");
     /* up to four arguments; a fifth {...} is the failure string */
     const char *s = *sp;

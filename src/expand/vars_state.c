@@ -131,6 +131,43 @@ const char *vars_state(xs *x, const char *name, bool *known)
         return or_empty(ps.local_part_suffix);
     if (IS("return_path"))
         return ps.return_path ? ps.return_path : or_empty(ps.sender_address);
+    if (IS("reply_address")) {
+        const char *r = vars_header(x, "h_", "reply-to", 8);
+        return *r ? r : vars_header(x, "h_", "from", 4);
+    }
+    if (IS("message_headers") || IS("message_headers_raw")) {
+        /* every live header: raw, or trimmed and joined by newlines */
+        bool raw = name[15] == '_';
+        gstr g;
+        gstr_init(&g, ps.msg_t, 256);
+        for (const spool_header *h = ps.msg_headers; h; h = h->next) {
+            if (h->type == '*')
+                continue;
+            size_t n = h->len;
+            if (!raw) {
+                while (n && isspace((unsigned char)h->text[n - 1]))
+                    n--;
+                if (g.len)
+                    gstr_catc(&g, '\n');
+            }
+            gstr_catn(&g, h->text, n);
+        }
+        return g.s;
+    }
+    if (IS("message_body") || IS("message_body_end"))
+        return or_empty(name[12] ? ps.message_body_end : ps.message_body);
+    if (IS("message_body_size"))
+        return num(x, ps.message_body_size);
+    if (IS("body_zerocount"))
+        return num(x, ps.body_zerocount);
+    if (IS("thisaddress"))
+        return or_empty(ps.filter_thisaddress);
+    /* $n0..$n9 and $sn0..$sn9 exist only while a filter runs, as in Exim */
+    if (ps.filter_running && (name[0] == 'n' || (name[0] == 's' && name[1] == 'n'))) {
+        const char *d = name + (name[0] == 's' ? 2 : 1);
+        if (d[0] >= '0' && d[0] <= '9' && !d[1])
+            return num(x, name[0] == 's' ? ps.filter_sn[d[0] - '0'] : ps.filter_n[d[0] - '0']);
+    }
     if (IS("bounce_recipient"))
         return or_empty(ps.bounce_recipient);
     if (IS("warn_message_delay") || IS("warnmsg_delay"))

@@ -1,6 +1,7 @@
 /* fixups.c: Exim's header fix-ups for incoming messages. */
 #include "message/fixups.h"
 #include "message/msgbuild.h"
+#include "message/rewrite.h"
 #include "msgauth/mail.h"
 
 #include "core/timefmt.h"
@@ -45,13 +46,20 @@ void msg_fixups(spool_msg *m, const fixup_ctx *fx, arena *a)
     delete_all(m, "Return-path");
     delete_all(m, "Delivery-date");
     delete_all(m, "Envelope-to");
-    if (fx->suppress || (!fx->local && !fx->submission))
-        return;
+    bool fix = !fx->suppress && (fx->local || fx->submission);
+    rewrite_set rs = { 0 };
+    if (fx->rewrite)
+        rewrite_set_config(cfg, a, &rs);
 
-    if (!mb_find_header(m, "Message-ID") && !mb_find_header(m, "Resent-Message-ID"))
+    if (fix && !mb_find_header(m, "Message-ID") && !mb_find_header(m, "Resent-Message-ID"))
         add(m, a, arena_printf(a, "Message-Id: <E%s@%s>\n", m->id, fx->primary_hostname));
 
-    if (!mb_find_header(m, "From")) {
+    /* the recipients, then the originator headers, then the sender */
+    if (fx->rewrite)
+        for (int i = 0; i < m->n_rcpt; i++)
+            m->rcpt[i].address = rewrite_envelope(&rs, m->rcpt[i].address, true, m, a);
+
+    if (fix && !mb_find_header(m, "From")) {
         if (fx->local && fx->login) {
             const char *fn = fx->fullname && *fx->fullname ? fx->fullname : NULL;
             if (fn)
@@ -63,15 +71,8 @@ void msg_fixups(spool_msg *m, const fixup_ctx *fx, arena *a)
         }
     }
 
-    if (!mb_find_header(m, "Date")) {
-        char date[TIMEFMT_DATE_LEN];
-        time_t now = m->received ? m->received : time(NULL);
-        timefmt_rfc5322(now, date, sizeof date);
-        add(m, a, arena_printf(a, "Date: %s\n", date));
-    }
-
     /* Sender: for untrusted local callers */
-    if (fx->local && !fx->trusted && fx->login) {
+    if (fix && fx->local && !fx->trusted && fx->login) {
         const char *me = arena_printf(a, "%s@%s", fx->login, fx->qualify_domain);
         if (!fx->local_sender_retain)
             delete_all(m, "Sender");
@@ -79,5 +80,18 @@ void msg_fixups(spool_msg *m, const fixup_ctx *fx, arena *a)
             add(m, a, arena_printf(a, "Sender: %s\n", me));
             m->sender = me;
         }
+    }
+
+    if (fx->rewrite) {
+        if (rs.n && m->sender && *m->sender)
+            m->sender = rewrite_envelope(&rs, m->sender, false, m, a);
+        rewrite_headers(&rs, m, fx->unqualified_sender, fx->unqualified_recipient, a);
+    }
+
+    if (fix && !mb_find_header(m, "Date")) {
+        char date[TIMEFMT_DATE_LEN];
+        time_t now = m->received ? m->received : time(NULL);
+        timefmt_rfc5322(now, date, sizeof date);
+        add(m, a, arena_printf(a, "Date: %s\n", date));
     }
 }

@@ -2,7 +2,10 @@
  * Return-path:/Delivery-date:/Envelope-to: removed; for locally generated
  * and submission-mode messages (unless suppress_local_fixups) Message-Id:,
  * From: and Date: added when missing, and Sender: checked for untrusted
- * local callers (local_from_check, local_sender_retain). */
+ * local callers (local_from_check, local_sender_retain).  With .rewrite,
+ * the rewrite section is applied among them in Exim's order: recipients
+ * after Message-Id:, then From:/Sender:, the sender, the address headers
+ * (qualified where allowed), then Date:. */
 #ifndef POSTERN_FIXUPS_H
 #define POSTERN_FIXUPS_H
 
@@ -21,10 +24,14 @@ typedef struct fixup_ctx {
     bool local_from_check, local_sender_retain;
     const char *submission_domain;  /* NULL: qualify_domain */
     const char *authenticated_id;
+    bool rewrite;              /* qualify and rewrite envelope and headers (reception) */
+    bool unqualified_sender;   /* unqualified header addresses may be qualified: local */
+    bool unqualified_recipient;/* input, or sender_/recipient_unqualified_hosts */
 } fixup_ctx;
 
 /* Apply the fix-ups to m (headers may be added or marked deleted).  The
- * envelope sender m->sender may be changed (when a Sender: is added). */
+ * envelope sender m->sender may be changed (when a Sender: is added, or by
+ * rewriting), and so may the recipients (rewriting). */
 void msg_fixups(spool_msg *m, const fixup_ctx *fx, arena *a);
 
 #endif

@@ -8,6 +8,7 @@
 #define POSTERN_FILTER_H
 
 #include "deliver/address.h"
+#include "route/route.h"
 #include <stdbool.h>
 #include <stdio.h>
 
@@ -29,7 +30,7 @@ int filter_kind(const char *text);
 #define FO_REALLOG       0x010     /* logwrite writes (not when verifying or testing) */
 #define FO_PREPEND_HOME  0x020     /* filter_prepend_home */
 #define FO_SYSTEM        0x040     /* a system filter (-bF): headers add/remove, no "personal" */
-#define FO_REWRITE       0x080     /* qualify unqualified deliver addresses */
+#define FO_REWRITE       0x080     /* the router's "rewrite": deliver addresses are to be rewritten (not yet done) */
 
 /* The outcome of a filter run (Exim's FF_ values). */
 typedef enum filter_outcome {
@@ -57,7 +58,8 @@ typedef struct filter_opts {
     unsigned flags;            /* FO_* */
     FILE *test;                /* -bf: say what would be done here (nothing is done) */
     arena *a;                  /* for the results (tainted strings go to ps.msg_t) */
-    const char *self_local, *self_domain;  /* the user: "personal", errors_to */
+    bool first_delivery;       /* this is the message's first delivery attempt */
+    bool manually_thawed;      /* the message was thawed by the administrator */
 } filter_opts;
 
 typedef struct filter_result {
@@ -80,6 +82,17 @@ const char *filter_printing(const char *s, arena *a);
  * $message_body_size) from the body text read from fd (the -D file after
  * its first line, or -bf's standard input). */
 void filter_set_body_vars(const char *body, size_t len);
+
+/* The redirect router on data or a file that is a filter (kind is
+ * FILTER_EXIM or FILTER_SIEVE): allow_filter, forbid_* and the outcome as
+ * a router result (ST_REROUTED with *gen, ST_DECLINED, ST_DISCARD, ...).
+ * data: the text came from "data" (not "file"), for error messages. */
+status redirect_filter(const driver_inst *r, address_item *a, route_ctx *ctx, const char *text, int kind,
+                       bool data, address_item **gen);
+
+/* -bf on a file that is not a filter: the redirection list as Exim's
+ * -bf shows it (in redirect.c).  Returns false on an error in the list. */
+bool redirect_test_list(const char *text, FILE *out);
 
 /* -bf / -bF: test a user filter (or .forward file) and/or a system filter
  * on the message on standard input.  Returns the exit code. */

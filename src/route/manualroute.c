@@ -3,6 +3,7 @@
  * byname, bydns, randomize, no_randomize, ipv4_prefer. */
 #include "route/route.h"
 #include "core/list.h"
+#include "core/log.h"
 #include "core/state.h"
 #include "expand/expand.h"
 #include "expand/match.h"
@@ -181,6 +182,46 @@ status router_manualroute(const driver_inst *r, address_item *a, route_ctx *ctx,
             last = last->next;
         last->next = rest;
         pp = &last->next;
+    }
+    /* self: the first host is this host (Exim's default: freeze) */
+    if (hosts && hosts->address && (!strncmp(hosts->address, "127.", 4) || !strcmp(hosts->address, "::1") ||
+                                    match_local_interface(hosts->address))) {
+        const char *self = route_opt_str(r, "self");
+        if (!self)
+            self = "freeze";
+        if (!strcmp(self, "pass"))
+            return ST_PASS;
+        if (!strncmp(self, "reroute:", 8)) {
+            /* a new domain, routed from the first router again */
+            const char *nd = self + 8;
+            if (!strncmp(nd, "rewrite:", 8))
+                nd += 8;
+            address_item *c = arena_calloc(ctx->a, sizeof *c);
+            *c = *a;
+            c->next = NULL;
+            c->parent = a;
+            c->domain = arena_strdup(ctx->a, nd);
+            c->address = arena_printf(ctx->a, "%s@%s", a->local_part, nd);
+            c->router = NULL;
+            c->transport = NULL;
+            c->hosts = NULL;
+            c->start_router = NULL;
+            *gen = c;
+            return ST_REROUTED;
+        }
+        if (strcmp(self, "send") != 0) {
+            a->message = "remote host address is the local host";
+            a->user_message = a->message;
+            if (!strcmp(self, "fail"))
+                return ST_FAIL;
+            a->basic_errno = ERRNO_UNKNOWNERROR;
+            if (strcmp(self, "defer") != 0) {   /* freeze */
+                log_write(LOG_MAIN, "%s remote host address is the local host: %s", ps.message_id ? ps.message_id : "",
+                          a->domain);
+                a->freeze = true;
+            }
+            return ST_DEFER;
+        }
     }
     /* ignore_target_hosts; host_all_ignored when none is left */
     const char *itl = route_opt_str(r, "ignore_target_hosts");

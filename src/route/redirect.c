@@ -1,9 +1,11 @@
 /* redirect.c: the redirect router: "data" (aliases) or "file" (.forward)
  * gives a list of new addresses, "|commands", "/files", :include:,
- * :fail:, :defer:, :blackhole: and :unknown: items.  Exim filters are not
- * supported (a filter file is an error, not silently ignored). */
+ * :fail:, :defer:, :blackhole: and :unknown: items.  Data that is an Exim
+ * filter goes to redirect_filter.c. */
 #include "route/route.h"
+#include "route/filter.h"
 #include "core/gstr.h"
+#include "core/list.h"
 #include "core/log.h"
 #include "core/state.h"
 #include "expand/expand.h"
@@ -13,6 +15,9 @@
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
+#include <grp.h>
+#include <pwd.h>
+#include <sys/stat.h>
 
 #define REDIRECT_MAX_FILE (1024 * 1024)
 #define REDIRECT_MAX_INCLUDE 8
@@ -55,6 +60,17 @@ typedef struct rctx {
     int includes;
 } rctx;
 
+/* Router options; with no router (-bf on a forward file) all are off. */
+static bool opt_bool(const rctx *x, const char *name)
+{
+    return x->r && route_opt_bool(x->r, name);
+}
+
+static const char *opt_str(const rctx *x, const char *name)
+{
+    return x->r ? route_opt_str(x->r, name) : NULL;
+}
+
 static void add_child(rctx *x, const char *item, unsigned flags)
 {
     address_item *c = arena_calloc(x->ctx->a, sizeof *c);
@@ -65,6 +81,8 @@ static void add_child(rctx *x, const char *item, unsigned flags)
     c->dsn_orcpt = x->a->dsn_orcpt;
     c->errors_to = x->a->errors_to;
     c->r_vars = x->a->r_vars;              /* router variables go to the children */
+    c->headers_add = x->a->headers_add;    /* and the header changes asked for so far */
+    c->headers_remove = x->a->headers_remove;
     c->address_data = x->a->address_data;
     if (flags & (AF_PIPE | AF_FILE)) {
         c->address = item;
@@ -82,17 +100,28 @@ static void add_child(rctx *x, const char *item, unsigned flags)
             c->domain = arena_strdup(x->sa, at + 1);
             c->address = item;
         } else {
-            const char *qd = route_opt_str(x->r, "qualify_domain");
+            const char *qd = opt_str(x, "qualify_domain");
             char *dom = NULL, *err;
             if (qd && expand_string(qd, x->ctx->a, &dom, &err) == ST_OK && *dom)
                 ;
             else
-                dom = (char *)(route_opt_bool(x->r, "qualify_preserve_domain") ? x->a->domain
-                                                                              : cfg_str(MO_qualify_recipient));
+                dom = (char *)(opt_bool(x, "qualify_preserve_domain") ? x->a->domain
+                                                                      : cfg_str(MO_qualify_recipient));
             c->local_part = item;
             c->domain = dom;
             c->address = arena_printf(x->sa, "%s@%s", item, dom);
         }
+        /* check_ancestor: an address that one of its ancestors already was
+         * gives way to a copy of the address being redirected (which this
+         * router then leaves alone) */
+        if (opt_bool(x, "check_ancestor"))
+            for (const address_item *p = x->a->parent; p; p = p->parent)
+                if (!strcasecmp(p->address, c->address)) {
+                    c->address = x->a->address;
+                    c->local_part = x->a->local_part;
+                    c->domain = x->a->domain;
+                    break;
+                }
     }
     *x->tail = c;
     x->tail = &c->next;
@@ -107,11 +136,33 @@ static status do_item(rctx *x, char *item)
         item[--n] = '\0';
     if (!n)
         return ST_OK;
-    if (item[0] == '"' && n > 1 && item[n - 1] == '"' && item[1] != '|') {
-        /* a quoted local part "a b"@x stays as it is */
+    if (item[0] == '"' && n > 1 && item[n - 1] == '"') {
+        /* quotes round the whole item go (a quoted local part "a b"@x
+         * stays as it is); inside them a pipe or file keeps what its
+         * backslashes escape */
+        item[--n] = '\0';
+        item++;
+        while (isspace((unsigned char)*item))
+            item++;
+        n = strlen(item);
+        while (n && isspace((unsigned char)item[n - 1]))
+            item[--n] = '\0';
+        if (item[0] == '|' || item[0] == '/') {
+            char *w = item;
+            for (const char *r = item; *r; r++)
+                *w++ = *r == '\\' && r[1] ? *++r : *r;
+            *w = '\0';
+        }
+        if (!*item)
+            return ST_OK;
     }
     if (item[0] == ':') {
         if (strncasecmp(item, ":blackhole:", 11) == 0) {
+            if (opt_bool(x, "forbid_blackhole")) {
+                x->a->message = "error in redirect data: \":blackhole:\" is not permitted";
+                x->a->basic_errno = ERRNO_BADREDIRECT;
+                return ST_DEFER;
+            }
             x->blackhole = true;
             return ST_OK;
         }
@@ -120,7 +171,7 @@ static status do_item(rctx *x, char *item)
         if (strncasecmp(item, ":fail:", 6) == 0 || strncasecmp(item, ":defer:", 7) == 0) {
             bool fail = item[1] == 'f' || item[1] == 'F';
             const char *allow = fail ? "allow_fail" : "allow_defer";
-            if (!route_opt_bool(x->r, allow)) {
+            if (!opt_bool(x, allow)) {
                 x->a->message = arena_printf(x->ctx->a, "error in redirect data: \"%s\" is not permitted", item);
                 x->a->basic_errno = ERRNO_BADREDIRECT;
                 return ST_DEFER;
@@ -133,7 +184,7 @@ static status do_item(rctx *x, char *item)
             return ST_OK;
         }
         if (strncasecmp(item, ":include:", 9) == 0) {
-            if (route_opt_bool(x->r, "forbid_include")) {
+            if (opt_bool(x, "forbid_include")) {
                 x->a->message = arena_printf(x->ctx->a, ":include: forbidden in router %s", x->r->name);
                 return ST_DEFER;
             }
@@ -148,30 +199,35 @@ static status do_item(rctx *x, char *item)
             bool missing;
             char *t = read_file(path, x->ctx->a, &err, &missing);
             if (!t) {
-                x->a->message = err;
+                x->a->message = arena_printf(x->ctx->a, "error in redirect data: failed to open included file %s: %s",
+                                             path, strerror(errno));
+                x->a->basic_errno = ERRNO_BADREDIRECT;
                 return ST_DEFER;
             }
             return parse_list(x, t);
         }
-        x->a->message = arena_printf(x->ctx->a, "unknown special item \"%s\" in router %s", item, x->r->name);
+        x->a->message = arena_printf(x->ctx->a, "unknown special item \"%s\" in router %s", item,
+                                     x->r ? x->r->name : "-bf");
         return ST_DEFER;
     }
-    if (item[0] == '|') {
-        if (route_opt_bool(x->r, "forbid_pipe")) {
-            x->a->message = arena_printf(x->ctx->a, "pipe forbidden in router %s", x->r->name);
-            return ST_FAIL;
+    if (item[0] == '|' || item[0] == '/') {
+        /* forbid_pipe / forbid_file: the item itself fails when it is
+         * delivered (Exim), the rest of the list goes on */
+        bool pipe = item[0] == '|';
+        add_child(x, arena_strdup(x->sa, item), pipe ? AF_PIPE : AF_FILE);
+        if (opt_bool(x, pipe ? "forbid_pipe" : "forbid_file")) {
+            address_item *c = x->head;
+            while (c->next)
+                c = c->next;
+            c->flags |= AF_FORBIDDEN;
+            c->message = pipe ? "delivery to pipe forbidden" : "delivery to file forbidden";
         }
-        add_child(x, arena_strdup(x->sa, item), AF_PIPE);
         return ST_OK;
     }
-    if (item[0] == '/') {
-        if (route_opt_bool(x->r, "forbid_file")) {
-            x->a->message = arena_printf(x->ctx->a, "file delivery forbidden in router %s", x->r->name);
-            return ST_FAIL;
-        }
-        add_child(x, arena_strdup(x->sa, item), AF_FILE);
-        return ST_OK;
-    }
+    /* "\user": not redirected again by this router (which the ancestor
+     * check already ensures): the backslash goes */
+    if (item[0] == '\\' && item[1])
+        item++;
     /* "Name <addr>" forms */
     char *lt = strchr(item, '<');
     if (lt) {
@@ -191,10 +247,6 @@ static status do_item(rctx *x, char *item)
  * quoted strings may contain commas. */
 static status parse_list(rctx *x, const char *text)
 {
-    if (strncmp(text, "# Exim filter", 13) == 0 || strncmp(text, "# Sieve filter", 14) == 0) {
-        x->a->message = arena_printf(x->ctx->a, "router %s: filter files are not supported by postern", x->r->name);
-        return ST_DEFER;
-    }
     gstr item;
     gstr_init(&item, x->sa, 64);
     const char *p = text;
@@ -237,6 +289,46 @@ static status parse_list(rctx *x, const char *text)
     return ST_OK;
 }
 
+/* The owner, group and mode checks Exim makes on a redirection file (a
+ * .forward): check_owner (on by default with check_local_user) wants the
+ * user, root or one of "owners"; check_group the user's group or one of
+ * "owngroups"; modemask (default 022) the bits that must not be set. */
+static const char *file_checks(const driver_inst *r, const address_item *a, const char *path, arena *ar)
+{
+    struct stat sb;
+    if (stat(path, &sb) != 0)
+        return NULL;
+    const optval *co = driver_opt(r, "check_owner"), *cg = driver_opt(r, "check_group");
+    bool clu = route_opt_bool(r, "check_local_user");
+    bool check_owner = co && co->set ? co->n != 0 : clu;
+    bool check_group = cg && cg->set ? cg->n != 0 : false;
+    const char *owners = route_opt_str(r, "owners"), *groups = route_opt_str(r, "owngroups");
+    if (check_owner || owners) {
+        bool ok = sb.st_uid == 0 || (a->uid_set && sb.st_uid == a->uid);
+        for (const char *l = owners, *it; !ok && l && (it = list_next(&l, &(int){ 0 }, ar));) {
+            struct passwd *pw = getpwnam(it);
+            ok = pw && pw->pw_uid == sb.st_uid;
+        }
+        if (!ok)
+            return arena_printf(ar, "bad owner for %s", path);
+    }
+    if (check_group || groups) {
+        bool ok = a->gid_set && sb.st_gid == a->gid;
+        for (const char *l = groups, *it; !ok && l && (it = list_next(&l, &(int){ 0 }, ar));) {
+            struct group *gr = getgrnam(it);
+            ok = gr && gr->gr_gid == sb.st_gid;
+        }
+        if (!ok)
+            return arena_printf(ar, "bad group for %s", path);
+    }
+    const optval *mm = driver_opt(r, "modemask");
+    long mask = mm && mm->set ? (long)mm->n : 022;
+    if ((long)sb.st_mode & mask)
+        return arena_printf(ar, "bad mode (0%lo) for %s: 0%lo bit(s) unexpected", (long)sb.st_mode, path,
+                            (long)sb.st_mode & mask);
+    return NULL;
+}
+
 status router_redirect(const driver_inst *r, address_item *a, route_ctx *ctx, address_item **gen)
 {
     *gen = NULL;
@@ -261,12 +353,23 @@ status router_redirect(const driver_inst *r, address_item *a, route_ctx *ctx, ad
             a->message = arena_printf(ctx->a, "error expanding file for router %s: %s", r->name, err ? err : "");
             return ST_DEFER;
         }
+        if (is_tainted(path)) {
+            a->message = arena_printf(ctx->a, "Tainted name '%s' for file read not permitted", path);
+            a->basic_errno = ERRNO_TAINT;
+            return ST_DEFER;
+        }
         bool missing;
         text = read_file(path, ctx->a, &err, &missing);
         if (!text) {
             if (missing)
                 return ST_DECLINED;    /* no .forward: next router */
             a->message = err;
+            return ST_DEFER;
+        }
+        const char *bad = file_checks(r, a, path, ctx->a);
+        if (bad) {
+            a->message = bad;
+            a->basic_errno = ERRNO_UNKNOWNERROR;
             return ST_DEFER;
         }
     } else {
@@ -278,6 +381,9 @@ status router_redirect(const driver_inst *r, address_item *a, route_ctx *ctx, ad
         t++;
     if (!*t)
         return ST_DECLINED;
+    int kind = filter_kind(text);
+    if (kind != FILTER_FORWARD)
+        return redirect_filter(r, a, ctx, text, kind, data != NULL, gen);
 
     rctx x = { .r = r, .a = a, .ctx = ctx, .sa = is_tainted(text) ? ps.msg_t : ctx->a };
     x.tail = &x.head;
@@ -335,4 +441,38 @@ status router_redirect(const driver_inst *r, address_item *a, route_ctx *ctx, ad
     }
     *gen = x.head;
     return ST_REROUTED;
+}
+
+bool redirect_test_list(const char *text, FILE *out)
+{
+    address_item top = { .address = "", .local_part = ps.local_part, .domain = ps.domain, .rcpt_index = -1 };
+    route_ctx ctx = { .a = ps.msg, .address_test = true };
+    rctx x = { .a = &top, .ctx = &ctx, .sa = is_tainted(text) ? ps.msg_t : ps.msg };
+    x.tail = &x.head;
+    status st = parse_list(&x, text);
+    if (st != ST_OK && st != ST_DECLINED) {
+        const char *m = top.message ? top.message : "";
+        if (strncmp(m, "error in redirect data: ", 24) == 0)
+            m += 24;
+        fprintf(out, "exim: error in forward file: %s\n", m);
+        return false;
+    }
+    if (x.blackhole)
+        fprintf(out, "exim: forwardfile contains \":blackhole:\"\n");
+    if (!x.head) {
+        fprintf(out, "exim: no addresses generated from forward file\n");
+        return true;
+    }
+    /* Exim lists them last first */
+    fprintf(out, "exim: forward file generated:\n");
+    int n = 0;
+    for (address_item *c = x.head; c; c = c->next)
+        n++;
+    const address_item **v = arena_alloc(ps.msg, sizeof *v * (size_t)n);
+    n = 0;
+    for (address_item *c = x.head; c; c = c->next)
+        v[n++] = c;
+    while (n--)
+        fprintf(out, "  %s\n", v[n]->address);
+    return true;
 }

@@ -89,9 +89,17 @@ status route_set_transport(const driver_inst *r, address_item *a, route_ctx *ctx
     }
     if (!name)
         return ST_OK;
+    if (is_tainted(name)) {
+        /* a transport chosen by outside data (say $local_part): refused, as Exim */
+        a->message = "internal configuration error";
+        a->basic_errno = ERRNO_BADTRANSPORT;
+        log_write(LOG_MAIN | LOG_PANIC, "attempt to use tainted value '%s' for transport in router %s", name, r->name);
+        return ST_DEFER;
+    }
     const driver_inst *t = config_driver(DC_TRANSPORT, name);
     if (!t) {
         a->message = arena_printf(ctx->a, "transport \"%s\" not found in router %s", name, r->name);
+        a->basic_errno = ERRNO_BADTRANSPORT;
         return ST_DEFER;
     }
     a->transport = t;
@@ -198,7 +206,7 @@ static status preconditions(const driver_inst *r, address_item *a, route_ctx *ct
         return ST_DECLINED;
     if (ctx->verify && !ctx->verify_sender && !route_opt_bool(r, "verify_recipient"))
         return ST_DECLINED;
-    if (!ctx->verify && route_opt_bool(r, "verify_only") && !ctx->address_test)
+    if (!ctx->verify && route_opt_bool(r, "verify_only"))
         return ST_DECLINED;
     if (ctx->address_test && !route_opt_bool(r, "address_test"))
         return ST_DECLINED;
@@ -403,8 +411,16 @@ static status preconditions(const driver_inst *r, address_item *a, route_ctx *ct
         if (expand_string(v, ctx->a, &out, &err) == ST_OK)
             a->errors_to = out;
     }
-    a->headers_add = route_opt_str(r, "headers_add");
-    a->headers_remove = route_opt_str(r, "headers_remove");
+    /* headers_add / headers_remove: expanded now (Exim), added to what the
+     * routers before (and the parents of a generated address) asked for */
+    const char *hv;
+    char *hx;
+    if ((hv = route_opt_str(r, "headers_add")) && expand_string(hv, ctx->a, &hx, &err) == ST_OK && *hx)
+        a->headers_add = a->headers_add ? arena_printf(ctx->a, "%s%s%s", a->headers_add,
+                                                       a->headers_add[strlen(a->headers_add) - 1] == '\n' ? "" : "\n", hx)
+                                        : hx;
+    if ((hv = route_opt_str(r, "headers_remove")) && expand_string(hv, ctx->a, &hx, &err) == ST_OK && *hx)
+        a->headers_remove = a->headers_remove ? arena_printf(ctx->a, "%s:%s", a->headers_remove, hx) : hx;
     return ST_OK;
 }
 
@@ -449,6 +465,11 @@ status route_address(address_item *a, route_ctx *ctx, address_item **generated)
     const char *cannot = NULL;
     while (r) {
         const char *orig_lp = a->local_part;
+        /* what a router that declines must not leave behind (check_local_user) */
+        const char *orig_home = a->home_dir;
+        uid_t orig_uid = a->uid;
+        gid_t orig_gid = a->gid;
+        bool orig_uid_set = a->uid_set, orig_gid_set = a->gid_set;
         ps.router_name = r->name;
         /* an address a router generated is not handled by that router again
          * when it is the same as an ancestor (loop prevention, as Exim) */
@@ -469,6 +490,8 @@ status route_address(address_item *a, route_ctx *ctx, address_item **generated)
             return ST_DEFER;
         if (pre == ST_DECLINED) {
             a->local_part = orig_lp;
+            a->home_dir = orig_home;
+            a->uid = orig_uid, a->gid = orig_gid, a->uid_set = orig_uid_set, a->gid_set = orig_gid_set;
             r = r->next;
             continue;
         }
@@ -491,6 +514,8 @@ status route_address(address_item *a, route_ctx *ctx, address_item **generated)
             st = ST_PASS;
         if (st == ST_DECLINED || st == ST_PASS) {
             a->local_part = orig_lp;
+            a->home_dir = orig_home;
+            a->uid = orig_uid, a->gid = orig_gid, a->uid_set = orig_uid_set, a->gid_set = orig_gid_set;
             a->transport = NULL;
             a->hosts = NULL;
             if (st == ST_DECLINED && !route_opt_bool(r, "more"))
@@ -507,6 +532,22 @@ status route_address(address_item *a, route_ctx *ctx, address_item **generated)
         if (st == ST_OK && !a->transport && !(a->flags & (AF_PIPE | AF_FILE)) && !ctx->verify && !ctx->address_test) {
             a->message = arena_printf(ctx->a, "router %s: no transport set", r->name);
             return ST_DEFER;
+        }
+        if (st == ST_REROUTED) {
+            /* the pipes, files and replies a redirect set up run in the
+             * directories this router gives its transports */
+            const char *th = NULL, *tc = NULL;
+            char *verr = NULL;
+            route_opt_expand(r, "transport_home_directory", ctx->a, &th, &verr);
+            route_opt_expand(r, "transport_current_directory", ctx->a, &tc, &verr);
+            for (address_item *c = *generated; c && (th || tc); c = c->next) {
+                if (c->flags & (AF_PIPE | AF_FILE | AF_REPLY)) {
+                    if (th)
+                        c->home_dir = th;
+                    if (tc)
+                        c->current_dir = tc;
+                }
+            }
         }
         if (st == ST_OK) {
             /* the directories the transport runs in */

@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <netinet/ip.h>
 #include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -35,6 +36,15 @@ static int wait_fd(int fd, short ev, int timeout)
 status smtp_client_connect(smtp_client *c, const char *ip, int port, const char *interface,
                            int connect_timeout, int timeout, arena *a, char **err)
 {
+    smtp_connect_opts o = { .interface = interface, .connect_timeout = connect_timeout, .tos = -1 };
+    return smtp_client_connect_opts(c, ip, port, &o, timeout, a, err);
+}
+
+status smtp_client_connect_opts(smtp_client *c, const char *ip, int port, const smtp_connect_opts *o, int timeout,
+                                arena *a, char **err)
+{
+    const char *interface = o->interface;
+    int connect_timeout = o->connect_timeout;
     memset(c, 0, sizeof *c);
     c->fd = -1;
     c->a = a;
@@ -77,6 +87,13 @@ status smtp_client_connect(smtp_client *c, const char *ip, int port, const char 
             bind(fd, (struct sockaddr *)&ls, sizeof(struct sockaddr_in6));
         }
     }
+    if (o->tos >= 0) {
+        int v = o->tos;
+        if (fam == AF_INET)
+            setsockopt(fd, IPPROTO_IP, IP_TOS, &v, sizeof v);
+        else
+            setsockopt(fd, IPPROTO_IPV6, IPV6_TCLASS, &v, sizeof v);
+    }
     if (connect(fd, (struct sockaddr *)&ss, len) != 0 && errno != EINPROGRESS) {
         c->os_errno = errno;
         *err = arena_printf(a, "%s", strerror(errno));
@@ -101,6 +118,10 @@ status smtp_client_connect(smtp_client *c, const char *ip, int port, const char 
     }
     int flags = fcntl(fd, F_GETFL);
     fcntl(fd, F_SETFL, flags & ~O_NONBLOCK);
+    if (o->keepalive) {
+        int on = 1;
+        setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &on, sizeof on);
+    }
     c->fd = fd;
     return ST_OK;
 }
@@ -168,6 +189,7 @@ status smtp_client_read(smtp_client *c, smtp_reply *r)
         }
         if (ch < 0) {
             c->last_code = 0;
+            c->read_error = ch == -2 ? ETIMEDOUT : -18 /* ERRNO_SMTPCLOSED */;
             c->last_reply = ch == -2 ? "timeout" : "connection closed";
             r->text = c->last_reply;
             r->first_line = "";
@@ -178,6 +200,7 @@ status smtp_client_read(smtp_client *c, smtp_reply *r)
         if (line.len < 3 || !isdigit((unsigned char)line.s[0]) || !isdigit((unsigned char)line.s[1]) ||
             !isdigit((unsigned char)line.s[2])) {
             c->last_code = 0;
+            c->read_error = -19 /* ERRNO_SMTPFORMAT */;
             c->last_reply = arena_printf(c->a, "malformed SMTP reply: %s", line.s);
             r->text = c->last_reply;
             r->first_line = line.s;
@@ -195,6 +218,7 @@ status smtp_client_read(smtp_client *c, smtp_reply *r)
     }
     r->text = text.s;
     r->first_line = first.s;
+    c->read_error = 0;
     c->last_code = r->code;
     c->last_reply = r->first_line;
     return ST_OK;
@@ -203,15 +227,24 @@ status smtp_client_read(smtp_client *c, smtp_reply *r)
 status smtp_client_write(smtp_client *c, const char *p, size_t n)
 {
     while (n) {
-        if (wait_fd(c->fd, POLLOUT, c->timeout) <= 0)
+        int r = wait_fd(c->fd, POLLOUT, c->timeout);
+        if (r <= 0) {
+            c->os_errno = r == 0 ? ETIMEDOUT : errno;
             return ST_DEFER;
-        ssize_t w = write(c->fd, p, n);
-        if (w < 0 && errno == EINTR)
+        }
+        /* never block in the write itself: the timeout is poll's */
+        ssize_t w = send(c->fd, p, n, MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (w < 0 && errno == ENOTSOCK)
+            w = write(c->fd, p, n);            /* a pipe (lmtp's command) */
+        if (w < 0 && (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK))
             continue;
-        if (w <= 0)
+        if (w <= 0) {
+            c->os_errno = w < 0 ? errno : EPIPE;
             return ST_DEFER;
+        }
         p += w;
         n -= (size_t)w;
+        c->written += (unsigned long long)w;
     }
     return ST_OK;
 }
@@ -245,6 +278,7 @@ void smtp_client_parse_ehlo(smtp_client *c, const char *text)
             else if (n >= 8 && !strncasecmp(p, "8BITMIME", 8)) c->eightbit = true;
             else if (n >= 3 && !strncasecmp(p, "DSN", 3)) c->dsn = true;
             else if (n >= 8 && !strncasecmp(p, "CHUNKING", 8)) c->chunking = true;
+            else if (n >= 11 && !strncasecmp(p, "IGNOREQUOTA", 11)) c->ignorequota = true;
         }
         first = false;
         p += n + (nl ? 1 : 0);

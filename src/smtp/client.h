@@ -21,11 +21,22 @@ typedef struct smtp_client {
     /* what the server said */
     const char *greeting;
     const char *helo_response;
-    bool esmtp, pipelining, size, eightbit, dsn, chunking;
+    bool esmtp, pipelining, size, eightbit, dsn, chunking, ignorequota;
     int last_code;
     const char *last_reply;    /* whole reply text, lines joined by "\n" */
-    int os_errno;
+    int os_errno;              /* errno of a failed connect or write (ETIMEDOUT: timed out) */
+    int read_error;            /* why the last read failed: ETIMEDOUT, ERRNO_SMTPCLOSED (-18)
+                                * or ERRNO_SMTPFORMAT (-19, malformed reply); 0 after a reply */
+    unsigned long long written;/* bytes written since the caller last cleared it */
 } smtp_client;
+
+/* How to make an outgoing TCP connection (the smtp transport's options). */
+typedef struct smtp_connect_opts {
+    const char *interface;     /* local IP address to bind to, or NULL */
+    int connect_timeout;       /* seconds; 0: the system's own */
+    bool keepalive;            /* SO_KEEPALIVE */
+    int tos;                   /* IP_TOS / IPV6_TCLASS byte (DSCP << 2); -1: leave alone */
+} smtp_connect_opts;
 
 typedef struct smtp_reply {
     int code;                  /* 0: no reply (timeout/connection lost) */
@@ -36,13 +47,15 @@ typedef struct smtp_reply {
 /* Connect to ip:port. ST_DEFER with *err on failure. */
 status smtp_client_connect(smtp_client *c, const char *ip, int port, const char *interface,
                            int connect_timeout, int timeout, arena *a, char **err);
+status smtp_client_connect_opts(smtp_client *c, const char *ip, int port, const smtp_connect_opts *o, int timeout,
+                                arena *a, char **err);
 /* Connect to a Unix-domain socket (LMTP). */
 status smtp_client_connect_unix(smtp_client *c, const char *path, int timeout, arena *a, char **err);
 status smtp_client_read(smtp_client *c, smtp_reply *r);
 status smtp_client_send(smtp_client *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 status smtp_client_write(smtp_client *c, const char *p, size_t n);
 void smtp_client_close(smtp_client *c);
-/* Parse an EHLO response's extension keywords into c. */
+/* Parse an EHLO (or LHLO) response's extension keywords into c. */
 void smtp_client_parse_ehlo(smtp_client *c, const char *text);
 
 #endif

@@ -261,19 +261,20 @@ int local_receive(const local_args *la)
         return st == ST_FAIL ? EXIT_FAILURE : EX_TEMPFAIL_LOCAL;
     }
 
-    /* Received: first, then the fix-ups */
-    received_header_add(m, NULL, login, m->sender);
-
+    /* the fix-ups and address rewriting, then Received: (it names the
+     * rewritten envelope) */
     fixup_ctx fx = {
         .local = true, .suppress = as.controls.suppress_local_fixups, .trusted = trusted,
         .login = login, .fullname = fullname,
         .qualify_domain = cfg_str(MO_qualify_domain), .primary_hostname = cfg_str(MO_primary_hostname),
         .local_from_check = cfg_bool(MO_local_from_check),
         .local_sender_retain = cfg_bool(MO_local_sender_retain),
+        .rewrite = true, .unqualified_sender = true, .unqualified_recipient = true,
     };
     bool msgid_created = !mb_find_header(m, "Message-ID");
     msg_fixups(m, &fx, ps.msg);
     msgid_created = msgid_created && mb_find_header(m, "Message-ID");
+    received_header_add(m, NULL, login, m->sender);
     if (as.controls.freeze)
         m->frozen = time(NULL);
 

@@ -13,6 +13,7 @@
 #include "expand/match.h"
 #include "message/fixups.h"
 #include "message/msgbuild.h"
+#include "message/rewrite.h"
 #include "smtp/local.h"
 #include "smtp/reclog.h"
 #include "smtp/io.h"
@@ -371,6 +372,16 @@ static spool_msg *new_message(session *s)
     return m;
 }
 
+/* May header addresses from this client be qualified?  (Exim decides
+ * with sender_/recipient_unqualified_hosts; local input always may.) */
+static bool unqualified_ok(enum main_opt o)
+{
+    const char *list = cfg_str(o);
+    char *err = NULL;
+    return list && *list && match_ip(ps.sender_host_address ? ps.sender_host_address : "", list,
+                                     ps.scratch, NULL, &err) == ST_OK;
+}
+
 /* ACL add_header requests, after the data ACL. */
 static void apply_acl_headers(session *s, spool_msg *m)
 {
@@ -433,16 +444,9 @@ static bool finish_message(session *s)
         reset_transaction(s);
         return true;
     }
-    received_header_add(m, s->p->remote_ip, NULL, s->sender);
-    ps.msg_headers = m->headers;
-    bool drop = false;
-    if (!acl_reply(s, ACL_WHERE_DATA, MO_acl_smtp_data, "after DATA", NULL, NULL, &drop)) {
-        reset_transaction(s);
-        return !drop;
-    }
-    apply_acl_headers(s, m);
     {
-        /* local (-bs) and submission-mode messages get Exim's fix-ups */
+        /* local (-bs) and submission-mode messages get Exim's fix-ups;
+         * every message the rewrite rules, before the data ACL runs */
         struct passwd *pw = s->p->remote_ip ? NULL : getpwuid(getuid());
         fixup_ctx fx = {
             .local = s->p->remote_ip == NULL, .submission = s->acl.controls.submission,
@@ -454,13 +458,26 @@ static bool finish_message(session *s)
             .local_sender_retain = cfg_bool(MO_local_sender_retain),
             .submission_domain = s->acl.controls.submission_domain,
             .authenticated_id = ps.authenticated_id,
+            .rewrite = true,
+            .unqualified_sender = !s->p->remote_ip || unqualified_ok(MO_sender_unqualified_hosts),
+            .unqualified_recipient = !s->p->remote_ip || unqualified_ok(MO_recipient_unqualified_hosts),
         };
         s->msgid_created = !mb_find_header(m, "Message-ID");
         msg_fixups(m, &fx, ps.msg);
         s->msgid_created = s->msgid_created && mb_find_header(m, "Message-ID");
         s->local_login = fx.login;
-        s->sender = m->sender;
+        s->sender = ps.sender_address = m->sender;
+        for (int i = 0; i < m->n_rcpt && i < ps.recipients_count; i++)
+            ps.recipients[i] = m->rcpt[i].address;
     }
+    received_header_add(m, s->p->remote_ip, NULL, s->sender);
+    ps.msg_headers = m->headers;
+    bool drop = false;
+    if (!acl_reply(s, ACL_WHERE_DATA, MO_acl_smtp_data, "after DATA", NULL, NULL, &drop)) {
+        reset_transaction(s);
+        return !drop;
+    }
+    apply_acl_headers(s, m);
     struct timeval tv;
     gettimeofday(&tv, NULL);
     m->complete_sec = tv.tv_sec;
@@ -914,6 +931,7 @@ int smtp_session(const smtp_params *p)
                 continue;
             }
             dns_process_new_message();
+            arg = rewrite_smtp_arg(arg, ps.conn_t);      /* "S" rewrite rules */
             smtp_mail_args ma;
             const char *perr = smtp_parse_mail(arg, s->esmtp, ps.conn_t, &ma);
             if (perr) {
@@ -964,6 +982,7 @@ int smtp_session(const smtp_params *p)
                     break;
                 continue;
             }
+            arg = rewrite_smtp_arg(arg, ps.msg_t);       /* "S" rewrite rules */
             smtp_rcpt_args ra;
             const char *perr = smtp_parse_rcpt(arg, ps.msg_t, &ra);
             if (perr) {

@@ -166,6 +166,17 @@ char spool_header_type(const char *text)
     size_t n = (size_t)(colon - text);
     while (n && (text[n - 1] == ' ' || text[n - 1] == '\t'))
         n--;
+    /* Resent-Bcc/Cc/From/Sender/To share the letters of the plain names */
+    if (n > 7 && strncasecmp(text, "resent-", 7) == 0) {
+        const char *rest = text + 7;
+        size_t rn = n - 7;
+        if (rn == 3 && strncasecmp(rest, "bcc", 3) == 0) return 'B';
+        if (rn == 2 && strncasecmp(rest, "cc", 2) == 0) return 'C';
+        if (rn == 4 && strncasecmp(rest, "from", 4) == 0) return 'F';
+        if (rn == 6 && strncasecmp(rest, "sender", 6) == 0) return 'S';
+        if (rn == 2 && strncasecmp(rest, "to", 2) == 0) return 'T';
+        return ' ';
+    }
     for (size_t i = 0; i < sizeof t / sizeof t[0]; i++)
         if (strlen(t[i].name) == n && strncasecmp(text, t[i].name, n) == 0)
             return t[i].type;

@@ -23,6 +23,7 @@
 #include "transport/autoreply.h"
 #include "config/config.h"
 #include "core/gstr.h"
+#include "core/state.h"
 #include "expand/expand.h"
 #include "expand/match.h"
 #include "msgauth/mail.h"
@@ -90,6 +91,22 @@ static bool expand_opt(const driver_inst *t, const char *name, int check, addres
 
 static bool expand_all(const driver_inst *t, address_item *a, tp_ctx *ctx, reply *r)
 {
+    if (a->reply) {
+        /* from a filter's mail or vacation command: its values (expanded
+         * and checked there) make the whole message; the transport's
+         * own options for the message are not used */
+        const reply_item *ri = a->reply;
+        *r = (reply){ .from = ri->from, .reply_to = ri->reply_to, .to = ri->to, .cc = ri->cc, .bcc = ri->bcc,
+                      .subject = ri->subject, .headers = ri->headers, .text = ri->text, .file = ri->file,
+                      .log = ri->logfile, .once = ri->oncelog, .once_repeat = ri->once_repeat };
+        if (r->headers) {
+            size_t n = strlen(r->headers);
+            while (n && r->headers[n - 1] == '\n')
+                n--;
+            r->headers = n ? arena_strndup(is_tainted(r->headers) ? ps.msg_t : ctx->a, r->headers, n) : NULL;
+        }
+        return true;
+    }
     const char *repeat;
     if (!expand_opt(t, "from", CK_HDR, a, ctx, &r->from) || !expand_opt(t, "reply_to", CK_HDR, a, ctx, &r->reply_to) ||
         !expand_opt(t, "to", CK_HDR, a, ctx, &r->to) || !expand_opt(t, "cc", CK_HDR, a, ctx, &r->cc) ||
@@ -564,10 +581,15 @@ static status autoreply_one(const driver_inst *t, address_item *a, tp_ctx *ctx)
     if (r.text && *r.text)
         gstr_printf(&body, "%s%s", r.text, r.text[strlen(r.text) - 1] == '\n' ? "" : "\n");
     if (ff) {
-        add_file(&body, ff, tp_opt_bool(t, "file_expand"), ctx);
+        /* a filter's file is expanded with the filter's restrictions */
+        unsigned save_forbid = ps.exp_forbid;
+        if (a->reply)
+            ps.exp_forbid |= a->reply->expand_forbid;
+        add_file(&body, ff, a->reply ? a->reply->file_expand : tp_opt_bool(t, "file_expand"), ctx);
+        ps.exp_forbid = save_forbid;
         fclose(ff);
     }
-    if (tp_opt_bool(t, "return_message"))
+    if (tp_opt_bool(t, "return_message") || (a->reply && a->reply->return_message))
         add_original(&body, t, a, ctx);
     /* no recipients (e.g. to = $sender_address for a bounce): nothing is
      * sent and that is not an error, as with Exim */

@@ -788,10 +788,7 @@ static bool write_all(pipe_job *j, pipe_io *io, const char *prefix, const char *
     write_opts wo = { .crlf = j->o.use_crlf };
     wo.top_headers = tp_top_headers(j->t, j->addrs, j->ctx);
     wo.add_headers = tp_added_headers(j->t, j->addrs, j->ctx);
-    const char *hr = NULL;
-    char *herr = NULL;
-    tp_opt_expand(j->t, "headers_remove", j->ctx, &hr, &herr);
-    wo.remove_headers = hr;
+    wo.remove_headers = tp_removed_headers(j->t, j->addrs, j->ctx);
     bool hdr_only = tp_opt_bool(j->t, "headers_only"), body_only = tp_opt_bool(j->t, "body_only");
     /* headers (with the blank line) and body go separately, because the
      * escaping differs */

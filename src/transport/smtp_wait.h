@@ -15,6 +15,15 @@ void smtp_wait_add(const char *tpname, const host_item *hosts, const char *msgid
  * list; NULL when none. */
 const char *smtp_wait_next(const char *tpname, const char *host, const char *except, arena *a);
 
+/* serialize_hosts: at most limit connections at a time under key
+ * ("host-serialize-<host name>") in the misc hints database.  A record
+ * older than six hours is ignored (a crashed process cannot block a host
+ * for ever), as in Exim.  smtp_serialize_start: false when the limit is
+ * reached (or the database cannot be used); otherwise the count goes up
+ * and smtp_serialize_end must follow. */
+bool smtp_serialize_start(const char *key, unsigned limit, arena *a);
+void smtp_serialize_end(const char *key, arena *a);
+
 /* The connection kept open after a successful transaction (one per
  * process).  smtp_kept_host: its transport and host name, false when none.
  * smtp_kept_ready: RSET on it; false (and closed) when it no longer works

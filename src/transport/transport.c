@@ -146,12 +146,15 @@ const char *tp_added_headers(const driver_inst *t, const address_item *a, tp_ctx
 {
     gstr g;
     gstr_init(&g, ctx->a, 128);
+    /* the routers' (expanded when they ran), then the transport's */
     const char *lists[2] = { a->headers_add, tp_opt(t, "headers_add") };
     for (int i = 0; i < 2; i++) {
         if (!lists[i])
             continue;
-        char *out, *err;
-        if (expand_string(lists[i], ctx->a, &out, &err) != ST_OK || !*out)
+        char *out = (char *)lists[i], *err;
+        if (i == 1 && expand_string(lists[i], ctx->a, &out, &err) != ST_OK)
+            continue;
+        if (!*out)
             continue;
         gstr_cat(&g, out);
         if (out[strlen(out) - 1] != '\n')
@@ -230,4 +233,14 @@ status tp_generate_message(tp_ctx *ctx, const tp_generated *g, char **err)
         return ST_DEFER;
     }
     return ST_OK;
+}
+
+const char *tp_removed_headers(const driver_inst *t, const address_item *a, tp_ctx *ctx)
+{
+    const char *tr = NULL;
+    char *err = NULL;
+    tp_opt_expand(t, "headers_remove", ctx, &tr, &err);
+    if (a->headers_remove && tr && *tr)
+        return arena_printf(ctx->a, "%s:%s", a->headers_remove, tr);
+    return a->headers_remove ? a->headers_remove : tr;
 }

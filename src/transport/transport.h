@@ -71,6 +71,10 @@ bool tp_put_field(int fd, const char *s, size_t n);
 void tp_put_results(int fd, const address_item *addrs);
 const char *tp_next_field(const char **p, const char *end, size_t *len, arena *a);
 
+/* The headers to remove: the routers' headers_remove and the transport's
+ * (expanded), a colon list; NULL when none. */
+const char *tp_removed_headers(const driver_inst *t, const address_item *a, tp_ctx *ctx);
+
 /* Set the variables for expansions about a ($local_part, $domain, ...) */
 void tp_set_vars(const driver_inst *t, const address_item *a);
 

@@ -105,6 +105,9 @@ static bool removed(const char *list, const char *text, arena *a)
             il--;
         if (il == n && strncasecmp(it, text, n) == 0)
             return true;
+        /* "X-Name-*": every header starting so (Exim) */
+        if (il && it[il - 1] == '*' && il - 1 <= n && strncasecmp(it, text, il - 1) == 0)
+            return true;
     }
     return false;
 }

@@ -43,6 +43,7 @@ remote:
   driver = manualroute
   domains = ! +local_domains
   route_list = * 127.0.0.1
+  self = send
   transport = remote_smtp
 local:
   driver = accept

@@ -46,7 +46,7 @@ def local_config(mail, remote_port=None, extra_routers="", extra_transports="", 
     remote = ""
     if remote_port:
         remote = (f"remote:\n  driver = manualroute\n  domains = ! +local_domains\n"
-                  f"  route_list = * 127.0.0.1\n  transport = remote_smtp\n")
+                  f"  route_list = * 127.0.0.1\n  self = send\n  transport = remote_smtp\n")
     return f"""\
 domainlist local_domains = a.example
 acl_smtp_rcpt = accept

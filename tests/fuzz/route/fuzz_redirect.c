@@ -1,8 +1,10 @@
 /* fuzz_redirect.c: the redirect router on arbitrary .forward / alias file
  * contents (outside input: users write them).  The router reads the file
- * the fuzzer writes; pipes and files are permitted so those paths run. */
+ * the fuzzer writes; pipes and files are permitted so those paths run, and
+ * Exim filters are allowed (without logwrite, ${run}, files or lookups). */
 #include "config/config.h"
 #include "core/state.h"
+#include "expand/expand.h"
 #include "route/route.h"
 
 #include <stdint.h>
@@ -20,6 +22,9 @@ static const char conf[] =
     "r:\n  driver = redirect\n  file = %s\n  allow_fail\n  allow_defer\n"
     "  pipe_transport = t\n  file_transport = t\n  directory_transport = t\n"
     "  forbid_include\n"   /* the fuzzer must not read the machine's files */
+    "  allow_filter\n  reply_transport = t\n"   /* filters too, but nothing they do may escape */
+    "  forbid_filter_logwrite\n  forbid_filter_run\n  forbid_filter_readfile\n  forbid_filter_lookup\n"
+    "  forbid_filter_existstest\n"
     "begin transports\n"
     "t:\n  driver = pipe\n  command = /bin/true\n";
 
@@ -38,6 +43,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
         abort();
     }
     config_set_current(c);
+    ps.exp_forbid = EXPAND_FORBID_DNS | EXPAND_FORBID_QUERY;   /* filter expansions stay off the network */
     return 0;
 }
 
