@@ -31,12 +31,15 @@ bool x_number(const char *s, long long *out)
     long long v = strtoll(s, &e, 10);
     if (e == s || errno)
         return false;
+    long long mul = 1;
     switch (tolower((unsigned char)*e)) {
-    case 'k': v *= 1024; e++; break;
-    case 'm': v *= 1024 * 1024; e++; break;
-    case 'g': v *= 1024LL * 1024 * 1024; e++; break;
+    case 'k': mul = 1024; e++; break;
+    case 'm': mul = 1024 * 1024; e++; break;
+    case 'g': mul = 1024LL * 1024 * 1024; e++; break;
     default: break;
     }
+    if (__builtin_mul_overflow(v, mul, &v))
+        return false;               /* too large (Exim: overflow) */
     while (isspace((unsigned char)*e))
         e++;
     if (*e)
