@@ -619,13 +619,14 @@ static void run_local(dstate *d, address_item *batch, transport_driver fn)
     const char *kind;
     while (!overflow && (kind = tp_next_field(&p, end, NULL, d->a))) {
         if (!strcmp(kind, "R")) {
-            const char *f[7];
+            const char *f[8];
             int k = 0;
-            while (k < 7 && (f[k] = tp_next_field(&p, end, NULL, d->a)))
+            while (k < 8 && (f[k] = tp_next_field(&p, end, NULL, d->a)))
                 k++;
-            if (k < 7 || !next_r)
+            if (k < 8 || !next_r)
                 break;
             next_r->freeze = f[6][0] == '1';
+            next_r->smtp_confirmation = *f[7] ? f[7] : NULL;
             next_r->result = (status)atoi(f[0]);
             next_r->message = *f[1] ? f[1] : NULL;
             next_r->user_message = *f[2] ? f[2] : NULL;
@@ -1072,6 +1073,8 @@ static status deliver_one(const char *id, const deliver_opts *o)
         log_write(LOG_MAIN, "%s cancelled by timeout_frozen_after", id);
         m->frozen = 0;
     } else if (m->frozen && !o->thaw && !(thaw_after > 0 && *m->sender && time(NULL) - m->frozen > thaw_after)) {
+        if (logsel_on(&cfg->logsel, LS_SKIP_DELIVERY))
+            log_write(LOG_MAIN, "%s Message is frozen", id);
         close(d->dfd);
         return ST_SKIP;
     }

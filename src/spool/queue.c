@@ -269,7 +269,7 @@ int queue_action(const spool_settings *ss, char action, char **ids, int nids, FI
             }
             log_write(LOG_MAIN, "%s %s by %s", id, action == 'f' ? "frozen" : "unfrozen",
                       getuid() == 0 ? "root" : "admin");
-            fprintf(out, "Message %s has been %s\n", id, action == 'f' ? "frozen" : "unfrozen");
+            fprintf(out, "Message %s %s\n", id, action == 'f' ? "is now frozen" : "is no longer frozen");
             break;
         }
         }

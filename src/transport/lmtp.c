@@ -127,8 +127,10 @@ status transport_lmtp(const driver_inst *t, address_item *addrs, tp_ctx *ctx)
             a->smtp_confirmation = r.first_line;
         } else {
             a->result = r.code / 100 == 5 ? ST_FAIL : ST_DEFER;
-            a->message = arena_printf(ctx->a, "LMTP error after end of data for <%s>: %s", a->address, r.first_line);
+            a->message = arena_printf(ctx->a, "LMTP error after end of data: %s", r.first_line);
             a->pass_message = true;
+            if (r.code / 100 == 4)
+                a->basic_errno = ERRNO_DATA4XX;
         }
     }
 quit:

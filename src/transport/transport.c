@@ -196,6 +196,7 @@ void tp_put_results(int fd, const address_item *addrs)
         put_str(fd, en);
         put_str(fd, a->return_output);
         put_str(fd, a->freeze ? "1" : "0");
+        put_str(fd, a->smtp_confirmation);      /* LMTP's reply: C= */
     }
 }
 

@@ -65,7 +65,8 @@ status tp_generate_message(tp_ctx *ctx, const tp_generated *g, char **err);
 /* The records on the pipe from a local delivery child to the delivery
  * process: netstrings, "G" sender rcpts("\n"-joined) headers body for a
  * generated message, "R" status message user_message pass_message(0/1)
- * basic_errno return_output freeze(0/1) for each address of the batch in order.  tp_next_field reads one netstring from *p (advancing it), NULL at
+ * basic_errno return_output freeze(0/1) confirmation for each address of the
+ * batch in order.  tp_next_field reads one netstring from *p (advancing it), NULL at
  * the end or on a malformed record. */
 bool tp_put_field(int fd, const char *s, size_t n);
 void tp_put_results(int fd, const address_item *addrs);

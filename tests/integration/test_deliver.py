@@ -474,7 +474,7 @@ def test_lmtp_per_recipient_replies(postern_bin, tmp_path, mail):
         assert b"\r\n..dot line\r\n" in lm.messages[0][1]       # dot-stuffed on the wire
         send(d.port, "sender@a.example", ["full@a.example"], "Subject: lmtp\r\n\r\nx\r\n")
         assert wait_for(lambda: "== full@a.example R=tolmtp T=lmtp" in d.mainlog())
-        assert "LMTP error after end of data for <full@a.example>: 452 4.2.2 mailbox full" in d.mainlog()
+        assert "defer (-46): LMTP error after end of data: 452 4.2.2 mailbox full" in d.mainlog()   # Exim's words
     lm.close()
 
 

@@ -1517,13 +1517,6 @@ mmdf:
 # --------------------------------------------------------------------------
 # lmtp
 
-@pytest.mark.xfail(strict=True, reason=why(
-        'LMTP \'=>\' lines lack Exim\'s C="250 2.0.0 <lm1@test.example> delivered"',
-        "a 452 after data: Exim 'defer (-46): LMTP error after end of data: 452 4.2.2 Mailbox full', "
-        "postern 'defer (0): LMTP error after end of data for <full@test.example>: 452 ...'",
-        XDIAG,
-        FOLD,
-        COLON))
 def test_lmtp_per_recipient_replies(postern_bin):
     check(postern_bin, simple("""\
 tolmtp:
@@ -1690,10 +1683,6 @@ def test_odq_then_dash_m(postern_bin):
                                         stdin=MSG), cli("-bpc"), cli("-odi", "-M", "{id0}")])
 
 
-@pytest.mark.xfail(strict=True, reason=why(
-        "-Mf/-Mt print 'Message ID has been frozen'/'has been unfrozen' (Exim 'is now frozen'/'is no "
-        "longer frozen')",
-        "a queue run passing a frozen message: Exim logs 'ID Message is frozen', postern nothing"))
 def test_freeze_thaw(postern_bin):
     check(postern_bin, simple(""), [cli("-odq", "-f", "s@test.example", "alice@test.example", stdin=MSG),
                                     cli("-Mf", "{id0}"), cli("-bp"), cli("-q"), cli("-Mt", "{id0}"), cli("-q")])

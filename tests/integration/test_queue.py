@@ -53,10 +53,10 @@ def test_freeze_thaw_seen_by_exim(postern_bin, queued):
     d, exim_cfg = queued
     msgid = d.queued()[0]
     r = run([postern_bin, "-C", str(d.config), "-Mf", msgid])
-    assert r.stdout == f"Message {msgid} has been frozen\n"
+    assert r.stdout == f"Message {msgid} is now frozen\n"          # Exim's words
     assert "*** frozen ***" in run([EXIM, "-C", exim_cfg, "-bp"]).stdout
     r = run([postern_bin, "-C", str(d.config), "-Mt", msgid])
-    assert r.stdout == f"Message {msgid} has been unfrozen\n"
+    assert r.stdout == f"Message {msgid} is no longer frozen\n"
     assert "frozen" not in run([EXIM, "-C", exim_cfg, "-bp"]).stdout
 
 
