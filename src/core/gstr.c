@@ -5,6 +5,8 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <errno.h>
+#include <unistd.h>
 
 void gstr_init(gstr *g, arena *a, size_t hint)
 {
@@ -87,3 +89,24 @@ void gstr_truncate(gstr *g, size_t len)
 }
 
 void gstr_reset(gstr *g) { gstr_truncate(g, 0); }
+
+bool gstr_read_fd(gstr *g, int fd, size_t max)
+{
+    char buf[16384];
+    bool ok = true;
+    for (;;) {
+        ssize_t n = read(fd, buf, sizeof buf);
+        if (n == 0)
+            break;
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            return false;
+        }
+        if (g->len + (size_t)n > max)
+            ok = false;
+        else
+            gstr_catn(g, buf, (size_t)n);
+    }
+    return ok;
+}

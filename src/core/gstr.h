@@ -21,5 +21,9 @@ void gstr_catc(gstr *g, char c);
 void gstr_printf(gstr *g, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void gstr_truncate(gstr *g, size_t len);
 void gstr_reset(gstr *g);
+/* Append everything readable from fd until end of file (EINTR retried);
+ * past max bytes the rest is read and dropped.  false when data was
+ * dropped or a read failed. */
+bool gstr_read_fd(gstr *g, int fd, size_t max);
 
 #endif

@@ -594,20 +594,7 @@ static void run_local(dstate *d, address_item *batch, transport_driver fn)
     close(fds[1]);
     gstr g;
     gstr_init(&g, d->a, 256);
-    char buf[16384];
-    ssize_t n;
-    bool overflow = false;
-    while ((n = read(fds[0], buf, sizeof buf)) != 0) {
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            break;
-        }
-        if (g.len + (size_t)n <= LOCAL_PIPE_MAX)
-            gstr_catn(&g, buf, (size_t)n);
-        else
-            overflow = true;
-    }
+    bool overflow = !gstr_read_fd(&g, fds[0], LOCAL_PIPE_MAX);
     close(fds[0]);
     int wst;
     while (waitpid(pid, &wst, 0) < 0 && errno == EINTR)

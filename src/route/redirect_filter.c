@@ -239,20 +239,7 @@ static filter_outcome run_as_user(const char *text, const filter_opts *o, filter
     close(fds[1]);
     gstr g;
     gstr_init(&g, o->a, 1024);
-    char buf[8192];
-    ssize_t n;
-    bool overflow = false;
-    while ((n = read(fds[0], buf, sizeof buf)) != 0) {
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            break;
-        }
-        if (g.len + (size_t)n > (size_t)FILTER_RESULT_MAX)
-            overflow = true;
-        else
-            gstr_catn(&g, buf, (size_t)n);
-    }
+    bool overflow = !gstr_read_fd(&g, fds[0], (size_t)FILTER_RESULT_MAX);
     close(fds[0]);
     int wst = 0;
     while (waitpid(pid, &wst, 0) < 0 && errno == EINTR)
