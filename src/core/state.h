@@ -96,6 +96,7 @@ typedef struct proc_state {
     struct smtp_kept *smtp_kept;  /* src/transport/smtp.c: the outbound connection kept open
                                    * for the next batch or message (process lifetime) */
     bool deliver_continuing;      /* a process started to send one more message down it */
+    bool deliver_force;           /* -M, -qf: retry times do not hold deliveries back */
     const char *local_part_prefix, *local_part_suffix;
     int deliver_notify_fd;    /* daemon child: where to send ids to deliver (-1: none) */
     /* a bounce or delay warning being built (src/deliver/bounce.c):

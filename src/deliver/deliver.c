@@ -177,6 +177,8 @@ static void log_result(dstate *d, const address_item *a, bool more_in_batch)
     }
     if (a->router)
         gstr_printf(&g, " R=%s", a->router->name);
+    else if (a->result == ST_DEFER && !a->transport)
+        gstr_cat(&g, " routing");       /* routing itself deferred (retry time) */
     if (a->transport)
         gstr_printf(&g, " T=%s", a->transport->name);
     if (a->shadow_message && a->result == ST_OK)
@@ -1018,12 +1020,23 @@ static bool copy_routing_ok(const address_item *a, const char *before)
     return !a->headers_add && !a->headers_remove && !strcmp(before, a->address);
 }
 
+/* May a queue run give the address to its transport now?  Local
+ * transports wait for the retry time of their last deferral; the smtp
+ * transport checks its hosts' retry times itself. */
+static bool local_due(dstate *d, const address_item *a, const deliver_opts *o)
+{
+    if (!o->queue_run || o->force || !a->transport || !transport_is_local(a->transport))
+        return true;
+    return retry_local_due(a, time(NULL), (time_t)d->m->received, d->a);
+}
+
 static status deliver_one(const char *id, const deliver_opts *o)
 {
     if (!spool_id_valid(id))
         return ST_ERROR;
     dns_process_new_message();
     dstate D = { 0 }, *d = &D;
+    ps.deliver_force = o->force;
     d->ss = settings();
     d->a = ps.msg;
     /* the message may be in a split or unsplit directory */
@@ -1183,6 +1196,20 @@ static status deliver_one(const char *id, const deliver_opts *o)
             routed_tail = &a->next;
             continue;
         }
+        /* a queue run (or a message sent down a kept connection) does
+         * not route before the retry time of a routing deferral */
+        const char *rtext = NULL;
+        if (((o->queue_run && !o->force) || ps.deliver_continuing) &&
+            !retry_routing_due(a, m->sender, time(NULL), (time_t)m->received, d->a, &rtext)) {
+            a->result = ST_DEFER;
+            a->basic_errno = ERRNO_RRETRY;
+            a->message = "retry time not reached";
+            log_result(d, a, false);
+            a->message = rtext;
+            a->next = d->deferred;
+            d->deferred = a;
+            continue;
+        }
         address_item *gen = NULL;
         int depth = 0;
         for (address_item *p = a->parent; p; p = p->parent)
@@ -1225,6 +1252,8 @@ static status deliver_one(const char *id, const deliver_opts *o)
                 continue;
             }
         }
+        if (rs != ST_DEFER)
+            retry_routing_success(a, m->sender, d->a);
         switch (rs) {
         case ST_OK: {
             if (!add_routed(d, a, routed, &routed_tail))
@@ -1356,10 +1385,10 @@ static status deliver_one(const char *id, const deliver_opts *o)
             continue;
         }
         transport_driver fn = a->transport ? transport_find(a->transport) : NULL;
-        const char *why = NULL;
-        if (!o->force && !retry_due(a, time(NULL), d->a, &why)) {
+        if (!local_due(d, a, o)) {
             a->result = ST_DEFER;
-            a->message = why;
+            a->basic_errno = ERRNO_LRETRY;
+            a->message = "Retry time not yet reached";
             if (logsel_on(&cfg->logsel, LS_RETRY_DEFER))
                 log_result(d, a, false);
             a->next = d->deferred;
@@ -1385,7 +1414,7 @@ static status deliver_one(const char *id, const deliver_opts *o)
         while (*pp && nb < max) {
             address_item *b = *pp;
             bool same = local ? same_local_batch(a, b, bid, d->a) : same_remote_batch(a, b);
-            if (same && (o->force || retry_due(b, time(NULL), d->a, &why))) {
+            if (same && local_due(d, b, o)) {
                 *pp = b->next;
                 b->next = NULL;
                 *bt = b;
@@ -1581,7 +1610,6 @@ static void deliver_continue(const char *id, const deliver_opts *o)
             break;
         if (pid == 0) {
             ps.pid = getpid();
-            retry_forget();
             ps.deliver_continuing = true;
             int fd = smtp_kept_fd();
             expand_reset_message();

@@ -12,6 +12,7 @@
 typedef struct deliver_opts {
     bool force;        /* -M, -qf: ignore retry times */
     bool thaw;         /* -qff: deliver frozen messages too */
+    bool queue_run;    /* a queue runner's delivery: routing and local retry times apply */
 } deliver_opts;
 
 /* Deliver message id.  ST_OK: finished (delivered or bounced, spool files

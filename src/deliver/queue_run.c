@@ -1,7 +1,6 @@
 /* queue_run.c: the queue runner (-q, -qf, -qff) and delivery after
  * reception. */
 #include "deliver/deliver.h"
-#include "deliver/retry.h"
 #include "route/route.h"
 #include "transport/smtp_wait.h"
 #include "config/config.h"
@@ -54,7 +53,6 @@ static int deliver_child(const char *id, const deliver_opts *o)
     }
     if (pid == 0) {
         ps.pid = getpid();
-        retry_forget();
         smtp_kept_forget();
         status st = deliver_message(id, o);
         fflush(NULL);
@@ -91,6 +89,9 @@ int deliver_queue_run(const deliver_opts *o)
             ids[i] = ids[j];
             ids[j] = t;
         }
+    deliver_opts qo = *o;
+    qo.queue_run = true;
+    o = &qo;
     if (logsel_on(&cfg->logsel, LS_QUEUE_RUN))
         log_write(LOG_MAIN, "Start queue run: pid=%d%s", (int)getpid(), o->force ? (o->thaw ? " -qff" : " -qf") : "");
     for (int i = 0; i < n; i++) {
@@ -124,7 +125,6 @@ void deliver_after_receive(const char *id, bool queue_only, bool override_queue_
         _exit(0);
     setsid();
     ps.pid = getpid();
-    retry_forget();
     smtp_kept_forget();         /* a connection the parent keeps is not ours */
     ps.deliver_continuing = false;
     deliver_opts o = { 0 };

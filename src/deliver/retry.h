@@ -1,4 +1,4 @@
-/* retry.h: retry hints (LMDB) and retry rules. */
+/* retry.h: retry hints (LMDB, Exim's R: and T: keys) and retry rules. */
 #ifndef POSTERN_RETRY_H
 #define POSTERN_RETRY_H
 
@@ -7,16 +7,30 @@
 #include <stdbool.h>
 #include <time.h>
 
-/* May a delivery of a be tried now?  false with *why when its next try
- * time has not come (queue runs that are not forced skip it). */
-bool retry_due(const address_item *a, time_t now, arena *ar, const char **why);
-/* Record a temporary failure.  Returns true when the retry rules say the
- * failure is now permanent (retry timeout exceeded, or no retries). */
+/* Keys: R:<domain> or R:<local_part>@<domain> for a routing deferral (by
+ * the router's retry_use_local_part), T:... likewise for a local
+ * transport's. */
+const char *retry_routing_key(const address_item *a, arena *ar);
+const char *retry_local_key(const address_item *a, arena *ar);
+
+/* In a queue run: may the address be routed now?  false, with the text
+ * of the failure recorded, when its domain's or its own next try has not
+ * come (Exim's "retry time not reached", -52). */
+bool retry_routing_due(const address_item *a, const char *sender, time_t now, time_t received, arena *ar,
+                       const char **text);
+/* In a queue run: may a local transport try it now?  (-53 when not) */
+bool retry_local_due(const address_item *a, time_t now, time_t received, arena *ar);
+/* May the smtp transport try this host (and this message on it) now? */
+bool retry_host_usable(const char *host_key, const char *message_key, const char *domain, time_t received,
+                       time_t now, arena *ar);
+
+/* Record a temporary failure for the destinations it concerns (the
+ * routing key, the local key, or the smtp transport's host, message and
+ * address keys).  Returns true when all of them are past their retry
+ * rules (or have none): the failure is now permanent. */
 bool retry_record_failure(address_item *a, const spool_msg *m, time_t now, arena *ar);
+/* Remove the records a success makes stale. */
+void retry_routing_success(const address_item *a, const char *sender, arena *ar);
 void retry_record_success(const address_item *a, arena *ar);
-const char *retry_key(const address_item *a, arena *ar);
-void retry_close(void);
-/* In a new child process: forget the parent's open database. */
-void retry_forget(void);
 
 #endif

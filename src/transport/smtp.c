@@ -9,6 +9,7 @@
  * the per-host log lines are Exim's.  It keeps the connection open for the
  * next batch or a message waiting for the same host (connection reuse). */
 #include "transport/transport.h"
+#include "deliver/retry.h"
 #include "core/gstr.h"
 #include "core/list.h"
 #include "core/log.h"
@@ -1153,6 +1154,12 @@ static status try_host(run *r, address_item **v, int n, host_item *h, int port)
 
 /* ---- the host loop ------------------------------------------------------------ */
 
+static bool ip_is_address(const char *s)
+{
+    unsigned char buf[16];
+    return inet_pton(AF_INET, s, buf) == 1 || inet_pton(AF_INET6, s, buf) == 1;
+}
+
 /* Exim's retry key for a host: "T:name:ip" ("T:name" without
  * retry_include_ip_address), then ":port" unless 25 and "/interface" when
  * the transport binds to one. */
@@ -1172,8 +1179,11 @@ static const char *retry_host_key(run *r, const host_item *h, int port)
                 break;
             }
     }
-    return tp_opt_bool(r->t, "retry_include_ip_address") ? arena_printf(a, "T:%s:%s%s", h->name, h->address, pis)
-                                                         : arena_printf(a, "T:%s%s", h->name, pis);
+    /* a name that is an IP address, and an IPv6 address, go in [] */
+    const char *name = ip_is_address(h->name) ? arena_printf(a, "[%s]", h->name) : h->name;
+    const char *ip = strchr(h->address, ':') ? arena_printf(a, "[%s]", h->address) : h->address;
+    return tp_opt_bool(r->t, "retry_include_ip_address") ? arena_printf(a, "T:%s:%s%s", name, ip, pis)
+                                                         : arena_printf(a, "T:%s%s", name, pis);
 }
 
 /* The longest retry time (last cutoff) of the first retry rule for a host
@@ -1293,6 +1303,13 @@ again:;
         if (only_kept && !kept_here)
             continue;
         kept_found = kept_found || kept_here;
+        /* a host (or this message on it) before its retry time is skipped */
+        if (!kept_here && !ps.deliver_force) {
+            const char *key = retry_host_key(r, h, port);
+            if (!retry_host_usable(key, arena_printf(ctx->a, "%s:%s", key, ctx->m->id), addrs->domain,
+                                   (time_t)ctx->m->received, time(NULL), ctx->a))
+                continue;
+        }
         r->hosts_total++;
         ps.deliver_host = h->name;
         ps.deliver_host_address = h->address;
@@ -1353,6 +1370,11 @@ again:;
         only_kept = false;
         goto again;
     }
+    /* every host busy with another process (serialize_hosts): the message
+     * is not listed as waiting for them (Exim does not send it down that
+     * process's connection) */
+    if (r->hosts_total && r->hosts_serial == r->hosts_total)
+        r->update_waiting = false;
     /* deferred without a word from any host */
     for (address_item *a = addrs; a; a = a->next) {
         if (a->result != ST_DEFER || a->message || (a->basic_errno != 0 && a->basic_errno != ERRNO_UNKNOWNERROR))
