@@ -318,6 +318,22 @@ static void finish_top(dstate *d, const address_item *a, bool delivered_or_faile
     }
 }
 
+/* A failed address kept on the queue after all (a frozen bounce): its
+ * top-level recipient is not done. */
+static void unfinish_top(dstate *d, const address_item *a)
+{
+    int i = a->rcpt_index;
+    if (i < 0 || i >= d->m->n_rcpt || !d->done[i])
+        return;
+    d->done[i] = false;
+    spool_msg *m = d->m;
+    for (int k = 0; k < m->n_nonrcpt; k++)
+        if (!strcasecmp(m->nonrcpt[k], m->rcpt[i].address)) {
+            m->nonrcpt[k] = m->nonrcpt[--m->n_nonrcpt];
+            break;
+        }
+}
+
 /* ---- DSNs ---------------------------------------------------------------- */
 
 /* A delivered address whose sender asked for NOTIFY=SUCCESS: "delivered"
@@ -1020,6 +1036,77 @@ static bool copy_routing_ok(const address_item *a, const char *before)
     return !a->headers_add && !a->headers_remove && !strcmp(before, a->address);
 }
 
+/* The first half of a routing pass, in the pass's order: addresses
+ * delivered by an earlier attempt are done, pipes and files go on to
+ * delivery, and (in a queue run) addresses before their routing retry
+ * time are deferred.  Returns the rest, reversed: the order they are
+ * routed in. */
+static address_item *take_pass(dstate *d, const deliver_opts *o, address_item *todo, address_item ***routed_tail)
+{
+    spool_msg *m = d->m;
+    address_item *rest = NULL, *next;
+    for (address_item *a = todo; a; a = next) {
+        next = a->next;
+        a->next = NULL;
+        if (++d->naddr > DELIVER_MAX_ADDRESSES) {
+            a->result = ST_DEFER;
+            a->message = "too many addresses generated for one message";
+            log_result(d, a, false);
+            continue;
+        }
+        if (a->parent && in_nonrcpt(m, unique_of(a, d->a))) {
+            a->result = ST_OK;
+            finish_top(d, a, true);
+            continue;
+        }
+        if ((a->flags & (AF_PIPE | AF_FILE)) && (a->flags & AF_FORBIDDEN)) {
+            /* forbid_pipe / forbid_file: fails here (the bounce does
+             * not give the reason, as in Exim) */
+            a->result = ST_FAIL;
+            finish_delivery(d, a, false);
+            continue;
+        }
+        if ((a->flags & (AF_PIPE | AF_FILE)) && a->basic_errno == ERRNO_BADTRANSPORT) {
+            /* no pipe_transport/file_transport, or it would not expand: a
+             * configuration error, deferred without a retry record */
+            a->result = ST_DEFER;
+            log_result(d, a, false);
+            a->next = d->deferred;
+            d->deferred = a;
+            continue;
+        }
+        if (a->flags & (AF_PIPE | AF_FILE)) {
+            /* the directories of the router that set it up */
+            if (a->router && !a->current_dir) {
+                const char *tc = NULL;
+                char *terr = NULL;
+                if (route_opt_expand(a->router, "transport_current_directory", d->a, &tc, &terr) == ST_OK && tc)
+                    a->current_dir = tc;
+            }
+            **routed_tail = a;
+            *routed_tail = &a->next;
+            continue;
+        }
+        /* a queue run (or a message sent down a kept connection) does
+         * not route before the retry time of a routing deferral */
+        const char *rtext = NULL;
+        if (((o->queue_run && !o->force) || ps.deliver_continuing) &&
+            !retry_routing_due(a, m->sender, time(NULL), (time_t)m->received, d->a, &rtext)) {
+            a->result = ST_DEFER;
+            a->basic_errno = ERRNO_RRETRY;
+            a->message = "retry time not reached";
+            log_result(d, a, false);
+            a->message = rtext;
+            a->next = d->deferred;
+            d->deferred = a;
+            continue;
+        }
+        a->next = rest;
+        rest = a;
+    }
+    return rest;
+}
+
 /* May a queue run give the address to its transport now?  Local
  * transports wait for the retry time of their last deferral; the smtp
  * transport checks its hosts' retry times itself. */
@@ -1071,6 +1158,10 @@ static status deliver_one(const char *id, const deliver_opts *o)
         /* frozen too long: a bounce is thrown away, anything else fails */
         cancel = true;
         log_write(LOG_MAIN, "%s cancelled by timeout_frozen_after", id);
+        m->frozen = 0;
+    } else if (m->frozen && !*m->sender && time(NULL) - m->received >= cfg_int(MO_ignore_bounce_errors_after)) {
+        /* a bounce frozen long enough: one more try, its failures ignored */
+        log_write(LOG_MAIN, "%s Unfrozen by errmsg timer", id);
         m->frozen = 0;
     } else if (m->frozen && !o->thaw && !(thaw_after > 0 && *m->sender && time(NULL) - m->frozen > thaw_after)) {
         if (logsel_on(&cfg->logsel, LS_SKIP_DELIVERY))
@@ -1143,73 +1234,27 @@ static status deliver_one(const char *id, const deliver_opts *o)
     if (res)
         rc.dns = dns_iface_unbound(res);
 
-    /* Route everything, in passes as Exim does: the addresses of a pass
-     * (first the recipients, then what they generated, ...) are routed in
-     * reverse order, so failures are logged in Exim's order and
-     * same_domain_copy_routing copies to the same addresses as Exim's. */
+    /* Route everything, in passes as Exim does: each pass (first the
+     * recipients, then what they generated, ...) is first taken in order
+     * (pipes and files go straight to delivery, addresses before their
+     * routing retry time are deferred), then the rest is routed in reverse
+     * order; what an address generates goes to the front of the next
+     * pass.  Log lines, duplicates and same_domain_copy_routing come out
+     * as Exim's. */
     address_item *routed = NULL, **routed_tail = &routed;
-    address_item *next_pass = NULL, **next_tail = &next_pass;
+    address_item *next_pass = NULL;
     for (;;) {
     if (!todo) {
         if (!next_pass)
             break;
         todo = next_pass;
         next_pass = NULL;
-        next_tail = &next_pass;
     }
-    {
-        address_item *rev = NULL, *nx;
-        for (address_item *x = todo; x; x = nx) {
-            nx = x->next;
-            x->next = rev;
-            rev = x;
-        }
-        todo = rev;
-    }
+    todo = take_pass(d, o, todo, &routed_tail);
     while (todo) {
         address_item *a = todo;
         todo = a->next;
-        if (!todo)
-            todo_tail = &todo;
         a->next = NULL;
-        if (++d->naddr > DELIVER_MAX_ADDRESSES) {
-            a->result = ST_DEFER;
-            a->message = "too many addresses generated for one message";
-            log_result(d, a, false);
-            continue;
-        }
-        /* delivered by an earlier attempt (journal or -H) */
-        if (a->parent && in_nonrcpt(m, unique_of(a, d->a))) {
-            a->result = ST_OK;
-            finish_top(d, a, true);
-            continue;
-        }
-        if (a->flags & (AF_PIPE | AF_FILE)) {
-            /* the directories of the router that set it up */
-            if (a->router && !a->current_dir) {
-                const char *tc = NULL;
-                char *terr = NULL;
-                if (route_opt_expand(a->router, "transport_current_directory", d->a, &tc, &terr) == ST_OK && tc)
-                    a->current_dir = tc;
-            }
-            *routed_tail = a;
-            routed_tail = &a->next;
-            continue;
-        }
-        /* a queue run (or a message sent down a kept connection) does
-         * not route before the retry time of a routing deferral */
-        const char *rtext = NULL;
-        if (((o->queue_run && !o->force) || ps.deliver_continuing) &&
-            !retry_routing_due(a, m->sender, time(NULL), (time_t)m->received, d->a, &rtext)) {
-            a->result = ST_DEFER;
-            a->basic_errno = ERRNO_RRETRY;
-            a->message = "retry time not reached";
-            log_result(d, a, false);
-            a->message = rtext;
-            a->next = d->deferred;
-            d->deferred = a;
-            continue;
-        }
         address_item *gen = NULL;
         int depth = 0;
         for (address_item *p = a->parent; p; p = p->parent)
@@ -1243,8 +1288,8 @@ static status deliver_one(const char *id, const deliver_opts *o)
             a->unique = arena_printf(d->a, "%s/%s", unique_of(parent, d->a), a->router->name);
             if (a->rcpt_index >= 0)
                 d->pending[a->rcpt_index]++;
-            *next_tail = clone;
-            next_tail = &clone->next;
+            clone->next = next_pass;
+            next_pass = clone;
             if (rs == ST_OK && in_nonrcpt(m, a->unique)) {
                 /* this copy was delivered by an earlier attempt */
                 a->result = ST_OK;
@@ -1286,9 +1331,11 @@ static status deliver_one(const char *id, const deliver_opts *o)
                 k++;
             if (a->rcpt_index >= 0)
                 d->pending[a->rcpt_index] += k - 1;
-            *next_tail = gen;
-            while (*next_tail)
-                next_tail = &(*next_tail)->next;
+            address_item **gt = &gen;
+            while (*gt)
+                gt = &(*gt)->next;
+            *gt = next_pass;
+            next_pass = gen;
             break;
         }
         case ST_DISCARD:
@@ -1377,13 +1424,6 @@ static status deliver_one(const char *id, const deliver_opts *o)
         address_item *a = routed;
         routed = a->next;
         a->next = NULL;
-        if (a->flags & AF_FORBIDDEN) {
-            /* forbid_pipe / forbid_file: fails here, with its own message */
-            a->result = ST_FAIL;
-            a->user_message = a->message;
-            finish_delivery(d, a, false);
-            continue;
-        }
         transport_driver fn = a->transport ? transport_find(a->transport) : NULL;
         if (!local_due(d, a, o)) {
             a->result = ST_DEFER;
@@ -1459,6 +1499,7 @@ static status deliver_one(const char *id, const deliver_opts *o)
         next = a->next;
         a->next = NULL;
         a->result = ST_FAIL;
+        a->flags |= AF_RETRY_TIMEDOUT;
         a->message = a->message ? arena_printf(d->a, "%s: retry timeout exceeded", a->message) : "retry timeout exceeded";
         a->user_message = a->user_message ? arena_printf(d->a, "%s: retry timeout exceeded", a->user_message)
                                           : "retry timeout exceeded";
@@ -1519,12 +1560,19 @@ static status deliver_one(const char *id, const deliver_opts *o)
                 deliver_generated(bid);
             }
         } else {
-            long long ignore_after = cfg_int(MO_ignore_bounce_errors_after);
-            if (time(NULL) - m->received < ignore_after) {
+            /* nobody to tell: a failure that timed out, or one older than
+             * ignore_bounce_errors_after, is ignored; any other freezes the
+             * message, its address staying undelivered */
+            bool old = time(NULL) - m->received >= cfg_int(MO_ignore_bounce_errors_after);
+            for (address_item *f = group; f; f = f->next) {
+                if (old || (f->flags & AF_RETRY_TIMEDOUT)) {
+                    log_write(LOG_MAIN, "%s %s%s%s%s: error ignored", m->id, f->address, f->parent ? " <" : "",
+                              f->parent ? f->parent->address : "", f->parent ? ">" : "");
+                    continue;
+                }
                 freeze_why = " (delivery error message)";
                 freeze = true;
-            } else {
-                log_write(LOG_MAIN, "%s bounce message failed and is older than ignore_bounce_errors_after: discarded", m->id);
+                unfinish_top(d, f);
             }
         }
     }
@@ -1602,7 +1650,7 @@ static void deliver_continue(const char *id, const deliver_opts *o)
             break;
         if (!spool_id_valid(next) || !on_spool(next))
             continue;
-        if (!smtp_kept_ready())        /* RSET: still there? */
+        if (!smtp_kept_ready())        /* still there? */
             break;
         fflush(NULL);
         pid_t pid = fork();

@@ -26,6 +26,7 @@
 #include <errno.h>
 #include <netdb.h>
 #include <netinet/ip.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -406,6 +407,7 @@ typedef struct smtp_kept {
     int port;
     int messages;              /* transactions sent over it */
     bool in_use;               /* taken by a transaction now */
+    bool open_tx;              /* a transaction was left open (every RCPT refused): RSET first */
 } smtp_kept;
 
 static long long max_messages(const driver_inst *t)
@@ -452,7 +454,7 @@ static void quit_close(smtp_client *c)
 /* After a transaction: keep the connection for the next batch or a
  * message waiting for this host, unless the transport allows only one
  * message per connection or this one has carried its maximum. */
-static void keep_or_quit(const driver_inst *t, const host_item *h, int port, smtp_client *c)
+static void keep_or_quit(const driver_inst *t, const host_item *h, int port, smtp_client *c, bool open_tx)
 {
     long long max = max_messages(t);
     smtp_kept *k = ps.smtp_kept;
@@ -485,6 +487,7 @@ static void keep_or_quit(const driver_inst *t, const host_item *h, int port, smt
     snprintf(k->ip, sizeof k->ip, "%s", h->address);
     k->port = port;
     k->messages = sent;
+    k->open_tx = open_tx;
     ps.smtp_kept = k;
 }
 
@@ -498,18 +501,34 @@ bool smtp_kept_host(const char **tpname, const char **host)
     return true;
 }
 
+/* Has the peer closed the connection (or said something, e.g. a 421,
+ * while nothing was asked)?  Looked at without sending anything. */
+static bool peer_gone(int fd)
+{
+    struct pollfd p = { .fd = fd, .events = POLLIN };
+    return poll(&p, 1, 0) != 0;
+}
+
 bool smtp_kept_ready(void)
 {
     smtp_kept *k = ps.smtp_kept;
     if (!k)
         return false;
     long long max = max_messages(k->t);
-    smtp_reply r;
-    if ((max > 0 && k->messages >= max) || smtp_client_send(&k->c, "RSET\r\n") != ST_OK ||
-        smtp_client_read(&k->c, &r) != ST_OK || r.code != 250) {
-        smtp_kept_close(max > 0 && k->messages >= max);
+    if (max > 0 && k->messages >= max) {
+        smtp_kept_close(true);
         return false;
     }
+    /* after a completed transaction the next MAIL follows at once, as in
+     * Exim; an open one is reset first */
+    smtp_reply r;
+    if (peer_gone(k->c.fd) ||
+        (k->open_tx && (smtp_client_send(&k->c, "RSET\r\n") != ST_OK ||
+                        smtp_client_read(&k->c, &r) != ST_OK || r.code != 250))) {
+        smtp_kept_close(false);
+        return false;
+    }
+    k->open_tx = false;
     return true;
 }
 
@@ -1090,7 +1109,7 @@ static status transaction(sess *s)
         return st;
     c->timeout = r->cmd_timeout;        /* what a kept connection waits for (RSET, QUIT) */
     if (s->completed)
-        keep_or_quit(r->t, s->h, s->port, c);
+        keep_or_quit(r->t, s->h, s->port, c, false);
     else
         quit_close(c);
     return ST_OK;
@@ -1100,7 +1119,7 @@ no_recipients:
      * them was final (a 5xx), as in Exim */
     s->pipelined = false;
     if (s->completed)
-        keep_or_quit(r->t, s->h, s->port, c);
+        keep_or_quit(r->t, s->h, s->port, c, true);
     else
         quit_close(c);
     return ST_OK;

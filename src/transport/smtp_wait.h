@@ -26,7 +26,8 @@ void smtp_serialize_end(const char *key, arena *a);
 
 /* The connection kept open after a successful transaction (one per
  * process).  smtp_kept_host: its transport and host name, false when none.
- * smtp_kept_ready: RSET on it; false (and closed) when it no longer works
+ * smtp_kept_ready: is it still there (RSET only after a transaction left
+ * open, as Exim)?  false (and closed) when it no longer works
  * or has carried connection_max_messages messages.  smtp_kept_close: QUIT
  * (when quit) and close.  smtp_kept_forget: drop it without a word (a
  * child took it over and ended it). */
