@@ -63,6 +63,62 @@ static const char *diagnostic_code(const address_item *a, arena *ar)
 
 #define DSN_BUFFER 8192          /* Exim rounds bounce_return_size_limit up to this */
 
+#define DSN_WRAP_COLS 79          /* Exim's width for the DSN extra-information lines */
+#define DSN_WRAP_MAX 1023         /* and their length limit */
+
+/* An extra-information field as Exim writes it: folded before column 79
+ * at the last blank (after the first ten characters; otherwise cut at
+ * the column), at "\n" or a newline in the value, continuation lines
+ * starting with one space, at most 1023 characters. */
+static void dsn_put_wrapped(gstr *b, const char *name, const char *value)
+{
+    gstr g;
+    gstr_init(&g, b->a, 128);
+    gstr_cat(&g, name);
+    gstr_cat(&g, value);
+    const char *s = g.s;
+    size_t start = b->len;
+    for (size_t col = 0;; col = 1) {
+        const char *t = NULL;
+        size_t tail = 0;
+        const char *bs = strstr(s, "\\n"), *nl = strchr(s, '\n');
+        if (bs && (!nl || bs < nl))
+            t = bs, tail = 2;
+        else if (nl)
+            t = nl, tail = 1;
+        else
+            t = s + strlen(s);
+        if (col + (size_t)(t - s) > DSN_WRAP_COLS) {
+            const char *u = s + DSN_WRAP_COLS - col;
+            while (u > s + 10 && !isspace((unsigned char)*u))
+                u--;
+            if (u > s + 10) {
+                const char *e = u;
+                while (e > s + 1 && isspace((unsigned char)e[-1]))
+                    e--;
+                gstr_catn(b, s, (size_t)(e - s));
+                s = u + 1;
+                while (*s && isspace((unsigned char)*s))
+                    s++;
+            } else if (col < DSN_WRAP_COLS) {
+                gstr_catn(b, s, DSN_WRAP_COLS - col);
+                s += DSN_WRAP_COLS - col;
+            }
+        } else {
+            gstr_catn(b, s, (size_t)(t - s));
+            s = t + tail;
+        }
+        if (!*s)
+            break;
+        if (b->len - start >= DSN_WRAP_MAX) {
+            gstr_truncate(b, start + DSN_WRAP_MAX);
+            break;
+        }
+        gstr_cat(b, "\n ");
+    }
+    gstr_catc(b, '\n');
+}
+
 static const char *const kind_action[] = { "failed", "delayed", "delivered", "delivered" };
 
 /* One recipient's block of the message/delivery-status part */
@@ -87,15 +143,15 @@ static void dsn_recipient(gstr *b, const address_item *f, dsn_kind kind, arena *
                     gstr_printf(b, "Remote-MTA: X-ip; [%s]\n", f->host_address_used);
             }
             if (f->smtp_greeting && *f->smtp_greeting)
-                gstr_printf(b, "X-Remote-MTA-smtp-greeting: X-str; %s\n", f->smtp_greeting);
+                dsn_put_wrapped(b, "X-Remote-MTA-smtp-greeting: X-str; ", f->smtp_greeting);
             if (f->helo_response && *f->helo_response)
-                gstr_printf(b, "X-Remote-MTA-helo-response: X-str; %s\n", f->helo_response);
+                dsn_put_wrapped(b, "X-Remote-MTA-helo-response: X-str; ", f->helo_response);
             if (f->pass_message && f->message && *f->message)
-                gstr_printf(b, "X-Exim-Diagnostic: X-str; %s\n", f->message);
+                dsn_put_wrapped(b, "X-Exim-Diagnostic: X-str; ", f->message);
             if (dc)
                 gstr_printf(b, "Diagnostic-Code: smtp; %s\n", dc);
         } else if (f->pass_message && f->message && *f->message) {
-            gstr_printf(b, "X-Exim-Diagnostic: X-str; %s\n", f->message);
+            dsn_put_wrapped(b, "X-Exim-Diagnostic: X-str; ", f->message);
         }
     } else if (kind == DSN_DELAYED) {
         if (f->host_used) {

@@ -391,17 +391,19 @@ static void delay_warning(dstate *d)
     char *err;
     if (expand_check_bool(cond, d->a, &ok, &err) != ST_OK || !ok)
         return;
-    address_item *list_w = NULL;
+    /* as Exim: whether to warn goes by the last deferred address (NOTIFY
+     * unset or with DELAY); the warning lists every deferred address */
+    const address_item *last = d->deferred;
+    if ((last->dsn_flags & SPOOL_DSN_NEVER) || (last->dsn_flags && !(last->dsn_flags & SPOOL_DSN_DELAY)))
+        return;
+    address_item *list_w = NULL, **lt = &list_w;
     for (address_item *a = d->deferred; a; a = a->next) {
-        if ((a->dsn_flags & SPOOL_DSN_NEVER) || (a->dsn_flags && !(a->dsn_flags & SPOOL_DSN_DELAY)))
-            continue;
         address_item *c = arena_alloc(d->a, sizeof *c);
         *c = *a;
-        c->next = list_w;
-        list_w = c;
+        c->next = NULL;
+        *lt = c;
+        lt = &c->next;
     }
-    if (!list_w)
-        return;
     const char *wid = dsn_send(m, list_w, DSN_DELAYED, d->dfd, d->a, &err);
     if (wid) {
         m->warning_count++;
