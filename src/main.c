@@ -259,6 +259,7 @@ int main(int argc, char **argv)
         .file_path = cfg_str(MO_log_file_path),
         .spool_directory = cfg_str(MO_spool_directory),
         .pid = logsel_on(&c->logsel, LS_PID),
+        .testing = mode == M_BH,
     };
     log_configure(&ls);
 
@@ -348,7 +349,8 @@ int main(int argc, char **argv)
         break;
     case M_BS:
     case M_BH: {
-        smtp_params sp = { .mode = mode == M_BH ? SMTP_BH : SMTP_BS, .in = 0, .out = 1 };
+        smtp_params sp = { .mode = mode == M_BH ? SMTP_BH : SMTP_BS, .in = 0, .out = 1,
+                           .queue_only = lo.queue_only, .deliver_mode = lo.deliver_mode, .fullname = lo.fullname };
         char addr[64];
         const char *hp = mode == M_BH ? bh_addr : oma;
         if (hp && !split_host_port(hp, addr, sizeof addr, &sp.remote_port)) {
@@ -362,6 +364,8 @@ int main(int argc, char **argv)
         if (omi && split_host_port(omi, laddr, sizeof laddr, &sp.local_port))
             sp.local_ip = laddr;
         rc = smtp_session(&sp);
+        if (mode == M_BH)
+            rc = EXIT_SUCCESS;      /* -bh always succeeds, as Exim's */
         break;
     }
     case M_NONE:

@@ -22,6 +22,7 @@ typedef struct log_settings {
     bool utc;                    /* timezone = UTC */
     const char *syslog_facility;
     const char *process_name;    /* syslog ident */
+    bool testing;                /* -bh: each line to stderr as "LOG: <text>", no log file written */
 } log_settings;
 
 void log_configure(const log_settings *ls);

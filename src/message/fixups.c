@@ -41,6 +41,26 @@ static bool from_is(spool_msg *m, arena *a, const char *addr)
            && strcasecmp(list[0].domain, at + 1) == 0;
 }
 
+/* A missing From: names the envelope sender, or for a local message
+ * with an empty one, the caller.  The caller's name goes with it when the
+ * caller is untrusted, gave -F, or sent a non-SMTP message without -f. */
+static void add_from(spool_msg *m, const fixup_ctx *fx, arena *a)
+{
+    const char *name = "";
+    if (fx->local && fx->fullname && (!fx->trusted || fx->name_forced || (!fx->smtp && !fx->sender_forced)))
+        name = fx->fullname;
+    const char *addr = m->sender;
+    if (!addr || !*addr) {
+        if (!fx->local || !fx->login)
+            return;
+        addr = arena_printf(a, "%s@%s", fx->login, fx->qualify_domain);
+    }
+    if (*name)
+        add(m, a, arena_printf(a, "From: %s <%s>\n", name, addr));
+    else
+        add(m, a, arena_printf(a, "From: %s\n", addr));
+}
+
 void msg_fixups(spool_msg *m, const fixup_ctx *fx, arena *a)
 {
     delete_all(m, "Return-path");
@@ -59,17 +79,8 @@ void msg_fixups(spool_msg *m, const fixup_ctx *fx, arena *a)
         for (int i = 0; i < m->n_rcpt; i++)
             m->rcpt[i].address = rewrite_envelope(&rs, m->rcpt[i].address, true, m, a);
 
-    if (fix && !mb_find_header(m, "From")) {
-        if (fx->local && fx->login) {
-            const char *fn = fx->fullname && *fx->fullname ? fx->fullname : NULL;
-            if (fn)
-                add(m, a, arena_printf(a, "From: %s <%s@%s>\n", fn, fx->login, fx->qualify_domain));
-            else
-                add(m, a, arena_printf(a, "From: %s@%s\n", fx->login, fx->qualify_domain));
-        } else if (m->sender && *m->sender) {
-            add(m, a, arena_printf(a, "From: %s\n", m->sender));
-        }
-    }
+    if (fix && !mb_find_header(m, "From"))
+        add_from(m, fx, a);
 
     /* Sender: for untrusted local callers */
     if (fix && fx->local && !fx->trusted && fx->login) {

@@ -14,11 +14,14 @@
 
 typedef struct fixup_ctx {
     bool local;                /* no remote host: -bm/-t or -bs */
+    bool smtp;                 /* received over SMTP (-bs, not -bm/-t) */
     bool submission;           /* control = submission */
     bool suppress;             /* control = suppress_local_fixups */
     bool trusted;              /* trusted local caller */
     const char *login;         /* calling user's login (local) */
     const char *fullname;      /* for a generated From: */
+    bool name_forced;          /* ... given with -F */
+    bool sender_forced;        /* the envelope sender was given with -f */
     const char *qualify_domain;
     const char *primary_hostname;
     bool local_from_check, local_sender_retain;

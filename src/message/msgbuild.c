@@ -83,9 +83,10 @@ static void end_header(msgbuild *b)
 void mb_line(msgbuild *b, const char *line, size_t len)
 {
     b->size += len + 2;
+    b->lf_size += len + 1;
     if ((long)len > b->max_line)
         b->max_line = (long)len;
-    if (b->size_limit && b->size > b->size_limit)
+    if (b->size_limit && b->lf_size > b->size_limit)
         b->too_big = true;
     if (b->in_headers) {
         if (len && (line[0] == ' ' || line[0] == '\t') && b->hdr.len) {

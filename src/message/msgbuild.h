@@ -20,7 +20,8 @@ typedef struct msgbuild {
     size_t header_bytes;
     int nheaders;
     unsigned long long size;  /* bytes of the message as received (with CRLFs) */
-    unsigned long long size_limit;  /* 0: none */
+    unsigned long long lf_size;     /* ... with LF line ends: Exim's count, checked against */
+    unsigned long long size_limit;  /* ... this limit (0: none) */
     bool too_big;
     bool header_too_big;
     bool write_failed;

@@ -87,17 +87,21 @@ static void remove_rcpt(spool_msg *m, const char *addr)
     m->n_rcpt = o;
 }
 
+const char *local_caller_name(const struct passwd *pw, arena *a)
+{
+    if (!pw || !pw->pw_gecos)
+        return NULL;
+    return arena_strndup(a, pw->pw_gecos, strcspn(pw->pw_gecos, ","));
+}
+
 int local_receive(const local_args *la)
 {
     uid_t uid = getuid();
     gid_t gid = getgid();
     struct passwd *pw = getpwuid(uid);
     const char *login = pw ? arena_strdup(ps.conn, pw->pw_name) : arena_printf(ps.conn, "uid%d", (int)uid);
-    const char *fullname = la->fullname;
-    if (!fullname && pw && pw->pw_gecos) {
-        size_t n = strcspn(pw->pw_gecos, ",");
-        fullname = arena_strndup(ps.conn, pw->pw_gecos, n);
-    }
+    const char *fullname = la->fullname ? la->fullname : local_caller_name(pw, ps.conn);
+    bool sender_forced = false;
     bool trusted = local_caller_trusted(uid, gid, login);
 
     spool_msg *m = arena_calloc(ps.msg, sizeof *m);
@@ -126,6 +130,7 @@ int local_receive(const local_args *la)
             char *e;
             allowed = match_address(f, cfg_str(MO_untrusted_set_sender), false, ps.scratch, &v, &e) == ST_OK;
         }
+        sender_forced = allowed;
         if (allowed) {
             sender = *f && !strchr(f, '@') ? arena_printf(ps.msg, "%s@%s", f, cfg_str(MO_qualify_domain)) : f;
         } else {
@@ -187,6 +192,7 @@ int local_receive(const local_args *la)
             /* an mbox "From " line: the sender, for trusted callers */
             first = false;
             if (trusted && !la->sender) {
+                sender_forced = true;
                 char *sp = strchr(line.s + 5, ' ');
                 const char *addr = arena_strndup(ps.msg, line.s + 5, sp ? (size_t)(sp - line.s - 5) : line.len - 5);
                 m->sender = *addr && !strchr(addr, '@') ? arena_printf(ps.msg, "%s@%s", addr, cfg_str(MO_qualify_domain)) : addr;
@@ -265,7 +271,8 @@ int local_receive(const local_args *la)
      * rewritten envelope) */
     fixup_ctx fx = {
         .local = true, .suppress = as.controls.suppress_local_fixups, .trusted = trusted,
-        .login = login, .fullname = fullname,
+        .login = login, .fullname = fullname, .name_forced = la->fullname != NULL,
+        .sender_forced = sender_forced,
         .qualify_domain = cfg_str(MO_qualify_domain), .primary_hostname = cfg_str(MO_primary_hostname),
         .local_from_check = cfg_bool(MO_local_from_check),
         .local_sender_retain = cfg_bool(MO_local_sender_retain),

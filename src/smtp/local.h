@@ -3,6 +3,8 @@
 #define POSTERN_SMTP_LOCAL_H
 
 #include <stdbool.h>
+#include "core/arena.h"
+#include <pwd.h>
 #include <sys/types.h>
 
 #define EX_TEMPFAIL_LOCAL 75   /* sysexits EX_TEMPFAIL: try again later */
@@ -19,6 +21,8 @@ typedef struct local_args {
 } local_args;
 
 bool local_caller_trusted(uid_t uid, gid_t gid, const char *login);
+/* The caller's name from the passwd entry (up to the first comma). */
+const char *local_caller_name(const struct passwd *pw, arena *a);
 /* Read a message from stdin and queue it; returns the exit status. */
 int local_receive(const local_args *la);
 

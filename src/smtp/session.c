@@ -34,9 +34,11 @@
 #include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
+#include <arpa/inet.h>
 
 #define SMTP_CMD_MAX 16384        /* longest command line accepted */
 #define SMTP_DATA_LINE_MAX 998    /* RFC 5322 line limit, excluding CRLF */
+#define SMTP_HISTORY 20           /* commands remembered for the C= list (Exim's) */
 
 typedef struct session {
     const smtp_params *p;
@@ -44,9 +46,21 @@ typedef struct session {
     arena *a;                     /* connection arena */
     acl_session acl;
     const char *host;             /* our name in replies */
-    const char *peer;             /* "H=(helo) [ip]:port" for logs */
-    bool esmtp, helo_seen, pipelining, dsn_advertised, chunking;
+    const char *peer;             /* Exim's host_and_ident(TRUE): "H=(helo) [ip]", "U=login" */
+    const char *who;              /* ... and without the flag: "(helo) [ip]", "login" */
+    const char *ident;            /* $sender_ident: the -bs caller's login, else NULL */
+    bool esmtp, helo_seen, pipelining, pipe_connect, dsn_advertised, chunking;
+    bool log_conn, enforce_sync;  /* per connection, from the host lists */
+    bool helo_verify_required, helo_try_verify, helo_accept_junk;
+    bool unqualified_sender, unqualified_recipient;
     int unknown_count, synprot_count, nonmail_count;
+    const char *had[SMTP_HISTORY];   /* the last commands, a ring from had_n % SMTP_HISTORY */
+    unsigned had_n;
+    /* what the previous command was, for pipelined errors (Exim's last_was_*) */
+    bool was_rcpt, was_rej_mail, last_was_rcpt, last_was_rej_mail;
+    bool rcpt_in_progress;        /* the RCPT's first reply is yet to be seen */
+    const char *rcpt_resp;        /* the first RCPT reply of the transaction */
+    bool rcpt_resp_differs;       /* ... and a later one was different */
     /* transaction */
     bool mail_given;
     const char *sender;
@@ -81,6 +95,17 @@ static const char *opt_expand(enum main_opt o, const char *dflt, arena *a)
         return NULL;
     }
     return out;
+}
+
+/* message_size_limit, expanded (0: no limit) */
+static long long size_limit(void)
+{
+    long long limit = 0;
+    const char *ls = cfg_str(MO_message_size_limit);
+    char *out, *err;
+    if (ls && expand_string(ls, ps.scratch, &out, &err) == ST_OK)
+        opt_parse_int(out, &limit);
+    return limit;
 }
 
 /* -bh prints its reasoning on stderr, as Exim does. */
@@ -120,10 +145,36 @@ static bool host_in(session *s, enum main_opt o, const char *dflt)
     return st == ST_OK;
 }
 
+/* A domain list check, traced under -bh as Exim does. */
+static bool domain_in(session *s, const char *domain, enum main_opt o)
+{
+    const char *val = NULL;
+    char *err = NULL;
+    status st = match_domain(domain, cfg_str(o), ps.scratch, &val, &err);
+    if (st == ST_OK)
+        bh_note(s, "%s in %s? yes (matched \"%s\")", domain, main_optdefs[o].name, val ? val : "");
+    else
+        bh_note(s, "%s in %s? no (end of list)", domain, main_optdefs[o].name);
+    return st == ST_OK;
+}
+
 /* ---- replies ------------------------------------------------------------ */
+
+/* The first reply to each RCPT: when every one was the same, a DATA
+ * without recipients repeats it (Exim's rcpt_smtp_response). */
+static void rcpt_response(session *s, const char *text)
+{
+    s->rcpt_in_progress = false;
+    if (!s->rcpt_resp)
+        s->rcpt_resp = arena_strdup(ps.msg, text);
+    else if (strcmp(s->rcpt_resp, text) != 0)
+        s->rcpt_resp_differs = true;
+}
 
 static void reply(session *s, const char *code, const char *text)
 {
+    if (s->rcpt_in_progress)
+        rcpt_response(s, arena_printf(ps.scratch, "%s %s", code, text));
     /* multi-line texts: "code-line" for all but the last */
     const char *p = text;
     bool multi = !s->acl.controls.no_multiline_responses;
@@ -139,6 +190,16 @@ static void reply(session *s, const char *code, const char *text)
     }
 }
 
+/* Lines that more will follow under the same code ("code-text"). */
+static void reply_more(session *s, const char *code, const char *text)
+{
+    for (const char *p = text; *p;) {
+        size_t n = strcspn(p, "\n");
+        io_printf(&s->io, "%s-%.*s\r\n", code, (int)n, p);
+        p += n + (p[n] == '\n');
+    }
+}
+
 static void replyf(session *s, const char *code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 static void replyf(session *s, const char *code, const char *fmt, ...)
 {
@@ -151,6 +212,11 @@ static void replyf(session *s, const char *code, const char *fmt, ...)
 
 static void set_peer(session *s)
 {
+    if (!s->p->remote_ip) {
+        s->who = s->ident ? s->ident : "unknown";
+        s->peer = arena_printf(s->a, "U=%s", s->who);
+        return;
+    }
     gstr g;
     gstr_init(&g, s->a, 64);
     gstr_cat(&g, "H=");
@@ -158,11 +224,11 @@ static void set_peer(session *s)
         gstr_printf(&g, "%s ", ps.sender_host_name);
     if (ps.sender_helo_name)
         gstr_printf(&g, "(%s) ", ps.sender_helo_name);
-    if (s->p->remote_ip)
-        gstr_printf(&g, "[%s]", s->p->remote_ip);
-    else
-        gstr_cat(&g, "local");
+    gstr_printf(&g, "[%s]", s->p->remote_ip);
+    if (s->ident)
+        gstr_printf(&g, " U=%s", s->ident);
     s->peer = g.s;
+    s->who = g.s + 2;
 }
 
 /* $sender_host_name: PTR with forward confirmation, once per connection
@@ -267,6 +333,8 @@ static bool acl_reply(session *s, acl_where where, enum main_opt opt, const char
     const char *aclname = cfg_str(opt);
     if (aclname)
         bh_note(s, "using ACL \"%s\"", aclname);
+    else if (where == ACL_WHERE_RCPT || where == ACL_WHERE_VRFY || where == ACL_WHERE_EXPN)
+        bh_note(s, "ACL is NULL: implicit DENY");
     status st = acl_check(where, aclname, &s->acl, ps.scratch, &r);
     if (aclname)
         bh_note(s, "end of ACL \"%s\": %s", aclname,
@@ -293,15 +361,18 @@ static bool acl_reply(session *s, acl_where where, enum main_opt opt, const char
         code = arena_strndup(ps.scratch, msg, 3);
         msg += 4;
     }
+    const char *text = !temp ? (msg ? msg : "Administrative prohibition")
+                             : msg && st == ST_DEFER ? msg : "Temporary local problem - please try later";
+    if (where == ACL_WHERE_RCPT && s->rcpt_in_progress)
+        rcpt_response(s, text);          /* the text alone, as Exim records it */
+    reply(s, code, text);
     if (temp) {
         if (st == ST_ERROR)
             log_write(LOG_MAIN | LOG_PANIC, "%s %s: ACL error: %s", s->peer, what, r.error ? r.error : "unknown");
-        reply(s, code, msg && st == ST_DEFER ? msg : "Temporary local problem - please try later");
         if (logs)
             log_write(logs, "%s temporarily rejected %s%s%s", who, what, why ? ": " : "", why ? why : "");
         return false;
     }
-    reply(s, code, msg ? msg : "Administrative prohibition");
     if (logs)
         log_write(logs, "%s rejected %s%s%s", who, what, why ? ": " : "", why ? why : "");
     if ((logs & LOG_REJECT) && where == ACL_WHERE_DATA && s->msg && logsel_on(&cfg->logsel, LS_REJECTED_HEADER))
@@ -331,6 +402,8 @@ static void reset_transaction(session *s)
     s->dsn_ret = 0;
     s->dsn_envid = NULL;
     s->rcpt_count = s->rcpt_rejected = 0;
+    s->rcpt_resp = NULL;
+    s->rcpt_resp_differs = s->rcpt_in_progress = false;
     s->bdat_active = false;
     s->bare_newline = false;
     ps.sender_address = NULL;
@@ -372,16 +445,6 @@ static spool_msg *new_message(session *s)
     return m;
 }
 
-/* May header addresses from this client be qualified?  (Exim decides
- * with sender_/recipient_unqualified_hosts; local input always may.) */
-static bool unqualified_ok(enum main_opt o)
-{
-    const char *list = cfg_str(o);
-    char *err = NULL;
-    return list && *list && match_ip(ps.sender_host_address ? ps.sender_host_address : "", list,
-                                     ps.scratch, NULL, &err) == ST_OK;
-}
-
 /* ACL add_header requests, after the data ACL. */
 static void apply_acl_headers(session *s, spool_msg *m)
 {
@@ -411,6 +474,95 @@ static void apply_acl_headers(session *s, spool_msg *m)
     }
 }
 
+/* Exim's fix-ups for local (-bs) and submission-mode messages, and for
+ * every message the rewrite rules, before the data ACL runs. */
+static void apply_fixups(session *s, spool_msg *m)
+{
+    struct passwd *pw = s->p->remote_ip ? NULL : getpwuid(getuid());
+    fixup_ctx fx = {
+        .local = s->p->remote_ip == NULL, .smtp = true, .submission = s->acl.controls.submission,
+        .suppress = s->acl.controls.suppress_local_fixups,
+        .trusted = s->p->remote_ip ? true : local_caller_trusted(getuid(), getgid(), pw ? pw->pw_name : NULL),
+        .login = pw ? arena_strdup(ps.msg, pw->pw_name) : NULL,
+        .fullname = s->p->fullname ? s->p->fullname : local_caller_name(pw, ps.msg),
+        .name_forced = s->p->fullname != NULL,
+        .qualify_domain = cfg_str(MO_qualify_domain), .primary_hostname = cfg_str(MO_primary_hostname),
+        .local_from_check = cfg_bool(MO_local_from_check),
+        .local_sender_retain = cfg_bool(MO_local_sender_retain),
+        .submission_domain = s->acl.controls.submission_domain,
+        .authenticated_id = ps.authenticated_id,
+        .rewrite = true,
+        .unqualified_sender = s->unqualified_sender,
+        .unqualified_recipient = s->unqualified_recipient,
+    };
+    s->msgid_created = !mb_find_header(m, "Message-ID");
+    msg_fixups(m, &fx, ps.msg);
+    s->msgid_created = s->msgid_created && mb_find_header(m, "Message-ID");
+    s->local_login = fx.login;
+    s->sender = ps.sender_address = m->sender;
+    for (int i = 0; i < m->n_rcpt && i < ps.recipients_count; i++)
+        ps.recipients[i] = m->rcpt[i].address;
+}
+
+/* Over message_size_limit: logged with the size read (Exim counts lines
+ * with LF endings), the envelope and the headers as fixed up so far. */
+static void refuse_too_big(session *s)
+{
+    apply_fixups(s, s->msg);
+    reply(s, "552", "Message size exceeds maximum permitted");
+    if (!logsel_on(&cfg->logsel, LS_SIZE_REJECT))
+        return;
+    bool named = s->p->remote_ip || s->ident;
+    log_write(LOG_MAIN | LOG_REJECT, "%s rejected from <%s>%s%s: message too big: read=%llu max=%llu",
+              s->msg->id, s->sender, named ? " " : "", named ? s->peer : "", s->mb.lf_size, s->mb.size_limit);
+    if (logsel_on(&cfg->logsel, LS_REJECTED_HEADER))
+        reject_headers(s);
+}
+
+/* A message refused once read (size, headers, bare newlines, spool). */
+static bool refused_after_data(session *s, status st)
+{
+    if (s->mb.too_big)
+        refuse_too_big(s);
+    else if (s->mb.header_too_big) {
+        reply(s, "552", "Message header too large");
+        log_write(LOG_MAIN | LOG_REJECT, "%s F=<%s> rejected after DATA: header too large", s->peer, s->sender);
+    } else if (s->bare_newline) {
+        reply(s, "550", "5.5.2 Message refused: bare LF or CR line ending (use CRLF)");
+        log_write(LOG_MAIN | LOG_REJECT, "%s F=<%s> rejected after DATA: bare newline in message", s->peer, s->sender);
+    } else if (st != ST_OK) {
+        reply(s, "451", "Temporary local problem - please try later");
+        log_write(LOG_MAIN | LOG_PANIC, "%s F=<%s> temporarily rejected: cannot write spool data file", s->peer, s->sender);
+    } else {
+        return false;
+    }
+    reset_transaction(s);
+    return true;
+}
+
+/* Delivery of an accepted message: the daemon starts it (it keeps the
+ * privilege local deliveries need); a -bs caller starts it here, and with
+ * -odi waits for it before reading the next command (Exim). */
+static void start_delivery(session *s, const spool_msg *m)
+{
+    const smtp_params *p = s->p;
+    bool queue_only = cfg_bool(MO_queue_only) && !(p->deliver_mode && cfg_bool(MO_queue_only_override));
+    if (s->acl.controls.queue_only || queue_only || p->queue_only || m->frozen)
+        return;
+    if (ps.deliver_notify_fd >= 0) {
+        char line[SPOOL_ID_LEN + 2];
+        int n = snprintf(line, sizeof line, "%s\n", m->id);
+        if (write(ps.deliver_notify_fd, line, (size_t)n) != n)
+            log_write(LOG_MAIN, "%s: could not ask the daemon to deliver (it will wait for a queue run)", m->id);
+    } else if (p->mode == SMTP_BS) {
+        io_flush(&s->io);
+        if (p->deliver_mode == 'i')
+            deliver_now(m->id);
+        else
+            deliver_after_receive(m->id, false, true);
+    }
+}
+
 /* The message has been read: run the data ACL, commit, reply. */
 static bool finish_message(session *s)
 {
@@ -418,59 +570,10 @@ static bool finish_message(session *s)
     status st = mb_finish(&s->mb);
     ps.message_size = (long)s->mb.size;
     ps.body_linecount = s->mb.body_lines;
-    if (s->mb.too_big) {
-        replyf(s, "552", "Message size exceeds maximum permitted");
-        if (logsel_on(&cfg->logsel, LS_SIZE_REJECT))
-            log_write(LOG_MAIN | LOG_REJECT, "%s F=<%s> rejected after DATA: message too big: read=%llu max=%lld",
-                  s->peer, s->sender, s->mb.size, cfg_int(MO_message_size_limit));
-        reset_transaction(s);
+    if (refused_after_data(s, st))
         return true;
-    }
-    if (s->mb.header_too_big) {
-        reply(s, "552", "Message header too large");
-        log_write(LOG_MAIN | LOG_REJECT, "%s F=<%s> rejected after DATA: header too large", s->peer, s->sender);
-        reset_transaction(s);
-        return true;
-    }
-    if (s->bare_newline) {
-        reply(s, "550", "5.5.2 Message refused: bare LF or CR line ending (use CRLF)");
-        log_write(LOG_MAIN | LOG_REJECT, "%s F=<%s> rejected after DATA: bare newline in message", s->peer, s->sender);
-        reset_transaction(s);
-        return true;
-    }
-    if (st != ST_OK) {
-        reply(s, "451", "Temporary local problem - please try later");
-        log_write(LOG_MAIN | LOG_PANIC, "%s F=<%s> temporarily rejected: cannot write spool data file", s->peer, s->sender);
-        reset_transaction(s);
-        return true;
-    }
-    {
-        /* local (-bs) and submission-mode messages get Exim's fix-ups;
-         * every message the rewrite rules, before the data ACL runs */
-        struct passwd *pw = s->p->remote_ip ? NULL : getpwuid(getuid());
-        fixup_ctx fx = {
-            .local = s->p->remote_ip == NULL, .submission = s->acl.controls.submission,
-            .suppress = s->acl.controls.suppress_local_fixups,
-            .trusted = s->p->remote_ip ? true : local_caller_trusted(getuid(), getgid(), pw ? pw->pw_name : NULL),
-            .login = pw ? arena_strdup(ps.msg, pw->pw_name) : NULL,
-            .qualify_domain = cfg_str(MO_qualify_domain), .primary_hostname = cfg_str(MO_primary_hostname),
-            .local_from_check = cfg_bool(MO_local_from_check),
-            .local_sender_retain = cfg_bool(MO_local_sender_retain),
-            .submission_domain = s->acl.controls.submission_domain,
-            .authenticated_id = ps.authenticated_id,
-            .rewrite = true,
-            .unqualified_sender = !s->p->remote_ip || unqualified_ok(MO_sender_unqualified_hosts),
-            .unqualified_recipient = !s->p->remote_ip || unqualified_ok(MO_recipient_unqualified_hosts),
-        };
-        s->msgid_created = !mb_find_header(m, "Message-ID");
-        msg_fixups(m, &fx, ps.msg);
-        s->msgid_created = s->msgid_created && mb_find_header(m, "Message-ID");
-        s->local_login = fx.login;
-        s->sender = ps.sender_address = m->sender;
-        for (int i = 0; i < m->n_rcpt && i < ps.recipients_count; i++)
-            ps.recipients[i] = m->rcpt[i].address;
-    }
-    received_header_add(m, s->p->remote_ip, NULL, s->sender);
+    apply_fixups(s, m);
+    received_header_add(m, s->p->remote_ip, s->ident, s->sender);
     ps.msg_headers = m->headers;
     bool drop = false;
     if (!acl_reply(s, ACL_WHERE_DATA, MO_acl_smtp_data, "after DATA", NULL, NULL, &drop)) {
@@ -515,20 +618,7 @@ static bool finish_message(session *s)
                                               ps.received_protocol, s->mb.size));
     replyf(s, "250", "OK id=%s", m->id);
     s->messages++;
-    /* delivery: the daemon starts it (it keeps the privilege local
-     * deliveries need); a -bs caller starts it here */
-    bool queue = s->acl.controls.queue_only || cfg_bool(MO_queue_only) || m->frozen;
-    if (!queue) {
-        if (ps.deliver_notify_fd >= 0) {
-            char line[SPOOL_ID_LEN + 2];
-            int n = snprintf(line, sizeof line, "%s\n", m->id);
-            if (write(ps.deliver_notify_fd, line, (size_t)n) != n)
-                log_write(LOG_MAIN, "%s: could not ask the daemon to deliver (it will wait for a queue run)", m->id);
-        } else if (s->p->mode == SMTP_BS) {
-            io_flush(&s->io);
-            deliver_after_receive(m->id, false, false);
-        }
-    }
+    start_delivery(s, m);
     s->msg = NULL;          /* committed: reset must not remove it */
     reset_transaction(s);
     return true;
@@ -552,14 +642,7 @@ static bool start_message(session *s)
             return false;
         }
     }
-    long long limit = 0;
-    const char *ls = cfg_str(MO_message_size_limit);
-    if (ls) {
-        char *out, *e;
-        if (expand_string(ls, ps.scratch, &out, &e) == ST_OK)
-            opt_parse_int(out, &limit);
-    }
-    mb_init(&s->mb, s->msg, s->dfd, ps.msg, (unsigned long long)limit);
+    mb_init(&s->mb, s->msg, s->dfd, ps.msg, (unsigned long long)size_limit());
     return true;
 }
 
@@ -688,70 +771,585 @@ static bool arg_is(const char *cmd, const char *verb, const char **rest)
     return true;
 }
 
-static bool synprot(session *s, const char *code, const char *msg)
+/* The commands Exim remembers for the C= list of a drop line. */
+static void had_command(session *s, const char *cmd)
 {
-    long long max = cfg_int(MO_smtp_max_synprot_errors);
-    if (max > 0 && ++s->synprot_count > max) {
-        /* the error itself, then the reason for closing, under one code */
-        replyf(s, code, "%s\nToo many syntax or protocol errors", msg);
-        log_write(LOG_MAIN | LOG_REJECT, "SMTP call from %s dropped: too many syntax or protocol errors "
-                  "(last command was \"%.100s\")", s->peer, ps.smtp_command ? ps.smtp_command : "");
-        return false;
-    }
-    reply(s, code, msg);
-    return true;
+    static const char *const names[] = { "DATA", "BDAT", "EHLO", "EXPN", "HELO", "HELP", "MAIL",
+                                         "NOOP", "QUIT", "RCPT", "RSET", "VRFY" };
+    const char *rest;
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        if (arg_is(cmd, names[i], &rest)) {
+            s->had[s->had_n++ % SMTP_HISTORY] = names[i];
+            return;
+        }
 }
 
-static void ehlo_reply(session *s, bool ehlo)
+/* " C=HELO,RCPT,...", oldest first; " C=...," once some were forgotten */
+static const char *had_list(session *s)
 {
-    const char *greet = ps.sender_helo_name;
-    if (!ehlo) {
-        replyf(s, "250", "%s Hello %s%s%s%s", s->host, greet, s->p->remote_ip ? " [" : "",
-               s->p->remote_ip ? s->p->remote_ip : "", s->p->remote_ip ? "]" : "");
-        return;
-    }
     gstr g;
-    gstr_init(&g, ps.scratch, 256);
-    gstr_printf(&g, "%s Hello %s%s%s%s\n", s->host, greet, s->p->remote_ip ? " [" : "",
-                s->p->remote_ip ? s->p->remote_ip : "", s->p->remote_ip ? "]" : "");
-    long long limit = 0;
-    const char *ls = cfg_str(MO_message_size_limit);
-    char *out, *err;
-    if (ls && expand_string(ls, ps.scratch, &out, &err) == ST_OK)
-        opt_parse_int(out, &limit);
+    gstr_init(&g, ps.scratch, 128);
+    gstr_cat(&g, s->had_n > SMTP_HISTORY ? " C=..." : " C=");
+    unsigned first = s->had_n > SMTP_HISTORY ? s->had_n - SMTP_HISTORY : 0;
+    for (unsigned i = first; i < s->had_n; i++)
+        gstr_printf(&g, "%s%s", i == first ? "" : ",", s->had[i % SMTP_HISTORY]);
+    return g.s;
+}
+
+/* Count a syntax or protocol error; past smtp_max_synprot_errors the
+ * drop is logged and false returned (the caller closes the connection). */
+static bool synprot_count(session *s)
+{
+    if (++s->synprot_count <= cfg_int(MO_smtp_max_synprot_errors))
+        return true;
+    log_write(LOG_MAIN | LOG_REJECT, "SMTP call from %s dropped: too many syntax or protocol errors "
+              "(last command was \"%s\", %s)", s->who, ps.smtp_command ? ps.smtp_command : "", had_list(s));
+    return false;
+}
+
+/* A syntax or protocol error: logged when log_selector asks, answered and
+ * counted.  Returns false when the connection is to be dropped; the reply
+ * then says why under the same code. */
+static bool synprot(session *s, bool syntax, const char *code, const char *msg)
+{
+    if (logsel_on(&cfg->logsel, syntax ? LS_SMTP_SYNTAX_ERROR : LS_SMTP_PROTOCOL_ERROR))
+        log_write(LOG_MAIN, "SMTP %s error in \"%s\" %s %s", syntax ? "syntax" : "protocol",
+                  ps.smtp_command ? ps.smtp_command : "", s->peer, msg);
+    if (synprot_count(s)) {
+        reply(s, code, msg);
+        return true;
+    }
+    replyf(s, code, "%s\nToo many syntax or protocol errors", msg);
+    return false;
+}
+
+/* The EHLO keywords in Exim's order; each host list is checked (and
+ * traced under -bh) only when Exim checks it. */
+static void ehlo_keywords(session *s, gstr *g)
+{
+    long long limit = size_limit();
     if (limit > 0)
-        gstr_printf(&g, "SIZE %lld\n", limit);
+        gstr_printf(g, "SIZE %lld\n", limit);
     else
-        gstr_cat(&g, "SIZE\n");
+        gstr_cat(g, "SIZE\n");
     if (cfg_bool(MO_accept_8bitmime))
-        gstr_cat(&g, "8BITMIME\n");
-    s->pipelining = host_in(s, MO_pipelining_advertise_hosts, "*") && !s->acl.controls.no_pipelining;
-    if (s->pipelining)
-        gstr_cat(&g, "PIPELINING\n");
-    s->chunking = host_in(s, MO_chunking_advertise_hosts, "*");
-    if (s->chunking)
-        gstr_cat(&g, "CHUNKING\n");
+        gstr_cat(g, "8BITMIME\n");
     s->dsn_advertised = host_in(s, MO_dsn_advertise_hosts, NULL);
     if (s->dsn_advertised)
-        gstr_cat(&g, "DSN\n");
-    gstr_cat(&g, "HELP");
+        gstr_cat(g, "DSN\n");
+    if (cfg_str(MO_acl_smtp_vrfy))
+        gstr_cat(g, "VRFY\n");
+    if (cfg_str(MO_acl_smtp_expn))
+        gstr_cat(g, "EXPN\n");
+    s->pipelining = !s->acl.controls.no_pipelining && host_in(s, MO_pipelining_advertise_hosts, "*");
+    if (s->pipelining)
+        gstr_cat(g, "PIPELINING\n");
+    if (s->pipelining && s->pipe_connect)
+        gstr_cat(g, "PIPECONNECT\n");
+    s->chunking = host_in(s, MO_chunking_advertise_hosts, "*");
+    if (s->chunking)
+        gstr_cat(g, "CHUNKING\n");
+    gstr_cat(g, "HELP");
+}
+
+/* "Hello" names the caller (ident, for -bs) and the client: its looked-up
+ * name, else the HELO name, and its address. */
+static void ehlo_reply(session *s, bool ehlo)
+{
+    gstr g;
+    gstr_init(&g, ps.scratch, 256);
+    gstr_printf(&g, "%s Hello %s%s%s", s->host, s->ident ? s->ident : "", s->ident ? " at " : "",
+                ps.sender_host_name ? ps.sender_host_name : ps.sender_helo_name);
+    if (s->p->remote_ip)
+        gstr_printf(&g, " [%s]", s->p->remote_ip);
+    if (ehlo) {
+        gstr_catc(&g, '\n');
+        ehlo_keywords(s, &g);
+    }
     reply(s, "250", g.s);
 }
 
-static bool valid_helo(const char *name)
+/* Exim's check of a HELO argument: anything from helo_accept_junk_hosts;
+ * else an address literal ([ip], [IPv4:ip], [IPv6:ip]) or letters, digits,
+ * dots, hyphens and the characters in helo_allow_chars. */
+static bool valid_helo(session *s, const char *name)
 {
-    if (!*name)
-        return false;
+    if (s->helo_accept_junk)
+        return true;
     if (name[0] == '[') {
         size_t n = strlen(name);
-        return n > 2 && name[n - 1] == ']';
+        if (n < 3 || name[n - 1] != ']')
+            return false;
+        const char *ip = name + 1;
+        if (strncasecmp(ip, "IPv6:", 5) == 0 || strncasecmp(ip, "IPv4:", 5) == 0)
+            ip += 5;
+        unsigned char buf[16];
+        char *lit = arena_strndup(ps.scratch, ip, (size_t)(name + n - 1 - ip));
+        return inet_pton(AF_INET, lit, buf) == 1 || inet_pton(AF_INET6, lit, buf) == 1;
     }
     const char *extra = cfg_str(MO_helo_allow_chars);
     for (const char *p = name; *p; p++)
-        if (!isalnum((unsigned char)*p) && *p != '-' && *p != '.' && *p != '_' &&
-            !(extra && strchr(extra, *p)))
+        if (!isalnum((unsigned char)*p) && *p != '-' && *p != '.' && !(extra && strchr(extra, *p)))
             return false;
+    return *name != '\0';
+}
+
+/* ---- HELO and EHLO ------------------------------------------------------ */
+
+/* What a command handler tells the loop: go on, end the session (QUIT,
+ * an ACL drop: exit 0) or drop it (exit 1). */
+typedef enum cmd_rc { CMD_NEXT, CMD_END, CMD_DROP } cmd_rc;
+
+/* A client calling itself by our name or address gets its real name
+ * looked up; helo_verify_hosts: the name must match the client (refused
+ * otherwise); helo_try_verify_hosts: only $helo_verified.  False when
+ * refused (the reply has been sent). */
+static bool helo_checks(session *s, const char *verb, const char *arg)
+{
+    const char *hl = cfg_str(MO_helo_lookup_domains);
+    if (!ps.sender_host_name && hl && *hl && domain_in(s, arg, MO_helo_lookup_domains) && !ps.host_lookup_done)
+        lookup_host_name(s);
+    if (!s->helo_verify_required && !s->helo_try_verify)
+        return true;
+    char *derr = NULL;
+    dns_resolver *res = dns_process_resolver(&derr, ps.conn);
+    bool dnssec = false;
+    status hv = ST_FAIL;
+    if (res) {
+        dns_iface di = dns_iface_unbound(res);
+        hv = host_verify_helo(&di, arg, s->p->remote_ip, NULL, ps.conn, &dnssec);
+    }
+    ps.helo_verified = hv == ST_OK;
+    if (!s->helo_verify_required || hv == ST_OK)
+        return true;
+    bool temp = hv == ST_DEFER;
+    replyf(s, temp ? "451" : "550", "%s argument does not match calling host", verb);
+    log_write(LOG_MAIN | LOG_REJECT, "%srejected \"%s %s\" from %s", temp ? "temporarily " : "", verb, arg, s->who);
+    return false;
+}
+
+static cmd_rc cmd_helo(session *s, bool ehlo, const char *arg)
+{
+    const char *verb = ehlo ? "EHLO" : "HELO";
+    if (!valid_helo(s, arg)) {
+        replyf(s, "501", "Syntactically invalid %s argument(s)", verb);
+        log_write(LOG_MAIN | LOG_REJECT, "rejected %s from %s: syntactically invalid argument(s): %s",
+                  verb, s->who, *arg ? arg : "(no argument given)");
+        return synprot_count(s) ? CMD_NEXT : CMD_DROP;
+    }
+    ps.sender_helo_name = arena_strdup(ps.conn_t, arg);
+    set_peer(s);
+    if (s->p->remote_ip && !helo_checks(s, verb, arg))
+        return CMD_NEXT;          /* as Exim: the name given stays in the log identity */
+    bool drop = false;
+    if (!acl_reply(s, ACL_WHERE_HELO, MO_acl_smtp_helo, arena_printf(ps.scratch, "EHLO or HELO %s", arg),
+                   NULL, NULL, &drop)) {
+        ps.sender_helo_name = NULL;
+        set_peer(s);
+        return drop ? CMD_END : CMD_NEXT;
+    }
+    reset_transaction(s);
+    s->helo_seen = true;
+    s->esmtp = ehlo;
+    ehlo_reply(s, ehlo);
+    ps.received_protocol = s->p->remote_ip ? (ehlo ? "esmtp" : "smtp") : (ehlo ? "local-esmtp" : "local-smtp");
+    return CMD_NEXT;
+}
+
+/* ---- connection start ------------------------------------------------- */
+
+/* What Exim decides about a remote host when it connects, in its order
+ * (-bh traces each list). */
+static void host_flags(session *s)
+{
+    bool nolog = host_in(s, MO_hosts_connection_nolog, NULL);
+    s->log_conn = logsel_on(&cfg->logsel, LS_SMTP_CONNECTION) && !nolog;
+    if (host_in(s, MO_host_lookup, NULL))
+        lookup_host_name(s);
+}
+
+static void host_flags_after_reject(session *s)
+{
+    s->unqualified_sender = host_in(s, MO_sender_unqualified_hosts, NULL);
+    s->unqualified_recipient = host_in(s, MO_recipient_unqualified_hosts, NULL);
+    s->helo_verify_required = host_in(s, MO_helo_verify_hosts, NULL);
+    if (!s->helo_verify_required)
+        s->helo_try_verify = host_in(s, MO_helo_try_verify_hosts, NULL);
+    s->helo_accept_junk = host_in(s, MO_helo_accept_junk_hosts, NULL);
+}
+
+/* Connection checks, the connect ACL and the banner.  False when the
+ * connection is refused (the reply has been sent). */
+static bool start_session(session *s)
+{
+    const smtp_params *p = s->p;
+    if (p->mode == SMTP_BH)
+        printf("\n**** SMTP testing session as if from host %s\n"
+               "**** but without any ident (RFC 1413) callback.\n"
+               "**** This is not for real!\n\n", p->remote_ip ? p->remote_ip : "(local)");
+    fflush(stdout);
+    s->unqualified_sender = s->unqualified_recipient = !p->remote_ip;
+    if (p->remote_ip)
+        host_flags(s);
+    if (s->log_conn)
+        log_write(LOG_MAIN, "SMTP connection from [%s]:%d (TCP/IP connection count = %d)",
+                  p->remote_ip, p->remote_port, p->connection_count);
+    if (p->drop_limit_reached) {
+        replyf(s, "421", "%s %s", s->host, p->drop_reason ? p->drop_reason : "Too many concurrent SMTP connections; please try again later.");
+        return false;
+    }
+    if (p->remote_ip && host_in(s, MO_host_reject_connection, NULL)) {
+        reply(s, "554", "SMTP service not available");
+        if (logsel_on(&cfg->logsel, LS_CONNECTION_REJECT))
+            log_write(LOG_MAIN | LOG_REJECT, "refused connection from %s (host_reject_connection)", s->who);
+        return false;
+    }
+    if (p->remote_ip)
+        host_flags_after_reject(s);
+    /* synchronization is checked on TCP/IP connections only (not -bs/-bh) */
+    s->enforce_sync = cfg_bool(MO_smtp_enforce_sync) && p->mode == SMTP_DAEMON;
+    bool drop = false;
+    if (!acl_reply(s, ACL_WHERE_CONNECT, MO_acl_smtp_connect, "connection", NULL, NULL, &drop))
+        return false;
+    /* PIPECONNECT: a client may send EHLO (and what follows) before the banner */
+    s->pipe_connect = p->remote_ip && host_in(s, MO_pipelining_connect_advertise_hosts, "*");
+    if (s->enforce_sync && !s->pipe_connect && io_input_pending(&s->io)) {
+        reply(s, "554", "SMTP synchronization error");
+        log_write(LOG_MAIN | LOG_REJECT, "SMTP protocol synchronization error (input sent without waiting for greeting): "
+                  "rejected connection from %s", s->peer);
+        return false;
+    }
+    const char *banner = opt_expand(MO_smtp_banner, NULL, ps.scratch);
+    if (!banner) {
+        char date[TIMEFMT_DATE_LEN];
+        timefmt_rfc5322(time(NULL), date, sizeof date);
+        banner = arena_printf(ps.scratch, "%s ESMTP postern %s %s", s->host, POSTERN_VERSION, date);
+    }
+    reply(s, "220", banner);
     return true;
+}
+
+/* ---- MAIL, RCPT ---------------------------------------------------------- */
+
+static cmd_rc cmd_mail(session *s, const char *arg)
+{
+    s->was_rej_mail = true;               /* until accepted */
+    if (!s->helo_seen && host_in(s, MO_hosts_require_helo, "*")) {
+        reply(s, "503", "HELO or EHLO required");
+        log_write(LOG_MAIN | LOG_REJECT, "rejected MAIL from %s: no HELO/EHLO given", s->who);
+        return CMD_NEXT;
+    }
+    if (s->mail_given)
+        return synprot(s, false, "503", "sender already given") ? CMD_NEXT : CMD_DROP;
+    s->rcpt_resp = NULL;
+    s->rcpt_resp_differs = false;
+    dns_process_new_message();
+    arg = rewrite_smtp_arg(arg, ps.conn_t);      /* "S" rewrite rules */
+    smtp_mail_args ma;
+    const char *perr = smtp_parse_mail(arg, s->esmtp, ps.conn_t, &ma);
+    if (!perr && (ma.ret || ma.envid) && !s->dsn_advertised)
+        perr = "DSN parameters not advertised";
+    if (perr)
+        return synprot(s, true, "501", perr) ? CMD_NEXT : CMD_DROP;
+    long long limit = size_limit();
+    if (limit > 0 && ma.size > (unsigned long long)limit) {
+        reply(s, "552", "Message size exceeds maximum permitted");
+        if (logsel_on(&cfg->logsel, LS_SIZE_REJECT))
+            log_write(LOG_MAIN | LOG_REJECT, "rejected MAIL FROM:<%s> %s: message too big: size=%llu max=%lld",
+                      ma.address, s->peer, ma.size, limit);
+        return CMD_NEXT;
+    }
+    if (*ma.address && !strchr(ma.address, '@'))
+        ma.address = arena_printf(ps.conn_t, "%s@%s", ma.address, cfg_str(MO_qualify_domain));
+    s->sender = ps.sender_address = ma.address;
+    s->dsn_ret = ma.ret;
+    s->dsn_envid = ma.envid;
+    s->declared_size = ma.size;
+    bool drop = false;
+    if (!acl_reply(s, ACL_WHERE_MAIL, MO_acl_smtp_mail, arena_printf(ps.scratch, "MAIL <%s>", ma.address),
+                   "250", "OK", &drop)) {
+        s->sender = ps.sender_address = NULL;
+        return drop ? CMD_END : CMD_NEXT;
+    }
+    s->was_rej_mail = false;
+    s->mail_given = true;
+    s->msg = NULL;
+    return CMD_NEXT;
+}
+
+/* RCPT before MAIL: after a refused MAIL in a pipelined group it is no
+ * new error (Exim). */
+static cmd_rc rcpt_without_sender(session *s)
+{
+    if (s->pipelining && s->last_was_rej_mail) {
+        reply(s, "503", "sender not yet given");
+        s->was_rej_mail = true;
+        return CMD_NEXT;
+    }
+    s->was_rcpt = false;
+    return synprot(s, false, "503", "sender not yet given") ? CMD_NEXT : CMD_DROP;
+}
+
+static void add_recipient(session *s, const smtp_rcpt_args *ra)
+{
+    if (!s->msg)
+        s->msg = arena_calloc(ps.msg, sizeof *s->msg);
+    spool_rcpt sr = { ra->address, ra->orcpt, ra->notify, NULL, -1 };
+    spool_add_rcpt(s->msg, ps.msg, &sr);
+    const char **nr = arena_alloc(ps.msg, sizeof *nr * (size_t)(s->rcpt_count + 1));
+    if (s->rcpt_count)
+        memcpy(nr, ps.recipients, sizeof *nr * (size_t)s->rcpt_count);
+    nr[s->rcpt_count++] = ra->address;
+    ps.recipients = nr;
+    ps.recipients_count = s->rcpt_count;
+}
+
+static cmd_rc cmd_rcpt(session *s, const char *arg)
+{
+    s->was_rcpt = s->rcpt_in_progress = true;
+    if (!s->mail_given)
+        return rcpt_without_sender(s);
+    arg = rewrite_smtp_arg(arg, ps.msg_t);       /* "S" rewrite rules */
+    smtp_rcpt_args ra;
+    const char *perr = smtp_parse_rcpt(arg, ps.msg_t, &ra);
+    if (!perr && (ra.notify || ra.orcpt) && !s->dsn_advertised)
+        perr = "DSN parameters not advertised";
+    if (perr)
+        return synprot(s, true, "501", perr) ? CMD_NEXT : CMD_DROP;
+    if (!strchr(ra.address, '@')) {
+        if (!s->unqualified_recipient && strcasecmp(ra.address, "postmaster") != 0) {
+            replyf(s, "501", "<%s>: recipient address must contain a domain", ra.address);
+            return CMD_NEXT;
+        }
+        ra.address = arena_printf(ps.msg_t, "%s@%s", ra.address, cfg_str(MO_qualify_recipient));
+    }
+    long long rmax = 0;
+    const char *rm = cfg_str(MO_recipients_max);
+    char *out, *err;
+    if (rm && expand_string(rm, ps.scratch, &out, &err) == ST_OK)
+        opt_parse_int(out, &rmax);
+    if (rmax > 0 && s->rcpt_count >= rmax) {
+        reply(s, "452", "too many recipients");
+        return CMD_NEXT;
+    }
+    const char *at = strrchr(ra.address, '@');
+    ps.local_part = arena_strndup(ps.msg_t, ra.address, (size_t)(at - ra.address));
+    ps.domain = arena_strdup(ps.msg_t, at + 1);
+    bool drop = false;
+    if (!acl_reply(s, ACL_WHERE_RCPT, MO_acl_smtp_rcpt, arena_printf(ps.scratch, "RCPT <%s>", ra.address),
+                   "250", "Accepted", &drop)) {
+        s->rcpt_rejected++;
+        return drop ? CMD_END : CMD_NEXT;
+    }
+    add_recipient(s, &ra);
+    return CMD_NEXT;
+}
+
+/* ---- DATA, BDAT ---------------------------------------------------------- */
+
+/* DATA or BDAT with no accepted recipient.  When every RCPT got the same
+ * refusal it is repeated; straight after a pipelined RCPT this is no new
+ * protocol error (Exim). */
+static cmd_rc data_without_rcpt(session *s, const char *verb)
+{
+    if (!s->rcpt_resp_differs && s->rcpt_resp)
+        reply_more(s, "503", arena_printf(ps.scratch, "All RCPT commands were rejected with this error:\n%s",
+                                          s->rcpt_resp));
+    if (s->pipelining && s->last_was_rcpt) {
+        replyf(s, "503", "Valid RCPT command must precede %s", verb);
+        return CMD_NEXT;
+    }
+    return synprot(s, false, "503", arena_printf(ps.scratch, "valid RCPT command must precede %s", verb))
+           ? CMD_NEXT : CMD_DROP;
+}
+
+/* The predata ACL and the spool file, before the first DATA/BDAT chunk. */
+static bool data_start(session *s, bool bdat, bool *drop)
+{
+    spool_msg *pre = s->msg;
+    if (!acl_reply(s, ACL_WHERE_PREDATA, MO_acl_smtp_predata, "DATA", NULL, NULL, drop))
+        return false;
+    if (!start_message(s))
+        return false;
+    for (int i = 0; pre && i < pre->n_rcpt; i++)
+        spool_add_rcpt(s->msg, ps.msg, &pre->rcpt[i]);
+    if (bdat) {
+        s->bdat_active = true;
+        s->bdat_cr = false;
+        gstr_reset(&s->bdat_line);
+        ps.received_protocol = s->p->remote_ip ? "esmtp" : "local-esmtp";
+    }
+    return true;
+}
+
+static cmd_rc cmd_data(session *s, const char *arg)
+{
+    s->pipe_connect = false;
+    if (*arg)
+        return synprot(s, true, "501", "DATA must have no arguments") ? CMD_NEXT : CMD_DROP;
+    if (s->rcpt_count == 0)
+        return data_without_rcpt(s, "DATA");
+    bool drop = false;
+    if (!data_start(s, false, &drop)) {
+        reset_transaction(s);
+        return drop ? CMD_END : CMD_NEXT;
+    }
+    reply(s, "354", "Enter message, ending with \".\" on a line by itself");
+    io_flush(&s->io);
+    bool accept_bare = host_in(s, MO_smtp_accept_bare_newline_hosts, NULL);
+    if (!read_data(s, accept_bare)) {
+        reset_transaction(s);
+        return CMD_DROP;
+    }
+    return finish_message(s) ? CMD_NEXT : CMD_END;
+}
+
+/* Is a BDAT chunk refused (it is read all the same)?  *rc: what next. */
+static bool bdat_refused(session *s, cmd_rc *rc)
+{
+    bool drop = false;
+    if (!s->chunking) {
+        *rc = synprot(s, false, "503", "BDAT command used when CHUNKING not advertised") ? CMD_NEXT : CMD_DROP;
+    } else if (!s->bdat_active && s->rcpt_count == 0) {
+        *rc = data_without_rcpt(s, "BDAT");
+    } else if (!s->bdat_active && !data_start(s, true, &drop)) {
+        reset_transaction(s);
+        *rc = drop ? CMD_END : CMD_NEXT;
+    } else {
+        return false;
+    }
+    return true;
+}
+
+/* BDAT <size> [LAST] */
+static cmd_rc cmd_bdat(session *s, const char *arg)
+{
+    s->pipe_connect = false;
+    char *e;
+    unsigned long long chunk = strtoull(arg, &e, 10);
+    while (*e == ' ')
+        e++;
+    if (e == arg || (*e && strcasecmp(e, "LAST") != 0))
+        return synprot(s, true, "501", "BDAT requires a size and optionally LAST") ? CMD_NEXT : CMD_DROP;
+    bool last = *e != '\0';
+    cmd_rc rc;
+    if (bdat_refused(s, &rc)) {
+        io_read_n(&s->io, (size_t)chunk, bdat_sink, s);
+        return rc;
+    }
+    if (io_read_n(&s->io, (size_t)chunk, bdat_sink, s) < 0) {
+        log_write(LOG_MAIN, "SMTP connection from %s lost while reading BDAT data", s->peer);
+        reset_transaction(s);
+        return CMD_DROP;
+    }
+    if (!last) {
+        replyf(s, "250", "%llu byte chunk received", chunk);
+        return CMD_NEXT;
+    }
+    if (s->bdat_line.len || s->bdat_cr) {
+        /* the last line had no CRLF: keep it as data */
+        if (s->bdat_cr)
+            gstr_catc(&s->bdat_line, '\r');
+        mb_line(&s->mb, s->bdat_line.s, s->bdat_line.len);
+        gstr_reset(&s->bdat_line);
+    }
+    s->bdat_active = false;
+    return finish_message(s) ? CMD_NEXT : CMD_END;
+}
+
+/* ---- the other commands -------------------------------------------------- */
+
+static cmd_rc cmd_quit(session *s)
+{
+    acl_result r;
+    memset(&r, 0, sizeof r);
+    acl_check(ACL_WHERE_QUIT, cfg_str(MO_acl_smtp_quit), &s->acl, ps.scratch, &r);
+    replyf(s, "221", "%s closing connection", s->host);
+    if (s->log_conn)
+        log_write(LOG_MAIN, "SMTP connection from %s closed by QUIT", s->peer);
+    return CMD_END;
+}
+
+static cmd_rc cmd_unknown(session *s, const char *cmd)
+{
+    if (s->unknown_count++ < cfg_int(MO_smtp_max_unknown_commands))
+        return synprot(s, true, "500", "unrecognized command") ? CMD_NEXT : CMD_DROP;
+    reply(s, "500", "Too many unrecognized commands");
+    log_write(LOG_MAIN | LOG_REJECT, "SMTP call from %s dropped: too many unrecognized commands (last was \"%s\")",
+              s->who, cmd);
+    return CMD_END;
+}
+
+static cmd_rc command(session *s, const char *cmd)
+{
+    const char *arg;
+    bool drop = false;
+    had_command(s, cmd);
+    if (arg_is(cmd, "HELO", &arg) || arg_is(cmd, "EHLO", &arg))
+        return cmd_helo(s, toupper((unsigned char)cmd[0]) == 'E', arg);
+    if (arg_is(cmd, "MAIL", &arg))
+        return cmd_mail(s, arg);
+    if (arg_is(cmd, "RCPT", &arg))
+        return cmd_rcpt(s, arg);
+    if (arg_is(cmd, "DATA", &arg))
+        return cmd_data(s, arg);
+    if (arg_is(cmd, "BDAT", &arg))
+        return cmd_bdat(s, arg);
+    if (arg_is(cmd, "QUIT", &arg))
+        return cmd_quit(s);
+    if (arg_is(cmd, "RSET", &arg)) {
+        reset_transaction(s);
+        reply(s, "250", "Reset OK");
+    } else if (arg_is(cmd, "NOOP", &arg)) {
+        reply(s, "250", "OK");
+    } else if (arg_is(cmd, "VRFY", &arg)) {
+        if (!acl_reply(s, ACL_WHERE_VRFY, MO_acl_smtp_vrfy, arena_printf(ps.scratch, "VRFY %s", arg),
+                       "252", "Administrative prohibition", &drop) && drop)
+            return CMD_END;
+    } else if (arg_is(cmd, "EXPN", &arg)) {
+        if (!acl_reply(s, ACL_WHERE_EXPN, MO_acl_smtp_expn, arena_printf(ps.scratch, "EXPN %s", arg),
+                       "550", "Administrative prohibition", &drop) && drop)
+            return CMD_END;
+    } else if (arg_is(cmd, "HELP", &arg)) {
+        reply(s, "214", "Commands supported:\nHELO EHLO MAIL RCPT DATA BDAT NOOP QUIT RSET HELP");
+    } else {
+        return cmd_unknown(s, cmd);
+    }
+    return CMD_NEXT;
+}
+
+/* Synchronization: a command that may not be pipelined must not be
+ * followed by input before its reply (TCP/IP only).  HELO/EHLO may, from a
+ * PIPECONNECT client, until the first DATA. */
+static bool in_sync(session *s, const char *cmd)
+{
+    const char *arg;
+    if (!s->enforce_sync || s->acl.controls.no_enforce_sync || s->io.rpos >= s->io.rlen)
+        return true;
+    bool pipelineable = (s->pipelining && (arg_is(cmd, "MAIL", &arg) || arg_is(cmd, "RCPT", &arg) ||
+                                           arg_is(cmd, "RSET", &arg) || arg_is(cmd, "NOOP", &arg) ||
+                                           arg_is(cmd, "BDAT", &arg))) ||
+                        (s->pipe_connect && (arg_is(cmd, "HELO", &arg) || arg_is(cmd, "EHLO", &arg)));
+    if (pipelineable || arg_is(cmd, "DATA", &arg))
+        return true;
+    reply(s, "554", "SMTP synchronization error");
+    log_write(LOG_MAIN | LOG_REJECT, "SMTP protocol synchronization error (next input sent too soon: "
+              "pipelining was%s advertised): rejected \"%.100s\" %s", s->pipelining ? "" : " not", cmd, s->peer);
+    return false;
+}
+
+/* End of input or a timeout while waiting for a command. */
+static void input_lost(session *s, int r)
+{
+    char d[32];
+    opt_format_time((long long)(time(NULL) - s->started), d, sizeof d);
+    if (r == IO_TIMEOUT) {
+        replyf(s, "421", "%s SMTP command timeout - closing connection", s->host);
+        log_write(LOG_MAIN, "SMTP command timeout on connection from %s", s->peer);
+    } else if (s->mail_given || s->rcpt_count) {
+        log_write(LOG_MAIN, "unexpected %s while reading SMTP command from %s D=%s",
+                  s->p->remote_ip ? "disconnection" : "EOF", s->who, d);
+    }
 }
 
 /* ---- the command loop --------------------------------------------------- */
@@ -787,398 +1385,43 @@ int smtp_session(const smtp_params *p)
     s->host = active && *active ? active : cfg_str(MO_primary_hostname);
     ps.smtp_active_hostname = s->host;
     ps.received_protocol = p->remote_ip ? "smtp" : "local-smtp";
+    if (p->mode == SMTP_BS) {
+        /* -bs: the caller is known by its login ($sender_ident), as Exim */
+        struct passwd *pw = getpwuid(getuid());
+        s->ident = pw ? arena_strdup(ps.conn, pw->pw_name) : NULL;
+    }
     set_peer(s);
 
-    if (p->mode == SMTP_BH)
-        fprintf(stderr, "\n**** SMTP testing session as if from host %s\n"
-                        "**** but without any ident (RFC 1413) callback.\n"
-                        "**** This is not for real!\n\n", p->remote_ip ? p->remote_ip : "(local)");
-    bool log_conn = logsel_on(&cfg->logsel, LS_SMTP_CONNECTION) && p->remote_ip;
-    if (log_conn)
-        log_write(LOG_MAIN, "SMTP connection from [%s]:%d (TCP/IP connection count = %d)",
-                  p->remote_ip, p->remote_port, p->connection_count);
-    if (p->drop_limit_reached) {
-        replyf(s, "421", "%s %s", s->host, p->drop_reason ? p->drop_reason : "Too many concurrent SMTP connections; please try again later.");
-        io_flush(&s->io);
-        return 1;
-    }
-
-    if (p->remote_ip && host_in(s, MO_host_reject_connection, NULL)) {
-        reply(s, "554", "SMTP service not available");
-        if (logsel_on(&cfg->logsel, LS_CONNECTION_REJECT))
-            log_write(LOG_MAIN | LOG_REJECT, "refused connection from [%s] (host_reject_connection)", p->remote_ip);
-        io_flush(&s->io);
-        return 1;
-    }
-    if (p->remote_ip && host_in(s, MO_host_lookup, NULL))
-        lookup_host_name(s);
-    bool drop = false;
-    /* synchronization is checked on TCP/IP connections only (not -bs/-bh) */
-    bool enforce_sync = cfg_bool(MO_smtp_enforce_sync) && p->mode == SMTP_DAEMON;
-    /* connect ACL, then the banner */
-    if (!acl_reply(s, ACL_WHERE_CONNECT, MO_acl_smtp_connect, "connection", NULL, NULL, &drop)) {
-        io_flush(&s->io);
-        return 1;
-    }
-    if (enforce_sync && p->remote_ip && io_input_pending(&s->io)) {
-        reply(s, "554", "SMTP synchronization error");
-        log_write(LOG_MAIN | LOG_REJECT, "SMTP protocol synchronization error (input sent without waiting for greeting): "
-                  "rejected connection from %s", s->peer);
-        io_flush(&s->io);
-        return 1;
-    }
-    const char *banner = opt_expand(MO_smtp_banner, NULL, ps.scratch);
-    if (!banner) {
-        char date[TIMEFMT_DATE_LEN];
-        time_t now = time(NULL);
-        timefmt_rfc5322(now, date, sizeof date);
-        banner = arena_printf(ps.scratch, "%s ESMTP postern %s %s", s->host, POSTERN_VERSION, date);
-    }
-    reply(s, "220", banner);
+    bool started = start_session(s);
     io_flush(&s->io);
+    if (!started)
+        return 0;
 
     gstr line;
     gstr_init(&line, ps.conn, 512);
-    int rc = 0;
-    for (;;) {
+    cmd_rc next = CMD_NEXT;
+    while (next == CMD_NEXT) {
         arena_reset(ps.scratch);
         bool too_long, bare_lf;
         int r = io_read_line(&s->io, &line, SMTP_CMD_MAX, &too_long, &bare_lf);
-        if (r == IO_TIMEOUT) {
-            replyf(s, "421", "%s SMTP command timeout - closing connection", s->host);
-            log_write(LOG_MAIN, "SMTP command timeout on connection from %s", s->peer);
-            rc = 1;
-            break;
-        }
         if (r < 0) {
-            if (s->mail_given || s->rcpt_count)
-                log_write(LOG_MAIN, "unexpected disconnection while reading SMTP command from %s", s->peer);
-            rc = 1;
+            input_lost(s, r);
+            next = CMD_DROP;
             break;
         }
-        const char *cmd = line.s;
-        const char *arg;
-        ps.smtp_command = arena_strdup(ps.scratch, cmd);
-        if (too_long) {
-            if (!synprot(s, "500", "Command line too long"))
-                break;
-            continue;
-        }
-        if (arg_is(cmd, "HELO", &arg) || arg_is(cmd, "EHLO", &arg)) {
-            bool ehlo = toupper((unsigned char)cmd[0]) == 'E';
-            if (!*arg || !valid_helo(arg)) {
-                if (!synprot(s, "501", *arg ? "Syntactically invalid HELO argument(s)" : "HELO/EHLO requires domain address"))
-                    break;
-                continue;
-            }
-            reset_transaction(s);
-            ps.sender_helo_name = arena_strdup(ps.conn_t, arg);
-            ps.received_protocol = p->remote_ip ? (ehlo ? "esmtp" : "smtp") : (ehlo ? "local-esmtp" : "local-smtp");
-            set_peer(s);
-            /* a client calling itself by our name or address gets its real name looked up */
-            if (p->remote_ip && !ps.sender_host_name && !ps.host_lookup_done) {
-                const char *hl = cfg_str(MO_helo_lookup_domains);
-                char *merr = NULL;
-                if (hl && *hl && match_domain(arg, hl, ps.scratch, NULL, &merr) == ST_OK) {
-                    bh_note(s, "HELO name %s is in helo_lookup_domains: looking up the host name", arg);
-                    lookup_host_name(s);
-                }
-            }
-            /* helo_verify_hosts: the name must match the client (refused
-             * otherwise); helo_try_verify_hosts: only $helo_verified */
-            bool must = p->remote_ip && host_in(s, MO_helo_verify_hosts, NULL);
-            if (p->remote_ip && (must || host_in(s, MO_helo_try_verify_hosts, NULL))) {
-                char *derr = NULL;
-                dns_resolver *res = dns_process_resolver(&derr, ps.conn);
-                bool dnssec = false;
-                status hv = ST_FAIL;
-                if (res) {
-                    dns_iface di = dns_iface_unbound(res);
-                    hv = host_verify_helo(&di, arg, p->remote_ip, NULL, ps.conn, &dnssec);
-                }
-                ps.helo_verified = hv == ST_OK;
-                if (must && hv != ST_OK) {
-                    /* as Exim: the name given stays in the log identity */
-                    bool temp = hv == ST_DEFER;
-                    log_write(LOG_MAIN | LOG_REJECT, "%srejected \"%s %s\" from %s", temp ? "temporarily " : "",
-                              ehlo ? "EHLO" : "HELO", arg, s->peer + 2);
-                    reply(s, temp ? "450" : "550", ehlo ? "EHLO argument does not match calling host"
-                                                        : "HELO argument does not match calling host");
-                    continue;
-                }
-            }
-            if (!acl_reply(s, ACL_WHERE_HELO, MO_acl_smtp_helo, arena_printf(ps.scratch, "EHLO or HELO %s", arg),
-                           NULL, NULL, &drop)) {
-                ps.sender_helo_name = NULL;
-                if (drop)
-                    break;
-                continue;
-            }
-            s->helo_seen = true;
-            s->esmtp = ehlo;
-            ehlo_reply(s, ehlo);
-        } else if (arg_is(cmd, "MAIL", &arg)) {
-            if (!s->helo_seen && host_in(s, MO_hosts_require_helo, "*")) {
-                log_write(LOG_MAIN | LOG_REJECT, "rejected MAIL from %s: no HELO/EHLO given",
-                          s->p->remote_ip ? s->peer + 2 : "local");
-                if (!synprot(s, "503", "HELO or EHLO required"))
-                    break;
-                continue;
-            }
-            if (s->mail_given) {
-                if (!synprot(s, "503", "Sender already given"))
-                    break;
-                continue;
-            }
-            dns_process_new_message();
-            arg = rewrite_smtp_arg(arg, ps.conn_t);      /* "S" rewrite rules */
-            smtp_mail_args ma;
-            const char *perr = smtp_parse_mail(arg, s->esmtp, ps.conn_t, &ma);
-            if (perr) {
-                if (!synprot(s, "501", perr))
-                    break;
-                continue;
-            }
-            if (ma.ret || ma.envid) {
-                if (!s->dsn_advertised) {
-                    if (!synprot(s, "501", "DSN parameters not advertised"))
-                        break;
-                    continue;
-                }
-            }
-            long long limit = 0;
-            const char *ls = cfg_str(MO_message_size_limit);
-            char *out, *err;
-            if (ls && expand_string(ls, ps.scratch, &out, &err) == ST_OK)
-                opt_parse_int(out, &limit);
-            if (limit > 0 && ma.size > (unsigned long long)limit) {
-                reply(s, "552", "Message size exceeds maximum permitted");
-                if (logsel_on(&cfg->logsel, LS_SIZE_REJECT))
-                    log_write(LOG_MAIN | LOG_REJECT, "%s rejected MAIL FROM:<%s>: message too big: size=%llu max=%lld",
-                          s->peer, ma.address, ma.size, limit);
-                continue;
-            }
-            if (*ma.address && !strchr(ma.address, '@')) {
-                ma.address = arena_printf(ps.conn_t, "%s@%s", ma.address, cfg_str(MO_qualify_domain));
-            }
-            s->sender = ma.address;
-            ps.sender_address = ma.address;
-            s->dsn_ret = ma.ret;
-            s->dsn_envid = ma.envid;
-            s->declared_size = ma.size;
-            if (!acl_reply(s, ACL_WHERE_MAIL, MO_acl_smtp_mail, arena_printf(ps.scratch, "MAIL <%s>", ma.address),
-                           "250", "OK", &drop)) {
-                s->sender = NULL;
-                ps.sender_address = NULL;
-                if (drop)
-                    break;
-                continue;
-            }
-            s->mail_given = true;
-            s->msg = NULL;
-        } else if (arg_is(cmd, "RCPT", &arg)) {
-            if (!s->mail_given) {
-                if (!synprot(s, "503", "sender not yet given"))
-                    break;
-                continue;
-            }
-            arg = rewrite_smtp_arg(arg, ps.msg_t);       /* "S" rewrite rules */
-            smtp_rcpt_args ra;
-            const char *perr = smtp_parse_rcpt(arg, ps.msg_t, &ra);
-            if (perr) {
-                if (!synprot(s, "501", perr))
-                    break;
-                continue;
-            }
-            if ((ra.notify || ra.orcpt) && !s->dsn_advertised) {
-                if (!synprot(s, "501", "DSN parameters not advertised"))
-                    break;
-                continue;
-            }
-            if (!strchr(ra.address, '@')) {
-                if (p->remote_ip) {
-                    replyf(s, "501", "<%s>: recipient address must contain a domain", ra.address);
-                    continue;
-                }
-                ra.address = arena_printf(ps.msg_t, "%s@%s", ra.address, cfg_str(MO_qualify_recipient));
-            }
-            long long rmax = 0;
-            const char *rm = cfg_str(MO_recipients_max);
-            char *out, *err;
-            if (rm && expand_string(rm, ps.scratch, &out, &err) == ST_OK)
-                opt_parse_int(out, &rmax);
-            if (rmax > 0 && s->rcpt_count >= rmax) {
-                reply(s, "452", "too many recipients");
-                continue;
-            }
-            const char *at = strrchr(ra.address, '@');
-            ps.local_part = arena_strndup(ps.msg_t, ra.address, (size_t)(at - ra.address));
-            ps.domain = arena_strdup(ps.msg_t, at + 1);
-            if (!acl_reply(s, ACL_WHERE_RCPT, MO_acl_smtp_rcpt, arena_printf(ps.scratch, "RCPT <%s>", ra.address),
-                           "250", "Accepted", &drop)) {
-                s->rcpt_rejected++;
-                if (drop)
-                    break;
-                continue;
-            }
-            if (!s->msg) {
-                s->msg = arena_calloc(ps.msg, sizeof *s->msg);
-            }
-            spool_rcpt sr = { ra.address, ra.orcpt, ra.notify, NULL, -1 };
-            spool_add_rcpt(s->msg, ps.msg, &sr);
-            const char **nr = arena_alloc(ps.msg, sizeof *nr * (size_t)(s->rcpt_count + 1));
-            if (s->rcpt_count)
-                memcpy(nr, ps.recipients, sizeof *nr * (size_t)s->rcpt_count);
-            nr[s->rcpt_count++] = ra.address;
-            ps.recipients = nr;
-            ps.recipients_count = s->rcpt_count;
-        } else if (arg_is(cmd, "DATA", &arg) || arg_is(cmd, "BDAT", &arg)) {
-            bool bdat = toupper((unsigned char)cmd[0]) == 'B';
-            unsigned long long chunk = 0;
-            bool last = false;
-            if (bdat) {
-                char *e;
-                chunk = strtoull(arg, &e, 10);
-                while (*e == ' ')
-                    e++;
-                if (e == arg || (*e && strcasecmp(e, "LAST") != 0)) {
-                    if (!synprot(s, "501", "BDAT requires a size and optionally LAST"))
-                        break;
-                    continue;
-                }
-                last = *e != '\0';
-                if (!s->chunking) {
-                    /* not advertised: consume the chunk and refuse */
-                    io_read_n(&s->io, (size_t)chunk, bdat_sink, s);
-                    if (!synprot(s, "503", "BDAT command used when CHUNKING not advertised"))
-                        break;
-                    continue;
-                }
-            } else if (*arg) {
-                if (!synprot(s, "501", "DATA must have no arguments"))
-                    break;
-                continue;
-            }
-            if (!s->bdat_active && (!s->mail_given || s->rcpt_count == 0)) {
-                if (bdat)
-                    io_read_n(&s->io, (size_t)chunk, bdat_sink, s);
-                if (!synprot(s, "503", s->mail_given ? "valid RCPT command must precede DATA" : "MAIL command must precede DATA"))
-                    break;
-                continue;
-            }
-            if (!s->bdat_active) {
-                /* first DATA/BDAT: predata ACL, spool file */
-                spool_msg *pre = s->msg;
-                if (!acl_reply(s, ACL_WHERE_PREDATA, MO_acl_smtp_predata, "DATA", NULL, NULL, &drop)) {
-                    if (bdat)
-                        io_read_n(&s->io, (size_t)chunk, bdat_sink, s);
-                    reset_transaction(s);
-                    if (drop)
-                        break;
-                    continue;
-                }
-                if (!start_message(s)) {
-                    if (bdat)
-                        io_read_n(&s->io, (size_t)chunk, bdat_sink, s);
-                    reset_transaction(s);
-                    continue;
-                }
-                for (int i = 0; pre && i < pre->n_rcpt; i++)
-                    spool_add_rcpt(s->msg, ps.msg, &pre->rcpt[i]);
-                if (bdat) {
-                    s->bdat_active = true;
-                    s->bdat_cr = false;
-                    gstr_reset(&s->bdat_line);
-                    ps.received_protocol = p->remote_ip ? "esmtp" : "local-esmtp";
-                }
-            }
-            if (!bdat) {
-                reply(s, "354", "Enter message, ending with \".\" on a line by itself");
-                io_flush(&s->io);
-                bool accept_bare = host_in(s, MO_smtp_accept_bare_newline_hosts, NULL);
-                if (!read_data(s, accept_bare)) {
-                    reset_transaction(s);
-                    rc = 1;
-                    break;
-                }
-                if (!finish_message(s))
-                    break;
-                continue;
-            }
-            int rr = io_read_n(&s->io, (size_t)chunk, bdat_sink, s);
-            if (rr < 0) {
-                log_write(LOG_MAIN, "SMTP connection from %s lost while reading BDAT data", s->peer);
-                reset_transaction(s);
-                rc = 1;
-                break;
-            }
-            if (!last) {
-                replyf(s, "250", "%llu byte chunk received", chunk);
-                continue;
-            }
-            if (s->bdat_line.len || s->bdat_cr) {
-                /* the last line had no CRLF: keep it as data */
-                if (s->bdat_cr)
-                    gstr_catc(&s->bdat_line, '\r');
-                mb_line(&s->mb, s->bdat_line.s, s->bdat_line.len);
-                gstr_reset(&s->bdat_line);
-            }
-            s->bdat_active = false;
-            if (!finish_message(s))
-                break;
-        } else if (arg_is(cmd, "RSET", &arg)) {
-            reset_transaction(s);
-            reply(s, "250", "Reset OK");
-        } else if (arg_is(cmd, "NOOP", &arg)) {
-            reply(s, "250", "OK");
-        } else if (arg_is(cmd, "QUIT", &arg)) {
-            acl_result r;
-            memset(&r, 0, sizeof r);
-            acl_check(ACL_WHERE_QUIT, cfg_str(MO_acl_smtp_quit), &s->acl, ps.scratch, &r);
-            replyf(s, "221", "%s closing connection", s->host);
-            if (log_conn)
-                log_write(LOG_MAIN, "SMTP connection from %s closed by QUIT", s->peer);
-            break;
-        } else if (arg_is(cmd, "VRFY", &arg)) {
-            if (!acl_reply(s, ACL_WHERE_VRFY, MO_acl_smtp_vrfy, arena_printf(ps.scratch, "VRFY %s", arg),
-                           "252", "Administrative prohibition", &drop) && drop)
-                break;
-        } else if (arg_is(cmd, "EXPN", &arg)) {
-            if (!acl_reply(s, ACL_WHERE_EXPN, MO_acl_smtp_expn, arena_printf(ps.scratch, "EXPN %s", arg),
-                           "550", "Administrative prohibition", &drop) && drop)
-                break;
-        } else if (arg_is(cmd, "HELP", &arg)) {
-            reply(s, "214", "Commands supported:\nHELO EHLO MAIL RCPT DATA BDAT NOOP QUIT RSET HELP");
-        } else {
-            long long max = cfg_int(MO_smtp_max_unknown_commands);
-            if (max > 0 && ++s->unknown_count > max) {
-                reply(s, "500", "Too many unrecognized commands");
-                log_write(LOG_MAIN | LOG_REJECT, "SMTP call from %s dropped: too many unrecognized commands "
-                          "(last was \"%.100s\")", s->peer, cmd);
-                rc = 1;
-                break;
-            }
-            reply(s, "500", "unrecognized command");
-        }
-        /* Synchronization: a command that may not be pipelined must not be
-         * followed by input before its reply. */
-        if (enforce_sync && !s->acl.controls.no_enforce_sync && p->remote_ip && s->io.rpos < s->io.rlen) {
-            bool pipelineable = s->pipelining &&
-                (arg_is(cmd, "MAIL", &arg) || arg_is(cmd, "RCPT", &arg) || arg_is(cmd, "RSET", &arg) ||
-                 arg_is(cmd, "NOOP", &arg) || arg_is(cmd, "BDAT", &arg));
-            if (!pipelineable && !arg_is(cmd, "DATA", &arg)) {
-                reply(s, "554", "SMTP synchronization error");
-                log_write(LOG_MAIN | LOG_REJECT, "SMTP protocol synchronization error (next input sent too soon: "
-                          "pipelining was%s advertised): rejected \"%.100s\" %s", s->pipelining ? "" : " not", cmd, s->peer);
-                rc = 1;
-                break;
-            }
-        }
+        ps.smtp_command = arena_strdup(ps.scratch, line.s);
+        s->last_was_rcpt = s->was_rcpt;
+        s->last_was_rej_mail = s->was_rej_mail;
+        s->was_rcpt = s->was_rej_mail = false;
+        next = too_long ? (synprot(s, true, "500", "Command line too long") ? CMD_NEXT : CMD_DROP)
+                        : command(s, line.s);
+        if (next == CMD_NEXT && !in_sync(s, line.s))
+            next = CMD_DROP;
     }
     if (s->messages == 0 && !s->mail_given && p->remote_ip && logsel_on(&cfg->logsel, LS_SMTP_NO_MAIL))
-        log_write(LOG_MAIN, "no MAIL in %sSMTP connection from %s D=%lds", rc ? "" : "", s->peer,
-                  (long)(time(NULL) - s->started));
+        log_write(LOG_MAIN, "no MAIL in SMTP connection from %s D=%lds", s->peer, (long)(time(NULL) - s->started));
     reset_transaction(s);
     io_flush(&s->io);
-    return rc;
+    return next == CMD_DROP;
 }
+

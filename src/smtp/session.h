@@ -18,10 +18,14 @@ typedef struct smtp_params {
     bool drop_limit_reached;   /* daemon: over smtp_accept_max etc. (answer 421) */
     const char *drop_reason;
     int connection_count;      /* daemon: connections including this one */
+    bool queue_only;           /* -bs: -odq */
+    char deliver_mode;         /* -bs: 'i' (-odi, -odf: deliver before the next command), 'b', 0 */
+    const char *fullname;      /* -bs: -F, the caller's name for a generated From: */
 } smtp_params;
 
-/* Run the dialogue to the end; returns 0 (or 1 when the connection ended
- * abnormally: timeout, drop, I/O error). */
+/* Run the dialogue to the end; returns the exit status Exim's -bs has:
+ * 0, or 1 when the connection ended abnormally (end of input without
+ * QUIT, timeout, too many syntax or protocol errors, I/O error). */
 int smtp_session(const smtp_params *p);
 
 #endif

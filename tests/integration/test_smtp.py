@@ -164,13 +164,29 @@ def test_unknown_commands_drop_the_connection(postern_bin, tmp_path):
 
 
 def test_synchronization_error_before_banner(postern_bin, tmp_path):
-    with Daemon(postern_bin, tmp_path) as d:
+    with Daemon(postern_bin, tmp_path, "pipelining_connect_advertise_hosts =\n") as d:
         c = Client(d.port)
         c.send("EHLO early.example\r\n")
         time.sleep(0.3)
         code, _ = c.reply()
         assert code == 554
         assert "synchronization error" in d.mainlog()
+
+
+def test_pipeconnect_early_ehlo_and_pipelined_commands(postern_bin, tmp_path):
+    """pipelining_connect_advertise_hosts (default *): EHLO and what follows
+    it may come before the banner; EHLO advertises PIPECONNECT."""
+    with Daemon(postern_bin, tmp_path, "acl_smtp_rcpt = accept\n") as d:
+        c = Client(d.port)
+        c.send("EHLO early.example\r\nMAIL FROM:<a@example.org>\r\nRCPT TO:<b@example.net>\r\nDATA\r\n")
+        time.sleep(0.3)
+        assert c.reply()[0] == 220
+        code, text = c.reply()
+        assert code == 250 and "PIPECONNECT" in text.split("\n")
+        assert [c.reply()[0] for _ in range(3)] == [250, 250, 354]
+        c.send("Subject: early\r\n\r\nbody\r\n.\r\nQUIT\r\n")
+        assert c.reply()[0] == 250
+        assert "synchronization error" not in d.mainlog()
 
 
 def test_command_timeout(postern_bin, tmp_path):
@@ -399,12 +415,56 @@ def test_smtp_accept_max_per_host(postern_bin, tmp_path):
         assert a.cmd("NOOP")[0] == 250 and b.cmd("NOOP")[0] == 250
 
 
+def bs_dialogue(postern_bin, d, *lines):
+    (d.spool / "log").mkdir(parents=True, exist_ok=True)
+    return subprocess.run([postern_bin, "-C", str(d.config), "-bs"], input="".join(l + "\r\n" for l in lines),
+                          capture_output=True, text=True, timeout=30)
+
+
+def test_bs_names_the_caller_and_counts_protocol_errors_as_exim(postern_bin, tmp_path):
+    """-bs: the caller (root) is greeted and logged by its login; the fourth
+    syntax or protocol error drops the session (exit 1) with the commands'
+    history in the log line."""
+    d = Daemon(postern_bin, tmp_path, "dsn_advertise_hosts = *\n")
+    r = bs_dialogue(postern_bin, d, "HELO", "FOO bar", "RCPT TO:<a@test.example>", "EHLO client.example", "DATA",
+                    "NOOP")
+    assert r.returncode == 1
+    out = [l.rstrip("\r") for l in r.stdout.splitlines()]
+    assert out[1:4] == ["501 Syntactically invalid HELO argument(s)", "500 unrecognized command",
+                        "503 sender not yet given"]
+    assert out[4] == "250-test.example Hello root at client.example"
+    assert out[5:8] == ["250-SIZE 52428800", "250-8BITMIME", "250-DSN"]
+    assert out[-2:] == ["503-valid RCPT command must precede DATA", "503 Too many syntax or protocol errors"]
+    log = (d.spool / "log" / "mainlog").read_text()
+    assert "rejected HELO from root: syntactically invalid argument(s): (no argument given)" in log
+    assert ('SMTP call from root dropped: too many syntax or protocol errors (last command was "DATA",  '
+            'C=HELO,RCPT,EHLO,DATA)') in log
+
+
+def test_bs_data_repeats_the_refusal_of_every_rcpt(postern_bin, tmp_path):
+    """No acl_smtp_rcpt: every RCPT is refused; DATA after them (pipelined)
+    repeats the refusal, is no protocol error, and the session ends well."""
+    d = Daemon(postern_bin, tmp_path, "")
+    r = bs_dialogue(postern_bin, d, "EHLO client.example", "MAIL FROM:<s@test.example>", "RCPT TO:<a@test.example>",
+                    "RCPT TO:<b@test.example>", "DATA", "QUIT")
+    assert r.returncode == 0
+    out = [l.rstrip("\r") for l in r.stdout.splitlines()]
+    assert out[-6:] == ["550 Administrative prohibition", "550 Administrative prohibition",
+                        "503-All RCPT commands were rejected with this error:", "503-Administrative prohibition",
+                        "503 Valid RCPT command must precede DATA", "221 test.example closing connection"]
+    log = (d.spool / "log" / "rejectlog").read_text()
+    assert "U=root F=<s@test.example> rejected RCPT <a@test.example>" in log
+
+
 def test_bh_commentary_on_stderr(postern_bin, tmp_path):
     d = Daemon(postern_bin, tmp_path, "acl_smtp_rcpt = rcpt_acl\nbegin acl\nrcpt_acl:\n  deny domains = evil.example\n  accept\n")
     dialogue = "EHLO c.example\r\nMAIL FROM:<a@example.org>\r\nRCPT TO:<x@evil.example>\r\nQUIT\r\n"
+    (d.spool / "log").mkdir(parents=True)
     r = subprocess.run([postern_bin, "-C", str(d.config), "-bh", "192.0.2.9"], input=dialogue,
                        capture_output=True, text=True, timeout=30)
-    assert "**** SMTP testing session as if from host 192.0.2.9" in r.stderr
+    assert r.stdout.startswith("\n**** SMTP testing session as if from host 192.0.2.9\n")   # stdout, as Exim
+    assert "LOG: H=(c.example) [192.0.2.9] F=<a@example.org> rejected RCPT <x@evil.example>" in r.stderr
+    assert list((d.spool / "log").iterdir()) == []      # -bh writes no log file
     assert '>>> using ACL "rcpt_acl"' in r.stderr
     assert '>>> end of ACL "rcpt_acl": DENY' in r.stderr
     assert "550 Administrative prohibition" in r.stdout
