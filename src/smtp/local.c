@@ -160,11 +160,7 @@ int local_receive(const local_args *la)
         log_write(LOG_MAIN | LOG_PANIC, "%s", err ? err : "cannot open spool file");
         return EX_TEMPFAIL_LOCAL;
     }
-    long long limit = 0;
-    const char *ls = cfg_str(MO_message_size_limit);
-    char *out, *e;
-    if (ls && expand_string(ls, ps.scratch, &out, &e) == ST_OK)
-        opt_parse_int(out, &limit);
+    long long limit = receive_size_limit();
     msgbuild b;
     mb_init(&b, m, dfd, ps.msg, (unsigned long long)limit);
 

@@ -151,3 +151,12 @@ void received_header_add(spool_msg *m, const char *remote_ip, const char *ident,
         m->headers_tail = h;
 }
 
+long long receive_size_limit(void)
+{
+    long long limit = 0;
+    const char *ls = cfg_str(MO_message_size_limit);
+    char *out, *err;
+    if (ls && expand_string(ls, ps.scratch, &out, &err) == ST_OK)
+        opt_parse_int(out, &limit);
+    return limit;
+}

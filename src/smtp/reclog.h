@@ -27,4 +27,8 @@ void log_received(const reclog *r);
  * login); sender the envelope sender. */
 void received_header_add(spool_msg *m, const char *remote_ip, const char *ident, const char *sender);
 
+/* message_size_limit, expanded now (0: no limit; an expansion failure
+ * also means none). */
+long long receive_size_limit(void);
+
 #endif

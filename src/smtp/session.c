@@ -97,17 +97,6 @@ static const char *opt_expand(enum main_opt o, const char *dflt, arena *a)
     return out;
 }
 
-/* message_size_limit, expanded (0: no limit) */
-static long long size_limit(void)
-{
-    long long limit = 0;
-    const char *ls = cfg_str(MO_message_size_limit);
-    char *out, *err;
-    if (ls && expand_string(ls, ps.scratch, &out, &err) == ST_OK)
-        opt_parse_int(out, &limit);
-    return limit;
-}
-
 /* -bh prints its reasoning on stderr, as Exim does. */
 static void bh_note(session *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void bh_note(session *s, const char *fmt, ...)
@@ -642,7 +631,7 @@ static bool start_message(session *s)
             return false;
         }
     }
-    mb_init(&s->mb, s->msg, s->dfd, ps.msg, (unsigned long long)size_limit());
+    mb_init(&s->mb, s->msg, s->dfd, ps.msg, (unsigned long long)receive_size_limit());
     return true;
 }
 
@@ -827,7 +816,7 @@ static bool synprot(session *s, bool syntax, const char *code, const char *msg)
  * traced under -bh) only when Exim checks it. */
 static void ehlo_keywords(session *s, gstr *g)
 {
-    long long limit = size_limit();
+    long long limit = receive_size_limit();
     if (limit > 0)
         gstr_printf(g, "SIZE %lld\n", limit);
     else
@@ -1051,7 +1040,7 @@ static cmd_rc cmd_mail(session *s, const char *arg)
         perr = "DSN parameters not advertised";
     if (perr)
         return synprot(s, true, "501", perr) ? CMD_NEXT : CMD_DROP;
-    long long limit = size_limit();
+    long long limit = receive_size_limit();
     if (limit > 0 && ma.size > (unsigned long long)limit) {
         reply(s, "552", "Message size exceeds maximum permitted");
         if (logsel_on(&cfg->logsel, LS_SIZE_REJECT))
