@@ -136,6 +136,10 @@ const char *retry_routing_key(const address_item *a, arena *ar)
 
 const char *retry_local_key(const address_item *a, arena *ar)
 {
+    /* a pipe, file or autoreply: by itself and who generated it (Exim's
+     * "unique") */
+    if ((a->flags & (AF_PIPE | AF_FILE | AF_REPLY)) && a->parent)
+        return arena_printf(ar, "T:%s:%s", a->address, a->parent->unique ? a->parent->unique : a->parent->address);
     if (uses_local_part(a->transport, true))
         return arena_printf(ar, "T:%s@%s", a->local_part, a->domain);
     return arena_printf(ar, "T:%s", a->domain);
