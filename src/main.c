@@ -182,6 +182,11 @@ int main(int argc, char **argv)
             mode = M_BS;
         } else if (strcmp(a, "-bm") == 0) {
             mode = M_BM;
+        } else if (strcmp(a, "-N") == 0) {
+            ps.dont_deliver = true;     /* a debugging aid: nothing is delivered, "*>" is logged */
+            ps.verbose = true;
+        } else if (strcmp(a, "-v") == 0) {
+            ps.verbose = true;
         } else if (strcmp(a, "-t") == 0) {
             lo.extract = true;
         } else if (strcmp(a, "-i") == 0 || strcmp(a, "-oi") == 0) {
@@ -260,6 +265,7 @@ int main(int argc, char **argv)
         .spool_directory = cfg_str(MO_spool_directory),
         .pid = logsel_on(&c->logsel, LS_PID),
         .testing = mode == M_BH,
+        .verbose = ps.verbose,
     };
     log_configure(&ls);
 

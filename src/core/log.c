@@ -3,6 +3,7 @@
  * processes never interleave within a line. */
 #include "log.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
@@ -137,6 +138,19 @@ static void write_file(const char *kind, const char *line, size_t len)
     close(fd);
 }
 
+/* The length of the message id a log line starts with ("<id> "), or 0:
+ * -v shows the lines without it, as Exim does. */
+static size_t id_prefix(const char *s)
+{
+    size_t n = strcspn(s, " ");
+    if ((n != 16 && n != 23) || s[n] != ' ' || s[6] != '-' || s[n - (n == 16 ? 3 : 5)] != '-')
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        if (!isalnum((unsigned char)s[i]) && s[i] != '-')
+            return 0;
+    return n + 1;
+}
+
 static void vlog(int which, const char *fmt, va_list ap)
 {
     char line[8192];
@@ -155,6 +169,11 @@ static void vlog(int which, const char *fmt, va_list ap)
         if (!(which & LOG_NOMAIN))
             fprintf(stderr, "LOG: %.*s", (int)(n - head), line + head);
         return;
+    }
+    if (cfg.verbose) {
+        size_t skip = id_prefix(line + head);
+        fprintf(stderr, "LOG:%s%s%s\n  %.*s", (which & LOG_NOMAIN) ? "" : " MAIN", (which & LOG_PANIC) ? " PANIC" : "",
+                (which & LOG_REJECT) ? " REJECT" : "", (int)(n - head - skip), line + head + skip);
     }
     if (!(which & LOG_NOMAIN))
         write_file("main", line, n);

@@ -23,6 +23,7 @@ typedef struct log_settings {
     const char *syslog_facility;
     const char *process_name;    /* syslog ident */
     bool testing;                /* -bh: each line to stderr as "LOG: <text>", no log file written */
+    bool verbose;                /* -v: each line also to stderr as "LOG: MAIN" + "  <text>" */
 } log_settings;
 
 void log_configure(const log_settings *ls);

@@ -97,6 +97,8 @@ typedef struct proc_state {
                                    * for the next batch or message (process lifetime) */
     bool deliver_continuing;      /* a process started to send one more message down it */
     bool deliver_force;           /* -M, -qf: retry times do not hold deliveries back */
+    bool dont_deliver;            /* -N: transports are not run, deliveries logged "*>" */
+    bool verbose;                 /* -v (and -N): log lines and deliveries shown on stderr */
     const char *local_part_prefix, *local_part_suffix;
     int deliver_notify_fd;    /* daemon child: where to send ids to deliver (-1: none) */
     /* a bounce or delay warning being built (src/deliver/bounce.c):

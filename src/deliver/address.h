@@ -32,6 +32,7 @@ enum {
     AF_CHUNKING = 128,         /* smtp: the message went with BDAT (Exim logs " K" after H=) */
     AF_PIPELINING = 256,       /* smtp: PIPELINING was used (Exim logs " L" with +pipelining) */
     AF_RETRY_TIMEDOUT = 1024,  /* failed because its retry rules ran out */
+    AF_BYPASSED = 2048,        /* -N: "delivered" without its transport running */
 };
 
 /* Exim's own error numbers (negative; positive ones are errno values), as

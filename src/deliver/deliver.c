@@ -165,7 +165,7 @@ static void log_result(dstate *d, const address_item *a, bool more_in_batch)
     const log_selectors *ls = &cfg->logsel;
     gstr g;
     gstr_init(&g, d->a, 128);
-    const char *flag = a->result == ST_OK ? (more_in_batch ? "->" : "=>")
+    const char *flag = a->result == ST_OK ? ((a->flags & AF_BYPASSED) ? "*>" : more_in_batch ? "->" : "=>")
                      : a->result == ST_FAIL ? "**" : "==";
     gstr_printf(&g, "%s %s %s", d->m->id, flag, addr_desc(a, a->result == ST_OK, d->a));
     const char *rp = a->return_path ? a->return_path : d->m->sender;
@@ -851,7 +851,7 @@ static void finish_delivery(dstate *d, address_item *a, bool more_in_batch)
             d->deferred = x;
         }
     }
-    if (a->result == ST_OK)
+    if (a->result == ST_OK && !(a->flags & AF_BYPASSED))
         retry_record_success(a, d->a);
     log_result(d, a, more_in_batch);
     if (a->result == ST_DEFER && retry_record_failure(a, d->m, time(NULL), d->a)) {
@@ -1109,6 +1109,21 @@ static address_item *take_pass(dstate *d, const deliver_opts *o, address_item *t
     return rest;
 }
 
+/* -N: the batch counts as delivered without its transport running (the
+ * first host of a remote one named, as Exim does). */
+static void bypass(address_item *batch)
+{
+    for (address_item *b = batch; b; b = b->next) {
+        b->result = ST_OK;
+        b->flags |= AF_BYPASSED;
+        if (b->hosts && b->hosts->address) {
+            b->host_used = b->hosts->name;
+            b->host_address_used = b->hosts->address;
+            b->smtp_confirmation = "delivery bypassed by -N option";
+        }
+    }
+}
+
 /* May a queue run give the address to its transport now?  Local
  * transports wait for the retry time of their last deferral; the smtp
  * transport checks its hosts' retry times itself. */
@@ -1153,6 +1168,10 @@ static status deliver_one(const char *id, const deliver_opts *o)
         return st == ST_NOTFOUND ? ST_OK : ST_ERROR;
     }
     spool_msg *m = d->m;
+    if (m->dont_deliver)
+        ps.dont_deliver = true;         /* received with -N */
+    if (ps.verbose)
+        fprintf(stderr, "delivering %s\n", id);
     bool cancel = false;
     long long tfa = cfg_int(MO_timeout_frozen_after);
     long long thaw_after = cfg_int(MO_auto_thaw);
@@ -1467,7 +1486,9 @@ static status deliver_one(const char *id, const deliver_opts *o)
             }
         }
         double t0 = now_secs();
-        if (transport_checks(d, batch)) {
+        if (ps.dont_deliver) {
+            bypass(batch);
+        } else if (transport_checks(d, batch)) {
             if (local) {
                 run_local(d, batch, fn);
                 d->tm = NULL;                   /* the shadow gets the message as it came */

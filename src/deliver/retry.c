@@ -339,6 +339,8 @@ bool retry_record_failure(address_item *a, const spool_msg *m, time_t now, arena
 {
     if (a->basic_errno == ERRNO_RRETRY || a->basic_errno == ERRNO_LRETRY || a->basic_errno == ERRNO_HRETRY)
         return false;       /* nothing was tried */
+    if (ps.dont_deliver)
+        return false;       /* -N: the retry data is left alone (Exim) */
     item it[3];
     int n = items_of(a, it, ar);
     time_t received = m ? (time_t)m->received : now;

@@ -114,6 +114,7 @@ int local_receive(const local_args *la)
     m->uid = (long)uid;
     m->gid = (long)gid;
     m->local = true;
+    m->dont_deliver = ps.dont_deliver;
     m->ident = login;
     m->received_protocol = "local";
     m->deliver_firsttime = true;

@@ -262,6 +262,8 @@ status spool_write_header_file(FILE *f, const spool_msg *m)
         fprintf(f, "-frozen %lld\n", (long long)m->frozen);
     if (m->manual_thaw)
         fprintf(f, "-manual_thaw\n");
+    if (m->dont_deliver)
+        fprintf(f, "-N\n");
     if (m->sender_set_untrusted)
         fprintf(f, "-sender_set_untrusted\n");
     if (m->spool_file_wireformat)

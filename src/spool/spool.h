@@ -66,6 +66,7 @@ typedef struct spool_msg {
     bool tls_certificate_verified;
     long body_linecount, body_zerocount, max_received_linelength;
     bool deliver_firsttime, local, localerror, manual_thaw;
+    bool dont_deliver;        /* -N: deliveries are only pretended ("*>") */
     bool allow_unqualified_sender, allow_unqualified_recipient, sender_set_untrusted;
     bool spool_file_wireformat;
     time_t frozen;            /* 0: not frozen */

@@ -254,6 +254,7 @@ status spool_read_header(const spool_settings *ss, const char *id, arena *a, spo
         else if (NAME("local")) m->local = true;
         else if (NAME("localerror")) m->localerror = true;
         else if (NAME("manual_thaw")) m->manual_thaw = true;
+        else if (NAME("N")) m->dont_deliver = true;
         else if (NAME("host_lookup_failed")) m->host_lookup_failed = true;
         else if (NAME("allow_unqualified_sender")) m->allow_unqualified_sender = true;
         else if (NAME("allow_unqualified_recipient")) m->allow_unqualified_recipient = true;

@@ -417,8 +417,12 @@ def run_mta(binary, conf, steps, files, peer_opts, keep_dsn_info=False):
             norm.learn_ids(logs[lg])
         for i, (args, r) in enumerate(raw_outs):
             key = f"cmd{i} " + " ".join(norm(a) for a in args)
+            err = r.stderr.decode(errors='replace')
+            if binary == EXIM:
+                # (-v shows the log lines on stderr: the same 4.96 -> 4.99 change)
+                err = "".join(exim_log_as_499(l) + "\n" for l in err.splitlines())
             res[key] = f"exit {r.returncode}\n--- stdout\n{norm(r.stdout.decode(errors='replace'))}" \
-                       f"--- stderr\n{norm(r.stderr.decode(errors='replace'))}"
+                       f"--- stderr\n{norm(err)}"
         for lg, t in logs.items():
             res[lg] = norm(t)
         bp = subprocess.run([binary, "-C", str(d / "c.conf"), "-bp"], capture_output=True, timeout=30)
@@ -1724,3 +1728,13 @@ def test_bh_without_rcpt_acl(postern_bin):
           [bs("EHLO client.example", "MAIL FROM:<s@remote.example>", "RCPT TO:<alice@test.example>",
               "RCPT TO:<someone@elsewhere.example>", "DATA", "From: s@remote.example", "", "body", ".", "QUIT",
               args=(), mode=("-bh", "192.0.2.1"))])
+
+
+def test_dash_n_pretends_to_deliver(postern_bin):
+    """-N: routed and logged '*>', nothing written or sent; -bp empty after."""
+    smtp(postern_bin, [inject("alice@test.example", "r1@remote.example", "nouser@test.example", args=("-N",)),
+                       cli("-bp")])
+
+
+def test_dash_v_shows_the_log_lines(postern_bin):
+    check(postern_bin, simple(""), [inject("alice@test.example", "nouser@test.example", args=("-v",))])
