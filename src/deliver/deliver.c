@@ -1134,12 +1134,14 @@ static bool local_due(dstate *d, const address_item *a, const deliver_opts *o)
     return retry_local_due(a, time(NULL), (time_t)d->m->received, d->a);
 }
 
-static status deliver_one(const char *id, const deliver_opts *o)
+/* Open, lock and read message id; decide what its frozen state allows.
+ * ST_OK: go on (*cancel: timeout_frozen_after has failed it); anything
+ * else is deliver_one's result. */
+static status open_message(dstate *d, const char *id, const deliver_opts *o, bool *cancel)
 {
     if (!spool_id_valid(id))
         return ST_ERROR;
     dns_process_new_message();
-    dstate D = { 0 }, *d = &D;
     ps.deliver_force = o->force;
     d->ss = settings();
     d->a = ps.msg;
@@ -1172,12 +1174,12 @@ static status deliver_one(const char *id, const deliver_opts *o)
         ps.dont_deliver = true;         /* received with -N */
     if (ps.verbose)
         fprintf(stderr, "delivering %s\n", id);
-    bool cancel = false;
+    *cancel = false;
     long long tfa = cfg_int(MO_timeout_frozen_after);
     long long thaw_after = cfg_int(MO_auto_thaw);
     if (m->frozen && tfa > 0 && time(NULL) - m->received > tfa) {
         /* frozen too long: a bounce is thrown away, anything else fails */
-        cancel = true;
+        *cancel = true;
         log_write(LOG_MAIN, "%s cancelled by timeout_frozen_after", id);
         m->frozen = 0;
     } else if (m->frozen && !*m->sender && time(NULL) - m->received >= cfg_int(MO_ignore_bounce_errors_after)) {
@@ -1195,7 +1197,13 @@ static status deliver_one(const char *id, const deliver_opts *o)
         log_write(LOG_MAIN, "%s unfrozen by forced delivery", id);
     }
     apply_journal(d);
+    return ST_OK;
+}
 
+/* The message's variables for expansions. */
+static void set_message_vars(dstate *d)
+{
+    const spool_msg *m = d->m;
     /* the message's variables for expansions */
     ps.message_id = m->id;
     ps.sender_address = m->sender;
@@ -1219,7 +1227,13 @@ static status deliver_one(const char *id, const deliver_opts *o)
         char *e;
         expand_set_acl_var(arena_printf(d->a, "acl_%c%s", v->kind, v->name), v->value, &e);
     }
+}
 
+/* The first routing pass: the recipients not yet delivered (failed at
+ * once when cancelled). */
+static address_item *first_pass(dstate *d, bool cancel)
+{
+    spool_msg *m = d->m;
     d->done = arena_calloc(d->a, sizeof(bool) * (size_t)(m->n_rcpt + 1));
     d->pending = arena_calloc(d->a, sizeof(int) * (size_t)(m->n_rcpt + 1));
     address_item *todo = NULL, **todo_tail = &todo;
@@ -1250,7 +1264,54 @@ static status deliver_one(const char *id, const deliver_opts *o)
         }
         todo = NULL;
     }
+    return todo;
+}
+
+/* unseen: a copy of a goes on from the next router; the routed address
+ * and the copy become children of an invented parent standing for the
+ * original, and the copy goes to the front of the next pass.  true when
+ * a's own delivery was done by an earlier attempt. */
+static bool unseen_copy(dstate *d, address_item *a, status rs, address_item **next_pass)
+{
+    address_item *parent = arena_alloc(d->a, sizeof *parent);
+    *parent = *a;
+    parent->next = NULL;
+    parent->errors_to = a->parent ? a->parent->errors_to : NULL;
+    address_item *clone = arena_calloc(d->a, sizeof *clone);
+    clone->address = a->address;
+    clone->local_part = a->local_part;
+    clone->domain = a->domain;
+    clone->parent = parent;
+    clone->rcpt_index = a->rcpt_index;
+    clone->flags = a->flags & AF_IGNORE_ERROR;
+    clone->dsn_flags = a->dsn_flags;
+    clone->dsn_orcpt = a->dsn_orcpt;
+    clone->address_data = a->address_data;
+    clone->r_vars = a->r_vars;
+    clone->errors_to = parent->errors_to;
+    clone->start_router = a->router->next;
+    clone->result = ST_DEFER;
+    a->parent = parent;
+    a->unique = arena_printf(d->a, "%s/%s", unique_of(parent, d->a), a->router->name);
+    if (a->rcpt_index >= 0)
+        d->pending[a->rcpt_index]++;
+    clone->next = *next_pass;
+    *next_pass = clone;
+    if (rs == ST_OK && in_nonrcpt(d->m, a->unique)) {
+        /* this copy was delivered by an earlier attempt */
+        a->result = ST_OK;
+        finish_top(d, a, true);
+        return true;
+    }
+    return false;
+}
+
+/* Route everything; returns the routed addresses in routing order. */
+static address_item *route_all(dstate *d, const deliver_opts *o, address_item *todo)
+{
+    spool_msg *m = d->m;
     route_ctx rc = { .a = d->a };
+    char *err = NULL;
     dns_resolver *res = dns_process_resolver(&err, d->a);
     if (res)
         rc.dns = dns_iface_unbound(res);
@@ -1283,41 +1344,9 @@ static status deliver_one(const char *id, const deliver_opts *o)
         rc.depth = depth;
         const char *before = a->address;
         status rs = route_address(a, &rc, &gen);
-        if ((rs == ST_OK || rs == ST_REROUTED) && a->router && a->router->next && route_opt_bool(a->router, "unseen")) {
-            /* unseen: a copy goes on from the next router; the routed
-             * address and the copy become children of an invented parent
-             * standing for the original */
-            address_item *parent = arena_alloc(d->a, sizeof *parent);
-            *parent = *a;
-            parent->next = NULL;
-            parent->errors_to = a->parent ? a->parent->errors_to : NULL;
-            address_item *clone = arena_calloc(d->a, sizeof *clone);
-            clone->address = a->address;
-            clone->local_part = a->local_part;
-            clone->domain = a->domain;
-            clone->parent = parent;
-            clone->rcpt_index = a->rcpt_index;
-            clone->flags = a->flags & AF_IGNORE_ERROR;
-            clone->dsn_flags = a->dsn_flags;
-            clone->dsn_orcpt = a->dsn_orcpt;
-            clone->address_data = a->address_data;
-            clone->r_vars = a->r_vars;
-            clone->errors_to = parent->errors_to;
-            clone->start_router = a->router->next;
-            clone->result = ST_DEFER;
-            a->parent = parent;
-            a->unique = arena_printf(d->a, "%s/%s", unique_of(parent, d->a), a->router->name);
-            if (a->rcpt_index >= 0)
-                d->pending[a->rcpt_index]++;
-            clone->next = next_pass;
-            next_pass = clone;
-            if (rs == ST_OK && in_nonrcpt(m, a->unique)) {
-                /* this copy was delivered by an earlier attempt */
-                a->result = ST_OK;
-                finish_top(d, a, true);
-                continue;
-            }
-        }
+        if ((rs == ST_OK || rs == ST_REROUTED) && a->router && a->router->next && route_opt_bool(a->router, "unseen") &&
+            unseen_copy(d, a, rs, &next_pass))
+            continue;
         if (rs != ST_DEFER)
             retry_routing_success(a, m->sender, d->a);
         switch (rs) {
@@ -1387,7 +1416,13 @@ static status deliver_one(const char *id, const deliver_opts *o)
         }
     }
     }
+    return routed;
+}
 
+/* The routed addresses in the order Exim delivers them, without
+ * duplicates. */
+static address_item *delivery_order(dstate *d, address_item *routed)
+{
     /* Exim's delivery order: the most deeply generated addresses first
      * (redirect children before top-level recipients), otherwise in
      * recipient order (the reverse of routing order).  Log lines and
@@ -1438,9 +1473,13 @@ static status deliver_one(const char *id, const deliver_opts *o)
         }
     }
 
-    routed = drop_duplicates(routed, d->a);
+    return drop_duplicates(routed, d->a);
+}
 
-    /* transports: addresses one at a time or in batches (smtp: same hosts; local: batch_max) */
+/* Run the transports for the routed addresses. */
+static void run_transports(dstate *d, const deliver_opts *o, address_item *routed)
+{
+    /* addresses one at a time or in batches (smtp: same hosts; local: batch_max) */
     while (routed) {
         address_item *a = routed;
         routed = a->next;
@@ -1515,7 +1554,11 @@ static status deliver_one(const char *id, const deliver_opts *o)
                 first_ok = true;
         }
     }
+}
 
+static void fail_timed_out(dstate *d)
+{
+    spool_msg *m = d->m;
     /* deferred addresses past their retry rules fail now (last deferred
      * first, as Exim logs them) */
     for (address_item *a = d->timed_out, *next; a; a = next) {
@@ -1535,7 +1578,13 @@ static status deliver_one(const char *id, const deliver_opts *o)
         d->failed = a;
         finish_top(d, a, true);
     }
+}
 
+/* Bounces, success DSNs and delay warnings.  Returns whether the
+ * message is to be frozen (*why: the reason shown after "Frozen"). */
+static bool send_reports(dstate *d, const char **why)
+{
+    spool_msg *m = d->m;
     /* DSN NOTIFY: NEVER, or a list without FAILURE, means no bounce for that address */
     /* (in d->failed's order, the last failure first, as Exim lists them) */
     address_item *bounce_list = NULL, **bl_tail = &bounce_list;
@@ -1554,7 +1603,6 @@ static status deliver_one(const char *id, const deliver_opts *o)
      * order; errors_to = "" means nobody is told.  A failed bounce (sender
      * <>, no errors_to) freezes the message. */
     bool freeze = d->freeze;    /* a filter's freeze, freeze_exec_fail, freeze_signal */
-    const char *freeze_why = "";
     while (bounce_list) {
         address_item *f0 = bounce_list;
         const char *rcpt = f0->errors_to ? f0->errors_to : m->sender;
@@ -1593,7 +1641,7 @@ static status deliver_one(const char *id, const deliver_opts *o)
                               f->parent ? f->parent->address : "", f->parent ? ">" : "");
                     continue;
                 }
-                freeze_why = " (delivery error message)";
+                *why = " (delivery error message)";
                 freeze = true;
                 unfinish_top(d, f);
             }
@@ -1609,7 +1657,16 @@ static status deliver_one(const char *id, const deliver_opts *o)
     /* delay warnings */
     if (d->deferred && *m->sender && !freeze)
         delay_warning(d);
+    return freeze;
+}
 
+/* The end of a delivery attempt: remove a finished message, or rewrite
+ * -H with what is done. */
+static status finish_attempt(dstate *d, bool freeze, const char *freeze_why)
+{
+    spool_msg *m = d->m;
+    const char *id = m->id;
+    char *err = NULL;
     bool all_done = true;
     for (int i = 0; i < m->n_rcpt; i++)
         if (!d->done[i])
@@ -1644,6 +1701,22 @@ static status deliver_one(const char *id, const deliver_opts *o)
         log_write(LOG_MAIN, "%s Frozen%s", id, freeze_why);
     close(d->dfd);
     return ST_DEFER;
+}
+
+static status deliver_one(const char *id, const deliver_opts *o)
+{
+    dstate D = { 0 }, *d = &D;
+    bool cancel;
+    status st = open_message(d, id, o, &cancel);
+    if (st != ST_OK)
+        return st;
+    set_message_vars(d);
+    address_item *routed = route_all(d, o, first_pass(d, cancel));
+    run_transports(d, o, delivery_order(d, routed));
+    fail_timed_out(d);
+    const char *why = "";
+    bool freeze = send_reports(d, &why);
+    return finish_attempt(d, freeze, why);
 }
 
 /* ---- connection reuse ------------------------------------------------------ */
