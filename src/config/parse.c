@@ -805,6 +805,18 @@ static status cross_check(reader *r)
         return reader_error(r, "unknown log_selector setting: %s", bad);
     }
     for (driver_inst *d = r->c->drivers[DC_ROUTER]; d; d = d->next) {
+        /* self: one of Exim's words, never expanded */
+        const optval *sf = driver_opt(d, "self");
+        const char *sv = sf && sf->s ? sf->s : "freeze";
+        static const char *const selfs[] = { "freeze", "defer", "send", "pass", "fail" };
+        bool self_ok = strncmp(sv, "reroute:", 8) == 0;
+        for (size_t i = 0; i < sizeof selfs / sizeof selfs[0]; i++)
+            self_ok = self_ok || strcmp(sv, selfs[i]) == 0;
+        if (!self_ok) {
+            r->err = arena_printf(r->a, "configuration error for %s router:\n  %s is not valid for the self option",
+                                  d->name, sv);
+            return ST_ERROR;
+        }
         const optval *t = driver_opt(d, "transport");
         if (!t || !t->s || strchr(t->s, '$'))
             continue;

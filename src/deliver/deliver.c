@@ -626,12 +626,16 @@ static void run_local(dstate *d, address_item *batch, transport_driver fn)
     const char *kind;
     while (!overflow && (kind = tp_next_field(&p, end, NULL, d->a))) {
         if (!strcmp(kind, "R")) {
-            const char *f[8];
+            const char *f[9];
             int k = 0;
-            while (k < 8 && (f[k] = tp_next_field(&p, end, NULL, d->a)))
+            while (k < 9 && (f[k] = tp_next_field(&p, end, NULL, d->a)))
                 k++;
-            if (k < 8 || !next_r)
+            if (k < 9 || !next_r)
                 break;
+            /* the transport that delivered (file_format may pick another) */
+            const driver_inst *t = *f[8] ? config_driver(DC_TRANSPORT, f[8]) : NULL;
+            if (t)
+                next_r->transport = t;
             next_r->freeze = f[6][0] == '1';
             next_r->smtp_confirmation = *f[7] ? f[7] : NULL;
             next_r->result = (status)atoi(f[0]);

@@ -3,6 +3,7 @@
 
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <arpa/inet.h>
+#include <netdb.h>
 #include <pcre2.h>
 #include <ctype.h>
 #include <stdlib.h>
@@ -65,6 +66,38 @@ status host_addresses(const dns_iface *dns, const char *name, arena *a,
     if (n)
         return ST_OK;
     return deferred ? ST_DEFER : ST_NOTFOUND;
+}
+
+status host_find_byname(const char *name, bool want6, arena *a, const char ***addrs, const char **canonical)
+{
+    int n = 0, cap = 8;
+    const char **list = arena_alloc(a, (size_t)cap * sizeof *list);
+    bool temp = false;
+    *canonical = name;
+    for (int af = want6 ? AF_INET6 : AF_INET;; af = AF_INET) {
+        struct hostent *he = gethostbyname2(name, af);
+        if (!he)
+            temp = temp || h_errno == TRY_AGAIN || h_errno == NO_RECOVERY;
+        if (he && he->h_name && *he->h_name && strcmp(he->h_name, name) != 0)
+            *canonical = arena_strdup(a, he->h_name);
+        for (char **p = he ? he->h_addr_list : NULL; p && *p; p++) {
+            char text[INET6_ADDRSTRLEN];
+            if (!inet_ntop(he->h_length == 4 ? AF_INET : AF_INET6, *p, text, sizeof text))
+                continue;
+            if (n + 1 >= cap) {
+                const char **nl = arena_alloc(a, (size_t)cap * 2 * sizeof *nl);
+                memcpy(nl, list, (size_t)n * sizeof *nl);
+                list = nl;
+                cap *= 2;
+            }
+            list[n++] = arena_strdup(a, text);
+        }
+        if (af == AF_INET)
+            break;
+    }
+    list[n] = NULL;
+    *addrs = list;
+    return n ? ST_OK : temp ? ST_DEFER : ST_NOTFOUND;
 }
 
 status host_name_has_ip(const dns_iface *dns, const char *name, const char *ip, arena *a)

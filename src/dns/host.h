@@ -20,6 +20,14 @@ bool host_ip_equal(const char *a, const char *b);
 status host_addresses(const dns_iface *dns, const char *name, arena *a,
                       const char ***addrs, bool *secure);
 
+/* Exim's host_find_byname: the addresses of name from the system's own
+ * resolver (gethostbyname2: /etc/hosts, then whatever nsswitch.conf
+ * says), IPv6 first (unless !want6) then IPv4.  ST_OK with a
+ * NULL-terminated list and *canonical (the name the resolver gives, which
+ * Exim puts in place of the one asked for), ST_NOTFOUND, ST_DEFER (a
+ * temporary failure and no address). */
+status host_find_byname(const char *name, bool want6, arena *a, const char ***addrs, const char **canonical);
+
 /* Does name resolve to ip?  ST_OK, ST_FAIL, ST_DEFER (names in host lists). */
 status host_name_has_ip(const dns_iface *dns, const char *name, const char *ip, arena *a);
 

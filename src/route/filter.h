@@ -90,6 +90,10 @@ void filter_set_body_vars(const char *body, size_t len);
 status redirect_filter(const driver_inst *r, address_item *a, route_ctx *ctx, const char *text, int kind,
                        bool data, address_item **gen);
 
+/* The transport for a pipe, file or reply c that router r set up; when
+ * it cannot be had, c carries the error (ERRNO_BADTRANSPORT, message). */
+void redirect_pfr_transport(const driver_inst *r, address_item *c, route_ctx *ctx);
+
 /* -bf on a file that is not a filter: the redirection list as Exim's
  * -bf shows it (in redirect.c).  Returns false on an error in the list. */
 bool redirect_test_list(const char *text, FILE *out);

@@ -13,7 +13,9 @@
 #include <string.h>
 
 /* Parse "hosts options" into a host list. */
-static host_item *parse_hosts(const char *text, arena *a, bool *randomize, bool *bydns)
+/* lookup: ROUTE_HOSTS_BYNAME ("byname"), ROUTE_HOSTS_DEFAULT ("bydns"), or
+ * by default the DNS and then the system resolver (Exim's LK_DEFAULT) */
+static host_item *parse_hosts(const char *text, arena *a, bool *randomize, unsigned *lookup)
 {
     const char *p = text;
     while (isspace((unsigned char)*p))
@@ -45,7 +47,9 @@ static host_item *parse_hosts(const char *text, arena *a, bool *randomize, bool 
         else if (n == 12 && !strncmp(w, "no_randomize", 12))
             *randomize = false;
         else if (n == 5 && !strncmp(w, "bydns", 5))
-            *bydns = true;
+            *lookup = ROUTE_HOSTS_DEFAULT;
+        else if (n == 6 && !strncmp(w, "byname", 6))
+            *lookup = ROUTE_HOSTS_BYNAME;
     }
     host_item *head = NULL, **tail = &head;
     const char *l = hosts;
@@ -144,8 +148,9 @@ status router_manualroute(const driver_inst *r, address_item *a, route_ctx *ctx,
     }
     /* hosts_randomize is the default; "randomize"/"no_randomize" in the
      * route item win */
-    bool randomize = route_opt_bool(r, "hosts_randomize"), bydns = false;
-    host_item *hosts = parse_hosts(entry, ctx->a, &randomize, &bydns);
+    bool randomize = route_opt_bool(r, "hosts_randomize");
+    unsigned lookup = ROUTE_HOSTS_BYNAME_AFTER;
+    host_item *hosts = parse_hosts(entry, ctx->a, &randomize, &lookup);
     if (!hosts) {
         /* no hosts: a local transport is required */
         status st = route_set_transport(r, a, ctx);
@@ -161,6 +166,7 @@ status router_manualroute(const driver_inst *r, address_item *a, route_ctx *ctx,
     const char *hff = route_opt_str(r, "host_find_failed");
     unsigned how = route_opt_flag(r, "ipv4_only", ctx->a) ? ROUTE_HOSTS_IPV4_ONLY
                  : route_opt_flag(r, "ipv4_prefer", ctx->a) ? ROUTE_HOSTS_IPV4_FIRST : ROUTE_HOSTS_DEFAULT;
+    how |= lookup;
     for (host_item **pp = &hosts; *pp;) {
         host_item *h = *pp, *rest = h->next;
         h->next = NULL;

@@ -11,6 +11,7 @@
 #include "expand/expand.h"
 
 #include <ctype.h>
+#include <stdlib.h>
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
@@ -21,31 +22,28 @@
 
 #define REDIRECT_MAX_FILE (1024 * 1024)
 #define REDIRECT_MAX_INCLUDE 8
+#define REDIRECT_MAX_INCLUDE_NAME 255
 
-static char *read_file(const char *path, arena *a, char **err, bool *missing)
+/* The rest of an open file (closed here); NULL when it is over max bytes
+ * or cannot be read (errno set) */
+static char *read_all(FILE *f, size_t max, arena *a)
 {
-    *missing = false;
-    FILE *f = fopen(path, "r");
-    if (!f) {
-        if (errno == ENOENT)
-            *missing = true;
-        *err = arena_printf(a, "failed to open %s: %s", path, strerror(errno));
-        return NULL;
-    }
     gstr g;
     gstr_init(&g, a, 1024);
     char buf[4096];
     size_t n;
     while ((n = fread(buf, 1, sizeof buf, f)) > 0) {
-        if (g.len + n > REDIRECT_MAX_FILE) {
+        if (g.len + n > max) {
             fclose(f);
-            *err = arena_printf(a, "%s is too large", path);
+            errno = EFBIG;
             return NULL;
         }
         gstr_catn(&g, buf, n);
     }
+    int bad = ferror(f) ? errno : 0;
     fclose(f);
-    return g.s;
+    errno = bad;
+    return bad ? NULL : g.s;
 }
 
 typedef struct rctx {
@@ -58,6 +56,7 @@ typedef struct rctx {
     status special;           /* ST_FAIL / ST_DEFER from :fail: / :defer: */
     const char *special_text;
     int includes;
+    const char *source;       /* "data" or "file", for error messages */
 } rctx;
 
 /* Router options; with no router (-bf on a forward file) all are off. */
@@ -69,6 +68,14 @@ static bool opt_bool(const rctx *x, const char *name)
 static const char *opt_str(const rctx *x, const char *name)
 {
     return x->r ? route_opt_str(x->r, name) : NULL;
+}
+
+/* An error in the list: the router defers with Exim's words */
+static status bad_data(rctx *x, const char *text)
+{
+    x->a->message = arena_printf(x->ctx->a, "error in redirect %s: %s", x->source ? x->source : "data", text);
+    x->a->basic_errno = ERRNO_BADREDIRECT;
+    return ST_DEFER;
 }
 
 static void add_child(rctx *x, const char *item, unsigned flags)
@@ -129,6 +136,41 @@ static void add_child(rctx *x, const char *item, unsigned flags)
 
 static status parse_list(rctx *x, const char *text);
 
+/* :include:path, with Exim's checks in Exim's order */
+static status include(rctx *x, const char *path)
+{
+    arena *ar = x->ctx->a;
+    while (isspace((unsigned char)*path))
+        path++;
+    if (!*path)
+        return bad_data(x, "file name missing after :include:");
+    if (strlen(path) > REDIRECT_MAX_INCLUDE_NAME)
+        return bad_data(x, arena_printf(ar, "included file name \"%s\" is too long", path));
+    if (path[0] != '/')
+        return bad_data(x, arena_printf(ar, "included file \"%s\" is not an absolute path", path));
+    if (opt_bool(x, "forbid_include"))
+        return bad_data(x, "included files not permitted");
+    /* Exim's message ends in a newline, which its log shows as "\n" */
+    if (is_tainted(path))
+        return bad_data(x, arena_printf(ar, "Tainted name '%s' for included file  not permitted\\n", path));
+    if (++x->includes > REDIRECT_MAX_INCLUDE)
+        return bad_data(x, "too many nested :include: items");
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return bad_data(x, arena_printf(ar, "failed to open included file %s: %s", path, strerror(errno)));
+    struct stat sb;
+    if (fstat(fileno(f), &sb) == 0 && sb.st_size > REDIRECT_MAX_FILE) {
+        fclose(f);
+        return bad_data(x, arena_printf(ar, "included file %s is too big (max %d)", path, REDIRECT_MAX_FILE));
+    }
+    char *text = read_all(f, REDIRECT_MAX_FILE, ar);
+    if (!text)
+        return bad_data(x, arena_printf(ar, "error while reading included file %s: %s", path, strerror(errno)));
+    status st = parse_list(x, text);
+    x->includes--;
+    return st;
+}
+
 static status do_item(rctx *x, char *item)
 {
     size_t n = strlen(item);
@@ -158,11 +200,8 @@ static status do_item(rctx *x, char *item)
     }
     if (item[0] == ':') {
         if (strncasecmp(item, ":blackhole:", 11) == 0) {
-            if (opt_bool(x, "forbid_blackhole")) {
-                x->a->message = "error in redirect data: \":blackhole:\" is not permitted";
-                x->a->basic_errno = ERRNO_BADREDIRECT;
-                return ST_DEFER;
-            }
+            if (opt_bool(x, "forbid_blackhole"))
+                return bad_data(x, "\":blackhole:\" is not permitted");
             x->blackhole = true;
             return ST_OK;
         }
@@ -171,11 +210,8 @@ static status do_item(rctx *x, char *item)
         if (strncasecmp(item, ":fail:", 6) == 0 || strncasecmp(item, ":defer:", 7) == 0) {
             bool fail = item[1] == 'f' || item[1] == 'F';
             const char *allow = fail ? "allow_fail" : "allow_defer";
-            if (!opt_bool(x, allow)) {
-                x->a->message = arena_printf(x->ctx->a, "error in redirect data: \"%s\" is not permitted", item);
-                x->a->basic_errno = ERRNO_BADREDIRECT;
-                return ST_DEFER;
-            }
+            if (!opt_bool(x, allow))
+                return bad_data(x, arena_printf(x->ctx->a, "\"%s\" is not permitted", item));
             const char *t = item + (fail ? 6 : 7);
             while (isspace((unsigned char)*t))
                 t++;
@@ -183,29 +219,8 @@ static status do_item(rctx *x, char *item)
             x->special_text = *t ? t : NULL;
             return ST_OK;
         }
-        if (strncasecmp(item, ":include:", 9) == 0) {
-            if (opt_bool(x, "forbid_include")) {
-                x->a->message = arena_printf(x->ctx->a, ":include: forbidden in router %s", x->r->name);
-                return ST_DEFER;
-            }
-            if (++x->includes > REDIRECT_MAX_INCLUDE) {
-                x->a->message = "too many nested :include: items";
-                return ST_DEFER;
-            }
-            const char *path = item + 9;
-            while (isspace((unsigned char)*path))
-                path++;
-            char *err;
-            bool missing;
-            char *t = read_file(path, x->ctx->a, &err, &missing);
-            if (!t) {
-                x->a->message = arena_printf(x->ctx->a, "error in redirect data: failed to open included file %s: %s",
-                                             path, strerror(errno));
-                x->a->basic_errno = ERRNO_BADREDIRECT;
-                return ST_DEFER;
-            }
-            return parse_list(x, t);
-        }
+        if (strncasecmp(item, ":include:", 9) == 0)
+            return include(x, item + 9);
         x->a->message = arena_printf(x->ctx->a, "unknown special item \"%s\" in router %s", item,
                                      x->r ? x->r->name : "-bf");
         return ST_DEFER;
@@ -289,44 +304,135 @@ static status parse_list(rctx *x, const char *text)
     return ST_OK;
 }
 
-/* The owner, group and mode checks Exim makes on a redirection file (a
- * .forward): check_owner (on by default with check_local_user) wants the
- * user, root or one of "owners"; check_group the user's group or one of
- * "owngroups"; modemask (default 022) the bits that must not be set. */
-static const char *file_checks(const driver_inst *r, const address_item *a, const char *path, arena *ar)
+/* Is id one of a list of users (groups), by name or number? */
+static bool id_in_list(const char *list, bool group, unsigned id, arena *ar)
 {
-    struct stat sb;
-    if (stat(path, &sb) != 0)
-        return NULL;
-    const optval *co = driver_opt(r, "check_owner"), *cg = driver_opt(r, "check_group");
-    bool clu = route_opt_bool(r, "check_local_user");
-    bool check_owner = co && co->set ? co->n != 0 : clu;
-    bool check_group = cg && cg->set ? cg->n != 0 : false;
-    const char *owners = route_opt_str(r, "owners"), *groups = route_opt_str(r, "owngroups");
-    if (check_owner || owners) {
-        bool ok = sb.st_uid == 0 || (a->uid_set && sb.st_uid == a->uid);
-        for (const char *l = owners, *it; !ok && l && (it = list_next(&l, &(int){ 0 }, ar));) {
-            struct passwd *pw = getpwnam(it);
-            ok = pw && pw->pw_uid == sb.st_uid;
+    char *it;
+    for (int sep = 0; list && (it = list_next(&list, &sep, ar));) {
+        char *end;
+        unsigned long n = strtoul(it, &end, 10);
+        if (*it && !*end) {
+            if (n == id)
+                return true;
+            continue;
         }
-        if (!ok)
-            return arena_printf(ar, "bad owner for %s", path);
+        struct passwd *pw = group ? NULL : getpwnam(it);
+        struct group *gr = group ? getgrnam(it) : NULL;
+        if ((pw && pw->pw_uid == id) || (gr && gr->gr_gid == id))
+            return true;
     }
-    if (check_group || groups) {
-        bool ok = a->gid_set && sb.st_gid == a->gid;
-        for (const char *l = groups, *it; !ok && l && (it = list_next(&l, &(int){ 0 }, ar));) {
-            struct group *gr = getgrnam(it);
-            ok = gr && gr->gr_gid == sb.st_gid;
-        }
-        if (!ok)
-            return arena_printf(ar, "bad group for %s", path);
-    }
+    return false;
+}
+
+/* The checks Exim makes on a redirection file (a .forward) once it is
+ * open: a regular file, none of the modemask bits (default 022), and with
+ * check_owner (default: with check_local_user or owners) the user or one
+ * of "owners" owning it, with check_group (default: with check_local_user
+ * when modemask lets the group write, or with owngroups) the user's group
+ * or one of "owngroups". */
+static const char *file_checks(const driver_inst *r, const address_item *a, const char *path, const struct stat *sb,
+                               arena *ar)
+{
+    if (!S_ISREG(sb->st_mode))
+        return arena_printf(ar, "%s is not a regular file", path);
     const optval *mm = driver_opt(r, "modemask");
     long mask = mm && mm->set ? (long)mm->n : 022;
-    if ((long)sb.st_mode & mask)
-        return arena_printf(ar, "bad mode (0%lo) for %s: 0%lo bit(s) unexpected", (long)sb.st_mode, path,
-                            (long)sb.st_mode & mask);
+    if ((long)sb->st_mode & mask)
+        return arena_printf(ar, "bad mode (0%lo) for %s: 0%lo bit(s) unexpected", (long)sb->st_mode, path,
+                            (long)sb->st_mode & mask);
+    const optval *co = driver_opt(r, "check_owner"), *cg = driver_opt(r, "check_group");
+    bool pw = route_opt_bool(r, "check_local_user") && a->uid_set;    /* the user's passwd entry */
+    const char *owners = route_opt_str(r, "owners"), *groups = route_opt_str(r, "owngroups");
+    bool check_owner = co && co->set ? co->n != 0 : pw || (owners && *owners);
+    bool check_group = cg && cg->set ? cg->n != 0 : (pw && !(mask & 020)) || (groups && *groups);
+    bool uid_ok = !check_owner || (pw && sb->st_uid == a->uid) || id_in_list(owners, false, sb->st_uid, ar);
+    bool gid_ok = !check_group || (pw && sb->st_gid == a->gid) || id_in_list(groups, true, sb->st_gid, ar);
+    if (!uid_ok || !gid_ok)
+        return arena_printf(ar, "bad %s for %s", uid_ok ? "group" : "owner", path);
+    if (sb->st_size > REDIRECT_MAX_FILE)
+        return arena_printf(ar, "%s is too big (max %d)", path, REDIRECT_MAX_FILE);
     return NULL;
+}
+
+/* Does a missing file's directory exist (Exim's test before it declines)?
+ * NULL when it does, else the reason. */
+static const char *missing_dir(const char *path, arena *ar)
+{
+    char *dir = arena_strdup(ar, path);
+    char *slash = strrchr(dir, '/');
+    struct stat sb;
+    if (!slash)
+        return NULL;
+    strcpy(slash + 1, ".");
+    int rc = stat(dir, &sb);
+    if (rc != 0 && errno == EACCES) {
+        *slash = '\0';
+        rc = stat(dir, &sb);
+    }
+    return rc == 0 ? NULL : arena_printf(ar, "failed to stat %s (%s)", dir, strerror(errno));
+}
+
+/* The redirection file (Exim's rda): ST_OK with *text, ST_DECLINED when it
+ * does not exist, ST_DEFER with a->message. */
+static status read_redirect_file(const driver_inst *r, address_item *a, const char *path, arena *ar, char **text)
+{
+    struct stat sb;
+    const char *why;
+    if (path[0] != '/') {
+        a->message = arena_printf(ar, "\"%s\" is not an absolute path", path);
+        return ST_DEFER;
+    }
+    /* with a user to read it as, a missing file is found out first */
+    if (a->uid_set && stat(path, &sb) != 0 && errno == ENOENT && !missing_dir(path, ar))
+        return ST_DECLINED;
+    /* Exim's message ends in a newline, which its log shows as "\n" */
+    if (is_tainted(path)) {
+        a->message = arena_printf(ar, "Tainted name '%s' for file read not permitted\\n", path);
+        return ST_DEFER;
+    }
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        int e = errno;
+        if (e == ENOENT && !(why = missing_dir(path, ar)))
+            return ST_DECLINED;    /* no .forward: next router */
+        a->message = e == ENOENT ? why : arena_printf(ar, "failed to open %s: %s", path, strerror(e));
+        return ST_DEFER;
+    }
+    if (fstat(fileno(f), &sb) != 0)
+        why = arena_printf(ar, "failed to stat %s: %s", path, strerror(errno));
+    else
+        why = file_checks(r, a, path, &sb, ar);
+    if (why) {
+        fclose(f);
+        a->message = why;
+        return ST_DEFER;
+    }
+    if (!(*text = read_all(f, REDIRECT_MAX_FILE, ar))) {
+        a->message = arena_printf(ar, "error while reading %s: %s", path, strerror(errno));
+        return ST_DEFER;
+    }
+    return ST_OK;
+}
+
+/* A pipe, file or reply the router set up is not routed again: it gets
+ * the router's pipe_transport, file_transport (directory_transport for a
+ * path ending in '/') or reply_transport now.  When that cannot be had the
+ * new address carries the error (ERRNO_BADTRANSPORT) and is deferred when
+ * delivered, as Exim does; the rest of the list goes on. */
+void redirect_pfr_transport(const driver_inst *r, address_item *c, route_ctx *ctx)
+{
+    const char *option = "reply_transport";
+    if (c->flags & AF_PIPE)
+        option = "pipe_transport";
+    else if (c->flags & AF_FILE)
+        option = c->address[strlen(c->address) - 1] == '/' ? "directory_transport" : "file_transport";
+    const driver_inst *t;
+    const char *forbidden = c->message;
+    c->router = r;
+    if (route_get_transport(r, option, true, c, ctx, &t) == ST_OK)
+        c->transport = t;
+    else if (c->flags & AF_FORBIDDEN)
+        c->message = forbidden;       /* forbidden anyway: that is what it says */
 }
 
 status router_redirect(const driver_inst *r, address_item *a, route_ctx *ctx, address_item **gen)
@@ -336,46 +442,20 @@ status router_redirect(const driver_inst *r, address_item *a, route_ctx *ctx, ad
     char *text = NULL;
     const char *data = route_opt_str(r, "data");
     const char *file = route_opt_str(r, "file");
-    if (data) {
-        status st = expand_string(data, ctx->a, &text, &err);
-        if (st == ST_FAIL_FORCED)
-            return ST_DECLINED;
-        if (st != ST_OK) {
-            a->message = arena_printf(ctx->a, "error in redirect data for router %s: %s", r->name, err ? err : "");
-            return st == ST_DEFER ? ST_DEFER : ST_DEFER;
-        }
-    } else if (file) {
-        char *path;
-        status st = expand_string(file, ctx->a, &path, &err);
-        if (st == ST_FAIL_FORCED)
-            return ST_DECLINED;
-        if (st != ST_OK) {
-            a->message = arena_printf(ctx->a, "error expanding file for router %s: %s", r->name, err ? err : "");
-            return ST_DEFER;
-        }
-        if (is_tainted(path)) {
-            a->message = arena_printf(ctx->a, "Tainted name '%s' for file read not permitted", path);
-            a->basic_errno = ERRNO_TAINT;
-            return ST_DEFER;
-        }
-        bool missing;
-        text = read_file(path, ctx->a, &err, &missing);
-        if (!text) {
-            if (missing)
-                return ST_DECLINED;    /* no .forward: next router */
-            a->message = err;
-            return ST_DEFER;
-        }
-        const char *bad = file_checks(r, a, path, ctx->a);
-        if (bad) {
-            a->message = bad;
-            a->basic_errno = ERRNO_UNKNOWNERROR;
-            return ST_DEFER;
-        }
-    } else {
+    const char *src = data ? data : file;
+    if (!src) {
         a->message = arena_printf(ctx->a, "router %s: neither data nor file is set", r->name);
         return ST_DEFER;
     }
+    status st = expand_string(src, ctx->a, &text, &err);
+    if (st == ST_FAIL_FORCED)
+        return ST_DECLINED;
+    if (st != ST_OK) {
+        a->message = arena_printf(ctx->a, "failed to expand \"%s\": %s", src, err ? err : "");
+        return ST_DEFER;
+    }
+    if (!data && (st = read_redirect_file(r, a, text, ctx->a, &text)) != ST_OK)
+        return st;
     const char *t = text;
     while (isspace((unsigned char)*t))
         t++;
@@ -385,9 +465,10 @@ status router_redirect(const driver_inst *r, address_item *a, route_ctx *ctx, ad
     if (kind != FILTER_FORWARD)
         return redirect_filter(r, a, ctx, text, kind, data != NULL, gen);
 
-    rctx x = { .r = r, .a = a, .ctx = ctx, .sa = is_tainted(text) ? ps.msg_t : ctx->a };
+    rctx x = { .r = r, .a = a, .ctx = ctx, .sa = is_tainted(text) ? ps.msg_t : ctx->a,
+               .source = data ? "data" : "file" };
     x.tail = &x.head;
-    status st = parse_list(&x, text);
+    st = parse_list(&x, text);
     if (st == ST_DECLINED)
         return ST_DECLINED;
     if (st != ST_OK)
@@ -402,29 +483,9 @@ status router_redirect(const driver_inst *r, address_item *a, route_ctx *ctx, ad
         }
         return x.special;
     }
-    /* pipes and files need the router's transports */
-    for (address_item *c = x.head; c; c = c->next) {
-        if (!(c->flags & (AF_PIPE | AF_FILE)))
-            continue;
-        const char *tn = route_opt_str(r, c->flags & AF_PIPE ? "pipe_transport" : "file_transport");
-        if (c->flags & AF_FILE && c->address[strlen(c->address) - 1] == '/') {
-            const char *dt = route_opt_str(r, "directory_transport");
-            if (dt)
-                tn = dt;
-        }
-        if (!tn) {
-            a->message = arena_printf(ctx->a, "%s_transport is unset in router %s for %s",
-                                      c->flags & AF_PIPE ? "pipe" : "file", r->name, c->address);
-            return ST_DEFER;
-        }
-        char *name;
-        if (expand_string(tn, ctx->a, &name, &err) != ST_OK || !config_driver(DC_TRANSPORT, name)) {
-            a->message = arena_printf(ctx->a, "transport for %s in router %s not found", c->address, r->name);
-            return ST_DEFER;
-        }
-        c->transport = config_driver(DC_TRANSPORT, name);
-        c->router = r;
-    }
+    for (address_item *c = x.head; c; c = c->next)
+        if (c->flags & (AF_PIPE | AF_FILE))
+            redirect_pfr_transport(r, c, ctx);
     if (!x.head)
         return x.blackhole ? ST_DISCARD : ST_DECLINED;
     /* redirect_router: where the generated addresses start routing */

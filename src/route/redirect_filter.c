@@ -282,25 +282,6 @@ static address_item *child(address_item *a, route_ctx *ctx, const char *address,
     return c;
 }
 
-/* The transport named by option (pipe_transport, ...); ST_DEFER when it
- * is unset or unknown. */
-static status pfr_transport(const driver_inst *r, address_item *a, address_item *c, route_ctx *ctx, const char *option)
-{
-    const char *tn = route_opt_str(r, option);
-    char *name, *err;
-    if (!tn) {
-        a->message = arena_printf(ctx->a, "%s is unset in router %s for %s", option, r->name, c->address);
-        return ST_DEFER;
-    }
-    if (expand_string(tn, ctx->a, &name, &err) != ST_OK || !config_driver(DC_TRANSPORT, name)) {
-        a->message = arena_printf(ctx->a, "transport for %s in router %s not found", c->address, r->name);
-        return ST_DEFER;
-    }
-    c->transport = config_driver(DC_TRANSPORT, name);
-    c->router = r;
-    return ST_OK;
-}
-
 static status make_addresses(const driver_inst *r, address_item *a, route_ctx *ctx, const filter_result *res,
                              address_item **gen)
 {
@@ -327,20 +308,16 @@ static status make_addresses(const driver_inst *r, address_item *a, route_ctx *c
         address_item *c = child(a, ctx, x->target, kind_flags[x->kind] | (x->noerror ? AF_IGNORE_ERROR : 0));
         if (x->errors_to)
             c->errors_to = x->errors_to;
-        status st = ST_OK;
         switch (x->kind) {
         case FA_DELIVER:
             c->start_router = start;      /* redirect_router, if set */
             break;
-        case FA_SAVE: {
-            size_t n = strlen(x->target);
+        case FA_SAVE:
             c->mode = x->mode > 0 ? x->mode : 0;
-            st = pfr_transport(r, a, c, ctx, n && x->target[n - 1] == '/' && route_opt_str(r, "directory_transport")
-                                                 ? "directory_transport" : "file_transport");
+            redirect_pfr_transport(r, c, ctx);
             break;
-        }
         case FA_PIPE:
-            st = pfr_transport(r, a, c, ctx, "pipe_transport");
+            redirect_pfr_transport(r, c, ctx);
             break;
         case FA_MAIL:
             c->reply = x->reply;
@@ -350,12 +327,10 @@ static status make_addresses(const driver_inst *r, address_item *a, route_ctx *c
                 c->message = "filter autoreply generated syntactically invalid recipient";
                 c->router = r;
             } else {
-                st = pfr_transport(r, a, c, ctx, "reply_transport");
+                redirect_pfr_transport(r, c, ctx);
             }
             break;
         }
-        if (st != ST_OK)
-            return st;
         *tail = c;
         tail = &c->next;
     }

@@ -6,6 +6,7 @@
 #include "core/state.h"
 #include "expand/expand.h"
 #include "expand/match.h"
+#include "dns/host.h"
 
 #include <arpa/inet.h>
 #include <pwd.h>
@@ -78,32 +79,46 @@ void route_set_vars(const address_item *a)
     ps.original_domain = top->domain;
 }
 
+static status bad_transport(address_item *a, const char *message)
+{
+    a->message = message;
+    a->basic_errno = ERRNO_BADTRANSPORT;
+    return ST_DEFER;
+}
+
+/* Exim's rf_get_transport: the transport an option of router r names
+ * (expanded).  An unset option is fine unless `required` (the option's
+ * name for the message); otherwise a->message and ERRNO_BADTRANSPORT say
+ * what is wrong.  A tainted name is refused and logged, as Exim does. */
+status route_get_transport(const driver_inst *r, const char *option, bool required, address_item *a, route_ctx *ctx,
+                           const driver_inst **out)
+{
+    *out = NULL;
+    const char *name, *text = route_opt_str(r, option);
+    char *err = NULL;
+    if (!text)
+        return required ? bad_transport(a, arena_printf(ctx->a, "%s unset in %s router", option, r->name)) : ST_OK;
+    if (route_opt_expand(r, option, ctx->a, &name, &err) != ST_OK)
+        return bad_transport(a, arena_printf(ctx->a, "failed to expand transport \"%s\" in %s router: %s", text,
+                                             r->name, err ? err : ""));
+    if (is_tainted(name)) {
+        log_write(LOG_MAIN | LOG_PANIC | LOG_STDERR, "%s%sattempt to use tainted value '%s' from '%s' for transport",
+                  ps.message_id ? ps.message_id : "", ps.message_id ? " " : "", name, text);
+        /* nothing for an attacker to learn */
+        return bad_transport(a, "internal configuration error");
+    }
+    if (!(*out = config_driver(DC_TRANSPORT, name)))
+        return bad_transport(a, arena_printf(ctx->a, "transport \"%s\" not found in %s router", name, r->name));
+    return ST_OK;
+}
+
 status route_set_transport(const driver_inst *r, address_item *a, route_ctx *ctx)
 {
-    const char *name;
-    char *err;
-    status st = route_opt_expand(r, "transport", ctx->a, &name, &err);
-    if (st != ST_OK) {
-        a->message = arena_printf(ctx->a, "failed to expand transport for router %s: %s", r->name, err);
-        return ST_DEFER;
-    }
-    if (!name)
-        return ST_OK;
-    if (is_tainted(name)) {
-        /* a transport chosen by outside data (say $local_part): refused, as Exim */
-        a->message = "internal configuration error";
-        a->basic_errno = ERRNO_BADTRANSPORT;
-        log_write(LOG_MAIN | LOG_PANIC, "attempt to use tainted value '%s' for transport in router %s", name, r->name);
-        return ST_DEFER;
-    }
-    const driver_inst *t = config_driver(DC_TRANSPORT, name);
-    if (!t) {
-        a->message = arena_printf(ctx->a, "transport \"%s\" not found in router %s", name, r->name);
-        a->basic_errno = ERRNO_BADTRANSPORT;
-        return ST_DEFER;
-    }
-    a->transport = t;
-    return ST_OK;
+    const driver_inst *t;
+    status st = route_get_transport(r, "transport", false, a, ctx, &t);
+    if (t)
+        a->transport = t;
+    return st;
 }
 
 static bool inet_pton_any(const char *s, unsigned char *buf)
@@ -116,8 +131,67 @@ status route_lookup_hosts(host_item *h, route_ctx *ctx, char **err)
     return route_lookup_hosts_ex(h, ctx, ROUTE_HOSTS_DEFAULT, err);
 }
 
+/* h becomes one host item per address, in order, before `next`;
+ * returns the last of them (NULL when there is no address). */
+static host_item *host_addresses_in(host_item *h, host_item *last, const char *address, bool dnssec, arena *a)
+{
+    host_item *x = h;
+    if (last) {
+        x = arena_alloc(a, sizeof *x);
+        *x = *h;
+        last->next = x;
+    }
+    x->address = address;
+    x->dnssec = dnssec;
+    return x;
+}
+
+/* Exim's host_find_byname: the system resolver, /etc/hosts first */
+static status lookup_byname(host_item *h, route_ctx *ctx, host_item **last, char **err)
+{
+    const char **addrs, *canonical;
+    status st = host_find_byname(h->name, route_want_aaaa(h->name, ctx->a), ctx->a, &addrs, &canonical);
+    if (st == ST_DEFER)
+        *err = arena_printf(ctx->a, "host lookup for %s deferred", h->name);
+    if (st != ST_OK)
+        return st;
+    h->name = canonical;
+    for (int i = 0; addrs[i]; i++)
+        *last = host_addresses_in(h, *last, addrs[i], false, ctx->a);
+    return ST_OK;
+}
+
+/* The DNS: AAAA before A (A first with ipv4_prefer, A only with ipv4_only) */
+static status lookup_bydns(host_item *h, route_ctx *ctx, unsigned how, host_item **last, char **err)
+{
+    if (!ctx->dns.lookup) {
+        *err = arena_printf(ctx->a, "no DNS resolver to look up %s", h->name);
+        return ST_DEFER;
+    }
+    bool want6 = !(how & ROUTE_HOSTS_IPV4_ONLY) && route_want_aaaa(h->name, ctx->a);
+    dns_answer ans[2] = { { .st = ST_NOTFOUND }, { .st = ST_NOTFOUND } };
+    status st[2];
+    int first = (how & ROUTE_HOSTS_IPV4_FIRST) ? 0 : 1;     /* [0] A, [1] AAAA */
+    st[0] = ctx->dns.lookup(ctx->dns.ctx, h->name, DNS_T_A, ctx->a, &ans[0]);
+    st[1] = want6 ? ctx->dns.lookup(ctx->dns.ctx, h->name, DNS_T_AAAA, ctx->a, &ans[1]) : ST_NOTFOUND;
+    for (int pass = 0; pass < 2; pass++) {
+        int k = pass ? !first : first;
+        for (int i = 0; st[k] == ST_OK && i < ans[k].nrr; i++)
+            *last = host_addresses_in(h, *last, ans[k].rr[i].text, ans[k].sec == DNS_SEC_SECURE, ctx->a);
+    }
+    if (*last)
+        return ST_OK;
+    if (st[0] == ST_DEFER || st[1] == ST_DEFER) {
+        *err = arena_printf(ctx->a, "host lookup for %s deferred", h->name);
+        return ST_DEFER;
+    }
+    return ST_NOTFOUND;
+}
+
 /* Exim's order: AAAA before A (A first with ipv4_prefer, A only with
- * ipv4_only), a multi-homed host becoming one host item per address. */
+ * ipv4_only), a multi-homed host becoming one host item per address.
+ * ROUTE_HOSTS_BYNAME asks the system resolver instead of the DNS;
+ * ROUTE_HOSTS_BYNAME_AFTER asks it when the DNS does not know the name. */
 status route_lookup_hosts_ex(host_item *h, route_ctx *ctx, unsigned how, char **err)
 {
     for (; h; h = h->next) {
@@ -128,45 +202,19 @@ status route_lookup_hosts_ex(host_item *h, route_ctx *ctx, unsigned how, char **
             h->address = h->name;
             continue;
         }
-        if (!ctx->dns.lookup) {
-            *err = arena_printf(ctx->a, "no DNS resolver to look up %s", h->name);
-            return ST_DEFER;
-        }
-        bool want6 = !(how & ROUTE_HOSTS_IPV4_ONLY) && route_want_aaaa(h->name, ctx->a);
-        dns_answer ans4 = { .st = ST_NOTFOUND }, ans6 = { .st = ST_NOTFOUND };
-        status st4 = ctx->dns.lookup(ctx->dns.ctx, h->name, DNS_T_A, ctx->a, &ans4);
-        status st6 = want6 ? ctx->dns.lookup(ctx->dns.ctx, h->name, DNS_T_AAAA, ctx->a, &ans6) : ST_NOTFOUND;
-        const dns_answer *first = (how & ROUTE_HOSTS_IPV4_FIRST) ? &ans4 : &ans6;
-        const dns_answer *second = (how & ROUTE_HOSTS_IPV4_FIRST) ? &ans6 : &ans4;
-        status sf = (how & ROUTE_HOSTS_IPV4_FIRST) ? st4 : st6, ss = (how & ROUTE_HOSTS_IPV4_FIRST) ? st6 : st4;
         host_item *last = NULL, *next = h->next;
-        for (int pass = 0; pass < 2; pass++) {
-            const dns_answer *ans = pass ? second : first;
-            if ((pass ? ss : sf) != ST_OK)
-                continue;
-            for (int i = 0; i < ans->nrr; i++) {
-                host_item *x = h;
-                if (last) {
-                    x = arena_alloc(ctx->a, sizeof *x);
-                    *x = *h;
-                    last->next = x;
-                }
-                x->address = ans->rr[i].text;
-                x->dnssec = ans->sec == DNS_SEC_SECURE;
-                x->next = next;
-                last = x;
-            }
-        }
-        if (last) {
-            h = last;
-            continue;
-        }
-        if (st4 == ST_DEFER || st6 == ST_DEFER) {
-            *err = arena_printf(ctx->a, "host lookup for %s deferred", h->name);
+        status st = (how & ROUTE_HOSTS_BYNAME) ? lookup_byname(h, ctx, &last, err)
+                                               : lookup_bydns(h, ctx, how, &last, err);
+        if (st == ST_NOTFOUND && (how & ROUTE_HOSTS_BYNAME_AFTER))
+            st = lookup_byname(h, ctx, &last, err);
+        if (st == ST_DEFER)
             return ST_DEFER;
+        if (st != ST_OK) {
+            *err = arena_printf(ctx->a, "host %s has no address", h->name);
+            return ST_FAIL;
         }
-        *err = arena_printf(ctx->a, "host %s has no address", h->name);
-        return ST_FAIL;
+        last->next = next;
+        h = last;
     }
     return ST_OK;
 }
@@ -444,7 +492,20 @@ void route_seed_random(void)
     ps.random_seeded = pid;
 }
 
+static status route_list(address_item *a, route_ctx *ctx, address_item **generated);
+
 status route_address(address_item *a, route_ctx *ctx, address_item **generated)
+{
+    status st = route_list(a, ctx, generated);
+    /* Exim's addresses start with "unknown error" (-1): a router that
+     * defers without saying why is logged "defer (-1)" */
+    if (st == ST_DEFER && a->basic_errno == 0)
+        a->basic_errno = ERRNO_UNKNOWNERROR;
+    return st;
+}
+
+/* The routers in turn, from the first (or a->start_router) */
+static status route_list(address_item *a, route_ctx *ctx, address_item **generated)
 {
     route_seed_random();
     *generated = NULL;
@@ -457,6 +518,8 @@ status route_address(address_item *a, route_ctx *ctx, address_item **generated)
          * transport (reply_transport) already, or failed it */
         if (a->transport)
             return ST_OK;
+        if (a->basic_errno == ERRNO_BADTRANSPORT)
+            return ST_DEFER;          /* reply_transport unset or unknown */
         if (!a->message)
             a->message = "no transport for an autoreply";
         return ST_FAIL;

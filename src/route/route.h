@@ -44,11 +44,20 @@ status route_opt_expand(const driver_inst *d, const char *name, arena *a, const 
 bool route_opt_bool(const driver_inst *d, const char *name);
 /* Set $local_part, $domain, ... for expansions about a. */
 void route_set_vars(const address_item *a);
+/* The transport an option of router r names (expanded), Exim's way:
+ * ST_DEFER with a->message and ERRNO_BADTRANSPORT when it cannot be had
+ * (unset, when `required`; not expandable, tainted, unknown). */
+status route_get_transport(const driver_inst *r, const char *option, bool required, address_item *a, route_ctx *ctx,
+                           const driver_inst **out);
 /* Find the transport named by the router's transport option (expanded). */
 status route_set_transport(const driver_inst *r, address_item *a, route_ctx *ctx);
 /* Look up host names of a host list (A/AAAA) through ctx->dns. */
 status route_lookup_hosts(host_item *h, route_ctx *ctx, char **err);
-enum { ROUTE_HOSTS_DEFAULT = 0, ROUTE_HOSTS_IPV4_FIRST = 1, ROUTE_HOSTS_IPV4_ONLY = 2 };
+enum {
+    ROUTE_HOSTS_DEFAULT = 0, ROUTE_HOSTS_IPV4_FIRST = 1, ROUTE_HOSTS_IPV4_ONLY = 2,
+    ROUTE_HOSTS_BYNAME = 4,        /* the system resolver (/etc/hosts), not the DNS */
+    ROUTE_HOSTS_BYNAME_AFTER = 8,  /* the system resolver when the DNS does not know the name */
+};
 status route_lookup_hosts_ex(host_item *h, route_ctx *ctx, unsigned how, char **err);
 /* ipv4_only / ipv4_prefer style options (expanded; "", 0, no, false: off) */
 bool route_opt_flag(const driver_inst *r, const char *name, arena *a);

@@ -28,14 +28,17 @@ status route_verify_address(const char *address, bool sender, arena *a, const ch
     const char *lp = ps.local_part, *dom = ps.domain;
     address_item *gen = NULL;
     status st = route_address(ad, &ctx, &gen);
-    /* a redirection verifies when one of the new addresses does */
+    /* a redirection to one ordinary address: that one is verified
+     * instead; more than one, or a pipe, file or reply, verifies (Exim) */
     int depth = 0;
-    while (st == ST_REROUTED && gen && depth++ < 16) {
-        address_item *first = gen;
+    while (st == ST_REROUTED && gen && !gen->next && !(gen->flags & (AF_PIPE | AF_FILE | AF_REPLY)) &&
+           depth++ < 16) {
+        address_item *child = gen;
         gen = NULL;
-        st = first->flags & (AF_PIPE | AF_FILE) ? ST_OK : route_address(first, &ctx, &gen);
+        ctx.depth = depth;
+        st = route_address(child, &ctx, &gen);
         if (st != ST_OK && st != ST_REROUTED)
-            ad->message = first->message;
+            ad->message = child->message;
     }
     ps.local_part = lp;
     ps.domain = dom;

@@ -197,6 +197,7 @@ void tp_put_results(int fd, const address_item *addrs)
         put_str(fd, a->return_output);
         put_str(fd, a->freeze ? "1" : "0");
         put_str(fd, a->smtp_confirmation);      /* LMTP's reply: C= */
+        put_str(fd, a->transport ? a->transport->name : "");   /* appendfile's file_format may switch */
     }
 }
 

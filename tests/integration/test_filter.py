@@ -433,6 +433,13 @@ def work():
     shutil.rmtree(d, ignore_errors=True)
 
 
+def write_forward(work, user, text):
+    """A user's .forward: owned by the user, as check_local_user wants (Exim
+    defers 'bad owner' for one that root owns)."""
+    (work / f"{user}.forward").write_text(text)
+    shutil.chown(work / f"{user}.forward", user)
+
+
 def note(subject, sender="sender@a.example", to="nobody@a.example"):
     return (f"From: {sender}\r\nTo: {to}\r\nSubject: {subject}\r\nMessage-ID: <{abs(hash(subject))}@a.example>\r\n"
             f"\r\nThe body.\r\n")
@@ -443,7 +450,7 @@ def completed(d, n):
 
 
 def test_forward_filter_end_to_end(postern_bin, tmp_path, mail, work):
-    (work / "nobody.forward").write_text(FORWARD_FILTER.format(work=work, mail=mail))
+    write_forward(work, "nobody", FORWARD_FILTER.format(work=work, mail=mail))
     (work / "vacation.msg").write_text("Back on Monday.\n")
     with Daemon(postern_bin, tmp_path, forward_config(mail, work), queue_only=False) as d:
         # 1: saved, forwarded and answered; significant, so no normal delivery
@@ -494,7 +501,10 @@ def test_forward_filter_end_to_end(postern_bin, tmp_path, mail, work):
 
         # 5: a pipe with arguments expanded by the filter ($1 from its match)
         send(d.port, "carol@a.example", ["nobody@a.example"], note("pipe please", sender="carol@a.example"))
-        assert wait_for(lambda: completed(d, 6)() and (mail / "piped.args").exists())
+        # (the two pipes run one after the other: wait for both to finish)
+        piped = mail / "piped"
+        assert wait_for(lambda: completed(d, 6)() and (mail / "piped.args").exists() and piped.exists()
+                        and "pipe please" in piped.read_text())
         assert (mail / "piped.args").read_text() == "nobody no b\n"
         assert "Subject: pipe please" in (mail / "piped").read_text()
         log = d.mainlog()
@@ -514,8 +524,8 @@ def test_forward_filter_end_to_end(postern_bin, tmp_path, mail, work):
 def test_forward_filter_errors(postern_bin, tmp_path, mail, work):
     """A filter with a syntax error defers the address (error in filter
     file, as Exim says it); without allow_filter a filter is not obeyed."""
-    (work / "nobody.forward").write_text("# Exim filter\nif $h_subject: contains x then\n")
-    (work / "daemon.forward").write_text("# Exim filter\ndeliver bob@a.example\nfail text \"no\"\n")
+    write_forward(work, "nobody", "# Exim filter\nif $h_subject: contains x then\n")
+    write_forward(work, "daemon", "# Exim filter\ndeliver bob@a.example\nfail text \"no\"\n")
     with Daemon(postern_bin, tmp_path, forward_config(mail, work), queue_only=False) as d:
         send(d.port, "sender@a.example", ["nobody@a.example", "daemon@a.example"], note("x marks"))
         assert wait_for(lambda: "daemon@a.example" in d.mainlog() and "nobody@a.example" in d.mainlog()
@@ -535,7 +545,7 @@ def test_forward_filter_errors(postern_bin, tmp_path, mail, work):
 
 
 def test_forward_filter_fail_and_forbid(postern_bin, tmp_path, mail, work):
-    (work / "daemon.forward").write_text("# Exim filter\nif $h_subject: contains bad then fail text \"550 go away\" "
+    write_forward(work, "daemon", "# Exim filter\nif $h_subject: contains bad then fail text \"550 go away\" "
                                          "endif\nsave /tmp/never-written\n")
     cfg = forward_config(mail, work, extra="  allow_fail\n  forbid_file\n")
     with Daemon(postern_bin, tmp_path, cfg, queue_only=False) as d:
@@ -565,7 +575,7 @@ def bt_config(work, options=""):
 def test_filter_runs_as_the_user(postern_bin, tmp_path, work):
     """The filter (and so ${run}) runs with the user's uid; -bt shows what
     it generated."""
-    (work / "nobody.forward").write_text('# Exim filter\ndeliver "u${run{/usr/bin/id -u}}@a.example"\n')
+    write_forward(work, "nobody", '# Exim filter\ndeliver "u${run{/usr/bin/id -u}}@a.example"\n')
     r = bt(postern_bin, tmp_path, bt_config(work), "nobody@a.example")
     assert r.returncode == 0, r.stdout + r.stderr
     assert "u65534@a.example\n    <-- nobody@a.example\n  router = local, transport = t\n" in r.stdout
@@ -579,7 +589,7 @@ def test_filter_runs_as_the_user(postern_bin, tmp_path, work):
     ("forbid_filter_readsocket", "${readsocket{/nonexistent}{x}}", "socket insertions are not permitted"),
 ])
 def test_forbid_filter_options(postern_bin, tmp_path, work, option, text, error):
-    (work / "nobody.forward").write_text(f'# Exim filter\ndeliver "x{text}@a.example"\n')
+    write_forward(work, "nobody", f'# Exim filter\ndeliver "x{text}@a.example"\n')
     r = bt(postern_bin, tmp_path, bt_config(work, f"  {option}\n"), "nobody@a.example")
     assert r.returncode == 1
     assert r.stdout.startswith("nobody@a.example cannot be resolved at this time: error in filter file: "
@@ -591,7 +601,7 @@ def test_forbid_filter_options(postern_bin, tmp_path, work, option, text, error)
 
 
 def test_forbid_filter_logwrite(postern_bin, tmp_path, mail, work):
-    (work / "nobody.forward").write_text(f"# Exim filter\nlogfile {work}/log\nlogwrite x\n")
+    write_forward(work, "nobody", f"# Exim filter\nlogfile {work}/log\nlogwrite x\n")
     with Daemon(postern_bin, tmp_path, forward_config(mail, work, extra="  forbid_filter_logwrite\n"),
                 queue_only=False) as d:
         send(d.port, "sender@a.example", ["nobody@a.example"], note("log"))

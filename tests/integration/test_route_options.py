@@ -108,3 +108,75 @@ def test_manualroute_hosts_randomize(postern_bin, tmp_path):
         assert sorted(hosts(out)) == sorted(f"10.0.0.{i}" for i in range(1, 9)), out
         orders.add(tuple(hosts(out)))
     assert len(orders) > 1          # 8! orders: six runs agreeing by chance is (1/40320)^5
+
+
+def test_manualroute_byname_bydns_and_the_default(postern_bin, tmp_path):
+    """byname asks the system resolver (/etc/hosts), not the DNS; bydns only
+    the DNS; by default the DNS and then the system resolver (Exim)."""
+    route = "m:\n  driver = manualroute\n  route_list = * {}\n  self = send\n  transport = remote_smtp\n"
+    rc, out = bt(postern_bin, tmp_path, "byname", route.format("multi.test byname"), "x@any.test")
+    assert rc != 0 and hosts(out) == [], out               # only the DNS knows multi.test
+    rc, out = bt(postern_bin, tmp_path, "lh", route.format("localhost byname"), "x@any.test")
+    assert rc == 0 and "127.0.0.1" in hosts(out), out
+    rc, out = bt(postern_bin, tmp_path, "bydns", route.format("multi.test bydns"), "x@any.test")
+    assert rc == 0 and "192.0.2.6" in hosts(out), out
+
+
+def redirect_bt(postern_bin, tmp_path, name, options, *addrs, files=None):
+    for fname, (text, owner) in (files or {}).items():
+        (tmp_path / fname).write_text(text)
+        if owner:
+            import shutil
+            shutil.chown(tmp_path / fname, owner)
+    routers = ("r:\n  driver = redirect\n  local_parts = a : gone : nobody\n" + options.replace("%D%", str(tmp_path)) +
+               "u:\n  driver = accept\n  transport = remote_smtp\n")
+    cfg = tmp_path / f"{name}.conf"
+    cfg.write_text("primary_hostname = a.example\nbegin routers\n" + routers +
+                   "begin transports\nremote_smtp:\n  driver = smtp\np:\n  driver = pipe\nf:\n  driver = appendfile\n")
+    r = subprocess.run([postern_bin, "-C", str(cfg), "-bt"] + list(addrs), capture_output=True, text=True, timeout=60)
+    return r.returncode, r.stdout + r.stderr
+
+
+def test_bt_shows_pipes_files_and_discards_as_exim(postern_bin, tmp_path):
+    data = "  data = ${if eq{$local_part}{gone}{:blackhole:}{|/bin/cat, /tmp/f, b@x.test}}\n"
+    rc, out = redirect_bt(postern_bin, tmp_path, "pf", data + "  pipe_transport = p\n  file_transport = f\n",
+                          "a@x.test", "gone@x.test")
+    assert rc == 0
+    assert out == ("a@x.test -> |/bin/cat\n  transport = p\n"
+                   "a@x.test -> /tmp/f\n  transport = f\n"
+                   "b@x.test\n    <-- a@x.test\n  router = u, transport = remote_smtp\n"
+                   "mail to gone@x.test is discarded\n"), out
+    # no pipe_transport: the pipe carries the error; forbid_file: forbidden
+    rc, out = redirect_bt(postern_bin, tmp_path, "nopipe", data + "  forbid_file\n  file_transport = f\n", "a@x.test")
+    assert out.startswith("a@x.test -> |/bin/cat\n*** Error in setting up pipe, file, or autoreply:\n"
+                          "pipe_transport unset in r router\n"
+                          "a@x.test -> /tmp/f *** forbidden ***\n"), out
+
+
+def test_forward_file_owner_and_errors(postern_bin, tmp_path):
+    """check_local_user: the .forward must be the user's (or in owners):
+    root's is refused; a tainted file name is never read."""
+    fwd = "  check_local_user\n  file = %D%/$local_part_data.forward\n"
+    files = {"nobody.forward": ("b@x.test\n", None)}
+    rc, out = redirect_bt(postern_bin, tmp_path, "own", fwd, "nobody@x.test", files=files)
+    assert rc == 1 and f"nobody@x.test cannot be resolved at this time: bad owner for {tmp_path}/nobody.forward" \
+        in out, out
+    rc, out = redirect_bt(postern_bin, tmp_path, "owners", fwd + "  owners = root\n", "nobody@x.test", files=files)
+    assert rc == 0 and "b@x.test\n    <-- nobody@x.test\n" in out, out
+    files = {"nobody.forward": ("b@x.test\n", "nobody")}
+    rc, out = redirect_bt(postern_bin, tmp_path, "mine", fwd, "nobody@x.test", files=files)
+    assert rc == 0 and "b@x.test\n    <-- nobody@x.test\n" in out, out
+    rc, out = redirect_bt(postern_bin, tmp_path, "taint", fwd.replace("$local_part_data", "$local_part"),
+                          "nobody@x.test", files=files)
+    assert rc == 1 and f"Tainted name '{tmp_path}/nobody.forward' for file read not permitted" in out, out
+
+
+def test_self_must_be_one_of_exims_words(postern_bin, tmp_path):
+    cfg = tmp_path / "self.conf"
+    cfg.write_text("begin routers\nm:\n  driver = manualroute\n  route_list = * 127.0.0.1\n"
+                   "  self = ${if eq{$domain}{x}{fail}{freeze}}\n  transport = t\n"
+                   "begin transports\nt:\n  driver = smtp\n")
+    r = subprocess.run([postern_bin, "-C", str(cfg), "-bt", "a@x.test"], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 1
+    assert ("configuration error for m router:\n  ${if eq{$domain}{x}{fail}{freeze}} is not valid for the self "
+            "option\n") in r.stderr, r.stderr
