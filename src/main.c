@@ -257,6 +257,12 @@ int main(int argc, char **argv)
     char *err;
     if (config_load(&la, &c, &err) != ST_OK) {
         fprintf(stderr, "postern %s\n", err);
+        /* and to the paniclog, when the configuration read so far says where */
+        if (la.err_log_file_path || la.err_spool_directory) {
+            log_settings ls = { .file_path = la.err_log_file_path, .spool_directory = la.err_spool_directory };
+            log_configure(&ls);
+            log_write(LOG_PANIC | LOG_NOMAIN, "postern %s", err);
+        }
         return EXIT_FAILURE;
     }
     config_set_current(c);

@@ -1,6 +1,8 @@
 /* builtins.c: the builtin macros (_HAVE_*, _DRIVER_*, _OPT_*), kept in
  * one sorted table built once per process, so that reading a configuration
- * does not define hundreds of macros each time. */
+ * does not define hundreds of macros each time.  Options postern does not
+ * implement yet (OF_UNIMPL) have no _OPT_ macro, as in an Exim built
+ * without them. */
 #include "config/builtins.h"
 #include "config/drivers.h"
 #include "core/log.h"
@@ -58,6 +60,8 @@ static void collect(void)
     for (int c = 0; c < DC__COUNT; c++) {
         const driver_table *t = &driver_tables[c];
         for (int i = 0; i < t->ngeneric; i++) {
+            if (t->generic[i].flags & OF_UNIMPL)
+                continue;
             char pre[256];
             snprintf(pre, sizeof pre, "_OPT_%s_", gen_upper[c]);
             upcase_into(buf, sizeof buf, pre, t->generic[i].name);
@@ -72,6 +76,8 @@ static void collect(void)
             upcase_into(buf, sizeof buf, pre, e->info.name);
             add(buf);
             for (int i = 0; i < e->info.nopts; i++) {
+                if (e->info.opts[i].flags & OF_UNIMPL)
+                    continue;
                 char pre2[128];
                 upcase_into(pre2, sizeof pre2, "", e->info.name);
                 snprintf(pre, sizeof pre, "_OPT_%s_%s_", cls_upper[c], pre2);
@@ -81,6 +87,8 @@ static void collect(void)
         }
     }
     for (int i = 0; i < MO__COUNT; i++) {
+        if (main_optdefs[i].flags & OF_UNIMPL)
+            continue;
         upcase_into(buf, sizeof buf, "_OPT_MAIN_", main_optdefs[i].name);
         add(buf);
     }

@@ -34,6 +34,10 @@ enum {
     OF_HIDE = 4,      /* set with "hide" */
     OF_DOMAINLIST = 8, OF_HOSTLIST = 16, OF_ADDRLIST = 32, OF_LPLIST = 64,
     OF_EXPBOOL = 128, /* generic router options that may be expanded to a bool */
+    OF_UNIMPL = 256,  /* not implemented yet: a value other than the default is a
+                       * configuration error (DESIGN.md section 1) */
+    OF_OFFOK = 512,   /* with OF_UNIMPL: the "off" value (false, 0, empty) is
+                       * accepted too, because that is what postern does */
 };
 
 typedef struct optdef {
@@ -196,11 +200,14 @@ typedef struct config_load_args {
     const char *file;          /* -C value, or NULL for the default search */
     const char **defines;      /* -D name[=value] strings, NULL-terminated */
     bool use_builtin;          /* force the built-in default */
+    /* filled in on error: log_file_path and spool_directory as far as the
+     * configuration was read (NULL when not reached), for the paniclog */
+    const char *err_log_file_path, *err_spool_directory;
 } config_load_args;
 
 /* Read a configuration.  On error returns ST_ERROR with *err set to
  * "configuration error in line N of FILE: <what> \"<word>\"". */
-status config_load(const config_load_args *args, config **out, char **err);
+status config_load(config_load_args *args, config **out, char **err);
 /* Parse config text (used for the builtin default and by tests). */
 status config_load_string(const char *text, const char *name, const char **defines,
                           config **out, char **err);

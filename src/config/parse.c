@@ -176,10 +176,130 @@ static status assign(reader *r, const optdef *d, optval *v, const char *text)
     return ST_OK;
 }
 
+/* ---- options postern does not implement yet ----------------------------- */
+
+/* Options marked OF_UNIMPL may only be given their default value (or, with
+ * OF_OFFOK, their "off" value), so that a configuration written for Exim
+ * never has a setting silently ignored (DESIGN.md section 1). */
+
+static bool same_list(const char *x, const char *y, arena *a)
+{
+    int sx = 0, sy = 0;
+    for (;;) {
+        char *ix = list_next(&x, &sx, a), *iy = list_next(&y, &sy, a);
+        if (!ix || !iy)
+            return !ix && !iy;
+        if (strcmp(ix, iy) != 0)
+            return false;
+    }
+}
+
+static bool is_string_type(opt_type t)
+{
+    return t == OT_STRING || t == OT_TIMELIST || t == OT_UID || t == OT_GID;
+}
+
+static bool is_off(const optdef *d, const optval *v)
+{
+    return is_string_type(d->type) ? !v->s || !*v->s : v->n == 0;
+}
+
+static bool unimpl_value_ok(reader *r, const optdef *d, const optval *v)
+{
+    if (v->is_expanded_bool)
+        return false;
+    if ((d->flags & OF_OFFOK) && is_off(d, v))
+        return true;
+    optval dv = { 0 };
+    if (d->dflt && assign(r, d, &dv, d->dflt) != ST_OK)
+        return false;
+    if (!is_string_type(d->type))
+        return v->n == dv.n;
+    if (is_off(d, &dv) || is_off(d, v))    /* unset and empty are alike */
+        return is_off(d, &dv) && is_off(d, v);
+    return d->flags & OF_LIST ? same_list(v->s, dv.s, r->a) : strcmp(v->s, dv.s) == 0;
+}
+
+/* where: NULL for the main section, else " (router \"r1\", driver accept)" */
+static status unimpl_error(reader *r, const optdef *d, const char *where)
+{
+    const char *off = !(d->flags & OF_OFFOK) ? ""
+                    : d->type == OT_BOOL ? " or false" : is_string_type(d->type) ? " or left empty" : " or 0";
+    const char *allowed;
+    if (d->type == OT_BOOL)
+        allowed = arena_printf(r->a, "it may only be %s (its default)%s",
+                               d->dflt && strcmp(d->dflt, "true") == 0 ? "true" : "false", off);
+    else if (!d->dflt)
+        allowed = is_string_type(d->type) ? "it may only be left unset or empty" : "it may only be left unset";
+    else
+        allowed = arena_printf(r->a, "it may only be set to its default (\"%s\")%s", d->dflt, off);
+    return reader_error(r, "%soption \"%s\"%s is not implemented by postern yet: %s",
+                        where ? "" : "main ", d->name, where ? where : "", allowed);
+}
+
+/* Unimplemented options that have no effect unless one of the other options
+ * named is true; they are checked when the whole driver has been read. */
+static const struct { const char *opt; const char *unless[2]; } inert_unless[] = {
+    /* an SMTP code in :fail: or :defer: text arises only where they are allowed */
+    { "forbid_smtp_code", { "allow_fail", "allow_defer" } },
+};
+
+static bool checked_later(const optdef *d)
+{
+    for (size_t i = 0; i < sizeof inert_unless / sizeof inert_unless[0]; i++)
+        if (strcmp(inert_unless[i].opt, d->name) == 0)
+            return true;
+    return false;
+}
+
+/* The check for a value just set from the configuration. */
+static status unimpl_check(reader *r, const optdef *d, const optval *v, const char *where)
+{
+    if (!(d->flags & OF_UNIMPL) || checked_later(d) || unimpl_value_ok(r, d, v))
+        return ST_OK;
+    return unimpl_error(r, d, where);
+}
+
+static const optdef *driver_optdef(const driver_inst *d, const char *name)
+{
+    int n;
+    const optdef *g = config_generic_opts(d->cls, &n);
+    for (int i = 0; i < n; i++)
+        if (strcmp(g[i].name, name) == 0)
+            return &g[i];
+    for (int i = 0; i < d->info->nopts; i++)
+        if (strcmp(d->info->opts[i].name, name) == 0)
+            return &d->info->opts[i];
+    return NULL;
+}
+
+/* The checks left for when a driver has been read. */
+static status unimpl_check_driver(reader *r, const driver_inst *d, const char *where)
+{
+    for (size_t i = 0; i < sizeof inert_unless / sizeof inert_unless[0]; i++) {
+        const optval *v = driver_opt(d, inert_unless[i].opt);
+        if (!v || !v->src_file)
+            continue;
+        const optdef *def = driver_optdef(d, inert_unless[i].opt);
+        bool live = false;
+        for (size_t u = 0; u < 2; u++) {
+            const optval *o = driver_opt(d, inert_unless[i].unless[u]);
+            live |= o && o->n;
+        }
+        if (!live || unimpl_value_ok(r, def, v))
+            continue;
+        r->file = v->src_file;
+        r->line = v->src_line;
+        return unimpl_error(r, def, where);
+    }
+    return ST_OK;
+}
+
 /* Parse "[hide] name [= value]" / "no_name" against a table.  *unknown is
- * set (and nothing reported) when the name is not in the table. */
+ * set (and nothing reported) when the name is not in the table; where names
+ * the driver for errors (NULL in the main section). */
 static status set_option(reader *r, const optdef *defs, int n, optval *vals,
-                         const char *line, bool *unknown, bool *seen)
+                         const char *line, bool *unknown, bool *seen, const char *where)
 {
     const char *p = line;
     bool hide = false;
@@ -255,7 +375,7 @@ static status set_option(reader *r, const optdef *defs, int n, optval *vals,
         v->n = 0;
         v->s = NULL;
         v->set = true;
-        return ST_OK;
+        return unimpl_check(r, d, v, where);
     }
     if (!has_value) {
         if (d->type != OT_BOOL)
@@ -263,12 +383,12 @@ static status set_option(reader *r, const optdef *defs, int n, optval *vals,
         v->n = 1;
         v->s = NULL;
         v->set = true;
-        return ST_OK;
+        return unimpl_check(r, d, v, where);
     }
     char *val = read_value(r, p);
-    if (!val)
+    if (!val || assign(r, d, v, val) != ST_OK)
         return ST_ERROR;
-    return assign(r, d, v, val);
+    return unimpl_check(r, d, v, where);
 }
 
 static status apply_defaults(reader *r, const optdef *defs, int n, optval *vals)
@@ -550,23 +670,26 @@ static status driver_finish(reader *r, driver_state *ds)
     bool *pseen = arena_calloc(r->a, (size_t)e->info.nopts + 1);
     apply_defaults(r, t->generic, t->ngeneric, d->generic);
     apply_defaults(r, e->info.opts, e->info.nopts, d->priv);
+    const char *where = arena_printf(r->a, " (%s \"%s\", driver %s)", cname, ds->name, drv);
     for (pending_line *l = ds->lines; l; l = l->next) {
         r->file = l->file;
         r->line = l->line;
         bool unknown;
-        status st = set_option(r, e->info.opts, e->info.nopts, d->priv, l->text, &unknown, pseen);
+        status st = set_option(r, e->info.opts, e->info.nopts, d->priv, l->text, &unknown, pseen, where);
         if (st == ST_OK)
             continue;
         if (!unknown)
             return st;
         const char *word = r->unknown;
-        st = set_option(r, t->generic, t->ngeneric, d->generic, l->text, &unknown, gseen);
+        st = set_option(r, t->generic, t->ngeneric, d->generic, l->text, &unknown, gseen, where);
         if (st == ST_OK)
             continue;
         if (unknown)
-            return reader_error(r, "option \"%s\" unknown (%s \"%s\", driver %s)", word, cname, ds->name, drv);
+            return reader_error(r, "option \"%s\" unknown%s", word, where);
         return st;
     }
+    if (unimpl_check_driver(r, d, where) != ST_OK)
+        return ST_ERROR;
     driver_inst **tail = &r->c->drivers[ds->cls];
     while (*tail)
         tail = &(*tail)->next;
@@ -876,7 +999,7 @@ static status parse_all(reader *r)
             if (named_list_line(r, p, &st))
                 break;
             bool unknown;
-            st = set_option(r, main_optdefs, MO__COUNT, r->c->main, p, &unknown, main_seen);
+            st = set_option(r, main_optdefs, MO__COUNT, r->c->main, p, &unknown, main_seen, NULL);
             if (unknown)
                 st = reader_error(r, "main option \"%s\" unknown", r->unknown);
             break;
@@ -906,6 +1029,10 @@ static status parse_all(reader *r)
     computed_defaults(r->c);
     return cross_check(r);
 }
+
+/* config_load's arguments, for load() to report the log settings of a
+ * configuration that failed */
+static config_load_args *failed_args;
 
 static status load(const char *name, FILE *f, const char *text, const char **defines,
                    config **out, char **err)
@@ -938,10 +1065,18 @@ static status load(const char *name, FILE *f, const char *text, const char **def
     }
     apply_defaults(&r, main_optdefs, MO__COUNT, c->main);
     if (parse_all(&r) != ST_OK) {
-        /* The message outlives the arena of the failed configuration. */
-        static char errbuf[8192];
+        /* The message outlives the arena of the failed configuration, and
+         * so do the log settings read so far (for the paniclog) */
+        static char errbuf[8192], logpath[4096], spooldir[4096];
         snprintf(errbuf, sizeof errbuf, "%s", r.err ? r.err : "configuration error");
         *err = errbuf;
+        if (failed_args) {
+            const optval *lp = &c->main[MO_log_file_path], *sd = &c->main[MO_spool_directory];
+            if (lp->s && snprintf(logpath, sizeof logpath, "%s", lp->s) < (int)sizeof logpath)
+                failed_args->err_log_file_path = logpath;
+            if (sd->s && snprintf(spooldir, sizeof spooldir, "%s", sd->s) < (int)sizeof spooldir)
+                failed_args->err_spool_directory = spooldir;
+        }
         for (srcfile *s = r.top; s; s = s->up)
             if (s->f)
                 fclose(s->f);
@@ -958,7 +1093,18 @@ status config_load_string(const char *text, const char *name, const char **defin
     return load(name, NULL, text, defines, out, err);
 }
 
-status config_load(const config_load_args *args, config **out, char **err)
+static status load_args(const config_load_args *args, config **out, char **err);
+
+status config_load(config_load_args *args, config **out, char **err)
+{
+    args->err_log_file_path = args->err_spool_directory = NULL;
+    failed_args = args;
+    status st = load_args(args, out, err);
+    failed_args = NULL;
+    return st;
+}
+
+static status load_args(const config_load_args *args, config **out, char **err)
 {
     if (args->use_builtin)
         return load("", NULL, config_builtin_default, args->defines, out, err);

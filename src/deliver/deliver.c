@@ -1252,14 +1252,20 @@ static address_item *first_pass(dstate *d, bool cancel)
         todo_tail = &a->next;
     }
 
-    if (cancel) {
+    /* more Received: headers than received_headers_max: a mail loop */
+    int received = 0;
+    for (const spool_header *h = m->headers; h; h = h->next)
+        received += h->type == 'P';
+    bool loop = received > cfg_int(MO_received_headers_max);
+    if (cancel || loop) {
         address_item *next;
         for (address_item *a = todo; a; a = next) {
             next = a->next;
             a->next = NULL;
             a->result = ST_FAIL;
-            a->message = "delivery cancelled; message timed out";
-            if (*m->sender) {
+            a->message = cancel ? "delivery cancelled; message timed out"
+                                : "Too many \"Received\" headers - suspected mail loop";
+            if (*m->sender || !cancel) {        /* a cancelled bounce is thrown away */
                 log_result(d, a, false);
                 a->next = d->failed;
                 d->failed = a;

@@ -1,5 +1,6 @@
 /* fixups.c: Exim's header fix-ups for incoming messages. */
 #include "message/fixups.h"
+#include "config/config.h"
 #include "message/msgbuild.h"
 #include "message/rewrite.h"
 #include "msgauth/mail.h"
@@ -63,9 +64,13 @@ static void add_from(spool_msg *m, const fixup_ctx *fx, arena *a)
 
 void msg_fixups(spool_msg *m, const fixup_ctx *fx, arena *a)
 {
-    delete_all(m, "Return-path");
-    delete_all(m, "Delivery-date");
-    delete_all(m, "Envelope-to");
+    /* headers only a final delivery adds: incoming ones go */
+    if (cfg_bool(MO_return_path_remove))
+        delete_all(m, "Return-path");
+    if (cfg_bool(MO_delivery_date_remove))
+        delete_all(m, "Delivery-date");
+    if (cfg_bool(MO_envelope_to_remove))
+        delete_all(m, "Envelope-to");
     bool fix = !fx->suppress && (fx->local || fx->submission);
     rewrite_set rs = { 0 };
     if (fx->rewrite)

@@ -10,7 +10,7 @@ typedef struct daemon_args {
     const char *pidfile;       /* -oP */
     bool foreground;           /* -bdf */
     int queue_interval;        /* -q<time>: seconds between queue runs, 0 none */
-    const config_load_args *load;  /* for SIGHUP */
+    config_load_args *load;        /* for SIGHUP */
 } daemon_args;
 
 int daemon_run(const daemon_args *da);

@@ -3,12 +3,13 @@ line and word and exit non-zero; -bP prints what Exim prints for the same
 configuration; -D overrides; the built-in default is used when no file is
 given."""
 import os
+import re
 import shutil
 import subprocess
 
 import pytest
 
-from conftest import run
+from conftest import TOP, run
 
 EXIM = shutil.which("exim4") or ("/usr/sbin/exim4" if os.path.exists("/usr/sbin/exim4") else None)
 
@@ -140,3 +141,125 @@ def test_unimplemented_option_is_reported(postern_bin):
     r = run([postern_bin, "-bi"])
     assert r.returncode != 0
     assert "-bi" in r.stderr and "not implemented" in r.stderr
+
+
+# ---- options postern does not implement yet -----------------------------------
+# Such options are marked OF_UNIMPL in src/config/main_opts.def and
+# src/config/drivers_tab.c: a value other than the default (or, with
+# OF_OFFOK, the "off" value) is a configuration error, never ignored.
+
+ROUTERS = "begin routers\nr:\n  driver = redirect\n  data = x@example.org\n"
+SMTP = "begin routers\nr:\n  driver = accept\n  transport = t\nbegin transports\nt:\n  driver = smtp\n"
+LOCAL = "begin routers\nr:\n  driver = accept\n  transport = t\nbegin transports\nt:\n  driver = appendfile\n" \
+        "  file = /tmp/mbox\n"
+AUTH = "begin authenticators\na:\n  driver = plaintext\n"
+
+REFUSED = [
+    # text, line, option, what the message says may be set
+    ("primary_hostname = a\ntls_certificate = /etc/ssl/c.pem\n", 2, "main option \"tls_certificate\"",
+     "left unset or empty"),
+    ("tls_advertise_hosts = +relay_from_hosts\n", 1, "main option \"tls_advertise_hosts\"",
+     "its default (\"*\") or left empty"),
+    ("strict_acl_vars\n", 1, "main option \"strict_acl_vars\"", "false (its default)"),
+    ("check_rfc2047_length = false\n", 1, "main option \"check_rfc2047_length\"", "true (its default)"),
+    ("smtp_accept_max_per_connection = 5\n", 1, "main option \"smtp_accept_max_per_connection\"",
+     "its default (\"1000\")"),
+    ("system_filter = /etc/postern/filter\n", 1, "main option \"system_filter\"", "left unset"),
+    (SMTP + "  hosts_require_tls = *\n", 8, "option \"hosts_require_tls\" (transport \"t\", driver smtp)",
+     "left unset or empty"),
+    (SMTP + "  tls_verify_certificates = /etc/ssl/ca.pem\n", 8, "option \"tls_verify_certificates\"",
+     "its default (\"system\")"),
+    (SMTP + "  dkim_domain = example.org\n", 8, "option \"dkim_domain\"", "left unset"),
+    (SMTP + "  hosts_try_dane = +some\n", 8, "option \"hosts_try_dane\"", "or left empty"),
+    (LOCAL + "  transport_filter = /bin/cat\n", 9, "option \"transport_filter\" (transport \"t\", driver appendfile)",
+     "left unset"),
+    (LOCAL + "  headers_rewrite = a@b c@d\n", 9, "option \"headers_rewrite\"", "left unset"),
+    (ROUTERS + "  translate_ip_address = ${lookup{$host_address}lsearch{/x}}\n", 5,
+     "option \"translate_ip_address\" (router \"r\", driver redirect)", "left unset"),
+    (ROUTERS + "  include_directory = /etc/lists\n", 5, "option \"include_directory\"", "left unset"),
+    # forbid_smtp_code matters only where :fail: or :defer: is allowed
+    (ROUTERS + "  forbid_smtp_code = true\n  allow_fail\n", 5, "option \"forbid_smtp_code\"", "false (its default)"),
+    (AUTH + "  public_name = PLAIN\n", 4, "option \"public_name\" (authenticator \"a\", driver plaintext)",
+     "left unset"),
+]
+
+
+@pytest.mark.parametrize("text,line,option,allowed", REFUSED)
+def test_unimplemented_option_refused(postern_bin, write_config, text, line, option, allowed):
+    path = write_config(text)
+    r = run([postern_bin, "-C", path, "-bP", "primary_hostname"])
+    assert r.returncode == 1
+    assert r.stdout == ""
+    assert f"configuration error in line {line} of {path}:" in r.stderr
+    assert option in r.stderr and "is not implemented by postern yet" in r.stderr
+    assert allowed in r.stderr
+
+
+ACCEPTED = [
+    # defaults spelt out, in any list spacing
+    "tls_advertise_hosts = *\n",
+    "tls_verify_certificates = system\n",
+    "dkim_verify_hashes = sha256:sha512\n",
+    "no_strict_acl_vars\n",
+    "check_rfc2047_length = yes\n",
+    "header_maxsize = 1M\n",
+    "acl_smtp_data_prdr = accept\n",
+    # the "off" value where that is what postern does
+    "tls_advertise_hosts =\nsmtputf8_advertise_hosts =\nauth_advertise_hosts =\n",
+    "smtp_accept_max_nonmail = 0\n",
+    # unset and empty are alike
+    "tls_certificate =\n",
+    # accepted, no effect (see the comments in the tables)
+    "prdr_enable = true\nsplit_spool_directory\nfreeze_tell = postmaster\ngecos_pattern = ^([^,:]*)\ngecos_name = $1\n",
+    SMTP + "  hosts_try_dane = *\n  hosts_require_tls =\n  tls_tempfail_tryclear = true\n  dkim_hash = sha256\n"
+           "  hosts_avoid_tls = *\n  debug_print = T: $local_part\n",
+    # Debian's userforward: no :fail:/:defer:, so no SMTP code to forbid
+    ROUTERS + "  forbid_smtp_code = true\n  no_expn\n  skip_syntax_errors\n  syntax_errors_to = real-$local_part\n",
+    LOCAL + "  transport_filter_timeout = 5m\n  max_parallel =\n",
+    AUTH + "  server_condition =\n",
+    # implemented options load as before
+    "smtp_accept_max = 7\nqueue_only\nhelo_accept_junk_hosts = *\n" + LOCAL + "  delivery_date_add\n",
+]
+
+
+@pytest.mark.parametrize("text", ACCEPTED)
+def test_default_or_off_values_of_unimplemented_options_load(postern_bin, write_config, text):
+    r = run([postern_bin, "-C", write_config(text), "-bP", "primary_hostname"])
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith("primary_hostname = ")
+
+
+def test_unimplemented_options_still_printed(postern_bin, write_config):
+    path = write_config("tls_advertise_hosts =\n" + SMTP)
+    r = run([postern_bin, "-C", path, "-bP", "tls_certificate", "tls_advertise_hosts", "strict_acl_vars"])
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.splitlines() == ["tls_certificate = ", "tls_advertise_hosts = ", "no_strict_acl_vars"]
+    r = run([postern_bin, "-C", path, "-bP", "transport", "t"])
+    assert "hosts_require_tls = " in r.stdout.splitlines()
+
+
+def test_no_OPT_macro_for_unimplemented_options(postern_bin, write_config):
+    """As in an Exim built without the feature: configurations that test
+    for the option skip it."""
+    path = write_config(".ifdef _OPT_MAIN_TLS_CERTIFICATE\ntls_certificate = /x.pem\n.endif\n"
+                        ".ifdef _OPT_MAIN_QUEUE_ONLY\nqueue_only\n.endif\n")
+    r = run([postern_bin, "-C", path, "-bP", "queue_only", "tls_certificate"])
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.splitlines() == ["queue_only", "tls_certificate = "]
+
+
+def _marked(text, pattern):
+    return set(re.findall(pattern, text))
+
+
+def test_unimplemented_marks_match_the_code():
+    """An option marked OF_UNIMPL is read by no code outside src/config: who
+    implements one removes its mark (and the refusal with it)."""
+    src = TOP / "src"
+    code = {p: p.read_text(errors="replace") for p in src.rglob("*.[ch]") if "config" not in p.parts}
+    main = _marked((src / "config/main_opts.def").read_text(), r"(?m)^MAINOPT\((\w+),[^)]*OF_UNIMPL")
+    drv = _marked((src / "config/drivers_tab.c").read_text(), r'\{"(\w+)", \w+, [^,]*OF_UNIMPL')
+    drv -= {"authenticated_sender"}     # also the name of a variable
+    used = {n for n in main if any(re.search(rf"\bMO_{n}\b", t) for t in code.values())}
+    used |= {n for n in drv if any(f'"{n}"' in t for t in code.values())}
+    assert not used, f"marked OF_UNIMPL but read by the code: {sorted(used)}"

@@ -81,6 +81,12 @@ static void test_errors(void)
         { "\n\nfoo = a \\\n  b\nbar = 1\n", 3, "main option \"foo\" unknown" },
         { "log_selector = +subject +nosuch_selector\n", 1, "unknown log_selector setting: +nosuch_selector" },
         { "log_selector = subject\n", 1, "unknown log_selector setting: subject" },
+        { "tls_certificate = /c.pem\n", 1, "main option \"tls_certificate\" is not implemented by postern yet" },
+        { "smtputf8_advertise_hosts = a\n", 1, "its default (\"*\") or left empty" },
+        { "begin transports\nt1:\n  driver = smtp\n  hosts_require_tls = *\n", 4,
+          "option \"hosts_require_tls\" (transport \"t1\", driver smtp) is not implemented by postern yet" },
+        { "begin routers\nr1:\n  driver = redirect\n  allow_defer\n  forbid_smtp_code\n", 5,
+          "option \"forbid_smtp_code\" (router \"r1\", driver redirect) is not implemented" },
     };
     for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
         char *err;
@@ -143,6 +149,11 @@ static void test_values(void)
         { "", "smtp_accept_max", NULL, 20 },
         { "", "accept_8bitmime", NULL, 1 },
         { "primary_hostname = p.example\n", "qualify_domain", "p.example", 0 },
+        /* options postern does not implement: their default or "off" value */
+        { "tls_advertise_hosts =\n", "tls_advertise_hosts", "", 0 },
+        { "dkim_verify_hashes = sha256:sha512\n", "dkim_verify_hashes", "sha256:sha512", 0 },
+        { "smtp_accept_max_nonmail = 0\n", "smtp_accept_max_nonmail", NULL, 0 },
+        { "no_strict_acl_vars\n", "strict_acl_vars", NULL, 0 },
     };
     for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
         char *err;
