@@ -33,6 +33,9 @@
 #   KEEP=1                           keep WORK afterwards (default: keep)
 #   SYSCALLS=1                       also strace 10 messages per server and
 #                                    print the sync system calls per message
+#
+# Shared with bench/deliver.sh: bench/lib.sh (builds, process-tree
+# accounting, stopping servers, the private Postfix instance).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 repo=$PWD
@@ -49,10 +52,7 @@ PF_ROOT=${PF_ROOT:-/var/tmp/postern-bench-postfix}
 WORK=${WORK:-$(mktemp -d /tmp/postern-bench.XXXXXX)}
 SYSCALLS=${SYSCALLS:-0}
 LOAD=$repo/bench/smtpload
-HZ=$(getconf CLK_TCK)
-
-say() { printf '%s\n' "$*" >&2; }
-die() { say "run.sh: $*"; exit 2; }
+. "$repo/bench/lib.sh"
 
 [ "$(id -u)" = 0 ] || die "run as root (Exim and Postfix start as root and drop privileges)"
 mkdir -p "$WORK" && chmod 0755 "$WORK"   # the servers drop privileges
@@ -66,75 +66,11 @@ nmsgs() { # concurrency -> messages per run
 }
 
 # ---------------------------------------------------------------- builds
-make -s -C bench smtpload subreaper || die "cannot build bench/smtpload and bench/subreaper"
-SUB=$repo/bench/subreaper
-POSTERN_DESC="$(git -C "$repo" describe --always --dirty 2>/dev/null) (working tree)"
-if [[ " $SERVERS " == *" postern "* ]] && [ -n "${POSTERN_REV:-}" ]; then
-	rev=$(git -C "$repo" rev-parse --short "$POSTERN_REV") || die "unknown commit $POSTERN_REV"
-	src=/var/tmp/postern-bench-src/$rev
-	if [ ! -x "$src/build/postern" ]; then
-		say "building postern $rev (release) in $src"
-		rm -rf "$src" && mkdir -p "$src" && git -C "$repo" archive "$rev" | tar -x -C "$src" &&
-			meson setup "$src/build" "$src" --buildtype=release >/dev/null &&
-			ninja -C "$src/build" postern >/dev/null || say "run.sh: postern $rev build failed"
-	fi
-	POSTERN=$src/build/postern
-	POSTERN_DESC="$rev (committed tree)"
-elif [[ " $SERVERS " == *" postern "* ]] && [ "$POSTERN" = "$repo/build-bench/postern" ]; then
-	# always bring the release build up to date with the tree being measured
-	{ [ -f build-bench/build.ninja ] || meson setup build-bench --buildtype=release >/dev/null; } &&
-		ninja -C build-bench postern >/dev/null || say "run.sh: postern build failed"
-elif [ "$POSTERN" != "$repo/build-bench/postern" ]; then
-	POSTERN_DESC=$POSTERN
-fi
+build_tools
+build_postern
 
-# ------------------------------------------------------ process bookkeeping
-# ROOT: the subreaper each server runs under (root of its process tree);
-# PID: the daemon itself (postern -bdf, the Exim daemon, Postfix's master)
-declare -A ROOT PID PORT STATUS
 i=0
 for s in postern exim postfix; do PORT[$s]=$((PORT_BASE + i)); i=$((i + 1)); done
-
-# CPU ticks (user+sys, including reaped children) of a process tree: the sum
-# over the live processes under root of utime+stime+cutime+cstime.  A child
-# that exits is reaped by its parent in the tree (or by the subreaper at the
-# root), so its time moves into that parent's cutime/cstime and still counts.
-tree_ticks() {
-	local root=$1
-	# cat, not awk's own file list: a process may exit while we read, and
-	# mawk gives up at the first file it cannot open
-	cat /proc/[0-9]*/stat 2>/dev/null | awk -v root="$root" '
-	{
-		pid = $1
-		line = $0
-		sub(/^.*\) /, "", line)             # drop "pid (comm) ", comm may hold spaces
-		split(line, f, " ")
-		ppid[pid] = f[2]
-		t[pid] = f[12] + f[13] + f[14] + f[15]
-	}
-	END {
-		in_tree[root] = 1; changed = 1
-		while (changed) {
-			changed = 0
-			for (p in ppid) if (!(p in in_tree) && (ppid[p] in in_tree)) { in_tree[p] = 1; changed = 1 }
-		}
-		s = 0; for (p in in_tree) if (p in t) s += t[p]
-		print s
-	}'
-}
-
-alive() { [ -n "${PID[$1]:-}" ] && kill -0 "${PID[$1]}" 2>/dev/null; }
-
-wait_port() { # port seconds
-	local end=$((SECONDS + $2))
-	while [ $SECONDS -lt $end ]; do
-		(exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null && return 0
-		sleep 0.2
-	done
-	return 1
-}
-
-port_free() { ! (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null; }
 
 # ---------------------------------------------------------------- postern
 start_postern() {
@@ -201,28 +137,11 @@ count_exim() { find "$WORK/exim/spool/input" -name '*-H' 2>/dev/null | wc -l; }
 stop_exim() { alive exim && kill -TERM "${PID[exim]}"; }
 
 # ---------------------------------------------------------------- Postfix
-# Debian's postfix conflicts with exim4 as a package, so it runs from the
-# unpacked .deb with a private configuration directory.  Messages are put on
-# hold (check_client_access static:HOLD) so the queue manager never sees them.
-pf() { LD_LIBRARY_PATH=$PF_ROOT/usr/lib/postfix "$PF_ROOT/usr/sbin/$1" "${@:2}"; }
-setup_postfix_root() {
-	[ -x "$PF_ROOT/usr/lib/postfix/sbin/master" ] && return 0
-	say "postfix: unpacking Debian's postfix .deb into $PF_ROOT"
-	local tmp
-	tmp=$(mktemp -d) || return 1
-	(cd "$tmp" && apt-get download postfix >/dev/null 2>&1) ||
-		{ apt-get update -qq >/dev/null 2>&1; (cd "$tmp" && apt-get download postfix >/dev/null 2>&1); } ||
-		{ say "postfix: apt-get download postfix failed"; rm -rf "$tmp"; return 1; }
-	mkdir -p "$PF_ROOT" && dpkg -x "$tmp"/postfix_*.deb "$PF_ROOT" || { rm -rf "$tmp"; return 1; }
-	rm -rf "$tmp"
-}
+# Messages are put on hold (check_client_access static:HOLD) so the queue
+# manager never sees them.
 start_postfix() {
 	local d=$WORK/postfix R=$PF_ROOT
 	setup_postfix_root || return 1
-	getent group postdrop >/dev/null || groupadd --system postdrop || return 1
-	id postfix >/dev/null 2>&1 || useradd --system --user-group --no-create-home \
-		--home-dir /nonexistent --shell /usr/sbin/nologin postfix || return 1
-	chgrp postdrop "$R/usr/sbin/postqueue" "$R/usr/sbin/postdrop" && chmod 2755 "$R/usr/sbin/postqueue" "$R/usr/sbin/postdrop"
 	mkdir -p "$d/etc" "$d/queue" "$d/data"
 	chown postfix "$d/data"
 	cat >"$d/etc/main.cf" <<-EOF
@@ -235,23 +154,7 @@ start_postfix() {
 	inet_interfaces = 127.0.0.1
 	inet_protocols = ipv4
 	mynetworks = 127.0.0.0/8
-	queue_directory = $d/queue
-	data_directory = $d/data
-	command_directory = $R/usr/sbin
-	daemon_directory = $R/usr/lib/postfix/sbin
-	meta_directory = $R/etc/postfix
-	shlib_directory = $R/usr/lib/postfix
-	sendmail_path = $R/usr/sbin/sendmail
-	newaliases_path = $R/usr/bin/newaliases
-	mailq_path = $R/usr/bin/mailq
-	manpage_directory = $R/usr/share/man
-	html_directory = no
-	readme_directory = no
-	mail_owner = postfix
-	setgid_group = postdrop
-	import_environment = MAIL_CONFIG MAIL_DEBUG MAIL_LOGTAG TZ LANG=C LD_LIBRARY_PATH=$R/usr/lib/postfix
-	maillog_file_prefixes = $d
-	maillog_file = $d/maillog
+	$(postfix_main_paths "$d")
 	alias_maps =
 	alias_database =
 	biff = no
@@ -266,22 +169,7 @@ start_postfix() {
 	# no chroot (column 5 = n), the services an smtpd-to-queue path needs
 	cat >"$d/etc/master.cf" <<-EOF
 	127.0.0.1:${PORT[postfix]} inet n - n - - smtpd
-	cleanup   unix n - n -    0 cleanup
-	qmgr      unix n - n 300  1 qmgr
-	pickup    unix n - n 60   1 pickup
-	rewrite   unix - - n -    - trivial-rewrite
-	bounce    unix - - n -    0 bounce
-	defer     unix - - n -    0 bounce
-	trace     unix - - n -    0 bounce
-	showq     unix n - n -    - showq
-	error     unix - - n -    - error
-	retry     unix - - n -    - error
-	discard   unix - - n -    - discard
-	anvil     unix - - n -    1 anvil
-	scache    unix - - n -    1 scache
-	flush     unix n - n 1000? 0 flush
-	proxymap  unix - - n -    - proxymap
-	postlog   unix-dgram n - n - 1 postlogd
+	$(postfix_master_base)
 	EOF
 	LD_LIBRARY_PATH=$R/usr/lib/postfix "$SUB" "$R/usr/sbin/postfix" -c "$d/etc" start >"$d/start.log" 2>&1 &
 	ROOT[postfix]=$!
@@ -300,26 +188,6 @@ stop_postfix() {
 	alive postfix && kill -TERM "${PID[postfix]}"
 }
 
-tree_pids() { # root -> pids of the tree, root first
-	ps -e -o pid= -o ppid= | awk -v r="$1" '
-		{ pp[$1] = $2 } END { print r; t[r] = 1; c = 1
-		while (c) { c = 0; for (p in pp) if (!(p in t) && (pp[p] in t)) { t[p] = 1; print p; c = 1 } } }'
-}
-
-stop_one() {
-	local s=$1 root=${ROOT[$1]:-}
-	[ -n "$root" ] || return 0
-	"stop_$s" 2>/dev/null
-	local end=$((SECONDS + 10))
-	while kill -0 "$root" 2>/dev/null && [ $SECONDS -lt $end ]; do sleep 0.1; done
-	if kill -0 "$root" 2>/dev/null; then
-		say "   $s did not stop within 10 s: SIGKILL to its process tree"
-		kill -KILL $(tree_pids "$root" | tac) 2>/dev/null
-	fi
-	wait "$root" 2>/dev/null
-	ROOT[$s]= PID[$s]=
-}
-stop_all() { for s in postern exim postfix; do stop_one "$s"; done; }
 trap stop_all EXIT
 trap 'exit 130' INT TERM
 

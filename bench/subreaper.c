@@ -9,8 +9,12 @@
  *    can add up its CPU time from /proc, and
  *  - every exited process is reaped (PID 1 of a container may not reap).
  * It exits when it has no children left, with the exit status of cmd, and
- * prints the CPU time of everything it reaped to stderr if SUBREAPER_RUSAGE
- * is set.  SIGTERM and SIGINT are passed on to cmd while cmd runs.
+ * if SUBREAPER_RUSAGE is set prints to stderr the CPU time of everything it
+ * reaped (the whole tree: a process's reaped children count in its own
+ * figures), then one key=value line: user_s, sys_s, cpu_s, maxrss_kb (the
+ * peak resident set of the largest single process in the tree, from the
+ * kernel's ru_maxrss) and wall_s (from the start of cmd to the last exit).
+ * SIGTERM and SIGINT are passed on to cmd while cmd runs.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -21,6 +25,7 @@
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 static volatile pid_t child;
@@ -41,6 +46,8 @@ int main(int argc, char **argv)
 		perror("subreaper: prctl");
 		return 2;
 	}
+	struct timespec t0, t1;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
 	pid_t pid = fork();
 	if (pid < 0) {
 		perror("subreaper: fork");
@@ -72,9 +79,13 @@ int main(int argc, char **argv)
 	if (getenv("SUBREAPER_RUSAGE")) {
 		struct rusage ru;
 		getrusage(RUSAGE_CHILDREN, &ru);
-		fprintf(stderr, "subreaper: children cpu %.3f s\n",
-		        (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 +
-		        (double)ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6);
+		clock_gettime(CLOCK_MONOTONIC, &t1);
+		double u = (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6;
+		double y = (double)ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6;
+		fprintf(stderr, "subreaper: children cpu %.3f s\n", u + y);
+		fprintf(stderr, "subreaper: user_s=%.3f sys_s=%.3f cpu_s=%.3f maxrss_kb=%ld wall_s=%.3f\n",
+		        u, y, u + y, ru.ru_maxrss,
+		        (double)(t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) / 1e9);
 	}
 	return rc;
 }
