@@ -28,6 +28,8 @@ typedef struct smtp_client {
     int read_error;            /* why the last read failed: ETIMEDOUT, ERRNO_SMTPCLOSED (-18)
                                 * or ERRNO_SMTPFORMAT (-19, malformed reply); 0 after a reply */
     unsigned long long written;/* bytes written since the caller last cleared it */
+    bool more;                 /* more follows at once (a message body): writes are
+                                * corked (MSG_MORE) until one without it */
 } smtp_client;
 
 /* How to make an outgoing TCP connection (the smtp transport's options). */

@@ -892,8 +892,13 @@ static bool send_message(sess *s, const write_opts *base, bool bdat, int part)
     wo.body_only = part == 2;
     char *err = NULL;
     unsigned long long bytes;
-    return transport_write_message(s->r->ctx->m, s->r->ctx->data_fd, &wo, client_sink, &s->c, &bytes, s->r->ctx->a,
-                                   &err) == ST_OK;
+    /* a DATA body is corked: it goes out in full segments with the final
+     * dot, which is written uncorked right after */
+    s->c.more = !bdat;
+    bool ok = transport_write_message(s->r->ctx->m, s->r->ctx->data_fd, &wo, client_sink, &s->c, &bytes,
+                                      s->r->ctx->a, &err) == ST_OK;
+    s->c.more = false;
+    return ok;
 }
 
 static unsigned long long message_bytes(sess *s, const write_opts *base, int part)
