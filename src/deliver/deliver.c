@@ -1190,7 +1190,10 @@ static status open_message(dstate *d, const char *id, const deliver_opts *o, boo
         /* a bounce frozen long enough: one more try, its failures ignored */
         log_write(LOG_MAIN, "%s Unfrozen by errmsg timer", id);
         m->frozen = 0;
-    } else if (m->frozen && !o->thaw && !(thaw_after > 0 && *m->sender && time(NULL) - m->frozen > thaw_after)) {
+    } else if (m->frozen && !o->thaw && thaw_after > 0 && *m->sender && time(NULL) - m->frozen > thaw_after) {
+        log_write(LOG_MAIN, "%s Unfrozen by auto-thaw", id);
+        m->frozen = 0;
+    } else if (m->frozen && !o->thaw) {
         if (logsel_on(&cfg->logsel, LS_SKIP_DELIVERY))
             log_write(LOG_MAIN, "%s Message is frozen", id);
         close(d->dfd);
@@ -1198,7 +1201,7 @@ static status open_message(dstate *d, const char *id, const deliver_opts *o, boo
     }
     if (m->frozen && o->thaw) {
         m->frozen = 0;
-        log_write(LOG_MAIN, "%s unfrozen by forced delivery", id);
+        log_write(LOG_MAIN, "%s Unfrozen by forced delivery", id);
     }
     apply_journal(d);
     return ST_OK;
@@ -1266,7 +1269,8 @@ static address_item *first_pass(dstate *d, bool cancel)
             a->message = cancel ? "delivery cancelled; message timed out"
                                 : "Too many \"Received\" headers - suspected mail loop";
             if (*m->sender || !cancel) {        /* a cancelled bounce is thrown away */
-                log_result(d, a, false);
+                if (!cancel)                    /* (Exim logs no "**" for a cancelled one) */
+                    log_result(d, a, false);
                 a->next = d->failed;
                 d->failed = a;
             }

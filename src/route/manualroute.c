@@ -15,7 +15,8 @@
 /* Parse "hosts options" into a host list. */
 /* lookup: ROUTE_HOSTS_BYNAME ("byname"), ROUTE_HOSTS_DEFAULT ("bydns"), or
  * by default the DNS and then the system resolver (Exim's LK_DEFAULT) */
-static host_item *parse_hosts(const char *text, arena *a, bool *randomize, unsigned *lookup)
+static host_item *parse_hosts(const char *text, arena *a, bool *randomize, unsigned *lookup,
+                              const driver_inst **tp, const char **bad)
 {
     const char *p = text;
     while (isspace((unsigned char)*p))
@@ -50,6 +51,16 @@ static host_item *parse_hosts(const char *text, arena *a, bool *randomize, unsig
             *lookup = ROUTE_HOSTS_DEFAULT;
         else if (n == 6 && !strncmp(w, "byname", 6))
             *lookup = ROUTE_HOSTS_BYNAME;
+        else if (n) {
+            /* anything else names the transport, or is an error */
+            char *word = arena_strndup(a, w, n);
+            if (!(*tp = config_driver(DC_TRANSPORT, word)) && !*bad) {
+                size_t k = strlen(w);          /* Exim names the rest of the item */
+                while (k && isspace((unsigned char)w[k - 1]))
+                    k--;
+                *bad = arena_strndup(a, w, k);
+            }
+        }
     }
     host_item *head = NULL, **tail = &head;
     const char *l = hosts;
@@ -104,6 +115,13 @@ static void shuffle(host_item **list)
     *list = v[0];
 }
 
+/* Is the host this machine: one of its interface addresses (as Exim's
+ * local_interfaces default; 127.0.0.2 is not one)? */
+static bool host_is_local(const host_item *h)
+{
+    return h->address && match_local_interface(h->address);
+}
+
 status router_manualroute(const driver_inst *r, address_item *a, route_ctx *ctx, address_item **gen)
 {
     *gen = NULL;
@@ -150,13 +168,23 @@ status router_manualroute(const driver_inst *r, address_item *a, route_ctx *ctx,
      * route item win */
     bool randomize = route_opt_bool(r, "hosts_randomize");
     unsigned lookup = ROUTE_HOSTS_BYNAME_AFTER;
-    host_item *hosts = parse_hosts(entry, ctx->a, &randomize, &lookup);
+    const driver_inst *item_tp = NULL;
+    const char *bad = NULL;
+    host_item *hosts = parse_hosts(entry, ctx->a, &randomize, &lookup, &item_tp, &bad);
+    if (bad) {
+        const char *why = arena_printf(ctx->a, "unknown routing option or transport name \"%s\"", bad);
+        log_write(LOG_MAIN, "%s%sError in %s router: %s", ps.message_id ? ps.message_id : "",
+                  ps.message_id ? " " : "", r->name, why);
+        a->message = arena_printf(ctx->a, "error in router: %s", why);
+        a->basic_errno = ERRNO_UNKNOWNERROR;
+        return ST_DEFER;
+    }
     if (!hosts) {
         /* no hosts: a local transport is required */
-        status st = route_set_transport(r, a, ctx);
-        if (st != ST_OK)
-            return st;
-        return ST_OK;
+        status st = item_tp ? ST_OK : route_set_transport(r, a, ctx);
+        if (item_tp)
+            a->transport = item_tp;
+        return st;
     }
     if (randomize)
         shuffle(&hosts);
@@ -189,9 +217,15 @@ status router_manualroute(const driver_inst *r, address_item *a, route_ctx *ctx,
         last->next = rest;
         pp = &last->next;
     }
+    /* a later host that is this host: it and the ones after it are
+     * dropped (as Exim: mail would come back here) */
+    for (host_item *h = hosts; h && h->next; h = h->next)
+        if (h->next->name != h->name && host_is_local(h->next)) {
+            h->next = NULL;
+            break;
+        }
     /* self: the first host is this host (Exim's default: freeze) */
-    if (hosts && hosts->address && (!strncmp(hosts->address, "127.", 4) || !strcmp(hosts->address, "::1") ||
-                                    match_local_interface(hosts->address))) {
+    if (hosts && host_is_local(hosts)) {
         const char *self = route_opt_str(r, "self");
         if (!self)
             self = "freeze";
@@ -251,5 +285,9 @@ status router_manualroute(const driver_inst *r, address_item *a, route_ctx *ctx,
         return ST_DEFER;
     }
     a->hosts = hosts;
+    if (item_tp) {
+        a->transport = item_tp;     /* named in the route item */
+        return ST_OK;
+    }
     return route_set_transport(r, a, ctx);
 }

@@ -218,7 +218,16 @@ int queue_action(const spool_settings *ss, char action, char **ids, int nids, FI
         case 'r': {
             int fd = open(spool_path(&s, id, 'D', path, sizeof path), O_RDWR | O_CLOEXEC);
             if (fd < 0) {
-                fprintf(out, "No message %s on the queue\n", id);
+                /* as Exim: say so, and remove whatever is left of it */
+                fprintf(out, "Spool data file for %s does not exist\nContinuing, to ensure all files removed\n", id);
+                log_write(LOG_MAIN, "%s Spool file %s-D not found", id, id);
+                bool had_h = unlink(spool_path(&s, id, 'H', path, sizeof path)) == 0;
+                if (!had_h)
+                    fprintf(out, "Spool read error for %s-H: %s\nContinuing to ensure all files removed\n", id,
+                            strerror(errno));
+                unlink(spool_path(&s, id, 'J', path, sizeof path));
+                unlink(spool_msglog_path(&s, id, path, sizeof path));
+                fprintf(out, "Message %s has been removed or did not exist\n", id);
                 rc = 1;
                 break;
             }
@@ -251,6 +260,7 @@ int queue_action(const spool_settings *ss, char action, char **ids, int nids, FI
             if (action == 'f') {
                 if (m->frozen) {
                     fprintf(out, "Message %s is already frozen\n", id);
+                    rc = 1;
                     break;
                 }
                 m->frozen = time(NULL);
@@ -258,6 +268,7 @@ int queue_action(const spool_settings *ss, char action, char **ids, int nids, FI
             } else {
                 if (!m->frozen) {
                     fprintf(out, "Message %s is not frozen\n", id);
+                    rc = 1;
                     break;
                 }
                 m->frozen = 0;

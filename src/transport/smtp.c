@@ -823,7 +823,7 @@ static status tx_failed(sess *s, const smtp_reply *rp, int how, const char *cmd)
                          (err == ERRNO_SMTPCLOSED && how == F_READ && eod);
     if (how == F_READ && err == ETIMEDOUT && !strncmp(cmd, "RCPT", 4)) {
         /* a RCPT that times out: the address may be the problem, not the host */
-        set_open(s, ST_DEFER, ETIMEDOUT, arena_printf(s->r->ctx->a, "SMTP timeout after %s", cmd), false, false);
+        set_open(s, ST_DEFER, ETIMEDOUT, arena_printf(s->r->ctx->a, "SMTP timeout after %s", cmd), false, true);
         s->r->update_waiting = false;
         conn_closed(&s->c);
         return ST_OK;
@@ -1545,6 +1545,7 @@ static void run_batch(run *r, address_item *addrs)
             tail = &order[i]->next;
         }
     *tail = NULL;
+
     r->update_waiting = true;
     ps.deliver_host = fb->name;
     ps.deliver_host_address = fb->address;

@@ -35,10 +35,6 @@ def hosts(route_list, transport_opts="", retry="* * F,1h,10m\n", main="", router
 # --------------------------------------------------------------------------
 # the smtp transport: host lists, ports, fallbacks
 
-@pytest.mark.xfail(strict=True, reason=why(
-        "host list '127.0.0.2:127.0.0.1' whose second host is this machine: Exim drops the local host (and any "
-        "after it) from the list and defers once 127.0.0.2 refuses ('== r1@remote.example R=remote T=rsmtp "
-        "defer (111): Connection refused', message kept), postern goes on to 127.0.0.1 and delivers"))
 def test_smtp_local_host_second_in_the_host_list(postern_bin):
     """127.0.0.2 has nothing listening; the second host, 127.0.0.1, is this machine."""
     smtp(postern_bin, [inject("r1@remote.example"), cli("-bp")],
@@ -73,10 +69,6 @@ def test_smtp_transport_fallback_hosts(postern_bin):
          conf=hosts("127.0.0.2", "  fallback_hosts = 127.0.0.1\n  allow_localhost\n"), files=OPEN_LOGS)
 
 
-@pytest.mark.xfail(strict=True, reason=why(
-        "route_list '* 127.0.0.2 : 127.0.0.1': Exim reads ': 127.0.0.1' as an option ('Error in remote router: "
-        "unknown routing option or transport name \": 127.0.0.1\"', '== r1@remote.example R=remote defer (-1): "
-        "error in router: unknown routing option or transport name ...'), postern takes a list of two hosts"))
 def test_smtp_route_list_host_list_with_spaces(postern_bin):
     """In route_list the host list is one item: "a : b" is a host and an unknown option."""
     smtp(postern_bin, [inject("r1@remote.example"), cli("-bp")], conf=hosts("127.0.0.2 : 127.0.0.1"),
@@ -110,9 +102,6 @@ def test_smtp_connection_lost_after_mail(postern_bin):
     smtp(postern_bin, [inject("r1@remote.example"), cli("-bp")], files=OPEN_LOGS, replies={"MAIL": "(drop)"})
 
 
-@pytest.mark.xfail(strict=True, reason=why(
-        "command_timeout: Exim logs 'defer (110): Connection timed out H=127.0.0.1 [127.0.0.1]: SMTP timeout "
-        "after RCPT TO:<r1@remote.example>', postern has no ' H=127.0.0.1 [127.0.0.1]' before the colon"))
 def test_smtp_command_timeout(postern_bin):
     """The peer answers RCPT after 3s, command_timeout is 1s."""
     smtp(postern_bin, [inject("r1@remote.example"), cli("-bp")], files=OPEN_LOGS,
@@ -202,8 +191,6 @@ def test_dash_m_on_a_deferred_message(postern_bin):
          files=OPEN_LOGS, replies={"RCPT": "451 4.2.1 later"})
 
 
-@pytest.mark.xfail(strict=True, reason=why(
-        "-qff: Exim logs 'Unfrozen by forced delivery', postern 'unfrozen by forced delivery'"))
 def test_qff_delivers_frozen_qf_does_not(postern_bin):
     smtp(postern_bin, [cli("-odq", "-f", "s@test.example", "r1@remote.example", stdin=MSG),
                        cli("-Mf", "{id0}"), cli("-qf"), cli("-bp"), cli("-qff"), cli("-bp")], files=OPEN_LOGS)
@@ -216,16 +203,11 @@ def queued(*rcpts, msg=MSG):
     return cli("-odq", "-f", "s@test.example", *rcpts, stdin=msg)
 
 
-@pytest.mark.xfail(strict=True, reason=why(
-        "timeout_frozen_after: after 'cancelled by timeout_frozen_after' postern also logs '** "
-        "alice@test.example : delivery cancelled; message timed out', Exim no '**' line"))
 def test_timeout_frozen_after(postern_bin):
     check(postern_bin, simple("", main="timeout_frozen_after = 1s\n"),
           [queued("alice@test.example"), cli("-Mf", "{id0}"), sleep(2.2), cli("-odi", "-q"), cli("-bp")])
 
 
-@pytest.mark.xfail(strict=True, reason=why(
-        "auto_thaw: Exim logs 'Unfrozen by auto-thaw' before delivering the thawed message, postern nothing"))
 def test_auto_thaw(postern_bin):
     """A frozen message is thawed by a queue run once auto_thaw has passed; a frozen bounce is not."""
     check(postern_bin, simple("", main="auto_thaw = 1s\nqueue_run_in_order\n"),
@@ -233,12 +215,6 @@ def test_auto_thaw(postern_bin):
            sleep(2.2), cli("-odi", "-q"), cli("-bp")])
 
 
-@pytest.mark.xfail(strict=True, reason=why(
-        "-Mf of a frozen message and -Mt of one not frozen: Exim exits 1, postern 0",
-        "-Mrm of a removed message: Exim prints 'Spool data file for ID1 does not exist', 'Continuing, to "
-        "ensure all files removed', 'Spool read error for ID1-H: No such file or directory', 'Continuing to "
-        "ensure all files removed', 'Message ID1 has been removed or did not exist' and logs 'ID1 Spool file "
-        "ID1-D not found', postern prints 'No message ID1 on the queue' and logs nothing"))
 def test_freeze_thaw_remove_several_ids(postern_bin):
     check(postern_bin, simple(""),
           [queued("alice@test.example"), queued("bob@test.example"), queued("carol@test.example"),
