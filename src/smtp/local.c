@@ -113,7 +113,9 @@ int local_receive(const local_args *la)
     m->login = login;
     m->uid = (long)uid;
     m->gid = (long)gid;
-    m->local = true;
+    /* Exim's "locally submitted": unless a trusted caller gave the sender */
+    m->local = !la->sender || !trusted;
+    m->allow_unqualified_recipient = m->allow_unqualified_sender = true;
     m->dont_deliver = ps.dont_deliver;
     m->ident = login;
     m->received_protocol = "local";

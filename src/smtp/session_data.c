@@ -76,8 +76,8 @@ static spool_msg *new_message(session *s)
     m->deliver_firsttime = true;
     m->dsn_ret = s->dsn_ret;
     m->dsn_envid = s->dsn_envid;
-    if (!s->p->remote_ip)
-        m->local = true;
+    if (!s->p->remote_ip)        /* -bs: locally submitted unless the caller is trusted */
+        m->local = !local_caller_trusted(getuid(), getgid(), s->local_login);
     ps.message_id = m->id;
     return m;
 }

@@ -231,50 +231,52 @@ status spool_write_header_file(FILE *f, const spool_msg *m)
     fprintf(f, "-received_time_usec .%06ld\n", m->received_usec);
     if (m->complete_sec)
         fprintf(f, "-received_time_complete %ld.%06ld\n", m->complete_sec, m->complete_usec);
-    for (const spool_var *v = m->vars; v; v = v->next)
-        fprintf(f, "-%sacl%c %s %zu\n%s\n", is_tainted(v->value) ? "-" : "", v->kind, v->name,
-                strlen(v->value), v->value);
-    var_line(f, "active_hostname", m->active_hostname);
-    if (m->allow_unqualified_recipient)
-        fprintf(f, "-allow_unqualified_recipient\n");
-    if (m->allow_unqualified_sender)
-        fprintf(f, "-allow_unqualified_sender\n");
-    var_line(f, "auth_id", m->auth_id);
-    var_line(f, "auth_sender", m->auth_sender);
+    /* the rest in Exim 4.99's order (spool_out.c) */
     var_line(f, "helo_name", m->helo_name);
-    if (m->host_address)
+    if (m->host_address) {
         fprintf(f, "-%shost_address [%s]:%d\n", is_tainted(m->host_address) ? "-" : "",
                 m->host_address, m->host_port);
+        var_line(f, "host_name", m->host_name);
+    }
+    var_line(f, "host_auth", m->host_auth);
     if (m->interface_address)
         fprintf(f, "-%sinterface_address [%s]:%d\n", is_tainted(m->interface_address) ? "-" : "",
                 m->interface_address, m->interface_port);
-    var_line(f, "host_auth", m->host_auth);
-    if (m->host_lookup_failed)
-        fprintf(f, "-host_lookup_failed\n");
-    var_line(f, "host_name", m->host_name);
+    var_line(f, "active_hostname", m->active_hostname);
     var_line(f, "ident", m->ident);
     var_line(f, "received_protocol", m->received_protocol);
-    if (m->local)
-        fprintf(f, "-local\n");
-    if (m->localerror)
-        fprintf(f, "-localerror\n");
-    if (m->frozen)
-        fprintf(f, "-frozen %lld\n", (long long)m->frozen);
-    if (m->manual_thaw)
-        fprintf(f, "-manual_thaw\n");
-    if (m->dont_deliver)
-        fprintf(f, "-N\n");
-    if (m->sender_set_untrusted)
-        fprintf(f, "-sender_set_untrusted\n");
+    for (const spool_var *v = m->vars; v; v = v->next)
+        fprintf(f, "-%sacl%c %s %zu\n%s\n", is_tainted(v->value) ? "-" : "", v->kind, v->name,
+                strlen(v->value), v->value);
     if (m->spool_file_wireformat)
         fprintf(f, "-spool_file_wireformat\n");
     else
         fprintf(f, "-body_linecount %ld\n", m->body_linecount);
+    fprintf(f, "-max_received_linelength %ld\n", m->max_received_linelength);
     if (m->body_zerocount)
         fprintf(f, "-body_zerocount %ld\n", m->body_zerocount);
-    fprintf(f, "-max_received_linelength %ld\n", m->max_received_linelength);
+    var_line(f, "auth_id", m->auth_id);
+    var_line(f, "auth_sender", m->auth_sender);
+    if (m->allow_unqualified_recipient)
+        fprintf(f, "-allow_unqualified_recipient\n");
+    if (m->allow_unqualified_sender)
+        fprintf(f, "-allow_unqualified_sender\n");
     if (m->deliver_firsttime)
         fprintf(f, "-deliver_firsttime\n");
+    if (m->frozen)
+        fprintf(f, "-frozen %lld\n", (long long)m->frozen);
+    if (m->dont_deliver)
+        fprintf(f, "-N\n");
+    if (m->host_lookup_failed)
+        fprintf(f, "-host_lookup_failed\n");
+    if (m->local)
+        fprintf(f, "-local\n");
+    if (m->localerror)
+        fprintf(f, "-localerror\n");
+    if (m->manual_thaw)
+        fprintf(f, "-manual_thaw\n");
+    if (m->sender_set_untrusted)
+        fprintf(f, "-sender_set_untrusted\n");
     if (m->tls_certificate_verified)
         fprintf(f, "-tls_certificate_verified\n");
     var_line(f, "tls_cipher", m->tls_cipher);
