@@ -335,6 +335,27 @@ static int items_of(const address_item *a, item *it, arena *ar)
     return n;
 }
 
+/* Record a failure of one destination (domain: the address's, also
+ * tried for a host's rule).  Returns whether it has timed out (or has no
+ * retry rule). */
+static bool update_item(const char *key, bool host, const char *domain, int err, const char *message,
+                        time_t received, time_t now, arena *ar)
+{
+    const retry_rule *rule = find_rule(key, host ? domain : NULL, err, ar);
+    if (!rule || rule->nparams == 0)
+        return true;            /* no rule: temporary errors are permanent (Exim) */
+    retry_record r;
+    if (!get(key, &r, now)) {
+        memset(&r, 0, sizeof r);
+        r.first_failed = r.last_try = r.next_try = now;
+    }
+    r.basic_errno = err;
+    snprintf(r.text, sizeof r.text, "%s", err > 0 ? strerror(err) : message ? message : "unknown error");
+    bool timed_out = update(rule, &r, host, received, now);
+    put(key, &r);
+    return timed_out;
+}
+
 bool retry_record_failure(address_item *a, const spool_msg *m, time_t now, arena *ar)
 {
     if (a->basic_errno == ERRNO_RRETRY || a->basic_errno == ERRNO_LRETRY || a->basic_errno == ERRNO_HRETRY)
@@ -345,25 +366,16 @@ bool retry_record_failure(address_item *a, const spool_msg *m, time_t now, arena
     int n = items_of(a, it, ar);
     time_t received = m ? (time_t)m->received : now;
     int timed_out = 0;
-    for (int i = 0; i < n; i++) {
-        const retry_rule *rule = find_rule(it[i].key, it[i].host ? a->domain : NULL, a->basic_errno, ar);
-        if (!rule || rule->nparams == 0) {
-            timed_out++;        /* no rule: temporary errors are permanent (Exim) */
-            continue;
-        }
-        retry_record r;
-        if (!get(it[i].key, &r, now)) {
-            memset(&r, 0, sizeof r);
-            r.first_failed = r.last_try = r.next_try = now;
-        }
-        r.basic_errno = a->basic_errno;
-        snprintf(r.text, sizeof r.text, "%s",
-                 a->basic_errno > 0 ? strerror(a->basic_errno) : a->message ? a->message : "unknown error");
-        if (update(rule, &r, it[i].host, received, now))
-            timed_out++;
-        put(it[i].key, &r);
-    }
+    for (int i = 0; i < n; i++)
+        timed_out += update_item(it[i].key, it[i].host, a->domain, a->basic_errno, a->message, received, now, ar);
     return n > 0 && timed_out == n;
+}
+
+void retry_host_failed(const char *key, const char *domain, int err, const char *message, time_t received,
+                       arena *ar)
+{
+    if (!ps.dont_deliver)
+        update_item(key, true, domain, err, message, received, time(NULL), ar);
 }
 
 void retry_routing_success(const address_item *a, const char *sender, arena *ar)

@@ -29,6 +29,10 @@ bool retry_host_usable(const char *host_key, const char *message_key, const char
  * address keys).  Returns true when all of them are past their retry
  * rules (or have none): the failure is now permanent. */
 bool retry_record_failure(address_item *a, const spool_msg *m, time_t now, arena *ar);
+/* The smtp transport: a host it has moved on from failed (the last one
+ * tried is recorded with the address, by retry_record_failure). */
+void retry_host_failed(const char *key, const char *domain, int err, const char *message, time_t received,
+                       arena *ar);
 /* Remove the records a success makes stale. */
 void retry_routing_success(const address_item *a, const char *sender, arena *ar);
 void retry_record_success(const address_item *a, arena *ar);

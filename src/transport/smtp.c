@@ -1289,6 +1289,8 @@ static status try_hosts(run *r, address_item *addrs, host_item *hostlist)
     /* a process given a kept connection sends down it only: other hosts
      * are skipped, unless none of them is the connection's */
     bool only_kept = ps.deliver_continuing && ps.smtp_kept, kept_found = false;
+    const char *failed_key = NULL, *failed_msg = NULL;
+    int failed_errno = 0;
     r->hosts_total = r->hosts_serial = r->hosts_fail = r->hosts_defer = 0;
 again:;
     host_item *next;
@@ -1367,6 +1369,16 @@ again:;
         if (st == ST_ERROR)
             return ST_ERROR;
         const char *key = retry_host_key(r, h, port);
+        /* the host tried before this one failed: its record is written now
+         * (the address keeps only the last host's) */
+        if (failed_key)
+            retry_host_failed(failed_key, addrs->domain, failed_errno, failed_msg, (time_t)ctx->m->received, ctx->a);
+        failed_key = NULL;
+        if (st == ST_DEFER && n) {
+            failed_key = key;
+            failed_errno = v[0]->basic_errno;
+            failed_msg = v[0]->message;
+        }
         for (int i = 0; i < n; i++) {
             v[i]->retry_host_key = key;
             v[i]->retry_host_defer = st == ST_DEFER;

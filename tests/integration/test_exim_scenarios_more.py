@@ -41,10 +41,6 @@ def test_smtp_local_host_second_in_the_host_list(postern_bin):
          conf=hosts("127.0.0.2:127.0.0.1", "  hosts_randomize = false\n"), files=OPEN_LOGS)
 
 
-@pytest.mark.xfail(strict=True, reason=why(
-        "-q before the retry time, two hosts that refused: Exim does not connect ('defer (-54): retry time not "
-        "reached for any host for 'remote.example''), postern tries 127.0.0.2 again ('H=127.0.0.2 [127.0.0.2] "
-        "Connection refused', 'defer (111): Connection refused') but not 127.0.0.3"))
 def test_smtp_all_hosts_refuse_then_queue_run(postern_bin):
     smtp(postern_bin, [inject("r1@remote.example"), cli("-bp"), cli("-q"), cli("-qf"), cli("-bp")],
          conf=hosts("127.0.0.2:127.0.0.3"), files=OPEN_LOGS)
