@@ -646,13 +646,14 @@ static void run_local(dstate *d, address_item *batch, transport_driver fn)
             next_r->return_output = *f[5] ? f[5] : NULL;
             next_r = next_r->next;
         } else if (!strcmp(kind, "G")) {
-            const char *f[4];
+            const char *f[5];
             int k = 0;
-            while (k < 4 && (f[k] = tp_next_field(&p, end, NULL, d->a)))
+            while (k < 5 && (f[k] = tp_next_field(&p, end, NULL, d->a)))
                 k++;
-            if (k < 4)
+            if (k < 5)
                 break;
-            queue_generated(d, f[0], f[1], f[2], f[3], uid);
+            /* U= in its "<=" line: who submitted it (Exim) */
+            queue_generated(d, f[0], f[1], f[2], f[3], f[4][0] == '1' ? geteuid() : uid);
         } else {
             break;
         }

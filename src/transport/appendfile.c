@@ -748,7 +748,7 @@ static void quota_warning(af_job *j)
         p++;
     if (!n)
         return;
-    tp_generated g = { .sender = "", .rcpts = rcpts, .nrcpt = n, .headers = h.s, .body = p };
+    tp_generated g = { .sender = "", .rcpts = rcpts, .nrcpt = n, .headers = h.s, .body = p, .by_delivery = true };
     char *gerr = NULL;
     tp_generate_message(ctx, &g, &gerr);
 }

@@ -230,7 +230,8 @@ status tp_generate_message(tp_ctx *ctx, const tp_generated *g, char **err)
     for (int i = 0; i < g->nrcpt; i++)
         gstr_printf(&r, "%s%s", i ? "\n" : "", g->rcpts[i]);
     if (!put_str(ctx->gen_fd, "G") || !put_str(ctx->gen_fd, g->sender) || !put_str(ctx->gen_fd, r.s) ||
-        !put_str(ctx->gen_fd, g->headers) || !put_str(ctx->gen_fd, g->body)) {
+        !put_str(ctx->gen_fd, g->headers) || !put_str(ctx->gen_fd, g->body) ||
+        !put_str(ctx->gen_fd, g->by_delivery ? "1" : "0")) {
         *err = "cannot pass the generated message to the delivery process";
         return ST_DEFER;
     }

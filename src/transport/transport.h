@@ -26,6 +26,8 @@ typedef struct tp_generated {
     int nrcpt;
     const char *headers;       /* header lines ending in \n */
     const char *body;
+    bool by_delivery;          /* submitted by the delivery process itself (Exim's quota
+                                * warning), not by the transport's user (an autoreply) */
 } tp_generated;
 
 typedef status (*transport_driver)(const driver_inst *t, address_item *addrs, tp_ctx *ctx);
@@ -63,9 +65,9 @@ const char *tp_added_headers(const driver_inst *t, const address_item *a, tp_ctx
 status tp_generate_message(tp_ctx *ctx, const tp_generated *g, char **err);
 
 /* The records on the pipe from a local delivery child to the delivery
- * process: netstrings, "G" sender rcpts("\n"-joined) headers body for a
+ * process: netstrings, "G" sender rcpts("\n"-joined) headers body by_delivery(0/1) for a
  * generated message, "R" status message user_message pass_message(0/1)
- * basic_errno return_output freeze(0/1) confirmation for each address of the
+ * basic_errno return_output freeze(0/1) confirmation transport for each address of the
  * batch in order.  tp_next_field reads one netstring from *p (advancing it), NULL at
  * the end or on a malformed record. */
 bool tp_put_field(int fd, const char *s, size_t n);

@@ -346,12 +346,9 @@ def collect(d, outs):
 
 # Differences that are not the transport's: the delivery process logs a
 # redirect's "/path" even when the transport wrote to its own "file" (Exim
-# logs that file: its local delivery process sends it back); it queues a
-# generated message (the quota warning) as the delivery's user (Exim as
-# its own user).  Failures Exim calls "panic" also go to the panic log
-# (and to stderr).
+# logs that file: its local delivery process sends it back).  Failures
+# Exim calls "panic" also go to the panic log (and to stderr).
 KNOWN = [
-    ("mainlog", r"(<= <> R=ID\d+) U=root ", r"\1 U=nobody "),
     ("mainlog", r"=> D/mail/fixed <tofixed@", r"=> D/mail/ignored <tofixed@"),
     ("paniclog", r"^ID\d+ == .* defer \(-1\): .*\n", ""),
     ("commands", r"^(exit \d+ )?\S+ \S+ ID\d+ == .* defer \(-1\): .*(\n|$)", r"\1"),

@@ -392,9 +392,6 @@ def test_appendfile_lock_file_held(postern_bin):
           files={"mail/alice.lock": ("", 0o644, "nobody")})
 
 
-@pytest.mark.xfail(strict=True, reason=why(
-        "the quota warning message is logged '<= <> R=ID1 U=nobody' (the transport's user) by postern, "
-        "'U=root' by Exim"))
 def test_appendfile_quota_warn_threshold(postern_bin):
     """quota_warn_threshold: the delivery that crosses 50% sends a warning."""
     check(postern_bin, box_with("  quota = 2K\n  quota_warn_threshold = 50%\n"
