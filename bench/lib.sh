@@ -159,6 +159,33 @@ setup_postfix_root() {
 		--home-dir /nonexistent --shell /usr/sbin/nologin postfix || return 1
 	chgrp postdrop "$R/usr/sbin/postqueue" "$R/usr/sbin/postdrop" && chmod 2755 "$R/usr/sbin/postqueue" "$R/usr/sbin/postdrop"
 }
+# main.cf lines both benchmarks use: a Postfix on 127.0.0.1 that accepts
+# from loopback and holds what arrives (check_client_access static:HOLD)
+postfix_main_common() { # dir
+	local d=$1
+	cat <<-EOF
+	compatibility_level = 3.6
+	myhostname = bench.example
+	mydomain = bench.example
+	myorigin = bench.example
+	mydestination =
+	inet_interfaces = 127.0.0.1
+	inet_protocols = ipv4
+	mynetworks = 127.0.0.0/8
+	$(postfix_main_paths "$d")
+	alias_maps =
+	alias_database =
+	biff = no
+	append_dot_mydomain = no
+	smtpd_peername_lookup = no
+	smtpd_relay_restrictions = permit_mynetworks, reject
+	smtpd_recipient_restrictions = check_client_access static:HOLD, permit_mynetworks, reject
+	smtpd_client_connection_count_limit = 0
+	smtpd_client_connection_rate_limit = 0
+	default_process_limit = 200
+	EOF
+}
+
 postfix_main_paths() {
 	local d=$1 R=$PF_ROOT
 	cat <<-EOF

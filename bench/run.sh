@@ -146,25 +146,7 @@ start_postfix() {
 	chown postfix "$d/data"
 	cat >"$d/etc/main.cf" <<-EOF
 	# written by bench/run.sh: accept and hold, never deliver
-	compatibility_level = 3.6
-	myhostname = bench.example
-	mydomain = bench.example
-	myorigin = bench.example
-	mydestination =
-	inet_interfaces = 127.0.0.1
-	inet_protocols = ipv4
-	mynetworks = 127.0.0.0/8
-	$(postfix_main_paths "$d")
-	alias_maps =
-	alias_database =
-	biff = no
-	append_dot_mydomain = no
-	smtpd_peername_lookup = no
-	smtpd_relay_restrictions = permit_mynetworks, reject
-	smtpd_recipient_restrictions = check_client_access static:HOLD, permit_mynetworks, reject
-	smtpd_client_connection_count_limit = 0
-	smtpd_client_connection_rate_limit = 0
-	default_process_limit = 200
+	$(postfix_main_common "$d")
 	EOF
 	# no chroot (column 5 = n), the services an smtpd-to-queue path needs
 	cat >"$d/etc/master.cf" <<-EOF
