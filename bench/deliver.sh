@@ -112,16 +112,7 @@ exim_style_conf() { # dir
 	cat <<-EOF
 	# written by bench/deliver.sh: queue on reception (queue_only); a
 	# queue run delivers to maildirs (bench.example) or to the sink
-	primary_hostname = bench.example
-	spool_directory = $d/spool
-	log_file_path = $d/spool/log/%slog
-	exim_user = Debian-exim
-	exim_group = Debian-exim
-	queue_only
-	smtp_accept_max = 0
-	smtp_connect_backlog = 128
-	rfc1413_query_timeout = 0s
-	acl_smtp_rcpt = acl_rcpt
+	$(exim_main_common "$d")
 
 	begin acl
 	acl_rcpt:

@@ -159,6 +159,24 @@ setup_postfix_root() {
 		--home-dir /nonexistent --shell /usr/sbin/nologin postfix || return 1
 	chgrp postdrop "$R/usr/sbin/postqueue" "$R/usr/sbin/postdrop" && chmod 2755 "$R/usr/sbin/postqueue" "$R/usr/sbin/postdrop"
 }
+# The main section both benchmarks give Exim (and deliver.sh postern too):
+# queue what arrives (queue_only), accept every recipient from loopback.
+exim_main_common() { # dir
+	local d=$1
+	cat <<-EOF
+	primary_hostname = bench.example
+	spool_directory = $d/spool
+	log_file_path = $d/spool/log/%slog
+	exim_user = Debian-exim
+	exim_group = Debian-exim
+	queue_only
+	smtp_accept_max = 0
+	smtp_connect_backlog = 128
+	rfc1413_query_timeout = 0s
+	acl_smtp_rcpt = acl_rcpt
+	EOF
+}
+
 # main.cf lines both benchmarks use: a Postfix on 127.0.0.1 that accepts
 # from loopback and holds what arrives (check_client_access static:HOLD)
 postfix_main_common() { # dir

@@ -111,16 +111,7 @@ start_exim() {
 	chown Debian-exim:Debian-exim "$d/spool"
 	cat >"$d/exim.conf" <<-EOF
 	# written by bench/run.sh: accept and queue (queue_only), never deliver
-	primary_hostname = bench.example
-	spool_directory = $d/spool
-	log_file_path = $d/spool/log/%slog
-	exim_user = Debian-exim
-	exim_group = Debian-exim
-	queue_only
-	smtp_accept_max = 0
-	smtp_connect_backlog = 128
-	rfc1413_query_timeout = 0s
-	acl_smtp_rcpt = acl_rcpt
+	$(exim_main_common "$d")
 	begin acl
 	acl_rcpt:
 	  accept
