@@ -63,6 +63,7 @@ typedef struct sess {
     int port;
     smtp_client c;
     bool reused;
+    bool stale;                /* the kept connection was found closed at MAIL: open a fresh one */
     address_item **v;
     char *st;
     int n;
@@ -828,6 +829,14 @@ static status tx_failed(sess *s, const smtp_reply *rp, int how, const char *cmd)
         conn_closed(&s->c);
         return ST_OK;
     }
+    if (s->reused && mail && !reply && err != ETIMEDOUT) {
+        /* a kept connection the peer closed before our MAIL reached it
+         * (its FIN was still on its way when we looked): nothing was
+         * accepted, so the transaction goes over a new connection */
+        s->stale = true;
+        conn_closed(&s->c);
+        return ST_DEFER;
+    }
     if (reply && code == '4')
         err = mail ? ERRNO_MAIL4XX : ERRNO_DATA4XX;
     if (message_error && code == '5') {
@@ -1167,6 +1176,16 @@ static status try_host(run *r, address_item **v, int n, host_item *h, int port)
         return st;
     }
     st = transaction(s);
+    if (s->stale) {
+        s->stale = s->reused = false;
+        for (int i = 0; i < n; i++) {
+            v[i]->flags &= ~(unsigned)AF_CONT_CONN;
+            s->st[i] = 'P';
+        }
+        if ((st = open_session(s)) != ST_OK)
+            return st;
+        st = transaction(s);
+    }
     for (int i = 0; i < n; i++)
         if (s->st[i] != 'X') {          /* nothing may stay open */
             v[i]->result = ST_DEFER;

@@ -10,6 +10,7 @@ import socket
 import subprocess
 import tempfile
 import threading
+import time
 
 import pytest
 
@@ -35,6 +36,7 @@ class Sink:
         self.commands = []
         self.stop = False
         self.hangup_after_data = False   # close the connection after each message, no QUIT
+        self.hangup_delay = 0.0          # ... this long after the reply to the message
         self.t = threading.Thread(target=self.loop, daemon=True)
         self.t.start()
 
@@ -80,6 +82,7 @@ class Sink:
                     self.messages.append((n, rcpts))
                     say(f"250 OK id={len(self.messages)}")
                     if self.hangup_after_data:
+                        time.sleep(self.hangup_delay)
                         break
                 elif verb == "RSET":
                     rcpts = []
@@ -156,6 +159,29 @@ def test_a_kept_connection_the_peer_closed_is_not_used(postern_bin, tmp_path, ma
         assert [m[1] for m in sink.messages] == [["x1@b.example"], ["x2@b.example"]]
         assert sink.connections == 2
         assert "==" not in log and "**" not in log
+    finally:
+        sink.close()
+
+
+def test_a_kept_connection_closed_after_the_check_is_replaced(postern_bin, tmp_path, mail):
+    """The peer hangs up a moment after its reply to the message, so the
+    connection still looks open when the next transaction starts: the MAIL
+    meets a closed connection, and the transaction goes over a new one
+    instead of being deferred."""
+    sink = Sink()
+    sink.hangup_after_data = True
+    sink.hangup_delay = 0.5
+    try:
+        cfg = remote_only(mail, sink.port, "  max_rcpt = 1\n")
+        with Daemon(postern_bin, tmp_path, cfg, queue_only=False) as d:
+            send(d.port, "sender@a.example", ["x1@b.example", "x2@b.example"], "Subject: r\r\n\r\nhi\r\n")
+            assert wait_for(lambda: "Completed" in d.mainlog())
+            log = d.mainlog()
+        assert [m[1] for m in sink.messages] == [["x1@b.example"], ["x2@b.example"]]
+        assert sink.connections == 2
+        assert "==" not in log and "**" not in log
+        # the second delivery is logged as a fresh connection's (no "*")
+        assert re.search(r"=> x2@b\.example R=remote T=remote_smtp H=127\.0\.0\.1 \[127\.0\.0\.1\] ", log)
     finally:
         sink.close()
 
