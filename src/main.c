@@ -23,7 +23,7 @@
 
 #define MAX_DEFINES 64
 
-enum mode { M_NONE, M_BE, M_BP, M_BV, M_BD, M_BS, M_BH, M_QLIST, M_MSG, M_BM, M_DELIVER, M_QRUN, M_BT, M_BF, M_BRW };
+enum mode { M_NONE, M_BE, M_BP, M_BV, M_BD, M_BS, M_BH, M_QLIST, M_MSG, M_EDIT, M_BM, M_DELIVER, M_QRUN, M_BT, M_BF, M_BRW };
 
 static int usage_error(const char *fmt, const char *arg)
 {
@@ -38,7 +38,7 @@ static int usage_error(const char *fmt, const char *arg)
 static void print_version(FILE *f, const config *c)
 {
     fprintf(f, "postern version %s (speaks Exim %s configuration and expansions)\n", POSTERN_VERSION, "4.99");
-    fprintf(f, "Modes: -be -bP -bV -bd -bs -bh -bm -t -brw -bt -bv -bf -bF -q -M -bp -bpc -bpu -Mvh -Mvb -Mvl -Mrm -Mf -Mt\n");
+    fprintf(f, "Modes: -be -bP -bV -bd -bs -bh -bm -t -brw -bt -bv -bf -bF -q -M -Mg -bp -bpa -bpc -bpu -Mvh -Mvb -Mvl -Mrm -Mf -Mt -Mmd -Mmad -Mar -Mes\n");
     fprintf(f, "Routers: accept dnslookup manualroute redirect\n");
     fprintf(f, "Transports: appendfile autoreply lmtp pipe queuefile smtp\n");
     fprintf(f, "Lookups (built-in):");
@@ -123,11 +123,15 @@ int main(int argc, char **argv)
         } else if (strcmp(a, "-bd") == 0 || strcmp(a, "-bdf") == 0) {
             mode = M_BD;   /* with -q<time> given before or after */
             da.foreground = a[3] == 'f';
-        } else if (strcmp(a, "-bp") == 0 || strcmp(a, "-bpc") == 0 || strcmp(a, "-bpu") == 0) {
+        } else if (strcmp(a, "-bp") == 0 || strcmp(a, "-bpc") == 0 || strcmp(a, "-bpu") == 0 ||
+                   strcmp(a, "-bpa") == 0) {
             mode = M_QLIST;
-            qmode = a[3] == 'c' ? QL_COUNT : a[3] == 'u' ? QL_UNDELIVERED : QL_ALL;
-        } else if (strcmp(a, "-M") == 0 || strcmp(a, "-Mc") == 0) {
+            qmode = a[3] == 'c' ? QL_COUNT : a[3] == 'u' ? QL_UNDELIVERED : a[3] == 'a' ? QL_GENERATED : QL_ALL;
+        } else if (strcmp(a, "-M") == 0 || strcmp(a, "-Mc") == 0 || strcmp(a, "-Mg") == 0) {
             mode = M_DELIVER;
+            /* -M and -Mg: retry times ignored, frozen messages too; -Mc: neither */
+            deliver_o.give_up = a[2] == 'g';
+            deliver_o.force = deliver_o.thaw = a[2] != 'c';
             i++;
             break;
         } else if (strncmp(a, "-q", 2) == 0 && strncmp(a, "-qR", 3) != 0 && strncmp(a, "-qS", 3) != 0) {
@@ -157,6 +161,12 @@ int main(int argc, char **argv)
                    strcmp(a, "-Mrm") == 0 || strcmp(a, "-Mf") == 0 || strcmp(a, "-Mt") == 0) {
             mode = M_MSG;
             maction = a[2] == 'v' ? a[3] : a[2] == 'r' ? 'r' : a[2];
+            i++;
+            break;
+        } else if (strcmp(a, "-Mmd") == 0 || strcmp(a, "-Mmad") == 0 || strcmp(a, "-Mar") == 0 ||
+                   strcmp(a, "-Mes") == 0) {
+            mode = M_EDIT;
+            maction = a[2] == 'a' ? 'a' : a[2] == 'e' ? 's' : a[3] == 'a' ? 'A' : 'd';
             i++;
             break;
         } else if (strcmp(a, "-bf") == 0 || strcmp(a, "-bF") == 0) {
@@ -209,9 +219,18 @@ int main(int argc, char **argv)
             lo.deliver_mode = 'i';
         } else if (strcmp(a, "-odb") == 0) {
             lo.deliver_mode = 'b';
-        } else if (strncmp(a, "-oe", 3) == 0 || strcmp(a, "-v") == 0 ||
-                   strcmp(a, "-em") == 0 || strcmp(a, "-ep") == 0 || strcmp(a, "-oem") == 0) {
-            /* delivery and error modes: messages are queued (delivery comes later) */
+        } else if ((strncmp(a, "-oe", 3) == 0 && a[3] && strchr("eqmpw", a[3]) && !a[4]) ||
+                   (strncmp(a, "-e", 2) == 0 && a[2] && strchr("eqmpw", a[2]) && !a[3])) {
+            /* errors in local input: -oem/-oew mail the sender (the default),
+             * -oee too but exits 0, -oep/-oeq write to stderr */
+            char e = a[1] == 'o' ? a[3] : a[2];
+            lo.errors_stderr = e == 'p' || e == 'q';
+            lo.errors_ok = e == 'e';
+        } else if (strncmp(a, "-E", 2) == 0 && a[2]) {
+            /* -E<id>: a report about message id (used by postern itself) */
+            if (!spool_id_valid(a + 2))
+                return usage_error("-E: %s is not a message id", a + 2);
+            lo.message_ref = a + 2;
         } else if (strcmp(a, "-bh") == 0) {
             if (++i >= argc)
                 return usage_error("%s requires an IP address", a);
@@ -238,7 +257,7 @@ int main(int argc, char **argv)
             ps.debug = true;
         } else {
             fprintf(stderr, "postern: option %s is not implemented yet "
-                            "(implemented: -C -D -be -bP -bV -bd -bs -bh -bm -brw -bt -bv -bf -bF -bfd -bfl -bfp -bfs -t -i -oi -f -F -od* -q -qf -qff -q<time> -M -bp -bpc -bpu -Mvh -Mvb -Mvl -Mrm -Mf -Mt -oX -oP -oMa -oMi)\n", a);
+                            "(implemented: -C -D -be -bP -bV -bd -bs -bh -bm -brw -bt -bv -bf -bF -bfd -bfl -bfp -bfs -t -i -oi -f -F -od* -q -qf -qff -q<time> -M -Mc -Mg -bp -bpa -bpc -bpu -Mvh -Mvb -Mvl -Mrm -Mf -Mt -Mmd -Mmad -Mar -Mes -oX -oP -oMa -oMi)\n", a);
             return 64;
         }
     }
@@ -309,12 +328,10 @@ int main(int argc, char **argv)
             rc = EXIT_FAILURE;
             break;
         }
-        deliver_o.force = true;
         for (; i < argc; i++) {
+            /* locked or frozen: silent, as Exim (the log says so with +skip_delivery) */
             status st = deliver_message(argv[i], &deliver_o);
-            if (st == ST_SKIP)
-                fprintf(stderr, "Message %s is locked or frozen\n", argv[i]);
-            else if (st == ST_ERROR) {
+            if (st == ST_ERROR) {
                 fprintf(stderr, "postern: cannot deliver %s (see the panic log)\n", argv[i]);
                 rc = EXIT_FAILURE;
             }
@@ -352,6 +369,37 @@ int main(int argc, char **argv)
             rc = EXIT_FAILURE;
         } else {
             rc = queue_action(&ss, maction, argv + i, argc - i, stdout);
+        }
+        break;
+    }
+    case M_EDIT: {
+        spool_settings ss = { .directory = cfg_str(MO_spool_directory), .split = cfg_bool(MO_split_spool_directory) };
+        if (i >= argc) {
+            fprintf(stderr, "postern: no message ids given after -M option\n");
+            rc = EXIT_FAILURE;
+        } else if (maction == 'A') {
+            for (; i < argc; i++)
+                if (queue_edit(&ss, 'A', argv[i], NULL, 0, stdout) != 0)
+                    rc = EXIT_FAILURE;
+            putchar('\n');                /* (Exim ends a list of ids so) */
+        } else {
+            /* the message id, then the addresses (parsed as Exim parses them) */
+            arena *ar = arena_new("edit", false);
+            int n = argc - i - 1;
+            queue_addr *qa = arena_calloc(ar, sizeof *qa * (size_t)(n + 1));
+            addr_opts ao = rewrite_addr_opts();
+            for (int k = 0; k < n; k++) {
+                addr_span sp;
+                const char *e = NULL;
+                qa[k].arg = argv[i + 1 + k];
+                qa[k].addr = addr_extract(ar, qa[k].arg, &ao, NULL, maction == 's', &sp, &e);
+                if (!qa[k].addr)
+                    qa[k].err = e ? e : "malformed address";
+                else if (*qa[k].addr && sp.domain == 0)
+                    qa[k].err = "domain missing";
+            }
+            rc = queue_edit(&ss, maction, argv[i], qa, n, stdout) != 0 ? EXIT_FAILURE : EXIT_SUCCESS;
+            arena_free(ar);
         }
         break;
     }

@@ -33,6 +33,8 @@ enum {
     AF_PIPELINING = 256,       /* smtp: PIPELINING was used (Exim logs " L" with +pipelining) */
     AF_RETRY_TIMEDOUT = 1024,  /* failed because its retry rules ran out */
     AF_BYPASSED = 2048,        /* -N: "delivered" without its transport running */
+    AF_FALLBACK_RUN = 4096,    /* smtp: (transient) in the run to the fallback hosts */
+    AF_WITH_TOP = 8192,        /* timed out with the first address of its remote batch */
 };
 
 /* Exim's own error numbers (negative; positive ones are errno values), as

@@ -307,6 +307,20 @@ static const char *references(const spool_msg *orig, arena *a)
     return g.s;
 }
 
+const char *dsn_report_headers(const spool_msg *orig, const char *to, arena *a)
+{
+    gstr g;
+    gstr_init(&g, a, 256);
+    const char *rt = cfg_str(MO_errors_reply_to);
+    if (rt && *rt)
+        gstr_printf(&g, "Reply-To: %s\n", rt);
+    gstr_printf(&g, "Auto-Submitted: auto-replied\nFrom: %s\nTo: %s\n", dsn_from(a), to);
+    const char *refs = references(orig, a);
+    if (refs)
+        gstr_cat(&g, refs);
+    return g.s;
+}
+
 /* ---- bounce_message_file and warn_message_file ---------------------------
  * A template file is a series of text items separated by lines that are
  * exactly "****".  Each item is expanded when it is used.  An empty or

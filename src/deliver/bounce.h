@@ -14,4 +14,9 @@ typedef enum dsn_kind { DSN_FAILED, DSN_DELAYED, DSN_DELIVERED, DSN_RELAYED } ds
 const char *dsn_send(const spool_msg *orig, address_item *list, dsn_kind kind, int data_fd, arena *a, char **err);
 #define bounce_send(orig, failed, fd, a, err) dsn_send((orig), (failed), DSN_FAILED, (fd), (a), (err))
 
+/* The header lines a report about orig to `to` starts with, as Exim's
+ * reports about local input (moan): Reply-To: (errors_reply_to),
+ * Auto-Submitted:, From: (dsn_from), To:, References:. */
+const char *dsn_report_headers(const spool_msg *orig, const char *to, arena *a);
+
 #endif

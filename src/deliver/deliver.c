@@ -1140,9 +1140,10 @@ static bool local_due(dstate *d, const address_item *a, const deliver_opts *o)
 }
 
 /* Open, lock and read message id; decide what its frozen state allows.
- * ST_OK: go on (*cancel: timeout_frozen_after has failed it); anything
+ * ST_OK: go on (*cancel: why every address fails at once, when
+ * timeout_frozen_after or -Mg has cancelled it); anything
  * else is deliver_one's result. */
-static status open_message(dstate *d, const char *id, const deliver_opts *o, bool *cancel)
+static status open_message(dstate *d, const char *id, const deliver_opts *o, const char **cancel)
 {
     if (!spool_id_valid(id))
         return ST_ERROR;
@@ -1164,6 +1165,8 @@ static status open_message(dstate *d, const char *id, const deliver_opts *o, boo
     struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET };
     if (fcntl(d->dfd, F_SETLK, &fl) != 0) {
         close(d->dfd);
+        if (logsel_on(&cfg->logsel, LS_SKIP_DELIVERY))
+            log_write(LOG_MAIN, "Spool file for %s is locked (another process is handling this message)", id);
         return ST_SKIP;         /* another process has it */
     }
     char *err = NULL;
@@ -1179,12 +1182,12 @@ static status open_message(dstate *d, const char *id, const deliver_opts *o, boo
         ps.dont_deliver = true;         /* received with -N */
     if (ps.verbose)
         fprintf(stderr, "delivering %s\n", id);
-    *cancel = false;
+    *cancel = NULL;
     long long tfa = cfg_int(MO_timeout_frozen_after);
     long long thaw_after = cfg_int(MO_auto_thaw);
     if (m->frozen && tfa > 0 && time(NULL) - m->received > tfa) {
         /* frozen too long: a bounce is thrown away, anything else fails */
-        *cancel = true;
+        *cancel = "delivery cancelled; message timed out";
         log_write(LOG_MAIN, "%s cancelled by timeout_frozen_after", id);
         m->frozen = 0;
     } else if (m->frozen && !*m->sender && time(NULL) - m->received >= cfg_int(MO_ignore_bounce_errors_after)) {
@@ -1203,6 +1206,12 @@ static status open_message(dstate *d, const char *id, const deliver_opts *o, boo
     if (m->frozen && o->thaw) {
         m->frozen = 0;
         log_write(LOG_MAIN, "%s Unfrozen by forced delivery", id);
+    }
+    if (o->give_up && !*cancel) {
+        /* -Mg: every address fails; the reason stays out of the bounce */
+        struct passwd *pw = getpwuid(getuid());
+        log_write(LOG_MAIN, "%s cancelled by %s", id, pw ? pw->pw_name : arena_printf(d->a, "uid %ld", (long)getuid()));
+        *cancel = "delivery cancelled by administrator";
     }
     apply_journal(d);
     return ST_OK;
@@ -1239,7 +1248,7 @@ static void set_message_vars(dstate *d)
 
 /* The first routing pass: the recipients not yet delivered (failed at
  * once when cancelled). */
-static address_item *first_pass(dstate *d, bool cancel)
+static address_item *first_pass(dstate *d, const char *cancel)
 {
     spool_msg *m = d->m;
     d->done = arena_calloc(d->a, sizeof(bool) * (size_t)(m->n_rcpt + 1));
@@ -1267,7 +1276,7 @@ static address_item *first_pass(dstate *d, bool cancel)
             next = a->next;
             a->next = NULL;
             a->result = ST_FAIL;
-            a->message = cancel ? "delivery cancelled; message timed out"
+            a->message = cancel ? cancel
                                 : "Too many \"Received\" headers - suspected mail loop";
             if (*m->sender || !cancel) {        /* a cancelled bounce is thrown away */
                 if (!cancel)                    /* (Exim logs no "**" for a cancelled one) */
@@ -1491,6 +1500,30 @@ static address_item *delivery_order(dstate *d, address_item *routed)
     return drop_duplicates(routed, d->a);
 }
 
+/* Exim keeps a remote batch's retry items on its first address: when
+ * that one times out, the batch's other deferred addresses fail with it,
+ * whatever their own retry rules say. */
+static void batch_times_out_with_top(dstate *d, const address_item *top, address_item **done, int n)
+{
+    bool top_out = false;
+    for (const address_item *x = d->timed_out; x && !top_out; x = x->next)
+        top_out = x == top;
+    if (!top_out)
+        return;
+    for (int i = 0; i < n; i++) {
+        if (done[i] == top)
+            continue;
+        for (address_item **pp = &d->deferred; *pp; pp = &(*pp)->next)
+            if (*pp == done[i]) {
+                *pp = done[i]->next;
+                done[i]->flags |= AF_WITH_TOP;
+                done[i]->next = d->timed_out;
+                d->timed_out = done[i];
+                break;
+            }
+    }
+}
+
 /* Run the transports for the routed addresses. */
 static void run_transports(dstate *d, const deliver_opts *o, address_item *routed)
 {
@@ -1552,6 +1585,8 @@ static void run_transports(dstate *d, const deliver_opts *o, address_item *route
                 /* remote deliveries do not need root */
                 tp_ctx tc = { .m = d->tm, .data_fd = d->dfd, .ss = &d->ss, .a = d->a, .gen_fd = -1 };
                 fn(a->transport, batch, &tc);
+                if (tc.log_order)
+                    batch = tc.log_order;
             }
         }
         for (address_item *b = batch; b; b = b->next)
@@ -1561,13 +1596,19 @@ static void run_transports(dstate *d, const deliver_opts *o, address_item *route
         /* the first delivered address of a batch is logged "=>", the others "->" */
         bool first_ok = false;
         address_item *next;
+        int nb_done = 0;
+        address_item **done = arena_alloc(d->a, sizeof *done * (size_t)nb);
         for (address_item *b = batch; b; b = next) {
             next = b->next;
             b->next = NULL;
             finish_delivery(d, b, b->result == ST_OK && first_ok);
             if (b->result == ST_OK)
                 first_ok = true;
+            if (nb_done < nb)
+                done[nb_done++] = b;
         }
+        if (!local)
+            batch_times_out_with_top(d, a, done, nb_done);
     }
 }
 
@@ -1575,7 +1616,9 @@ static void fail_timed_out(dstate *d)
 {
     spool_msg *m = d->m;
     /* deferred addresses past their retry rules fail now (last deferred
-     * first, as Exim logs them) */
+     * first, as Exim logs them); those that time out with the top of
+     * their batch go to the failed list together with it, in their order */
+    address_item *block = NULL, **btail = &block;
     for (address_item *a = d->timed_out, *next; a; a = next) {
         next = a->next;
         a->next = NULL;
@@ -1589,9 +1632,19 @@ static void fail_timed_out(dstate *d)
                                      : arena_printf(d->a, "** %s: retry timeout exceeded", a->address);
         log_write(LOG_MAIN, "%s %s", m->id, line);
         spool_msglog(&d->ss, m->id, line);
-        a->next = d->failed;
-        d->failed = a;
+        *btail = a;
+        btail = &a->next;
+        if (!(a->flags & AF_WITH_TOP)) {
+            *btail = d->failed;
+            d->failed = block;
+            block = NULL;
+            btail = &block;
+        }
         finish_top(d, a, true);
+    }
+    if (block) {
+        *btail = d->failed;
+        d->failed = block;
     }
 }
 
@@ -1721,7 +1774,7 @@ static status finish_attempt(dstate *d, bool freeze, const char *freeze_why)
 static status deliver_one(const char *id, const deliver_opts *o)
 {
     dstate D = { 0 }, *d = &D;
-    bool cancel;
+    const char *cancel = NULL;
     status st = open_message(d, id, o, &cancel);
     if (st != ST_OK)
         return st;

@@ -13,6 +13,7 @@ typedef struct deliver_opts {
     bool force;        /* -M, -qf: ignore retry times */
     bool thaw;         /* -qff: deliver frozen messages too */
     bool queue_run;    /* a queue runner's delivery: routing and local retry times apply */
+    bool give_up;      /* -Mg: fail every undelivered address ("cancelled by" the caller) */
 } deliver_opts;
 
 /* Deliver message id.  ST_OK: finished (delivered or bounced, spool files

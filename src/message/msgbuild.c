@@ -82,12 +82,22 @@ static void end_header(msgbuild *b)
 
 void mb_line(msgbuild *b, const char *line, size_t len)
 {
+    unsigned long long before = b->lf_size;
     b->size += len + 2;
     b->lf_size += len + 1;
     if ((long)len > b->max_line)
         b->max_line = (long)len;
-    if (b->size_limit && b->lf_size > b->size_limit)
+    if (b->size_limit && b->lf_size > b->size_limit && !b->too_big) {
+        /* the body keeps what came up to the first byte over the limit,
+         * as Exim's (a report to the sender quotes it) */
+        if (!b->in_headers) {
+            size_t keep = (size_t)(b->size_limit + 1 - before);
+            dwrite(b, line, keep < len ? keep : len);
+            if (keep > len)
+                dwrite(b, "\n", 1);
+        }
         b->too_big = true;
+    }
     if (b->in_headers) {
         if (len && (line[0] == ' ' || line[0] == '\t') && b->hdr.len) {
             b->header_bytes += len + 1;
@@ -124,7 +134,7 @@ status mb_finish(msgbuild *b)
     if (b->in_headers)
         end_header(b);
     b->in_headers = false;
-    if (b->wlen && !b->write_failed && !b->too_big)
+    if (b->wlen && !b->write_failed)
         flush_buf(b);
     b->m->body_linecount = b->body_lines;
     b->m->max_received_linelength = b->max_line;

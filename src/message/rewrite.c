@@ -534,7 +534,7 @@ static const char *place_name(unsigned where)
     }
 }
 
-static addr_opts parse_opts(void)
+addr_opts rewrite_addr_opts(void)
 {
     addr_opts o = { 0 };
     if (cfg) {
@@ -601,7 +601,7 @@ const char *rewrite_one(const rewrite_set *rs, const char *addr, unsigned where,
     memcpy(save_num, ps.exp_num, sizeof save_num);
     int save_nmax = ps.exp_nmax;
     const char *save_lp = ps.local_part, *save_dom = ps.domain;
-    addr_opts po = parse_opts();
+    addr_opts po = rewrite_addr_opts();
     bool allow_null = where == RW_ENVFROM || where == (RW_SMTP | RW_SMTP_SENDER);
 
     for (int i = 0; i < rs->n && !done; i++) {
@@ -757,7 +757,7 @@ char *rewrite_header_text(const rewrite_set *rs, const char *text, unsigned wher
     if (!colon || !where)
         return NULL;
     arena *ta = out_arena(a, text);
-    addr_opts po = parse_opts();
+    addr_opts po = rewrite_addr_opts();
     addr_group grp = { .allow = true };
     bool recipient_kind = !(where & (RW_SENDER | RW_FROM | RW_REPLYTO));
     const char *cur = text;          /* the text, as rewritten so far */
@@ -918,7 +918,7 @@ void rewrite_test(const rewrite_set *rs, const char *s, FILE *out)
         return;
     if (!addr_find_at(s))
         s = arena_printf(a, "%s@%s", s, qualify_domain(true));
-    addr_opts po = parse_opts();
+    addr_opts po = rewrite_addr_opts();
     addr_span sp;
     const char *err = NULL;
     char *rcpt = addr_extract(a, s, &po, NULL, false, &sp, &err);

@@ -18,6 +18,7 @@
 #define POSTERN_MESSAGE_REWRITE_H
 
 #include "config/config.h"
+#include "message/addr.h"
 #include "spool/spool.h"
 #include <stdbool.h>
 #include <stdio.h>
@@ -99,6 +100,10 @@ void rewrite_headers(const rewrite_set *rs, spool_msg *m, bool unqualified_sende
  * configuration; the argument comes back with the new path in angle
  * brackets, or arg itself when no rule applied. */
 const char *rewrite_smtp_arg(const char *arg, arena *a);
+
+/* The address parser's options from the configuration (allow_domain_literals,
+ * strip_trailing_dot, strip_excess_angle_brackets). */
+addr_opts rewrite_addr_opts(void);
 
 /* -brw: how addr would be rewritten in each place, as Exim prints it. */
 void rewrite_test(const rewrite_set *rs, const char *addr, FILE *out);

@@ -248,16 +248,6 @@ static status preconditions(const driver_inst *r, address_item *a, route_ctx *ct
 {
     char *err = NULL;
     const char *v;
-    if (ctx->verify && !route_opt_bool(r, "verify"))
-        return ST_DECLINED;
-    if (ctx->verify && ctx->verify_sender && !route_opt_bool(r, "verify_sender"))
-        return ST_DECLINED;
-    if (ctx->verify && !ctx->verify_sender && !route_opt_bool(r, "verify_recipient"))
-        return ST_DECLINED;
-    if (!ctx->verify && route_opt_bool(r, "verify_only"))
-        return ST_DECLINED;
-    if (ctx->address_test && !route_opt_bool(r, "address_test"))
-        return ST_DECLINED;
 
     /* local part prefix / suffix */
     a->prefix = a->suffix = NULL;
@@ -318,6 +308,18 @@ static status preconditions(const driver_inst *r, address_item *a, route_ctx *ct
     if (lp != a->local_part)
         a->local_part = arena_strdup(ctx->a, lp);
     route_set_vars(a);
+
+    /* the conditions after the affixes, as Exim */
+    if (ctx->verify && !route_opt_bool(r, "verify"))
+        return ST_DECLINED;
+    if (ctx->verify && ctx->verify_sender && !route_opt_bool(r, "verify_sender"))
+        return ST_DECLINED;
+    if (ctx->verify && !ctx->verify_sender && !route_opt_bool(r, "verify_recipient"))
+        return ST_DECLINED;
+    if (!ctx->verify && route_opt_bool(r, "verify_only"))
+        return ST_DECLINED;
+    if (ctx->address_test && !route_opt_bool(r, "address_test"))
+        return ST_DECLINED;
 
     if ((v = route_opt_str(r, "domains"))) {
         const char *val = NULL;
@@ -526,8 +528,11 @@ static status route_list(address_item *a, route_ctx *ctx, address_item **generat
     }
     const driver_inst *r = a->start_router ? a->start_router : cfg->drivers[DC_ROUTER];
     const char *cannot = NULL;
+    /* each router starts from the whole local part; one that strips an
+     * affix and then declines leaves it stripped (Exim logs a failure
+     * after that as 'lp@domain <original>') */
+    const char *orig_lp = a->local_part;
     while (r) {
-        const char *orig_lp = a->local_part;
         /* what a router that declines must not leave behind (check_local_user) */
         const char *orig_home = a->home_dir;
         uid_t orig_uid = a->uid;
@@ -544,6 +549,7 @@ static status route_list(address_item *a, route_ctx *ctx, address_item **generat
             r = r->next;
             continue;
         }
+        a->local_part = orig_lp;
         status pre = preconditions(r, a, ctx);
         if (pre != ST_OK && ctx->rhome) {
             a->home_dir = ctx->rhome_saved;
@@ -552,7 +558,6 @@ static status route_list(address_item *a, route_ctx *ctx, address_item **generat
         if (pre == ST_DEFER)
             return ST_DEFER;
         if (pre == ST_DECLINED) {
-            a->local_part = orig_lp;
             a->home_dir = orig_home;
             a->uid = orig_uid, a->gid = orig_gid, a->uid_set = orig_uid_set, a->gid_set = orig_gid_set;
             r = r->next;
@@ -576,7 +581,6 @@ static status route_list(address_item *a, route_ctx *ctx, address_item **generat
         if (st == ST_DEFER && a->basic_errno == ERRNO_DNSDEFER && route_opt_bool(r, "pass_on_timeout"))
             st = ST_PASS;
         if (st == ST_DECLINED || st == ST_PASS) {
-            a->local_part = orig_lp;
             a->home_dir = orig_home;
             a->uid = orig_uid, a->gid = orig_gid, a->uid_set = orig_uid_set, a->gid_set = orig_gid_set;
             a->transport = NULL;

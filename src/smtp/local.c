@@ -4,6 +4,7 @@
 #include "smtp/local.h"
 #include "smtp/reclog.h"
 #include "deliver/deliver.h"
+#include "deliver/bounce.h"
 #include "acl/acl.h"
 #include "config/config.h"
 #include "core/list.h"
@@ -18,6 +19,7 @@
 
 #include "core/timefmt.h"
 #include <ctype.h>
+#include <errno.h>
 #include <grp.h>
 #include <pwd.h>
 #include <stdio.h>
@@ -27,7 +29,11 @@
 #include <sys/time.h>
 #include <unistd.h>
 
+static int receive(const local_args *la, FILE *in);
+
 #define LOCAL_LINE_MAX (1024 * 1024)
+#define EXIT_NORECIPIENTS 2    /* Exim's exit code when the report about a message
+                                * without recipients could not be sent */
 
 static bool in_name_list(const char *list, const char *name)
 {
@@ -94,7 +100,126 @@ const char *local_caller_name(const struct passwd *pw, arena *a)
     return arena_strndup(a, pw->pw_gecos, strcspn(pw->pw_gecos, ","));
 }
 
+/* ---- errors in local input (Exim's moan) -------------------------------
+ * Input that cannot be taken is reported to its sender in a message of
+ * its own, submitted like any local message (-t -oi -f <>, R= naming the
+ * refused one), so the size limit and everything else apply to it too. */
+
+typedef enum moan_kind { MOAN_NOADDRESS, MOAN_IGADDRESS, MOAN_TOOBIG } moan_kind;
+
+static const char *const moan_subject[] = { "no recipient addresses", "no recipient addresses", "message too big" };
+static const char *const moan_text[] = {
+    "A message that you sent contained no recipient addresses, and therefore no\n"
+    "delivery could be attempted.\n",
+    "A message that you sent using the -t command line option contained no\n"
+    "addresses that were not also on the command line, and were therefore\n"
+    "suppressed. This left no recipient addresses, and so no delivery could\n"
+    "be attempted.\n",
+    "A message that you sent was longer than the maximum size allowed on this\n"
+    "system. It was not delivered to any recipients.\n",
+};
+
+/* The report: what went wrong, then (bounce_return_message) the headers
+ * and (bounce_return_body) the body, up to the size limits. */
+static const char *moan_message(moan_kind k, const spool_msg *m, int dfd, unsigned long long msg_size, long long limit,
+                                arena *a)
+{
+    gstr g;
+    gstr_init(&g, a, 4096);
+    gstr_cat(&g, dsn_report_headers(m, m->sender, a));
+    gstr_printf(&g, "Subject: Mail failure - %s\n\n%s", moan_subject[k], moan_text[k]);
+    if (!cfg_bool(MO_bounce_return_message))
+        return g.s;
+    bool body = cfg_bool(MO_bounce_return_body);
+    long long size_limit = cfg_int(MO_bounce_return_size_limit);
+    long long this_limit = limit > 0 ? limit : INT32_MAX;
+    if (size_limit == 0 || size_limit > this_limit)
+        size_limit = this_limit;
+    if (body) {
+        gstr_cat(&g, "\n------ This is a copy of your message, including all the headers.");
+        if (size_limit > 0 && (unsigned long long)size_limit < msg_size) {
+            long long x = size_limit;
+            const char *kb = "";
+            if ((x & 1023) == 0) {
+                kb = "K";
+                x >>= 10;
+            }
+            gstr_printf(&g, "\n------ No more than %lld%s characters of the body are included.\n\n", x, kb);
+        } else {
+            gstr_cat(&g, " ------\n\n");
+        }
+    } else {
+        gstr_cat(&g, "\n------ This is a copy of the headers that were received before the error\n"
+                     "       was detected.\n\n");
+    }
+    for (const spool_header *h = m->headers; h; h = h->next)
+        if (h->type != '*')
+            gstr_catn(&g, h->text, h->len);
+    gstr_catc(&g, '\n');
+    if (!body || dfd < 0)
+        return g.s;
+    /* the body as spooled so far: lines cut at bounce_return_linesize_limit,
+     * no more than size_limit characters in all */
+    long long linemax = cfg_int(MO_bounce_return_linesize_limit);
+    off_t off = SPOOL_ID_LEN + 3;
+    long long written = 0, col = 0;
+    char buf[8192];
+    ssize_t n;
+    while (written < size_limit && (n = pread(dfd, buf, sizeof buf, off)) > 0) {
+        off += n;
+        for (ssize_t i = 0; i < n && written < size_limit; i++) {
+            if (buf[i] == '\n')
+                col = 0;
+            else if (linemax > 0 && col++ >= linemax)
+                continue;
+            gstr_catc(&g, buf[i]);
+            written++;
+        }
+    }
+    return g.s;
+}
+
+/* Tell the sender of m (Exim's moan_to_sender): false when there is no
+ * one to tell (a bounce, or this is itself a report) or the report could
+ * not be taken. */
+static bool moan_to_sender(const local_args *la, moan_kind k, spool_msg *m, int dfd, unsigned long long msg_size,
+                           long long limit)
+{
+    if (!*m->sender || la->message_ref) {
+        const char *why = k == MOAN_TOOBIG ? arena_printf(ps.scratch, "message too big (limit set to %lld)", limit)
+                                           : "no recipient addresses";
+        log_write(LOG_MAIN, "%s Error while reading message with no usable sender address%s%s%s: %s", m->id,
+                  la->message_ref ? " (R=" : "", la->message_ref ? la->message_ref : "", la->message_ref ? ")" : "",
+                  why);
+        return false;
+    }
+    const char *text = moan_message(k, m, dfd, msg_size, limit, ps.msg);
+    FILE *f = fmemopen((void *)text, strlen(text), "r");
+    if (!f) {
+        log_write(LOG_MAIN | LOG_PANIC, "%s cannot make the error report: %s", m->id, strerror(errno));
+        return false;
+    }
+    local_args r = { .sender = "", .extract = true, .dot_ok = true, .queue_only = la->queue_only,
+                     .deliver_mode = la->deliver_mode, .message_ref = m->id };
+    char *rcpt_none[] = { NULL };
+    r.rcpt = rcpt_none;
+    const char *id = arena_strdup(ps.conn, m->id);
+    int rc = receive(&r, f);
+    fclose(f);
+    ps.message_id = id;
+    if (rc != 0) {
+        log_write(LOG_MAIN, "%s Child mail process returned status %d", id, rc);
+        return false;
+    }
+    return true;
+}
+
 int local_receive(const local_args *la)
+{
+    return receive(la, stdin);
+}
+
+static int receive(const local_args *la, FILE *in)
 {
     uid_t uid = getuid();
     gid_t gid = getgid();
@@ -175,7 +300,7 @@ int local_receive(const local_args *la)
     for (;;) {
         gstr_reset(&line);
         bool eof = false;
-        while ((c = getchar()) != EOF && c != '\n')
+        while ((c = getc(in)) != EOF && c != '\n')
             if (line.len < LOCAL_LINE_MAX)
                 gstr_catc(&line, (char)c);
         if (c == EOF) {
@@ -208,13 +333,10 @@ int local_receive(const local_args *la)
         spool_abandon(&ss, m->id, dfd);
         return EX_TEMPFAIL_LOCAL;
     }
-    if (b.too_big) {
-        fprintf(stderr, "postern: message is too big (message_size_limit = %lld)\n", limit);
-        log_write(LOG_MAIN | LOG_REJECT, "%s F=<%s> U=%s rejected: message too big", m->id, m->sender, login);
-        spool_abandon(&ss, m->id, dfd);
-        return EXIT_FAILURE;
-    }
 
+    /* -t: the recipients come from the headers (Exim takes them as it
+     * reads the headers, so a message refused later lists them too) */
+    bool extracted_ignored = false;
     if (la->extract) {
         int before = m->n_rcpt;
         const char **args = NULL;
@@ -229,15 +351,57 @@ int local_receive(const local_args *la)
         extract(m, "Bcc", ps.msg);
         /* Exim's extract_addresses_remove_arguments: command-line addresses
          * are removed from those found in the header */
-        if (cfg_bool(MO_extract_addresses_remove_arguments))
+        if (cfg_bool(MO_extract_addresses_remove_arguments)) {
+            int found = m->n_rcpt;
             for (int i = 0; i < before; i++)
                 remove_rcpt(m, args[i]);
+            extracted_ignored = found && !m->n_rcpt;
+        }
         for (spool_header *h = m->headers; h; h = h->next)
             if (h->type == 'B')
                 h->type = '*';
     }
+
+    /* the fix-ups and address rewriting (the ACL may still suppress them) */
+    fixup_ctx fx = {
+        .local = true, .trusted = trusted,
+        .login = login, .fullname = fullname, .name_forced = la->fullname != NULL,
+        .sender_forced = sender_forced,
+        .qualify_domain = cfg_str(MO_qualify_domain), .primary_hostname = cfg_str(MO_primary_hostname),
+        .local_from_check = cfg_bool(MO_local_from_check),
+        .local_sender_retain = cfg_bool(MO_local_sender_retain),
+        .rewrite = true, .unqualified_sender = true, .unqualified_recipient = true,
+    };
+    int error_rc = la->errors_ok && !la->errors_stderr ? EXIT_SUCCESS : EXIT_FAILURE;
+    if (b.too_big) {
+        /* Exim stops counting at the first byte over the limit */
+        msg_fixups(m, &fx, ps.msg);
+        if (logsel_on(&cfg->logsel, LS_SIZE_REJECT)) {
+            log_write(LOG_MAIN | LOG_REJECT, "%s rejected from <%s> U=%s: message too big: read=%lld max=%lld", m->id,
+                      m->sender, login, limit + 1, limit);
+            if (logsel_on(&cfg->logsel, LS_REJECTED_HEADER))
+                log_reject_headers(m->sender, m);
+        }
+        if (la->errors_stderr)
+            fprintf(stderr, "postern: message rejected: message too big (max=%lld)\n", limit);
+        else if (!moan_to_sender(la, MOAN_TOOBIG, m, dfd, (unsigned long long)limit + 1, limit))
+            error_rc = EXIT_FAILURE;
+        spool_abandon(&ss, m->id, dfd);
+        return error_rc;
+    }
+    if (m->n_rcpt == 0 && la->extract) {
+        msg_fixups(m, &fx, ps.msg);
+        log_write(LOG_MAIN | LOG_PANIC | LOG_STDERR, "%s no recipients found in headers", m->id);
+        if (la->errors_stderr)
+            fprintf(stderr, extracted_ignored ? "postern: all -t recipients overridden by command line\n"
+                                              : "postern: no recipients in message\n");
+        else if (!moan_to_sender(la, extracted_ignored ? MOAN_IGADDRESS : MOAN_NOADDRESS, m, dfd, b.lf_size, limit))
+            error_rc = EXIT_NORECIPIENTS;
+        spool_abandon(&ss, m->id, dfd);
+        return error_rc;
+    }
     if (m->n_rcpt == 0) {
-        fprintf(stderr, "postern: no recipients%s\n", la->extract ? " found in the message headers" : " given");
+        fprintf(stderr, "postern: no recipients given\n");
         spool_abandon(&ss, m->id, dfd);
         return EXIT_FAILURE;
     }
@@ -268,15 +432,7 @@ int local_receive(const local_args *la)
 
     /* the fix-ups and address rewriting, then Received: (it names the
      * rewritten envelope) */
-    fixup_ctx fx = {
-        .local = true, .suppress = as.controls.suppress_local_fixups, .trusted = trusted,
-        .login = login, .fullname = fullname, .name_forced = la->fullname != NULL,
-        .sender_forced = sender_forced,
-        .qualify_domain = cfg_str(MO_qualify_domain), .primary_hostname = cfg_str(MO_primary_hostname),
-        .local_from_check = cfg_bool(MO_local_from_check),
-        .local_sender_retain = cfg_bool(MO_local_sender_retain),
-        .rewrite = true, .unqualified_sender = true, .unqualified_recipient = true,
-    };
+    fx.suppress = as.controls.suppress_local_fixups;
     bool msgid_created = !mb_find_header(m, "Message-ID");
     msg_fixups(m, &fx, ps.msg);
     msgid_created = msgid_created && mb_find_header(m, "Message-ID");
@@ -296,7 +452,7 @@ int local_receive(const local_args *la)
     }
     close(dfd);
     reclog entry = {
-        .m = m, .user = login, .protocol = "local", .size = b.size, .msgid_created = msgid_created,
+        .m = m, .ref = la->message_ref, .user = login, .protocol = "local", .size = b.size, .msgid_created = msgid_created,
         .receive_secs = (double)(tv.tv_sec - m->received) + (tv.tv_usec - m->received_usec) / 1e6,
     };
     log_received(&entry);

@@ -35,6 +35,20 @@ static const char *header_value(const spool_msg *m, const char *name, arena *a)
     return g.s;
 }
 
+void log_reject_headers(const char *sender, const spool_msg *m)
+{
+    gstr g;
+    gstr_init(&g, ps.scratch, 1024);
+    gstr_printf(&g, "Envelope-from: <%s>\n", sender ? sender : "");
+    for (int i = 0; i < m->n_rcpt; i++)
+        gstr_printf(&g, "Envelope-to: <%s>\n", m->rcpt[i].address);
+    for (const spool_header *h = m->headers; h; h = h->next)
+        gstr_printf(&g, "%c %.*s", h->type, (int)h->len, h->text);
+    if (g.len && g.s[g.len - 1] == '\n')
+        gstr_truncate(&g, g.len - 1);
+    log_write(LOG_REJECT | LOG_NOMAIN, "%s", g.s);
+}
+
 void log_received(const reclog *r)
 {
     const log_selectors *ls = &cfg->logsel;
@@ -42,6 +56,8 @@ void log_received(const reclog *r)
     gstr g;
     gstr_init(&g, ps.scratch, 256);
     gstr_printf(&g, "%s <= %s", m->id, *m->sender ? m->sender : "<>");
+    if (r->ref)
+        gstr_printf(&g, " R=%s", r->ref);
     if (r->user)
         gstr_printf(&g, " U=%s", r->user);
     if (r->host) {

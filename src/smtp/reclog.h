@@ -12,6 +12,7 @@ typedef struct reclog {
     int host_port;
     const char *iface;         /* interface address or NULL */
     int iface_port;
+    const char *ref;           /* R= (the message a local error report is about) or NULL */
     const char *user;          /* U= (local callers, ident) */
     const char *protocol;
     unsigned long long size;
@@ -20,6 +21,11 @@ typedef struct reclog {
 } reclog;
 
 void log_received(const reclog *r);
+
+/* The reject log's copy of a refused message: "Envelope-from: <sender>",
+ * an "Envelope-to:" line per recipient, then the headers with their
+ * spool type letters (Exim's layout). */
+void log_reject_headers(const char *sender, const spool_msg *m);
 
 /* Put the Received: header first on m: received_header_text (expanded;
  * a forced failure means none) or Exim's default text.  remote_ip is the

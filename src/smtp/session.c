@@ -203,16 +203,7 @@ static void lookup_host_name(session *s)
  * after DATA, as Exim writes them. */
 void ses_reject_headers(session *s)
 {
-    gstr g;
-    gstr_init(&g, ps.scratch, 1024);
-    gstr_printf(&g, "Envelope-from: <%s>\n", s->sender ? s->sender : "");
-    for (int i = 0; i < s->msg->n_rcpt; i++)
-        gstr_printf(&g, "Envelope-to: <%s>\n", s->msg->rcpt[i].address);
-    for (const spool_header *h = s->msg->headers; h; h = h->next)
-        gstr_printf(&g, "%c %.*s", h->type, (int)h->len, h->text);
-    if (g.len && g.s[g.len - 1] == '\n')
-        gstr_truncate(&g, g.len - 1);
-    log_write(LOG_REJECT | LOG_NOMAIN, "%s", g.s);
+    log_reject_headers(s->sender, s->msg);
 }
 
 /* An ACL message longer than 75 characters is broken into lines for the

@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pwd.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -102,12 +103,24 @@ static void print_age(FILE *out, time_t received)
         fprintf(out, "%2ldd", age / 86400);
 }
 
+/* Who did it, for the log: the caller's login name (Exim's wording). */
+static const char *username(arena *a)
+{
+    struct passwd *pw = getpwuid(getuid());
+    return pw ? arena_strdup(a, pw->pw_name) : arena_printf(a, "uid %ld", (long)getuid());
+}
+
 static bool delivered(const spool_msg *m, const char *addr)
 {
     for (int i = 0; i < m->n_nonrcpt; i++)
         if (strcmp(m->nonrcpt[i], addr) == 0)
             return true;
     return false;
+}
+
+static int cmpstrp(const void *x, const void *y)
+{
+    return strcmp(*(const char *const *)x, *(const char *const *)y);
 }
 
 int queue_list(const spool_settings *ss, queue_list_mode mode, FILE *out)
@@ -139,6 +152,22 @@ int queue_list(const spool_settings *ss, queue_list_mode mode, FILE *out)
             if (d && mode == QL_UNDELIVERED)
                 continue;
             fprintf(out, "        %s %s\n", d ? "D" : " ", m->rcpt[r].address);
+        }
+        if (mode == QL_GENERATED) {
+            /* the delivered addresses that are not recipients (what
+             * aliasing or forwarding made), sorted as Exim's tree walk */
+            const char **v = arena_alloc(a, sizeof *v * (size_t)(m->n_nonrcpt + 1));
+            int nv = 0;
+            for (int k = 0; k < m->n_nonrcpt; k++) {
+                bool top = false;
+                for (int r = 0; r < m->n_rcpt && !top; r++)
+                    top = strcmp(m->nonrcpt[k], m->rcpt[r].address) == 0;
+                if (!top)
+                    v[nv++] = m->nonrcpt[k];
+            }
+            qsort(v, (size_t)nv, sizeof *v, cmpstrp);
+            for (int k = 0; k < nv; k++)
+                fprintf(out, "       +D %s\n", v[k]);
         }
         fputc('\n', out);
         arena_reset(a);
@@ -243,7 +272,7 @@ int queue_action(const spool_settings *ss, char action, char **ids, int nids, FI
             unlink(spool_path(&s, id, 'D', path, sizeof path));
             unlink(spool_msglog_path(&s, id, path, sizeof path));
             close(fd);
-            log_write(LOG_MAIN, "%s removed by %s", id, getuid() == 0 ? "root" : "admin");
+            log_write(LOG_MAIN, "%s removed by %s", id, username(a));
             log_write(LOG_MAIN, "%s Completed", id);
             fprintf(out, "Message %s has been removed\n", id);
             break;
@@ -278,14 +307,120 @@ int queue_action(const spool_settings *ss, char action, char **ids, int nids, FI
                 rc = 1;
                 break;
             }
-            log_write(LOG_MAIN, "%s %s by %s", id, action == 'f' ? "frozen" : "unfrozen",
-                      getuid() == 0 ? "root" : "admin");
+            log_write(LOG_MAIN, "%s %s by %s", id, action == 'f' ? "frozen" : "unfrozen", username(a));
             fprintf(out, "Message %s %s\n", id, action == 'f' ? "is now frozen" : "is no longer frozen");
             break;
         }
         }
         arena_reset(a);
     }
+    arena_free(a);
+    return rc;
+}
+
+static void add_nonrcpt(spool_msg *m, arena *a, const char *addr)
+{
+    if (delivered(m, addr))
+        return;
+    const char **v = arena_alloc(a, sizeof *v * (size_t)(m->n_nonrcpt + 1));
+    if (m->n_nonrcpt)
+        memcpy(v, m->nonrcpt, sizeof *v * (size_t)m->n_nonrcpt);
+    v[m->n_nonrcpt++] = arena_strdup(a, addr);
+    m->nonrcpt = v;
+}
+
+int queue_edit(const spool_settings *ss, char action, const char *id, const queue_addr *addrs, int n, FILE *out)
+{
+    if (!spool_id_valid(id)) {
+        fprintf(out, "%s: not a valid message id\n", id);
+        return 1;
+    }
+    arena *a = arena_new("queue", false);
+    spool_settings s = locate(ss, id);
+    char path[PATH_MAX];
+    int rc = 1;
+    spool_msg *m;
+    char *err;
+    /* the -D file's lock keeps deliveries away while the -H file changes */
+    int fd = open(spool_path(&s, id, 'D', path, sizeof path), O_RDWR | O_CLOEXEC);
+    if (fd < 0) {
+        fprintf(out, "Spool data file for %s could not be opened: %s\n", id, strerror(errno));
+        goto done;
+    }
+    struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET };
+    if (fcntl(fd, F_SETLK, &fl) != 0) {
+        fprintf(out, "Message %s is locked (being delivered)\n", id);
+        goto done;
+    }
+    if (spool_read_header(&s, id, a, &m, &err) != ST_OK) {
+        fprintf(out, "Spool read error for %s-H: %s\n", id, err);
+        goto done;
+    }
+    const char *who = username(a);
+    const char *doing = action == 's' ? "editing sender" : action == 'a' ? "adding recipient" : "marking as delivered";
+    fprintf(out, "Message %s ", id);
+    bool ok = true;
+    if (action == 'A') {
+        for (int r = 0; r < m->n_rcpt; r++)
+            add_nonrcpt(m, a, m->rcpt[r].address);
+    } else if (action == 's' && n > 1) {
+        fprintf(out, "- only one sender address can be specified\n");
+        goto done;
+    } else if (n == 0) {
+        fprintf(out, "- error while %s: no address given\n", doing);
+        goto done;
+    }
+    /* what is logged once the file is written */
+    const char **logs = arena_alloc(a, sizeof *logs * (size_t)(n + m->n_rcpt + 1));
+    int nlog = 0;
+    if (action == 'A')
+        for (int r = 0; r < m->n_rcpt; r++)
+            logs[nlog++] = arena_printf(a, "%s address <%s> marked delivered by %s", id, m->rcpt[r].address, who);
+    for (int i = 0; action != 'A' && i < n; i++) {
+        const queue_addr *q = &addrs[i];
+        if (q->err) {
+            ok = false;
+            fprintf(out, "- error while %s:\n  bad address %s: %s\n", doing, q->arg, q->err);
+        } else if (action == 'a') {
+            spool_rcpt r = { .address = arena_strdup(a, q->addr), .parent = -1 };
+            spool_add_rcpt(m, a, &r);
+            logs[nlog++] = arena_printf(a, "%s recipient <%s> added by %s", id, q->addr, who);
+        } else if (action == 'd') {
+            int r = 0;
+            while (r < m->n_rcpt && strcmp(m->rcpt[r].address, q->addr) != 0)
+                r++;
+            if (r == m->n_rcpt) {
+                ok = false;
+                fprintf(out, "- error while %s:\n  %s is not a recipient: message not updated\n", doing, q->addr);
+            } else {
+                add_nonrcpt(m, a, m->rcpt[r].address);
+                logs[nlog++] = arena_printf(a, "%s address <%s> marked delivered by %s", id, q->addr, who);
+            }
+        } else {
+            m->sender = arena_strdup(a, q->addr);
+            logs[nlog++] = arena_printf(a, "%s sender address changed to <%s> by %s", id, q->addr, who);
+        }
+    }
+    /* Exim logs each address as it goes and writes the file only when
+     * all went well; -Mmad logs once the file is written */
+    for (int i = 0; action != 'A' && i < nlog; i++)
+        log_write(LOG_MAIN, "%s", logs[i]);
+    if (!ok)
+        goto done;
+    if (spool_commit(&s, m, -1, a, &err) != ST_OK) {
+        if (action == 'A')
+            fprintf(out, "- could not mark all delivered: %s\n", err);
+        else
+            fprintf(out, "- while %s: %s\n", doing, err);
+        goto done;
+    }
+    fprintf(out, "has been modified\n");
+    for (int i = 0; action == 'A' && i < nlog; i++)
+        log_write(LOG_MAIN, "%s", logs[i]);
+    rc = 0;
+done:
+    if (fd >= 0)
+        close(fd);
     arena_free(a);
     return rc;
 }

@@ -1520,14 +1520,15 @@ static host_item *fallback_hosts(run *r, address_item *addrs, bool randomize)
     return l && *l ? parse_host_list(l, randomize, r->ctx->a) : NULL;
 }
 
-/* One run for addresses with one domain (or with multi_domain). */
-static void run_batch(run *r, address_item *addrs)
+/* One run for addresses with one domain (or with multi_domain).
+ * Returns the batch, relinked in the order its results are logged. */
+static address_item *run_batch(run *r, address_item *addrs)
 {
     const driver_inst *t = r->t;
     tp_ctx *ctx = r->ctx;
     set_batch_vars(t, addrs);
     if (!get_port(r, addrs))
-        return;
+        return addrs;
     bool randomize = tp_opt_bool(t, "hosts_randomize");
     host_item *hosts = NULL;
     if (!addrs->hosts || (tp_opt_bool(t, "hosts_override") && tp_opt(t, "hosts"))) {
@@ -1536,18 +1537,18 @@ static void run_batch(run *r, address_item *addrs)
         if (!tp_opt(t, "hosts")) {
             for (address_item *a = addrs; a; a = a->next)
                 a->message = arena_printf(ctx->a, "%s transport called with no hosts set", t->name);
-            return;
+            return addrs;
         }
         if (tp_opt_expand(t, "hosts", ctx, &list, &err) != ST_OK) {
             for (address_item *a = addrs; a; a = a->next)
                 a->message = arena_printf(ctx->a, "failed to expand list of hosts \"%s\" in %s transport: %s",
                                           tp_opt(t, "hosts"), t->name, err ? err : "");
-            return;
+            return addrs;
         }
         if (!(hosts = parse_host_list(list, randomize, ctx->a))) {
             for (address_item *a = addrs; a; a = a->next)
                 a->message = arena_printf(ctx->a, "%s transport has empty hosts setting", t->name);
-            return;
+            return addrs;
         }
     } else {
         hosts = copy_hosts(addrs->hosts, randomize && !ps.deliver_continuing, ctx->a);
@@ -1556,7 +1557,7 @@ static void run_batch(run *r, address_item *addrs)
     ps.deliver_host_address = hosts->address;
     r->update_waiting = true;
     if (try_hosts(r, addrs, hosts) == ST_ERROR || !any_deferred(addrs))
-        return;
+        return addrs;
     /* still deferred: list the message as waiting for these hosts, so a
      * delivery that gets through to one sends it down the same
      * connection (not when a connection carries one message only) */
@@ -1566,12 +1567,15 @@ static void run_batch(run *r, address_item *addrs)
      * else the transport's), as a run of its own */
     host_item *fb = fallback_hosts(r, addrs, randomize);
     if (!fb)
-        return;
+        return addrs;
     int n;
     address_item **order = addr_vec(addrs, &n, ctx->a);
     address_item *fbl = NULL, **tail = &fbl;
-    for (int i = 0; i < n; i++)
+    /* in reverse order: Exim collects them one by one at the front of
+     * its fallback chain, and its fallback run sends them that way */
+    for (int i = n - 1; i >= 0; i--)
         if (order[i]->result == ST_DEFER) {
+            order[i]->flags |= AF_FALLBACK_RUN;
             *tail = order[i];
             tail = &order[i]->next;
         }
@@ -1581,9 +1585,21 @@ static void run_batch(run *r, address_item *addrs)
     ps.deliver_host = fb->name;
     ps.deliver_host_address = fb->address;
     status fst = try_hosts(r, fbl, fb);
-    relink(order, n);                       /* the batch as it was */
-    if (fst != ST_ERROR && r->update_waiting && any_deferred(addrs) && max_messages(t) != 1)
+    /* logged as Exim logs its two runs: what the batch's own hosts took,
+     * then the fallback run's addresses in the order it sent them */
+    address_item **logv = arena_alloc(ctx->a, sizeof *logv * (size_t)(n + 1));
+    int k = 0;
+    for (int i = 0; i < n; i++)
+        if (!(order[i]->flags & AF_FALLBACK_RUN))
+            logv[k++] = order[i];
+    for (address_item *x = fbl; x; x = x->next)
+        logv[k++] = x;
+    for (int i = 0; i < n; i++)
+        order[i]->flags &= ~(unsigned)AF_FALLBACK_RUN;
+    relink(logv, k);
+    if (fst != ST_ERROR && r->update_waiting && any_deferred(logv[0]) && max_messages(t) != 1)
         smtp_wait_add(t->name, fb, ctx->m->id, ctx->a);
+    return logv[0];
 }
 
 status transport_smtp(const driver_inst *t, address_item *addrs, tp_ctx *ctx)
@@ -1629,7 +1645,7 @@ status transport_smtp(const driver_inst *t, address_item *addrs, tp_ctx *ctx)
         if (strcmp(a->domain ? a->domain : "", addrs->domain ? addrs->domain : "") != 0)
             mixed = true;
     if (multi || !mixed) {
-        run_batch(r, addrs);
+        ctx->log_order = run_batch(r, addrs);
     } else {
         int n;
         address_item **order = addr_vec(addrs, &n, ctx->a);
@@ -1648,12 +1664,12 @@ status transport_smtp(const driver_inst *t, address_item *addrs, tp_ctx *ctx)
                     tail = &order[j]->next;
                 }
             *tail = NULL;
-            run_batch(r, head);
-            for (address_item *x = head; x; x = x->next)
+            for (address_item *x = run_batch(r, head); x; x = x->next)
                 grouped[ng++] = x;
         }
-        /* the batch in the order the runs went (the first address stays first) */
+        /* the batch in the order the runs went */
         relink(grouped, ng);
+        ctx->log_order = grouped[0];
     }
 
     return ST_OK;

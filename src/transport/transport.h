@@ -17,6 +17,9 @@ typedef struct tp_ctx {
     arena *a;
     int gen_fd;                /* local delivery child: the pipe to the delivery
                                 * process (results, generated messages); else -1 */
+    address_item *log_order;   /* set by a transport that took the batch in another
+                                * order (smtp: fallback hosts): the batch, relinked,
+                                * in the order its results are logged */
 } tp_ctx;
 
 /* A message a transport makes (autoreply): the delivery process queues it. */

@@ -123,8 +123,13 @@ class Client:
 def exim_log_as_499(line):
     """Debian's Exim is 4.96; Exim 4.99 (what postern follows) writes a
     failure line's reason after " : " instead of ": ".  Convert a 4.96
-    "**" line (not the retry-timeout form, which did not change)."""
+    "**" line (not the retry-timeout form, which did not change), and the
+    "no recipients found in headers" line that 4.96 gave its id twice."""
     import re
+    # 4.96 wrote the message id twice in "ID ID no recipients found in headers"
+    d = re.match(r"^(.*?)(\S+) \2 ((?:no recipients|bad addresses) found in headers)$", line)
+    if d:
+        return d.group(1) + d.group(2) + " " + d.group(3)
     m = re.match(r"^(.*?\*\* )(.*)$", line)
     if not m or line.endswith(": retry timeout exceeded") or ": " not in m.group(2):
         return line

@@ -314,6 +314,8 @@ class Normaliser:
         text = re.sub(r"(\.lock\.test\.example)\.[0-9a-f]{8}\.[0-9a-f]{8}\b", r"\1.HITCH", text)
         text = re.sub(r"^( *\d+[smhdw] +)\d+(\.\d+)?[KM]? (?=ID)", "AGE SIZE ", text, flags=re.M)
         text = re.sub(r"^(Exim|postern) configuration error", "MTA configuration error", text, flags=re.M)
+        # the program name before an error about local input ("exim: message rejected: ...")
+        text = re.sub(r"^(exim|postern): ", "MTA: ", text, flags=re.M)
         return text
 
 
@@ -435,7 +437,7 @@ def run_mta(binary, conf, steps, files, peer_opts, keep_dsn_info=False):
         for lg in ("mainlog", "rejectlog", "paniclog"):
             p = d / lg
             logs[lg] = p.read_text() if p.exists() else ""
-            if binary == EXIM and lg == "mainlog":
+            if binary == EXIM and lg in ("mainlog", "paniclog"):
                 # postern follows Exim 4.99, whose failure lines differ from 4.96's in one separator
                 logs[lg] = "".join(exim_log_as_499(l) + "\n" for l in logs[lg].splitlines())
             norm.learn_ids(logs[lg])
