@@ -10,7 +10,7 @@ build_pkgs=(gcc clang meson ninja-build pkg-config libssl-dev libunbound-dev
   libcdb-dev libcrypt-dev)
 test_pkgs=(python3 python3-pytest python3-dnslib python3-dkim python3-yaml
   python3-spf python3-authheaders libmail-dkim-perl libmail-srs-perl swaks lmdb-utils tinycdb
-  ldnsutils nsd exim4-daemon-heavy libclang-rt-14-dev opendkim-tools)
+  ldnsutils nsd exim4-daemon-heavy libclang-rt-14-dev opendkim-tools openssl)
 
 pkgs=("${build_pkgs[@]}")
 [ "${1:-all}" = build ] || pkgs+=("${test_pkgs[@]}")

@@ -297,8 +297,13 @@ acl_rc acl_condition(acl_ctx *c, const acl_cond *cd, const char *arg)
         status st = match_local_part(ps.sender_host_authenticated, arg, true, c->a, NULL, &err);
         return list_rc(c, st, err, "authenticator");
     }
-    if (strcmp(n, "encrypted") == 0)
-        return RC_FAIL;       /* no TLS in postern yet: never encrypted */
+    if (strcmp(n, "encrypted") == 0) {
+        /* the incoming TLS session's cipher ($tls_in_cipher) in the list */
+        if (!ps.tls_in.cipher)
+            return RC_FAIL;
+        status st = match_local_part(ps.tls_in.cipher, arg, true, c->a, NULL, &err);
+        return list_rc(c, st, err, "cipher");
+    }
     if (strcmp(n, "verify") == 0) {
         return acl_verify(c, arg);
     }

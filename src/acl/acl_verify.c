@@ -315,7 +315,7 @@ acl_rc acl_verify(acl_ctx *c, const char *arg)
         return names_ascii(c);
     }
     if (strcmp(what, "certificate") == 0)
-        return RC_FAIL;       /* no TLS yet: no verified client certificate */
+        return ps.tls_in.certificate_verified ? RC_OK : RC_FAIL;   /* a TLS client's verified certificate */
     if (strcmp(what, "reverse_host_lookup") == 0)
         return reverse_lookup(c, strstr(opts, "defer_ok") != NULL);
     if (strcmp(what, "recipient") == 0) {

@@ -11,6 +11,18 @@
 #include <time.h>
 
 /* An ACL variable ($acl_c..., $acl_m...), kept in a short list. */
+/* A TLS session as the expansions and the logs see it. */
+typedef struct tls_vars {
+    const char *ver;           /* "TLS1.3" */
+    const char *cipher;        /* Exim's form: "TLS1.3:TLS_AES_256_GCM_SHA384:256" */
+    const char *cipher_std;    /* the RFC name of the cipher suite */
+    int bits;
+    bool peercert;             /* the peer presented a certificate */
+    bool certificate_verified; /* ... and it verified */
+    const char *peerdn;        /* its subject, or NULL */
+    const char *sni;           /* the server name asked for, or NULL */
+} tls_vars;
+
 typedef struct acl_var {
     const char *name;
     const char *value;
@@ -58,6 +70,8 @@ typedef struct proc_state {
     const char *smtp_command;         /* the command being handled */
     const char *authenticated_id, *authenticated_sender, *sender_host_authenticated;
     bool host_checking;               /* -bh */
+    tls_vars tls_in;                  /* the incoming TLS session ($tls_in_*; cipher NULL: none) */
+    tls_vars tls_out;                 /* the smtp transport's ($tls_out_*) */
 
     /* message being received or delivered (msg lifetime) */
     const char *message_id;
@@ -68,6 +82,7 @@ typedef struct proc_state {
     const char *local_part, *domain;  /* address being checked (RCPT) */
     struct spool_header *msg_headers; /* for $h_ variables */
     long body_linecount;
+    bool message_smtputf8;            /* $message_smtputf8: MAIL had SMTPUTF8 */
     const char *acl_verify_message;
 
     /* ACL engine (src/acl): values behind $acl_arg1..9, $acl_narg,

@@ -45,7 +45,7 @@ enum {
     ERRNO_EXPANDFAIL = -27, ERRNO_UIDFAIL = -29, ERRNO_BADTRANSPORT = -30, ERRNO_UNKNOWNHOST = -32,
     ERRNO_DNSDEFER = -36, ERRNO_RCPT4XX = -44, ERRNO_MAIL4XX = -45, ERRNO_DATA4XX = -46,
     ERRNO_HOST_IS_LOCAL = -50, ERRNO_TAINT = -51, ERRNO_RRETRY = -52, ERRNO_LRETRY = -53,
-    ERRNO_HRETRY = -54,
+    ERRNO_HRETRY = -54, ERRNO_TLSFAILURE = -37, ERRNO_TLSREQUIRED = -38,
 };
 
 /* An automatic reply a filter's mail or vacation command set up (the
@@ -102,6 +102,9 @@ typedef struct address_item {
     bool host_dnssec;                  /* the host's address came from a secure answer (DS) */
     const char *host_used;             /* H=name */
     const char *host_address_used;     /* [ip] */
+    const char *tls_cipher;            /* X=: the TLS session it went over (smtp), or NULL */
+    const char *tls_peerdn;            /* DN=: the server certificate's subject */
+    bool tls_verified;                 /* CV=yes */
     int port_used;
     const char *smtp_greeting;         /* DSN extra information */
     const char *helo_response;

@@ -192,6 +192,14 @@ static void log_result(dstate *d, const address_item *a, bool more_in_batch)
         gstr_printf(&g, " H=%s%s [%s]%s%s", a->host_used, logsel_on(ls, LS_DNSSEC) && a->host_dnssec ? " DS" : "",
                     a->host_address_used, logsel_on(ls, LS_OUTGOING_PORT) ? arena_printf(d->a, ":%d", a->port_used) : "",
                     (a->flags & AF_CONT_CONN) ? "*" : "");
+    if (a->tls_cipher && a->host_used && a->result != ST_DEFER) {
+        if (logsel_on(ls, LS_TLS_CIPHER))
+            gstr_printf(&g, " X=%s", a->tls_cipher);
+        if (logsel_on(ls, LS_TLS_CERTIFICATE_VERIFIED))
+            gstr_printf(&g, " CV=%s", a->tls_verified ? "yes" : "no");
+        if (logsel_on(ls, LS_TLS_PEERDN) && a->tls_peerdn)
+            gstr_printf(&g, " DN=\"%s\"", a->tls_peerdn);
+    }
     double dt = a->delivery_secs;
     if (a->result == ST_OK && a->host_used) {
         if (logsel_on(ls, LS_PIPELINING) && (a->flags & AF_PIPELINING))
@@ -273,13 +281,8 @@ static bool in_nonrcpt(const spool_msg *m, const char *addr)
 
 static void add_nonrcpt(spool_msg *m, arena *a, const char *addr)
 {
-    if (in_nonrcpt(m, addr))
-        return;
-    const char **n = arena_alloc(a, sizeof *n * (size_t)(m->n_nonrcpt + 1));
-    if (m->n_nonrcpt)
-        memcpy(n, m->nonrcpt, sizeof *n * (size_t)m->n_nonrcpt);
-    n[m->n_nonrcpt++] = arena_strdup(a, addr);
-    m->nonrcpt = n;
+    if (!in_nonrcpt(m, addr))
+        spool_add_nonrcpt(m, a, addr);
 }
 
 /* Addresses delivered by an earlier process that crashed before it could
@@ -1228,6 +1231,12 @@ static void set_message_vars(dstate *d)
     ps.sender_host_address = m->host_address;
     ps.sender_helo_name = m->helo_name;
     ps.received_protocol = m->received_protocol;
+    ps.tls_in.cipher = m->tls_cipher;
+    ps.tls_in.peerdn = m->tls_peerdn;
+    ps.tls_in.sni = m->tls_sni;
+    ps.tls_in.ver = m->tls_ver;
+    ps.tls_in.certificate_verified = m->tls_certificate_verified;
+    ps.message_smtputf8 = m->smtputf8;
     ps.body_linecount = m->body_linecount;
     {
         /* $message_size: the headers and the body (the -D file after its id line) */

@@ -125,7 +125,6 @@ static const char *v_bounce_return_size_limit(xs *x, const char *n)
 static const char *v_compile_number(xs *x, const char *n) { return "1"; }
 static const char *v_compile_date(xs *x, const char *n) { return __DATE__ " " __TIME__; }
 static const char *v_zero(xs *x, const char *n) { return "0"; }
-static const char *v_no(xs *x, const char *n) { return "no"; }
 static const char *v_minus1(xs *x, const char *n) { return "-1"; }
 static const char *v_empty(xs *x, const char *n) { return ""; }
 
@@ -297,7 +296,6 @@ static const var_row var_table[] = {
     {"message_id", v_empty},
     {"message_linecount", v_zero},
     {"message_size", v_zero},
-    {"message_smtputf8", v_no},
     {"original_domain", v_empty},
     {"original_local_part", v_empty},
     {"originator_gid", v_caller_gid},
@@ -354,16 +352,6 @@ static const var_row var_table[] = {
     {"spool_inodes", v_space},
     {"spool_space", v_space},
     {"thisaddress", v_empty},
-    {"tls_in_bits", v_zero},
-    {"tls_in_certificate_verified", v_zero},
-    {"tls_in_cipher", v_empty},
-    {"tls_in_peerdn", v_empty},
-    {"tls_in_sni", v_empty},
-    {"tls_in_ver", v_empty},
-    {"tls_out_bits", v_zero},
-    {"tls_out_cipher", v_empty},
-    {"tls_out_peerdn", v_empty},
-    {"tls_out_sni", v_empty},
     {"tod_bsdinbox", v_tod},
     {"tod_epoch", v_tod},
     {"tod_epoch_l", v_tod},

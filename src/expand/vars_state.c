@@ -31,6 +31,28 @@ void vars_set_inode(unsigned long inode)
     current_inode = inode;
 }
 
+/* A $tls_{in,out}_ variable, by the name after the prefix; NULL and
+ * *known false for one that is not (yet) known here. */
+static const char *tls_var(xs *x, const tls_vars *t, const char *n, bool *known)
+{
+    if (!strcmp(n, "cipher"))
+        return or_empty(t->cipher);
+    if (!strcmp(n, "cipher_std"))
+        return or_empty(t->cipher_std);
+    if (!strcmp(n, "ver"))
+        return or_empty(t->ver);
+    if (!strcmp(n, "peerdn"))
+        return or_empty(t->peerdn);
+    if (!strcmp(n, "sni"))
+        return or_empty(t->sni);
+    if (!strcmp(n, "bits"))
+        return num(x, t->bits);
+    if (!strcmp(n, "certificate_verified"))
+        return t->certificate_verified ? "1" : "0";
+    *known = false;
+    return NULL;
+}
+
 const char *vars_state(xs *x, const char *name, bool *known)
 {
     *known = true;
@@ -69,6 +91,15 @@ const char *vars_state(xs *x, const char *name, bool *known)
         return ps.interface_address ? num(x, ps.interface_port) : "-1";
     if (IS("received_protocol"))
         return or_empty(ps.received_protocol);
+    if (IS("message_smtputf8"))
+        return ps.message_smtputf8 ? "yes" : "no";
+    /* $tls_in_*, $tls_out_*, and $tls_* (the incoming session's) */
+    if (!strncmp(name, "tls_out_", 8))
+        return tls_var(x, &ps.tls_out, name + 8, known);
+    if (!strncmp(name, "tls_in_", 7))
+        return tls_var(x, &ps.tls_in, name + 7, known);
+    if (!strncmp(name, "tls_", 4))
+        return tls_var(x, &ps.tls_in, name + 4, known);
     if (IS("smtp_active_hostname") && ps.smtp_active_hostname)
         return ps.smtp_active_hostname;
     if (IS("smtp_command"))

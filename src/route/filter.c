@@ -7,6 +7,7 @@
  * filtering" (filter.xfpt) for the language, and Exim 4.96's -bf output
  * for the wording, compared by tests/integration/test_filter.py. */
 #include "route/filter_int.h"
+#include "message/addr.h"
 #include "config/config.h"
 #include "core/gstr.h"
 #include "core/list.h"
@@ -128,51 +129,6 @@ static bool expand(fx *x, const char *s, const char *where, const char **out)
     return false;
 }
 
-/* The end of the address that starts at s (a comma outside quotes,
- * comments and angle brackets), as Exim finds it. */
-static const char *address_end(const char *s)
-{
-    bool source_routing = *s == '@';
-    int no_term = source_routing ? 1 : 0;
-    while (*s && (*s != ',' || no_term > 0)) {
-        if (*s == '\\' && s[1]) {
-            s += 2;
-        } else if (*s == '"') {
-            while (*++s) {
-                if (*s == '\\' && s[1])
-                    s++;
-                else if (*s == '"') {
-                    s++;
-                    break;
-                }
-            }
-        } else if (*s == '(') {
-            int level = 1;
-            while (*++s) {
-                if (*s == '\\' && s[1])
-                    s++;
-                else if (*s == '(')
-                    level++;
-                else if (*s == ')' && --level <= 0) {
-                    s++;
-                    break;
-                }
-            }
-        } else {
-            if (*s == '<') {
-                source_routing = s[1] == '@';
-                no_term = source_routing ? 2 : 1;
-            } else if (*s == '>') {
-                no_term--;
-            } else if (source_routing && *s == ':') {
-                no_term--;
-            }
-            s++;
-        }
-    }
-    return s;
-}
-
 /* The address in one element of an address list (NULL when it is not
  * one); group syntax ("name: a@b, c@d;") is allowed when group is set. */
 static const char *extract_one(const char *s, size_t n, bool group, arena *a, char **err)
@@ -247,7 +203,7 @@ static bool header_has(const char *name, bool addresses, const char *pattern, ar
         }
         const char *s = h->text + nlen;
         while (*s) {
-            const char *e = address_end(s);
+            const char *e = addr_item_end(s, false);
             char *err;
             const char *addr = extract_one(s, (size_t)(e - s), false, a, &err);
             s = *e == ',' ? e + 1 : e;
@@ -393,7 +349,7 @@ static bool simple_cond(fx *x, const cond *c)
             return false;
         bool yield = false;
         while (*list) {
-            const char *e = address_end(list);
+            const char *e = addr_item_end(list, false);
             char *err;
             const char *addr = extract_one(list, (size_t)(e - list), true, x->a, &err);
             if (addr) {
@@ -782,7 +738,7 @@ static bool do_mail(fx *x, const fcmd *c, const char **e)
     gstr g;
     gstr_init(&g, ps.msg_t, 64);
     for (const char *s = to; *s;) {
-        const char *end = address_end(s);
+        const char *end = addr_item_end(s, false);
         char *err;
         const char *r = extract_one(s, (size_t)(end - s), false, x->a, &err);
         if (r) {

@@ -1,6 +1,7 @@
 /* client.c: SMTP client protocol layer. */
 #include "smtp/client.h"
 #include "core/gstr.h"
+#include "tls/tls.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -159,6 +160,15 @@ status smtp_client_connect_unix(smtp_client *c, const char *path, int timeout, a
 
 static int getbyte(smtp_client *c)
 {
+    if (c->rpos >= c->rlen && c->tls) {
+        ssize_t n = tls_read(c->tls, c->rbuf, sizeof c->rbuf, c->timeout);
+        if (n == -2)
+            return -2;
+        if (n <= 0)
+            return -1;
+        c->rpos = 0;
+        c->rlen = (size_t)n;
+    }
     if (c->rpos >= c->rlen) {
         if (wait_fd(c->fd, POLLIN, c->timeout) <= 0)
             return -2;
@@ -230,6 +240,14 @@ status smtp_client_read(smtp_client *c, smtp_reply *r)
 
 status smtp_client_write(smtp_client *c, const char *p, size_t n)
 {
+    if (c->tls) {
+        if (!tls_write(c->tls, p, n, c->timeout)) {
+            c->os_errno = EPIPE;
+            return ST_DEFER;
+        }
+        c->written += (unsigned long long)n;
+        return ST_OK;
+    }
     while (n) {
         int r = wait_fd(c->fd, POLLOUT, c->timeout);
         if (r <= 0) {
@@ -264,6 +282,10 @@ status smtp_client_send(smtp_client *c, const char *fmt, ...)
 
 void smtp_client_close(smtp_client *c)
 {
+    if (c->tls) {
+        tls_close(c->tls, true);
+        c->tls = NULL;
+    }
     if (c->fd >= 0)
         close(c->fd);
     c->fd = -1;
@@ -283,6 +305,8 @@ void smtp_client_parse_ehlo(smtp_client *c, const char *text)
             else if (n >= 3 && !strncasecmp(p, "DSN", 3)) c->dsn = true;
             else if (n >= 8 && !strncasecmp(p, "CHUNKING", 8)) c->chunking = true;
             else if (n >= 11 && !strncasecmp(p, "IGNOREQUOTA", 11)) c->ignorequota = true;
+            else if (n == 8 && !strncasecmp(p, "STARTTLS", 8)) c->starttls = true;
+            else if (n == 8 && !strncasecmp(p, "SMTPUTF8", 8)) c->smtputf8 = true;
         }
         first = false;
         p += n + (nl ? 1 : 0);

@@ -11,8 +11,11 @@
 
 #define SMTP_CLIENT_REPLY_MAX (64 * 1024)
 
+struct tls_conn;
+
 typedef struct smtp_client {
     int fd;
+    struct tls_conn *tls;      /* after STARTTLS: reads and writes go through it */
     int timeout;               /* seconds per read/write */
     char rbuf[8192];
     size_t rpos, rlen;
@@ -21,7 +24,7 @@ typedef struct smtp_client {
     /* what the server said */
     const char *greeting;
     const char *helo_response;
-    bool esmtp, pipelining, size, eightbit, dsn, chunking, ignorequota;
+    bool esmtp, pipelining, size, eightbit, dsn, chunking, ignorequota, starttls, smtputf8;
     int last_code;
     const char *last_reply;    /* whole reply text, lines joined by "\n" */
     int os_errno;              /* errno of a failed connect or write (ETIMEDOUT: timed out) */

@@ -1,5 +1,6 @@
 /* io.c: buffered I/O with timeouts for the SMTP server. */
 #include "smtp/io.h"
+#include "tls/tls.h"
 
 #include <errno.h>
 #include <poll.h>
@@ -14,6 +15,13 @@ void io_init(smtp_io *io, int in, int out, int timeout)
     io->in = in;
     io->out = out;
     io->timeout = timeout;
+}
+
+void io_set_tls(smtp_io *io, struct tls_conn *t)
+{
+    io->tls = t;
+    io->rpos = io->rlen = 0;
+    memset(io->rbuf, 0, sizeof io->rbuf);
 }
 
 static int wait_fd(int fd, short ev, int timeout)
@@ -33,6 +41,23 @@ static int fill(smtp_io *io)
         return IO_EOF;
     if (!io_flush(io))
         return IO_ERROR;
+    if (io->tls) {
+        ssize_t t = tls_read(io->tls, io->rbuf, sizeof io->rbuf, io->timeout);
+        if (t == -2) {
+            io->timed_out = true;
+            return IO_TIMEOUT;
+        }
+        if (t < 0)
+            return IO_ERROR;
+        if (t == 0) {
+            io->eof = true;
+            return IO_EOF;
+        }
+        io->rpos = 0;
+        io->rlen = (size_t)t;
+        io->bytes_in += (unsigned long long)t;
+        return 0;
+    }
     int r = wait_fd(io->in, POLLIN, io->timeout);
     if (r == 0) {
         io->timed_out = true;
@@ -72,6 +97,8 @@ bool io_input_pending(smtp_io *io)
         return true;
     if (io->eof)
         return false;
+    if (io->tls)
+        return tls_pending(io->tls);
     struct pollfd p = { .fd = io->in, .events = POLLIN };
     return poll(&p, 1, 0) > 0;
 }
@@ -128,6 +155,12 @@ int io_read_n(smtp_io *io, size_t n, void (*sink)(void *ctx, const unsigned char
 
 bool io_flush(smtp_io *io)
 {
+    if (io->tls) {
+        if (io->wlen && !io->write_error && !tls_write(io->tls, io->wbuf, io->wlen, io->timeout))
+            io->write_error = true;
+        io->wlen = 0;
+        return !io->write_error;
+    }
     size_t off = 0;
     while (off < io->wlen && !io->write_error) {
         int r = wait_fd(io->out, POLLOUT, io->timeout);

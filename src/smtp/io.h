@@ -10,8 +10,11 @@
 
 #define SMTP_IO_BUF 16384
 
+struct tls_conn;
+
 typedef struct smtp_io {
     int in, out;
+    struct tls_conn *tls;     /* after STARTTLS: all I/O goes through it */
     int timeout;              /* seconds for each read/write; 0 = none */
     unsigned char rbuf[SMTP_IO_BUF];
     size_t rpos, rlen;
@@ -24,6 +27,10 @@ typedef struct smtp_io {
 enum { IO_EOF = -1, IO_TIMEOUT = -2, IO_ERROR = -3 };
 
 void io_init(smtp_io *io, int in, int out, int timeout);
+/* From now on read and write through TLS session t (NULL: in clear).
+ * What was buffered in clear is thrown away (a client may not pipeline
+ * commands past STARTTLS). */
+void io_set_tls(smtp_io *io, struct tls_conn *t);
 int io_getc(smtp_io *io);                 /* byte, or IO_EOF/IO_TIMEOUT/IO_ERROR */
 /* Bytes already buffered, or readable without waiting. */
 bool io_input_pending(smtp_io *io);

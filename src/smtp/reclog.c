@@ -35,6 +35,21 @@ static const char *header_value(const spool_msg *m, const char *name, arena *a)
     return g.s;
 }
 
+void log_tls_in(gstr *g)
+{
+    const log_selectors *ls = &cfg->logsel;
+    if (!ps.tls_in.cipher)
+        return;
+    if (logsel_on(ls, LS_TLS_CIPHER))
+        gstr_printf(g, " X=%s", ps.tls_in.cipher);
+    if (logsel_on(ls, LS_TLS_CERTIFICATE_VERIFIED) && ps.tls_in.peercert)
+        gstr_printf(g, " CV=%s", ps.tls_in.certificate_verified ? "yes" : "no");
+    if (logsel_on(ls, LS_TLS_PEERDN) && ps.tls_in.peerdn)
+        gstr_printf(g, " DN=\"%s\"", ps.tls_in.peerdn);
+    if (logsel_on(ls, LS_TLS_SNI) && ps.tls_in.sni)
+        gstr_printf(g, " SNI=%s", ps.tls_in.sni);
+}
+
 void log_reject_headers(const char *sender, const spool_msg *m)
 {
     gstr g;
@@ -67,7 +82,9 @@ void log_received(const reclog *r)
     }
     if (r->iface && logsel_on(ls, LS_INCOMING_INTERFACE))
         gstr_printf(&g, " I=[%s]:%d", r->iface, r->iface_port);
-    gstr_printf(&g, " P=%s S=%llu", r->protocol, r->size);
+    gstr_printf(&g, " P=%s", r->protocol);
+    log_tls_in(&g);
+    gstr_printf(&g, " S=%llu", r->size);
     if (logsel_on(ls, LS_RECEIVE_TIME))
         gstr_printf(&g, " RT=%.3fs", r->receive_secs);
     const char *id = header_value(m, "Message-ID", ps.scratch);
@@ -145,8 +162,14 @@ void received_header_add(spool_msg *m, const char *remote_ip, const char *ident,
         } else if (ps.sender_helo_name) {
             gstr_printf(&g, "(helo=%s)\n\t", ps.sender_helo_name);
         }
-        gstr_printf(&g, "by %s with %s (postern %s)\n\t", cfg_str(MO_primary_hostname),
-                    ps.received_protocol, POSTERN_VERSION);
+        gstr_printf(&g, "by %s with %s ", cfg_str(MO_primary_hostname), ps.received_protocol);
+        /* TLS: Exim's default text gives " (TLS1.3) tls <suite>" after the
+         * space that follows the protocol */
+        if (ps.tls_in.ver)
+            gstr_printf(&g, " (%s)", ps.tls_in.ver);
+        if (ps.tls_in.cipher_std)
+            gstr_printf(&g, " tls %s\n\t", ps.tls_in.cipher_std);
+        gstr_printf(&g, "(postern %s)\n\t", POSTERN_VERSION);
         if (sender && *sender)
             gstr_printf(&g, "(envelope-from <%s>)\n\t", sender);
         gstr_printf(&g, "id %s", m->id);

@@ -3,6 +3,7 @@
 #ifndef POSTERN_RECLOG_H
 #define POSTERN_RECLOG_H
 
+#include "core/gstr.h"
 #include "spool/spool.h"
 #include <stdbool.h>
 
@@ -21,6 +22,10 @@ typedef struct reclog {
 } reclog;
 
 void log_received(const reclog *r);
+
+/* The incoming TLS session's fields (X=, CV=, DN=, SNI=) as log_selector
+ * asks for them; nothing without TLS. */
+void log_tls_in(gstr *g);
 
 /* The reject log's copy of a refused message: "Envelope-from: <sender>",
  * an "Envelope-to:" line per recipient, then the headers with their

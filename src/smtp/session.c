@@ -7,6 +7,7 @@
 #include "acl/acl.h"
 #include "config/config.h"
 #include "core/gstr.h"
+#include "core/list.h"
 #include "core/log.h"
 #include "core/state.h"
 #include "expand/expand.h"
@@ -21,6 +22,7 @@
 #include "dns/host.h"
 #include "smtp/smtp_cmd.h"
 #include "spool/spool.h"
+#include "tls/tls.h"
 
 #include "core/timefmt.h"
 #include <ctype.h>
@@ -71,8 +73,12 @@ bool ses_host_in(session *s, enum main_opt o, const char *dflt)
     const char *list = cfg_str(o);
     if (!list)
         list = dflt;
-    if (!list || !*list) {
+    if (!list) {
         bh_note(s, "host in %s? no (option unset)", main_optdefs[o].name);
+        return false;
+    }
+    if (!*list) {                 /* set, to nothing */
+        bh_note(s, "host in %s? no (end of list)", main_optdefs[o].name);
         return false;
     }
     const char *ip = s->p->remote_ip ? s->p->remote_ip : "";
@@ -414,6 +420,14 @@ static void ehlo_keywords(session *s, gstr *g)
     s->chunking = ses_host_in(s, MO_chunking_advertise_hosts, "*");
     if (s->chunking)
         gstr_cat(g, "CHUNKING\n");
+    /* (not again once in TLS) */
+    if (!s->tls && ses_host_in(s, MO_tls_advertise_hosts, "*")) {
+        gstr_cat(g, "STARTTLS\n");
+        s->tls_advertised = true;
+    }
+    s->smtputf8_advertised = ses_host_in(s, MO_smtputf8_advertise_hosts, "*");
+    if (s->smtputf8_advertised)
+        gstr_cat(g, "SMTPUTF8\n");
     gstr_cat(g, "HELP");
 }
 
@@ -460,6 +474,9 @@ static bool valid_helo(session *s, const char *name)
 }
 
 /* ---- HELO and EHLO ------------------------------------------------------ */
+
+static void set_protocol(session *s);
+static cmd_rc cmd_quit(session *s);
 
 
 /* A client calling itself by our name or address gets its real name
@@ -514,8 +531,108 @@ static cmd_rc cmd_helo(session *s, bool ehlo, const char *arg)
     s->helo_seen = true;
     s->esmtp = ehlo;
     ehlo_reply(s, ehlo);
-    ps.received_protocol = s->p->remote_ip ? (ehlo ? "esmtp" : "smtp") : (ehlo ? "local-esmtp" : "local-smtp");
+    set_protocol(s);
     return CMD_NEXT;
+}
+
+/* $received_protocol: smtp or esmtp, "s" after it when in TLS, "local-"
+ * before it for -bs */
+static void set_protocol(session *s)
+{
+    ps.received_protocol = arena_printf(ps.conn, "%s%s%s", s->p->remote_ip ? "" : "local-", s->esmtp ? "esmtp" : "smtp",
+                                        s->tls ? "s" : "");
+}
+
+/* Start TLS on the connection (after go_ahead, if not NULL); what was
+ * buffered in clear is dropped.  false when it failed (logged; *st
+ * ST_DEFER: nothing was sent, the configuration is at fault). */
+static bool start_tls_go(session *s, void (*go)(void *), status *st)
+{
+    io_set_tls(&s->io, NULL);       /* (drops input pipelined past STARTTLS) */
+    tls_server_opts o = { .verify_try = ses_host_in(s, MO_tls_try_verify_hosts, NULL),
+                          .verify_require = ses_host_in(s, MO_tls_verify_hosts, NULL) };
+    char *err = NULL;
+    tls_conn *t = NULL;
+    *st = tls_server_start(s->io.in, s->io.out, s->io.timeout, &o, go, s, &t, ps.conn, &err);
+    if (*st != ST_OK) {
+        log_write(LOG_MAIN, "TLS error on connection from %s %s", s->who, err ? err : "");
+        return false;
+    }
+    io_set_tls(&s->io, t);
+    s->tls = t;
+    ps.tls_in = *tls_get_info(t);
+    /* what the client chose is outside input */
+    ps.tls_in.peerdn = ps.tls_in.peerdn ? arena_strdup(ps.conn_t, ps.tls_in.peerdn) : NULL;
+    ps.tls_in.sni = ps.tls_in.sni ? arena_strdup(ps.conn_t, ps.tls_in.sni) : NULL;
+    return true;
+}
+
+/* tls_on_connect_ports: TLS at once, no STARTTLS. */
+static bool start_tls(session *s, void (*go)(void *))
+{
+    status st;
+    return start_tls_go(s, go, &st);
+}
+
+/* Is the port we were reached on in tls_on_connect_ports? */
+static bool tls_on_connect_port(int port)
+{
+    const char *l = cfg_str(MO_tls_on_connect_ports);
+    int sep = 0;
+    char *it;
+    while (port > 0 && l && (it = list_next(&l, &sep, ps.scratch)))
+        if (atoi(it) == port)
+            return true;
+    return false;
+}
+
+/* The answer before the handshake, in clear. */
+static void go_ahead(void *arg)
+{
+    session *s = arg;
+    ses_reply(s, "220", "TLS go ahead");
+    io_flush(&s->io);
+}
+
+/* STARTTLS (RFC 3207): an implied RSET, what was buffered is dropped, the
+ * handshake; then everything learnt before it is forgotten (the client
+ * says EHLO again).  A failed handshake leaves only QUIT. */
+static cmd_rc cmd_starttls(session *s, const char *arg)
+{
+    if (!s->tls_advertised)
+        return ses_synprot(s, false, "503", "STARTTLS command used when not advertised") ? CMD_NEXT : CMD_DROP;
+    if (*arg)
+        return ses_synprot(s, true, "501", "syntax error (no parameters allowed)") ? CMD_NEXT : CMD_DROP;
+    ses_reset_transaction(s);
+    io_flush(&s->io);
+    status st = ST_OK;
+    if (start_tls_go(s, go_ahead, &st)) {
+        if (!cfg_bool(MO_tls_remember_esmtp))
+            s->helo_seen = s->esmtp = s->pipelining = false;
+        if (ps.sender_helo_name) {
+            ps.sender_helo_name = NULL;
+            set_peer(s);
+        }
+        set_protocol(s);
+        return CMD_NEXT;
+    }
+    if (st == ST_DEFER) {
+        ses_reply(s, "454", "TLS currently unavailable");
+        return CMD_NEXT;
+    }
+    /* the handshake failed: the client may only leave */
+    gstr line;
+    gstr_init(&line, ps.conn, 512);
+    for (;;) {
+        bool too_long, bare_lf;
+        const char *qa;
+        if (io_read_line(&s->io, &line, SMTP_CMD_MAX, &too_long, &bare_lf) < 0)
+            return CMD_DROP;
+        if (!too_long && arg_is(line.s, "QUIT", &qa))
+            return cmd_quit(s);
+        ses_reply(s, "554", "Security failure");
+        io_flush(&s->io);
+    }
 }
 
 /* ---- connection start ------------------------------------------------- */
@@ -538,6 +655,9 @@ static void host_flags_after_reject(session *s)
     if (!s->helo_verify_required)
         s->helo_try_verify = ses_host_in(s, MO_helo_try_verify_hosts, NULL);
     s->helo_accept_junk = ses_host_in(s, MO_helo_accept_junk_hosts, NULL);
+    /* hosts_proxy: the PROXY protocol is not implemented, so the option is
+     * refused when set; -bh traces the check as Exim makes it */
+    bh_note(s, "host in hosts_proxy? no (option unset)");
 }
 
 /* Connection checks, the connect ACL and the banner.  False when the
@@ -560,8 +680,11 @@ static bool start_session(session *s)
         ses_replyf(s, "421", "%s %s", s->host, p->drop_reason ? p->drop_reason : "Too many concurrent SMTP connections; please try again later.");
         return false;
     }
+    /* tls_on_connect_ports: TLS before the banner (SMTPS) */
+    bool on_connect = tls_on_connect_port(p->local_port);
     if (p->remote_ip && ses_host_in(s, MO_host_reject_connection, NULL)) {
-        ses_reply(s, "554", "SMTP service not available");
+        if (!on_connect)                  /* (a TLS client would not understand it) */
+            ses_reply(s, "554", "SMTP service not available");
         if (logsel_on(&cfg->logsel, LS_CONNECTION_REJECT))
             log_write(LOG_MAIN | LOG_REJECT, "refused connection from %s (host_reject_connection)", s->who);
         return false;
@@ -572,6 +695,8 @@ static bool start_session(session *s)
     s->enforce_sync = cfg_bool(MO_smtp_enforce_sync) && p->mode == SMTP_DAEMON;
     bool drop = false;
     if (!ses_acl_reply(s, ACL_WHERE_CONNECT, MO_acl_smtp_connect, "connection", NULL, NULL, &drop))
+        return false;
+    if (on_connect && !start_tls(s, NULL))
         return false;
     /* PIPECONNECT: a client may send EHLO (and what follows) before the banner */
     s->pipe_connect = p->remote_ip && ses_host_in(s, MO_pipelining_connect_advertise_hosts, "*");
@@ -611,6 +736,8 @@ static cmd_rc cmd_mail(session *s, const char *arg)
     const char *perr = smtp_parse_mail(arg, s->esmtp, ps.conn_t, &ma);
     if (!perr && (ma.ret || ma.envid) && !s->dsn_advertised)
         perr = "DSN parameters not advertised";
+    if (!perr && ma.smtputf8 && !s->smtputf8_advertised)
+        perr = "SMTPUTF8 used when not advertised";
     if (perr)
         return ses_synprot(s, true, "501", perr) ? CMD_NEXT : CMD_DROP;
     long long limit = receive_size_limit();
@@ -627,6 +754,11 @@ static cmd_rc cmd_mail(session *s, const char *arg)
     s->dsn_ret = ma.ret;
     s->dsn_envid = ma.envid;
     s->declared_size = ma.size;
+    /* an international message: "utf8" before the protocol (Exim keeps it
+     * for the rest of the session) */
+    s->smtputf8 = ps.message_smtputf8 = ma.smtputf8;
+    if (ma.smtputf8 && strncmp(ps.received_protocol, "utf8", 4) != 0)
+        ps.received_protocol = arena_printf(ps.conn, "utf8%s", ps.received_protocol);
     bool drop = false;
     if (!ses_acl_reply(s, ACL_WHERE_MAIL, MO_acl_smtp_mail, arena_printf(ps.scratch, "MAIL <%s>", ma.address),
                    "250", "OK", &drop)) {
@@ -747,6 +879,8 @@ static cmd_rc command(session *s, const char *cmd)
         return ses_cmd_bdat(s, arg);
     if (arg_is(cmd, "QUIT", &arg))
         return cmd_quit(s);
+    if (arg_is(cmd, "STARTTLS", &arg))
+        return cmd_starttls(s, arg);
     if (arg_is(cmd, "RSET", &arg)) {
         ses_reset_transaction(s);
         ses_reply(s, "250", "Reset OK");
@@ -872,6 +1006,11 @@ int smtp_session(const smtp_params *p)
         log_write(LOG_MAIN, "no MAIL in SMTP connection from %s D=%lds", s->peer, (long)(time(NULL) - s->started));
     ses_reset_transaction(s);
     io_flush(&s->io);
+    if (s->tls) {
+        tls_close(s->tls, true);
+        io_set_tls(&s->io, NULL);
+        s->tls = NULL;
+    }
     return next == CMD_DROP;
 }
 

@@ -38,6 +38,7 @@ void ses_reset_transaction(session *s)
     s->declared_size = 0;
     s->dsn_ret = 0;
     s->dsn_envid = NULL;
+    s->smtputf8 = ps.message_smtputf8 = false;
     s->rcpt_count = s->rcpt_rejected = 0;
     s->rcpt_resp = NULL;
     s->rcpt_resp_differs = s->rcpt_in_progress = false;
@@ -73,6 +74,15 @@ static spool_msg *new_message(session *s)
     m->interface_address = ps.interface_address;
     m->interface_port = ps.interface_port;
     m->received_protocol = ps.received_protocol;
+    m->tls_cipher = ps.tls_in.cipher;
+    m->tls_certificate_verified = ps.tls_in.certificate_verified;
+    m->tls_peerdn = ps.tls_in.peerdn;
+    m->tls_sni = ps.tls_in.sni;
+    m->tls_ver = ps.tls_in.ver;
+    m->smtputf8 = s->smtputf8;
+    m->ident = s->ident;                 /* -bs: the caller's login (from the passwd file: untainted) */
+    m->allow_unqualified_sender = s->unqualified_sender;
+    m->allow_unqualified_recipient = s->unqualified_recipient;
     m->deliver_firsttime = true;
     m->dsn_ret = s->dsn_ret;
     m->dsn_envid = s->dsn_envid;
@@ -424,7 +434,7 @@ static bool data_start(session *s, bool bdat, bool *drop)
         s->bdat_active = true;
         s->bdat_cr = false;
         gstr_reset(&s->bdat_line);
-        ps.received_protocol = s->p->remote_ip ? "esmtp" : "local-esmtp";
+        ps.received_protocol = arena_printf(ps.conn, "%sesmtp%s", s->p->remote_ip ? "" : "local-", s->tls ? "s" : "");
     }
     return true;
 }

@@ -27,6 +27,10 @@ typedef struct session {
     const char *who;              /* ... and without the flag: "(helo) [ip]", "login" */
     const char *ident;            /* $sender_ident: the -bs caller's login, else NULL */
     bool esmtp, helo_seen, pipelining, pipe_connect, dsn_advertised, chunking;
+    bool tls_advertised;          /* STARTTLS was in an EHLO reply */
+    bool smtputf8_advertised;     /* ... and SMTPUTF8 */
+    bool smtputf8;                /* the transaction's MAIL had SMTPUTF8 */
+    struct tls_conn *tls;         /* the TLS session after STARTTLS, or NULL */
     bool log_conn, enforce_sync;  /* per connection, from the host lists */
     bool helo_verify_required, helo_try_verify, helo_accept_junk;
     bool unqualified_sender, unqualified_recipient;

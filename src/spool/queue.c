@@ -320,13 +320,8 @@ int queue_action(const spool_settings *ss, char action, char **ids, int nids, FI
 
 static void add_nonrcpt(spool_msg *m, arena *a, const char *addr)
 {
-    if (delivered(m, addr))
-        return;
-    const char **v = arena_alloc(a, sizeof *v * (size_t)(m->n_nonrcpt + 1));
-    if (m->n_nonrcpt)
-        memcpy(v, m->nonrcpt, sizeof *v * (size_t)m->n_nonrcpt);
-    v[m->n_nonrcpt++] = arena_strdup(a, addr);
-    m->nonrcpt = v;
+    if (!delivered(m, addr))
+        spool_add_nonrcpt(m, a, addr);
 }
 
 int queue_edit(const spool_settings *ss, char action, const char *id, const queue_addr *addrs, int n, FILE *out)

@@ -154,6 +154,15 @@ void spool_add_rcpt(spool_msg *m, arena *a, const spool_rcpt *r)
     m->rcpt[m->n_rcpt++] = *r;
 }
 
+void spool_add_nonrcpt(spool_msg *m, arena *a, const char *addr)
+{
+    const char **v = arena_alloc(a, sizeof *v * (size_t)(m->n_nonrcpt + 1));
+    if (m->n_nonrcpt)
+        memcpy(v, m->nonrcpt, sizeof *v * (size_t)m->n_nonrcpt);
+    v[m->n_nonrcpt++] = arena_strdup(a, addr);
+    m->nonrcpt = v;
+}
+
 char spool_header_type(const char *text)
 {
     static const struct { const char *name; char type; } t[] = {
@@ -281,6 +290,12 @@ status spool_write_header_file(FILE *f, const spool_msg *m)
         fprintf(f, "-tls_certificate_verified\n");
     var_line(f, "tls_cipher", m->tls_cipher);
     var_line(f, "tls_peerdn", m->tls_peerdn);
+    var_line(f, "tls_sni", m->tls_sni);
+    /* (Exim, built with TLS resumption, always writes this; 'A': none used) */
+    fprintf(f, "-tls_resumption A\n");
+    var_line(f, "tls_ver", m->tls_ver);
+    if (m->smtputf8)
+        fprintf(f, "-smtputf8\n");
     var_line(f, "dsn_envid", m->dsn_envid);
     if (m->dsn_ret)
         fprintf(f, "-dsn_ret %d\n", m->dsn_ret);

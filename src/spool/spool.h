@@ -62,8 +62,9 @@ typedef struct spool_msg {
     bool host_lookup_failed;
     const char *ident, *received_protocol, *active_hostname;
     const char *auth_id, *auth_sender, *host_auth;
-    const char *tls_cipher, *tls_peerdn;
+    const char *tls_cipher, *tls_peerdn, *tls_sni, *tls_ver;
     bool tls_certificate_verified;
+    bool smtputf8;            /* -smtputf8: an international message (MAIL ... SMTPUTF8) */
     long body_linecount, body_zerocount, max_received_linelength;
     bool deliver_firsttime, local, localerror, manual_thaw;
     bool dont_deliver;        /* -N: deliveries are only pretended ("*>") */
@@ -102,6 +103,8 @@ int spool_open_data(const spool_settings *ss, const char *id, arena *a, char **e
 
 /* Envelope and headers */
 void spool_add_rcpt(spool_msg *m, arena *a, const spool_rcpt *r);
+/* Append addr to the delivered addresses (the caller checks it is not there). */
+void spool_add_nonrcpt(spool_msg *m, arena *a, const char *addr);
 spool_header *spool_add_header(spool_msg *m, arena *a, char type, const char *text, size_t len);
 char spool_header_type(const char *text);   /* the type letter for a header */
 

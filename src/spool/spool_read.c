@@ -244,6 +244,8 @@ status spool_read_header(const spool_settings *ss, const char *id, arena *a, spo
         else if (NAME("host_auth")) STR(host_auth);
         else if (NAME("tls_cipher")) STR(tls_cipher);
         else if (NAME("tls_peerdn")) STR(tls_peerdn);
+        else if (NAME("tls_sni")) STR(tls_sni);
+        else if (NAME("tls_ver")) STR(tls_ver);
         else if (NAME("dsn_envid")) STR(dsn_envid);
         else if (NAME("dsn_ret")) m->dsn_ret = val ? atoi(val) : 0;
         else if (NAME("body_linecount")) m->body_linecount = val ? atol(val) : 0;
@@ -261,6 +263,7 @@ status spool_read_header(const spool_settings *ss, const char *id, arena *a, spo
         else if (NAME("sender_set_untrusted")) m->sender_set_untrusted = true;
         else if (NAME("spool_file_wireformat")) m->spool_file_wireformat = true;
         else if (NAME("tls_certificate_verified")) m->tls_certificate_verified = true;
+        else if (NAME("smtputf8")) m->smtputf8 = true;
         /* anything else (tls_resumption, spam_score_int, ...) is skipped */
 #undef NAME
 #undef STR

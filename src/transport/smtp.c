@@ -19,6 +19,7 @@
 #include "expand/match.h"
 #include "route/route.h"
 #include "smtp/client.h"
+#include "tls/tls.h"
 #include "transport/smtp_wait.h"
 
 #include <arpa/inet.h>
@@ -63,6 +64,8 @@ typedef struct sess {
     int port;
     smtp_client c;
     bool reused;
+    bool no_tls;               /* this attempt goes in clear (after a failed TLS session) */
+    bool retry_clear;          /* the TLS session failed: try again in clear (tls_tempfail_tryclear) */
     bool stale;                /* the kept connection was found closed at MAIL: open a fresh one */
     address_item **v;
     char *st;
@@ -303,6 +306,10 @@ static void mark_host(sess *s, address_item *a)
     a->port_used = s->port;
     a->smtp_greeting = s->greeting;
     a->helo_response = s->helo_response;
+    const tls_info *ti = s->c.tls ? tls_get_info(s->c.tls) : NULL;
+    a->tls_cipher = ti ? ti->cipher : NULL;
+    a->tls_peerdn = ti ? ti->peerdn : NULL;
+    a->tls_verified = ti && ti->certificate_verified;
 }
 
 /* Exim's set_errno: every address still open in this attempt gets the
@@ -495,7 +502,7 @@ static void keep_or_quit(const driver_inst *t, const host_item *h, int port, smt
 bool smtp_kept_host(const char **tpname, const char **host)
 {
     smtp_kept *k = ps.smtp_kept;
-    if (!k)
+    if (!k || k->c.tls)
         return false;
     *tpname = k->t->name;
     *host = k->host;
@@ -523,7 +530,7 @@ bool smtp_kept_ready(void)
     /* after a completed transaction the next MAIL follows at once, as in
      * Exim; an open one is reset first */
     smtp_reply r;
-    if (peer_gone(k->c.fd) ||
+    if ((k->c.tls ? tls_peer_gone(k->c.tls) : peer_gone(k->c.fd)) ||
         (k->open_tx && (smtp_client_send(&k->c, "RSET\r\n") != ST_OK ||
                         smtp_client_read(&k->c, &r) != ST_OK || r.code != 250))) {
         smtp_kept_close(false);
@@ -634,6 +641,103 @@ static int dscp_tos(run *r)
 
 /* Connect, greeting, EHLO (LHLO; HELO after a refused EHLO or for
  * hosts_avoid_esmtp) and the extensions this host may use. */
+/* What the EHLO reply offers, less what the transport will not use. */
+static void ehlo_features(sess *s, const char *text)
+{
+    run *r = s->r;
+    smtp_client_parse_ehlo(&s->c, text);
+    if (s->c.pipelining && host_in(r, "hosts_avoid_pipelining", s->h))
+        s->c.pipelining = false;
+    if (s->c.chunking && !host_in(r, "hosts_try_chunking", s->h))
+        s->c.chunking = false;
+    if (s->c.size && opt_n(r->t, "size_addition", 1024) < 0)
+        s->c.size = false;
+}
+
+/* An smtp transport option expanded for the host, or NULL (unset, empty,
+ * or a failed expansion, which *bad notes). */
+static const char *tls_opt(run *r, const char *name, bool *bad)
+{
+    const char *v = NULL;
+    char *err = NULL;
+    status st = tp_opt_expand(r->t, name, r->ctx, &v, &err);
+    if (st != ST_OK && st != ST_FAIL_FORCED)
+        *bad = true;
+    return st == ST_OK && v && *v ? v : NULL;
+}
+
+/* STARTTLS when the server offers it (unless hosts_avoid_tls), then EHLO
+ * again inside the session.  hosts_require_tls: no TLS means a deferral.
+ * A refused STARTTLS goes on in clear (a 4xx only with
+ * tls_tempfail_tryclear); a failed handshake defers, and the caller tries
+ * the host again in clear when tls_tempfail_tryclear allows it. */
+static status start_tls(sess *s, const char *helo)
+{
+    run *r = s->r;
+    arena *a = r->ctx->a;
+    bool require = host_in(r, "hosts_require_tls", s->h);
+    bool tryclear = tp_opt_bool(r->t, "tls_tempfail_tryclear") && !require;
+    if (!s->c.esmtp || !s->c.starttls || s->no_tls || host_in(r, "hosts_avoid_tls", s->h)) {
+        if (!require)
+            return ST_OK;
+        set_open(s, ST_DEFER, ERRNO_TLSREQUIRED,
+                 arena_printf(a, "a TLS session is required, but %s", s->c.starttls ? "an attempt to start TLS failed"
+                                                                                      : "the server did not offer TLS support"),
+                 false, true);
+        quit_close(&s->c);
+        return ST_DEFER;
+    }
+    smtp_reply rp;
+    if (smtp_client_send(&s->c, "STARTTLS\r\n") != ST_OK)
+        return setup_failed(s, NULL, F_CMD, "STARTTLS");
+    if (smtp_client_read(&s->c, &rp) != ST_OK || (rp.code / 100 == 4 && !tryclear))
+        return setup_failed(s, &rp, F_READ, "STARTTLS");
+    if (rp.code / 100 != 2) {
+        /* refused: on in clear, unless TLS is required */
+        if (!require)
+            return ST_OK;
+        set_open(s, ST_DEFER, ERRNO_TLSREQUIRED, "a TLS session is required, but an attempt to start TLS failed",
+                 false, true);
+        quit_close(&s->c);
+        return ST_DEFER;
+    }
+    bool bad = false;
+    tls_client_opts o = {
+        .certificate = tls_opt(r, "tls_certificate", &bad),
+        .privatekey = tls_opt(r, "tls_privatekey", &bad),
+        .require_ciphers = tls_opt(r, "tls_require_ciphers", &bad),
+        .verify_certificates = tls_opt(r, "tls_verify_certificates", &bad),
+        .sni = tls_opt(r, "tls_sni", &bad),
+        .verify_require = host_in(r, "tls_verify_hosts", s->h),
+    };
+    o.verify_try = !o.verify_require && host_in(r, "tls_try_verify_hosts", s->h);
+    o.verify_name = host_in(r, "tls_verify_cert_hostnames", s->h) ? s->h->name : NULL;
+    char *err = NULL;
+    tls_conn *t = NULL;
+    if (bad)
+        err = "(TLS options): an option of the transport failed to expand";
+    if (bad || tls_client_start(s->c.fd, r->cmd_timeout, &o, &t, a, &err) != ST_OK) {
+        set_open(s, ST_DEFER, ERRNO_TLSFAILURE, arena_printf(a, "TLS session: %s", err), false, true);
+        conn_closed(&s->c);                 /* no QUIT: the session is in an unknown state */
+        s->retry_clear = tryclear;
+        return ST_DEFER;
+    }
+    s->c.tls = t;
+    s->c.rpos = s->c.rlen = 0;
+    ps.tls_out = *tls_get_info(t);
+    /* what was learnt in clear is forgotten: EHLO again */
+    const char *cmd = arena_printf(a, "EHLO %s", helo);
+    if (smtp_client_send(&s->c, "%s\r\n", cmd) != ST_OK)
+        return setup_failed(s, NULL, F_CMD, cmd);
+    if (smtp_client_read(&s->c, &rp) != ST_OK || rp.code / 100 != 2)
+        return setup_failed(s, &rp, F_READ, cmd);
+    s->helo_response = s->c.helo_response = rp.first_line;
+    s->c.pipelining = s->c.size = s->c.eightbit = s->c.dsn = s->c.chunking = s->c.ignorequota = s->c.starttls =
+        s->c.smtputf8 = false;
+    ehlo_features(s, rp.text);
+    return ST_OK;
+}
+
 static status open_session(sess *s)
 {
     run *r = s->r;
@@ -734,17 +838,11 @@ static status open_session(sess *s)
     s->helo_response = s->c.helo_response = rp.first_line;
     if (esmtp) {
         s->c.esmtp = true;
-        smtp_client_parse_ehlo(&s->c, rp.text);
-        if (s->c.pipelining && host_in(r, "hosts_avoid_pipelining", s->h))
-            s->c.pipelining = false;
-        if (s->c.chunking && !host_in(r, "hosts_try_chunking", s->h))
-            s->c.chunking = false;
-        if (s->c.size && opt_n(r->t, "size_addition", 1024) < 0)
-            s->c.size = false;
+        ehlo_features(s, rp.text);
         if (s->c.ignorequota && !(r->lmtp && tp_opt_bool(r->t, "lmtp_ignore_quota")))
             s->c.ignorequota = false;
     }
-    return ST_OK;
+    return r->lmtp ? ST_OK : start_tls(s, helo);
 }
 
 /* The MAIL command's text (without CRLF). */
@@ -770,6 +868,10 @@ static const char *mail_command(sess *s)
                 size += (long long)hh->len;
         gstr_printf(&g, " SIZE=%lld", size + lines + opt_n(r->t, "size_addition", 1024));
     }
+    /* an international message to a server that takes one (else it goes
+     * as it is, Exim's utf8_downconvert = -1 for ASCII addresses) */
+    if (m->smtputf8 && s->c.smtputf8)
+        gstr_cat(&g, " SMTPUTF8");
     if (s->c.dsn) {
         if (m->dsn_ret)
             gstr_printf(&g, " RET=%s", m->dsn_ret == SPOOL_RET_HDRS ? "HDRS" : "FULL");
@@ -1173,7 +1275,22 @@ static status try_host(run *r, address_item **v, int n, host_item *h, int port)
         for (int i = 0; i < n; i++)
             v[i]->flags |= AF_CONT_CONN;
     } else if ((st = open_session(s)) != ST_OK) {
-        return st;
+        if (!s->retry_clear)
+            return st;
+        /* the TLS session failed and tls_tempfail_tryclear allows it: a new
+         * connection, in clear */
+        log_write(LOG_MAIN, "%s %s: delivering unencrypted to H=%s [%s] (not in hosts_require_tls)", r->ctx->m->id,
+                  v[0]->message ? v[0]->message : "TLS session failed", h->name, h->address);
+        s->retry_clear = false;
+        s->no_tls = true;
+        for (int i = 0; i < n; i++) {
+            v[i]->result = ST_DEFER;
+            v[i]->basic_errno = 0;
+            v[i]->message = NULL;
+            s->st[i] = 'P';
+        }
+        if ((st = open_session(s)) != ST_OK)
+            return st;
     }
     st = transaction(s);
     if (s->stale) {

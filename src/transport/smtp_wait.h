@@ -25,7 +25,10 @@ bool smtp_serialize_start(const char *key, unsigned limit, arena *a);
 void smtp_serialize_end(const char *key, arena *a);
 
 /* The connection kept open after a successful transaction (one per
- * process).  smtp_kept_host: its transport and host name, false when none.
+ * process).  smtp_kept_host: its transport and host name, false when none
+ * or when it is a TLS session (its state cannot be shared with the child
+ * that would deliver the next waiting message: such a connection serves
+ * the batches of one message only).
  * smtp_kept_ready: is it still there (RSET only after a transaction left
  * open, as Exim)?  false (and closed) when it no longer works
  * or has carried connection_max_messages messages.  smtp_kept_close: QUIT

@@ -307,7 +307,8 @@ class Normaliser:
         text = re.sub(r"^(-received_time_usec) \.\d+$|^(-received_time_complete) \d+\.\d+$",
                       lambda m: (m.group(1) or m.group(2)) + " T", text, flags=re.M)
         text = re.sub(r"^\d{9,11} (\d+)$", r"TIME \1", text, flags=re.M)
-        text = re.sub(r"^\d{3}(.) (Received: .*MTA-VERSION)", r"NNN\1 \2", text, flags=re.M)
+        # (the size of a Received: header depends on the version string in it)
+        text = re.sub(r"^\d{3}(.) (Received: )", r"NNN\1 \2", text, flags=re.M)
         text = re.sub(r"\bS=\d+", "S=n", text)
         text = re.sub(r"\bSIZE=\d+", "SIZE=n", text)
         text = re.sub(r"\bpid=\d+", "pid=N", text)
@@ -1623,10 +1624,6 @@ flaky:
 # --------------------------------------------------------------------------
 # -bs dialogues
 
-@pytest.mark.xfail(strict=True, reason=why(
-        "with the default tls_advertise_hosts and smtputf8_advertise_hosts Exim advertises STARTTLS and "
-        "SMTPUTF8, postern neither (TLS comes later; SMTPUTF8 is only parsed on receive, with no spool flag "
-        "and $message_smtputf8 always 'no')"))
 def test_bs_ehlo_defaults(postern_bin):
     check(postern_bin, simple("", main="acl_smtp_rcpt = accept\n"),
           [bs("EHLO client.example", "QUIT"), bs("HELO client.example", "QUIT")])
@@ -1702,9 +1699,6 @@ def test_dsn_info_lines(postern_bin):
     assert got[-len(want):] == want
 
 
-@pytest.mark.xfail(strict=True, reason=why(
-        "-bh '>>>' trace: Exim also checks hosts_proxy (the PROXY protocol is not implemented), "
-        "tls_advertise_hosts and smtputf8_advertise_hosts (not implemented)"))
 def test_bh_without_rcpt_acl(postern_bin):
     """-bh from a remote address with no acl_smtp_rcpt: Exim refuses every recipient."""
     check(postern_bin, simple("", main="tls_advertise_hosts =\nsmtputf8_advertise_hosts =\n"),

@@ -14,8 +14,8 @@ import os
 
 import pytest
 
-from test_exim_scenarios import (BOX, EXIM, LOCAL, MSG, check, cli, debian, inject, peer_replies, remote, simple, sleep,
-                                 smtp, why)
+from test_exim_scenarios import (BOX, EXIM, LOCAL, MSG, bs, check, cli, debian, inject, peer_replies, remote, simple,
+                                 sleep, smtp, why)
 
 pytestmark = pytest.mark.skipif(EXIM is None or os.geteuid() != 0, reason="needs Debian's exim4 and root")
 
@@ -211,9 +211,6 @@ def test_freeze_thaw_remove_several_ids(postern_bin):
            cli("-Mrm", "{id1}", "{id2}"), cli("-Mrm", "{id1}"), cli("-bp"), cli("-bpc")])
 
 
-@pytest.mark.xfail(strict=True, reason=why(
-        "-Mvh: Exim (built with TLS) writes '-tls_resumption A' in every -H file; postern has no TLS yet "
-        "and writes no TLS lines"))
 def test_view_message_header_body_and_log(postern_bin):
     check(postern_bin, simple("", main="remote_max_parallel = 1\n"),
           [queued("alice@test.example", "bob@test.example", "nouser@test.example",
@@ -626,3 +623,34 @@ blocked:
   allow_fail
   data = :fail: we do not relay there
 """))
+
+
+# --------------------------------------------------------------------------
+# SMTPUTF8
+
+def test_smtputf8_message_over_bs(postern_bin):
+    """MAIL ... SMTPUTF8: the protocol becomes utf8esmtp, -H gets -smtputf8, $message_smtputf8 is yes."""
+    check(postern_bin, simple("", main="acl_smtp_rcpt = accept\nacl_smtp_data = data\n") + """\
+begin acl
+data:
+  warn add_header = X-UTF8: $message_smtputf8 $received_protocol
+  accept
+""", [bs("EHLO client.example", "MAIL FROM:<s@test.example> SMTPUTF8", "RCPT TO:<alice@test.example>", "DATA",
+         "From: s@test.example", "Subject: utf8", "", "body", ".",
+         "MAIL FROM:<s@test.example>", "RCPT TO:<bob@test.example>", "DATA", "From: s@test.example", "", "two", ".",
+         "QUIT", args=("-odq",)),
+      cli("-Mvh", "{id0}"), cli("-odi", "-M", "{id0}", "{id1}")])
+
+
+def test_smtputf8_not_advertised(postern_bin):
+    check(postern_bin, simple("", main="acl_smtp_rcpt = accept\nsmtputf8_advertise_hosts =\n"),
+          [bs("EHLO client.example", "MAIL FROM:<s@test.example> SMTPUTF8", "MAIL FROM:<s@test.example>",
+              "RCPT TO:<alice@test.example>", "DATA", "From: s@test.example", "", "body", ".", "QUIT")])
+
+
+def test_smtputf8_forwarded_to_a_peer_that_offers_it(postern_bin):
+    """An SMTPUTF8 message goes on with MAIL ... SMTPUTF8 to a server that offers it, without to one that does not."""
+    for ext in (("PIPELINING", "SMTPUTF8"), ("PIPELINING",)):
+        smtp(postern_bin, [bs("EHLO client.example", "MAIL FROM:<s@test.example> SMTPUTF8", "RCPT TO:<r1@remote.example>",
+                              "DATA", "From: s@test.example", "", "body", ".", "QUIT")],
+             conf=remote(main="acl_smtp_rcpt = accept\n"), files=OPEN_LOGS, ext=ext)

@@ -118,7 +118,20 @@ def test_sendmail_and_mailq_names(postern_bin, tmp_path):
 
 
 def test_no_recipients_is_an_error(postern_bin, tmp_path):
+    """-t and no recipient in the headers: refused (logged, also to the
+    panic log and stderr) and reported to the sender in a message of its
+    own, which quotes the refused one; -oep: only stderr."""
     d = Daemon(postern_bin, tmp_path)
-    r = submit(postern_bin, d.config, ["-t"], "Subject: nobody\n\nx\n")
-    assert r.returncode != 0 and "no recipients" in r.stderr
+    r = submit(postern_bin, d.config, ["-oep", "-t"], "Subject: nobody\n\nx\n")
+    assert r.returncode == 1 and "no recipients in message" in r.stderr
     assert d.queued() == []
+    r = submit(postern_bin, d.config, ["-t", "-f", "someone@example.org"], "Subject: nobody\n\nquoted line\n")
+    assert r.returncode == 1 and "no recipients found in headers" in r.stderr
+    [report] = d.queued()
+    h = d.header_file(report)
+    assert "<>\n" in h and "someone@example.org" in h
+    assert "Subject: Mail failure - no recipient addresses" in h
+    assert b"quoted line" in d.data_file(report)
+    log = d.mainlog()
+    assert " no recipients found in headers" in log and f"{report} <= <> R=" in log
+    assert "no recipients found in headers" in (d.spool / "log" / "paniclog").read_text()

@@ -81,10 +81,10 @@ static void test_errors(void)
         { "\n\nfoo = a \\\n  b\nbar = 1\n", 3, "main option \"foo\" unknown" },
         { "log_selector = +subject +nosuch_selector\n", 1, "unknown log_selector setting: +nosuch_selector" },
         { "log_selector = subject\n", 1, "unknown log_selector setting: subject" },
-        { "tls_certificate = /c.pem\n", 1, "main option \"tls_certificate\" is not implemented by postern yet" },
+        { "tls_crl = /c.pem\n", 1, "main option \"tls_crl\" is not implemented by postern yet" },
         { "smtputf8_advertise_hosts = a\n", 1, "its default (\"*\") or left empty" },
-        { "begin transports\nt1:\n  driver = smtp\n  hosts_require_tls = *\n", 4,
-          "option \"hosts_require_tls\" (transport \"t1\", driver smtp) is not implemented by postern yet" },
+        { "begin transports\nt1:\n  driver = smtp\n  tls_crl = /c.pem\n", 4,
+          "option \"tls_crl\" (transport \"t1\", driver smtp) is not implemented by postern yet" },
         { "begin routers\nr1:\n  driver = redirect\n  allow_defer\n  forbid_smtp_code\n", 5,
           "option \"forbid_smtp_code\" (router \"r1\", driver redirect) is not implemented" },
     };

@@ -29,6 +29,7 @@ static const char exim_h[] =
     "-body_linecount 1\n"
     "-max_received_linelength 11\n"
     "-deliver_firsttime\n"
+    "-tls_resumption A\n"
     "-dsn_envid xyz\n"
     "-dsn_ret 2\n"
     "XX\n"
