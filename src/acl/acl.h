@@ -44,6 +44,7 @@ typedef struct acl_controls {
     bool queue_first_pass_route;     /* control = queue/first_pass_route */
     const char *queue_name;          /* "queue = <name>" modifier; NULL: default queue */
     bool no_delay_flush;             /* connection */
+    bool no_callout_flush;           /* connection: no flush of SMTP output before a callout */
     bool caseful_local_part;         /* current RCPT only (caseful_local_part/caselower_local_part) */
     bool dk_verify;                  /* control = dk_verify: verify DomainKeys (seed spec) */
     bool allow_auth_unadvertised;    /* connection */

@@ -171,7 +171,7 @@ static acl_rc control(acl_ctx *c, const char *arg)
     } else if (strcmp(n, "dk_verify") == 0) {
         k->dk_verify = true;
     } else if (strcmp(n, "cutthrough_delivery") == 0 ||
-        strcmp(n, "debug") == 0 || strcmp(n, "no_callout_flush") == 0 || strcmp(n, "no_mbox_unspool") == 0) {
+        strcmp(n, "debug") == 0 || strcmp(n, "no_mbox_unspool") == 0) {
         /* accepted; nothing in postern depends on them yet */
     } else if (strcmp(n, "caseful_local_part") == 0) {
         /* $local_part shows the client's case for the rest of this RCPT */
@@ -209,6 +209,8 @@ static acl_rc control(acl_ctx *c, const char *arg)
             return acl_fail_text(c, RC_ERROR, "syntax error in \"control=%s\"", arg);
         k->freeze_no_tell = k->freeze ? k->freeze_no_tell && no_tell : no_tell;
         k->freeze = true;
+    } else if (strcmp(n, "no_callout_flush") == 0) {
+        k->no_callout_flush = true;
     } else if (strcmp(n, "no_delay_flush") == 0) {
         k->no_delay_flush = true;
     } else if (strcmp(n, "no_multiline_responses") == 0) {

@@ -2,6 +2,7 @@
  * header_names_ascii, certificate, reverse_host_lookup; sender, recipient
  * and header_sender route addresses with the routers' verify settings. */
 #include "acl/acl_int.h"
+#include "acl/acl_callout.h"
 #include "core/log.h"
 #include "route/route.h"
 #include "dns/dns.h"
@@ -9,6 +10,8 @@
 #include "spool/spool.h"
 
 #include <ctype.h>
+#include <pwd.h>
+#include <unistd.h>
 #include <string.h>
 #include <strings.h>
 
@@ -280,6 +283,61 @@ static acl_rc header_sender(acl_ctx *c)
     return RC_FAIL;
 }
 
+/* Exim's host_and_ident: the client host, or the caller's login for -bs. */
+static const char *caller_ident(arena *a)
+{
+    if (ps.sender_host_address)
+        return acl_host_ident(a);
+    struct passwd *pw = getpwuid(getuid());
+    return arena_printf(a, "U=%s", pw ? pw->pw_name : "unknown");
+}
+
+/* A callout that failed or deferred: Exim's texts for the client and the
+ * logs.  For a sender, the details go before "Sender verify failed" (Exim
+ * sends them as the reply's first lines) and into a log line of their own. */
+static acl_rc callout_failed(acl_ctx *c, bool sender, const char *addr, const callout_opts *co,
+                             const callout_result *cr)
+{
+    bool defer = cr->st == ST_DEFER;
+    const char *message = cr->message ? cr->message : "";
+    if (!sender) {
+        ps.recipient_verify_failure = cr->failure;
+        *c->lmsg = cr->message;         /* NULL: the user message (a cached failure) */
+        *c->umsg = cr->user_message ? cr->user_message : cr->message;
+        return defer ? RC_DEFER : RC_FAIL;
+    }
+    ps.sender_verify_failure = cr->failure;
+    if (!co->no_details && (defer || logsel_on(&cfg->logsel, LS_SENDER_VERIFY_FAIL)))
+        log_write(LOG_MAIN | LOG_REJECT, "%s sender verify %s for <%s>%s%s", caller_ident(c->a),
+                  defer ? "defer" : "fail", addr, cr->message ? ": " : "", message);
+    if (defer) {
+        *c->lmsg = "Could not complete sender verify callout";
+        *c->umsg = cfg_bool(MO_smtp_return_error_details) && cr->user_message
+                   ? (cr->message ? arena_printf(c->a, "%s\n%s", cr->message, cr->user_message) : cr->user_message)
+                   : *c->lmsg;
+        return RC_DEFER;
+    }
+    *c->lmsg = "Sender verify failed";
+    *c->umsg = *c->lmsg;
+    if (!co->no_details && cr->user_message) {
+        const char *pre =
+            cr->pmfail ? arena_printf(c->a, "Postmaster verification failed while checking <%s>\n%s\n"
+                                      "Several RFCs state that you are required to have a postmaster\n"
+                                      "mailbox for each mail domain. This host does not accept mail\n"
+                                      "from domains whose servers reject the postmaster address.",
+                                      addr, cr->user_message)
+            : cr->nsfail ? arena_printf(c->a, "Callback setup failed while verifying <%s>\n%s\n"
+                                        "The initial connection, or a HELO or MAIL FROM:<> command was\n"
+                                        "rejected. Refusing MAIL FROM:<> does not help fight spam, disregards\n"
+                                        "RFC requirements, and stops you from receiving standard bounce\n"
+                                        "messages. This host does not accept mail from domains whose servers\n"
+                                        "refuse bounces.", addr, cr->user_message)
+            : arena_printf(c->a, "Verification failed for <%s>\n%s", addr, cr->user_message);
+        *c->umsg = arena_printf(c->a, "%s\nSender verify failed", pre);
+    }
+    return RC_FAIL;
+}
+
 acl_rc acl_verify(acl_ctx *c, const char *arg)
 {
     size_t n = strcspn(arg, "/=");
@@ -325,12 +383,9 @@ acl_rc acl_verify(acl_ctx *c, const char *arg)
         if (w == ACL_WHERE_CONNECT || w == ACL_WHERE_HELO || w == ACL_WHERE_QUIT ||
             w == ACL_WHERE_NOTQUIT || w == ACL_WHERE_VRFY || w == ACL_WHERE_EXPN)
             return cannot(c, what);
-        if (ps.sender_address && !*ps.sender_address && arg[n] != '=')
-            return RC_OK;     /* a bounce: nothing to verify */
     } else if (strcmp(what, "header_sender") == 0) {
         if (!data_stage(w))
             return cannot(c, what);
-        return header_sender(c);
     } else if (strcmp(what, "csa") == 0) {
         return acl_fail_text(c, RC_DEFER, "verify = csa is not yet implemented by postern");
     } else {
@@ -338,8 +393,21 @@ acl_rc acl_verify(acl_ctx *c, const char *arg)
                              "\"header_syntax\", \"header_sender\", \"header_names_ascii\" or "
                              "\"reverse_host_lookup\" at start of ACL condition \"verify %s\"", arg);
     }
-    if (strcmp(what, "recipient") == 0 || strcmp(what, "sender") == 0) {
-        /* route the address with the routers' verify settings (no callout) */
+    /* the options after the verify word (and after sender's address) */
+    const char *slash = strchr(arg, '/');
+    callout_opts co;
+    const char *perr = callout_parse(slash ? slash + 1 : "", arg, what[0] == 's', what[0] == 'h', c->a, &co);
+    if (perr)
+        return acl_fail_text(c, RC_ERROR, "%s", perr);
+    if (what[0] == 'h') {
+        if (co.timeout > 0)
+            return acl_fail_text(c, RC_ERROR, "callouts for verify = header_sender are not implemented by postern "
+                                 "(ACL condition \"verify %s\")", arg);
+        return header_sender(c);
+    }
+    if (what[0] == 's' && ps.sender_address && !*ps.sender_address && arg[n] != '=')
+        return RC_OK;     /* a bounce: nothing to verify */
+    {
         bool sender = what[0] == 's';
         const char *addr;
         if (sender)
@@ -348,9 +416,27 @@ acl_rc acl_verify(acl_ctx *c, const char *arg)
             addr = arena_printf(c->a, "%s@%s", ps.local_part ? ps.local_part : "", ps.domain ? ps.domain : "");
         if (!addr)
             return RC_FAIL;
+        if (sender && !*addr)
+            return RC_OK;
+        if (sender)
+            ps.sender_verify_failure = NULL;
+        else
+            ps.recipient_verify_failure = NULL;
         const char *msg = NULL;
-        status st = route_verify_address(addr, sender, c->a, &msg);
-        if (st == ST_OK)
+        const address_item *routed = NULL;
+        /* route the address with the routers' verify settings; then, when
+         * asked for, the callout (acl_callout.c) */
+        status st = route_verify_address_full(addr, sender, co.success_on_redirect, c->a, &msg, &routed);
+        callout_result cr;
+        /* a callout may take a while: what the client is owed goes first */
+        if (st == ST_OK && co.timeout > 0 && c->sess && c->sess->flush && !c->sess->controls.no_callout_flush)
+            c->sess->flush(c->sess->flush_ctx);
+        if (st == ST_OK && co.timeout > 0 && callout_run(routed, addr, !sender, &co, c->a, &cr)) {
+            if (cr.st == ST_OK || (cr.st == ST_DEFER && (co.defer_ok || (co.callout_defer_ok && cr.callout_defer))))
+                return RC_OK;
+            return callout_failed(c, sender, addr, &co, &cr);
+        }
+        if (st == ST_OK || (st == ST_DEFER && co.defer_ok))
             return RC_OK;
         ps.acl_verify_message = msg;
         if (st == ST_DEFER) {
@@ -368,5 +454,4 @@ acl_rc acl_verify(acl_ctx *c, const char *arg)
                       ps.sender_host_address ? ps.sender_host_address : "local", addr, msg);
         return RC_FAIL;
     }
-    return acl_fail_text(c, RC_DEFER, "verify = %s is not yet implemented by postern", what);
 }

@@ -84,6 +84,7 @@ typedef struct proc_state {
     long body_linecount;
     bool message_smtputf8;            /* $message_smtputf8: MAIL had SMTPUTF8 */
     const char *acl_verify_message;
+    const char *sender_verify_failure, *recipient_verify_failure; /* callouts: mail, recipient, ... */
 
     /* ACL engine (src/acl): values behind $acl_arg1..9, $acl_narg,
      * $sender_rate*, $host_data, $domain_data, $local_part_data,

@@ -67,6 +67,10 @@ const char *vars_state(xs *x, const char *name, bool *known)
         return or_empty(ps.sender_host_name);
     if (IS("sender_helo_name"))
         return or_empty(ps.sender_helo_name);
+    if (IS("sender_verify_failure"))
+        return or_empty(ps.sender_verify_failure);
+    if (IS("recipient_verify_failure"))
+        return or_empty(ps.recipient_verify_failure);
     if (IS("sender_fullhost") || IS("sender_rcvhost")) {
         if (!ps.sender_host_address)
             return "";

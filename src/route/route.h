@@ -68,6 +68,11 @@ bool route_want_aaaa(const char *name, arena *a);
 /* verify = recipient / sender: ST_OK verified, ST_FAIL or ST_DEFER with
  * *msg ("Unrouteable address", ...). */
 status route_verify_address(const char *address, bool sender, arena *a, const char **msg);
+/* The same; with success_on_redirect a redirection verifies at once (no
+ * child is routed); *routed (when not NULL) gets the address item that
+ * routing accepted (its transport and hosts, for a callout), else NULL. */
+status route_verify_address_full(const char *address, bool sender, bool success_on_redirect, arena *a,
+                                 const char **msg, const address_item **routed);
 
 /* -bt / -bv: route the addresses and print what Exim prints; returns the
  * exit status (0 all fine, 1 something deferred, 2 something failed). */
