@@ -14,6 +14,7 @@
 #include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <pwd.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
@@ -142,8 +143,11 @@ void acl_log(int which, const char *text)
 
 const char *acl_host_ident(arena *a)
 {
-    if (!ps.sender_host_address)
-        return "U=postern";
+    if (!ps.sender_host_address) {
+        /* a local caller: its login, as Exim's host_and_ident */
+        struct passwd *pw = getpwuid(getuid());
+        return arena_printf(a, "U=%s", pw ? pw->pw_name : "unknown");
+    }
     gstr g;
     gstr_init(&g, a, 64);
     gstr_cat(&g, "H=");

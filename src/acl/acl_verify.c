@@ -10,8 +10,6 @@
 #include "spool/spool.h"
 
 #include <ctype.h>
-#include <pwd.h>
-#include <unistd.h>
 #include <string.h>
 #include <strings.h>
 
@@ -283,14 +281,6 @@ static acl_rc header_sender(acl_ctx *c)
     return RC_FAIL;
 }
 
-/* Exim's host_and_ident: the client host, or the caller's login for -bs. */
-static const char *caller_ident(arena *a)
-{
-    if (ps.sender_host_address)
-        return acl_host_ident(a);
-    struct passwd *pw = getpwuid(getuid());
-    return arena_printf(a, "U=%s", pw ? pw->pw_name : "unknown");
-}
 
 /* A callout that failed or deferred: Exim's texts for the client and the
  * logs.  For a sender, the details go before "Sender verify failed" (Exim
@@ -308,7 +298,7 @@ static acl_rc callout_failed(acl_ctx *c, bool sender, const char *addr, const ca
     }
     ps.sender_verify_failure = cr->failure;
     if (!co->no_details && (defer || logsel_on(&cfg->logsel, LS_SENDER_VERIFY_FAIL)))
-        log_write(LOG_MAIN | LOG_REJECT, "%s sender verify %s for <%s>%s%s", caller_ident(c->a),
+        log_write(LOG_MAIN | LOG_REJECT, "%s sender verify %s for <%s>%s%s", acl_host_ident(c->a),
                   defer ? "defer" : "fail", addr, cr->message ? ": " : "", message);
     if (defer) {
         *c->lmsg = "Could not complete sender verify callout";

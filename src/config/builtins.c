@@ -47,7 +47,7 @@ static void collect(void)
     static const char *const have[] = {
         "ARC", "DCC", "DKIM", "DMARC", "DANE", "DNSSEC", "DOMAINKEYS", "OPENSSL",
         "SPF", "SRS", "TLS", "XCLIENT", "LOOKUP_CDB", "LOOKUP_DNSDB", "LOOKUP_DSEARCH",
-        "LOOKUP_LMDB", "LOOKUP_LSEARCH", "AUTH_DOVECOT", "AUTH_PLAINTEXT",
+        "LOOKUP_LMDB", "LOOKUP_LSEARCH", "AUTH_CRAM_MD5", "AUTH_PLAINTEXT",
         "TRANSPORT_QUEUEFILE", "DSN_INFO", "LOG_PROTOCOL_DETAIL",
     };
     char buf[256];

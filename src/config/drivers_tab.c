@@ -339,11 +339,11 @@ static const optdef opts_smtp[] = {
     {"hosts_randomize", OT_BOOL, OF_EXPAND, "false"},
     {"hosts_request_ocsp", OT_STRING, OF_EXPAND|OF_LIST|OF_HOSTLIST|OF_UNIMPL, NULL},
     {"hosts_require_alpn", OT_STRING, OF_EXPAND|OF_LIST|OF_HOSTLIST|OF_UNIMPL, NULL},
-    {"hosts_require_auth", OT_STRING, OF_EXPAND|OF_LIST|OF_HOSTLIST|OF_UNIMPL, NULL},
+    {"hosts_require_auth", OT_STRING, OF_EXPAND|OF_LIST|OF_HOSTLIST, NULL},
     {"hosts_require_dane", OT_STRING, OF_EXPAND|OF_LIST|OF_HOSTLIST|OF_UNIMPL, NULL},
     {"hosts_require_ocsp", OT_STRING, OF_EXPAND|OF_LIST|OF_HOSTLIST|OF_UNIMPL, NULL},
     {"hosts_require_tls", OT_STRING, OF_EXPAND|OF_LIST|OF_HOSTLIST, NULL},
-    {"hosts_try_auth", OT_STRING, OF_EXPAND|OF_LIST|OF_HOSTLIST|OF_UNIMPL, NULL},
+    {"hosts_try_auth", OT_STRING, OF_EXPAND|OF_LIST|OF_HOSTLIST, NULL},
     {"hosts_try_chunking", OT_STRING, OF_EXPAND|OF_LIST|OF_HOSTLIST, "*"},
     {"hosts_try_dane", OT_STRING, OF_EXPAND|OF_LIST|OF_HOSTLIST|OF_UNIMPL|OF_OFFOK, "*"},
     {"hosts_try_fastopen", OT_STRING, OF_EXPAND|OF_LIST|OF_HOSTLIST, "*"},  /* no effect: tuning: TCP Fast Open */
@@ -380,22 +380,22 @@ static const optdef opts_authenticators[] = {
     {"client_condition", OT_STRING, OF_EXPAND|OF_UNIMPL, NULL},
     {"client_set_id", OT_STRING, OF_EXPAND|OF_UNIMPL, NULL},
     {"driver", OT_STRING, 0, NULL},
-    {"public_name", OT_STRING, OF_UNIMPL, NULL},
-    {"server_advertise_condition", OT_STRING, OF_EXPAND|OF_UNIMPL, NULL},
-    {"server_condition", OT_STRING, OF_EXPAND|OF_UNIMPL, NULL},
+    {"public_name", OT_STRING, 0, NULL},
+    {"server_advertise_condition", OT_STRING, OF_EXPAND, NULL},
+    {"server_condition", OT_STRING, OF_EXPAND, NULL},
     {"server_debug_print", OT_STRING, OF_EXPAND|OF_UNIMPL, NULL},
-    {"server_mail_auth_condition", OT_STRING, OF_EXPAND|OF_UNIMPL, NULL},
-    {"server_set_id", OT_STRING, OF_EXPAND|OF_UNIMPL, NULL},
+    {"server_mail_auth_condition", OT_STRING, OF_EXPAND, NULL},
+    {"server_set_id", OT_STRING, OF_EXPAND, NULL},
 };
 static const optdef opts_plaintext[] = {
     {"client_ignore_invalid_base64", OT_BOOL, OF_UNIMPL, "false"},
-    {"client_send", OT_STRING, OF_EXPAND|OF_UNIMPL, NULL},
-    {"server_prompts", OT_STRING, OF_EXPAND|OF_LIST|OF_UNIMPL, NULL},
+    {"client_send", OT_STRING, OF_EXPAND, NULL},
+    {"server_prompts", OT_STRING, OF_EXPAND|OF_LIST, NULL},
 };
 static const optdef opts_cram_md5[] = {
-    {"client_name", OT_STRING, OF_EXPAND|OF_UNIMPL, NULL},
-    {"client_secret", OT_STRING, OF_EXPAND|OF_UNIMPL, NULL},
-    {"server_secret", OT_STRING, OF_EXPAND|OF_UNIMPL, NULL},
+    {"client_name", OT_STRING, OF_EXPAND, NULL},
+    {"client_secret", OT_STRING, OF_EXPAND, NULL},
+    {"server_secret", OT_STRING, OF_EXPAND, NULL},
 };
 static const optdef opts_cyrus_sasl[] = {
     {"server_hostname", OT_STRING, OF_EXPAND, NULL},
@@ -404,8 +404,8 @@ static const optdef opts_cyrus_sasl[] = {
     {"server_service", OT_STRING, 0, NULL},
 };
 static const optdef opts_dovecot[] = {
-    {"server_socket", OT_STRING, OF_UNIMPL, NULL},
-    {"server_tls", OT_BOOL, OF_UNIMPL, "false"},
+    {"server_socket", OT_STRING, 0, NULL},
+    {"server_tls", OT_BOOL, 0, "false"},
 };
 static const optdef opts_gsasl[] = {
     {"client_authz", OT_STRING, OF_EXPAND, NULL},
@@ -435,15 +435,17 @@ static const optdef opts_spa[] = {
     {"client_username", OT_STRING, OF_EXPAND, NULL},
     {"server_password", OT_STRING, OF_EXPAND, NULL},
 };
+/* (external and tls: not built, as in an Exim without them: "driver =
+ * external" is an error before any of these could be set) */
 static const optdef opts_external[] = {
-    {"client_send", OT_STRING, OF_EXPAND|OF_UNIMPL, NULL},
-    {"server_param2", OT_STRING, OF_EXPAND|OF_UNIMPL, NULL},
-    {"server_param3", OT_STRING, OF_EXPAND|OF_UNIMPL, NULL},
+    {"client_send", OT_STRING, OF_EXPAND, NULL},
+    {"server_param2", OT_STRING, OF_EXPAND, NULL},
+    {"server_param3", OT_STRING, OF_EXPAND, NULL},
 };
 static const optdef opts_tls[] = {
-    {"server_param1", OT_STRING, OF_EXPAND|OF_UNIMPL, NULL},
-    {"server_param2", OT_STRING, OF_EXPAND|OF_UNIMPL, NULL},
-    {"server_param3", OT_STRING, OF_EXPAND|OF_UNIMPL, NULL},
+    {"server_param1", OT_STRING, OF_EXPAND, NULL},
+    {"server_param2", OT_STRING, OF_EXPAND, NULL},
+    {"server_param3", OT_STRING, OF_EXPAND, NULL},
 };
 static const optdef opts_queuefile[] = {
     {"directory", OT_STRING, OF_EXPAND, NULL},
@@ -472,12 +474,12 @@ const driver_table driver_tables[DC__COUNT] = {
     [DC_AUTH] = { opts_authenticators, (int)(sizeof opts_authenticators / sizeof opts_authenticators[0]), 9, {
         { {"cram_md5", opts_cram_md5, (int)(sizeof opts_cram_md5 / sizeof opts_cram_md5[0])}, true },
         { {"cyrus_sasl", opts_cyrus_sasl, (int)(sizeof opts_cyrus_sasl / sizeof opts_cyrus_sasl[0])}, false },
-        { {"dovecot", opts_dovecot, (int)(sizeof opts_dovecot / sizeof opts_dovecot[0])}, true },
-        { {"external", opts_external, (int)(sizeof opts_external / sizeof opts_external[0])}, true },
+        { {"dovecot", opts_dovecot, (int)(sizeof opts_dovecot / sizeof opts_dovecot[0])}, false },
+        { {"external", opts_external, (int)(sizeof opts_external / sizeof opts_external[0])}, false },
         { {"gsasl", opts_gsasl, (int)(sizeof opts_gsasl / sizeof opts_gsasl[0])}, false },
         { {"heimdal_gssapi", opts_heimdal_gssapi, (int)(sizeof opts_heimdal_gssapi / sizeof opts_heimdal_gssapi[0])}, false },
         { {"plaintext", opts_plaintext, (int)(sizeof opts_plaintext / sizeof opts_plaintext[0])}, true },
         { {"spa", opts_spa, (int)(sizeof opts_spa / sizeof opts_spa[0])}, false },
-        { {"tls", opts_tls, (int)(sizeof opts_tls / sizeof opts_tls[0])}, true },
+        { {"tls", opts_tls, (int)(sizeof opts_tls / sizeof opts_tls[0])}, false },
     } },
 };

@@ -69,6 +69,8 @@ typedef struct proc_state {
     const char *smtp_active_hostname;
     const char *smtp_command;         /* the command being handled */
     const char *authenticated_id, *authenticated_sender, *sender_host_authenticated;
+    const char *auth_vars[4];         /* $auth1..$auth4 during an authentication (src/auth) */
+    const char *sender_host_auth_pubname;  /* the mechanism the client authenticated with */
     bool host_checking;               /* -bh */
     tls_vars tls_in;                  /* the incoming TLS session ($tls_in_*; cipher NULL: none) */
     tls_vars tls_out;                 /* the smtp transport's ($tls_out_*) */

@@ -45,7 +45,8 @@ enum {
     ERRNO_EXPANDFAIL = -27, ERRNO_UIDFAIL = -29, ERRNO_BADTRANSPORT = -30, ERRNO_UNKNOWNHOST = -32,
     ERRNO_DNSDEFER = -36, ERRNO_RCPT4XX = -44, ERRNO_MAIL4XX = -45, ERRNO_DATA4XX = -46,
     ERRNO_HOST_IS_LOCAL = -50, ERRNO_TAINT = -51, ERRNO_RRETRY = -52, ERRNO_LRETRY = -53,
-    ERRNO_HRETRY = -54, ERRNO_TLSFAILURE = -37, ERRNO_TLSREQUIRED = -38,
+    ERRNO_HRETRY = -54, ERRNO_TLSFAILURE = -37, ERRNO_TLSREQUIRED = -38, ERRNO_AUTHFAIL = -42,
+    ERRNO_AUTHPROB = -48,
 };
 
 /* An automatic reply a filter's mail or vacation command set up (the
@@ -105,6 +106,7 @@ typedef struct address_item {
     const char *tls_cipher;            /* X=: the TLS session it went over (smtp), or NULL */
     const char *tls_peerdn;            /* DN=: the server certificate's subject */
     bool tls_verified;                 /* CV=yes */
+    const char *authenticator;         /* A=: the client authenticator the smtp transport used */
     int port_used;
     const char *smtp_greeting;         /* DSN extra information */
     const char *helo_response;

@@ -200,6 +200,8 @@ static void log_result(dstate *d, const address_item *a, bool more_in_batch)
         if (logsel_on(ls, LS_TLS_PEERDN) && a->tls_peerdn)
             gstr_printf(&g, " DN=\"%s\"", a->tls_peerdn);
     }
+    if (a->authenticator && a->host_used && a->result != ST_DEFER)
+        gstr_printf(&g, " A=%s", a->authenticator);
     double dt = a->delivery_secs;
     if (a->result == ST_OK && a->host_used) {
         if (logsel_on(ls, LS_PIPELINING) && (a->flags & AF_PIPELINING))
@@ -1237,6 +1239,10 @@ static void set_message_vars(dstate *d)
     ps.tls_in.ver = m->tls_ver;
     ps.tls_in.certificate_verified = m->tls_certificate_verified;
     ps.message_smtputf8 = m->smtputf8;
+    ps.sender_host_authenticated = m->host_auth;
+    ps.sender_host_auth_pubname = m->host_auth_pubname;
+    ps.authenticated_id = m->auth_id;
+    ps.authenticated_sender = m->auth_sender;
     ps.body_linecount = m->body_linecount;
     {
         /* $message_size: the headers and the body (the -D file after its id line) */

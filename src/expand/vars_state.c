@@ -95,6 +95,8 @@ const char *vars_state(xs *x, const char *name, bool *known)
         return ps.interface_address ? num(x, ps.interface_port) : "-1";
     if (IS("received_protocol"))
         return or_empty(ps.received_protocol);
+    if (!strncmp(name, "auth", 4) && name[4] >= '1' && name[4] <= '4' && !name[5])
+        return or_empty(ps.auth_vars[name[4] - '1']);
     if (IS("message_smtputf8"))
         return ps.message_smtputf8 ? "yes" : "no";
     /* $tls_in_*, $tls_out_*, and $tls_* (the incoming session's) */

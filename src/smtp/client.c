@@ -307,6 +307,7 @@ void smtp_client_parse_ehlo(smtp_client *c, const char *text)
             else if (n >= 11 && !strncasecmp(p, "IGNOREQUOTA", 11)) c->ignorequota = true;
             else if (n == 8 && !strncasecmp(p, "STARTTLS", 8)) c->starttls = true;
             else if (n == 8 && !strncasecmp(p, "SMTPUTF8", 8)) c->smtputf8 = true;
+            else if (n > 5 && !strncasecmp(p, "AUTH ", 5)) c->auth_mechs = arena_strndup(c->a, p + 5, n - 5);
         }
         first = false;
         p += n + (nl ? 1 : 0);

@@ -25,6 +25,8 @@ typedef struct smtp_client {
     const char *greeting;
     const char *helo_response;
     bool esmtp, pipelining, size, eightbit, dsn, chunking, ignorequota, starttls, smtputf8;
+    const char *auth_mechs;    /* the AUTH keyword's mechanisms, or NULL */
+    const char *authenticator; /* the authenticator this connection authenticated with, or NULL */
     int last_code;
     const char *last_reply;    /* whole reply text, lines joined by "\n" */
     int os_errno;              /* errno of a failed connect or write (ETIMEDOUT: timed out) */

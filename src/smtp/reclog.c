@@ -84,6 +84,14 @@ void log_received(const reclog *r)
         gstr_printf(&g, " I=[%s]:%d", r->iface, r->iface_port);
     gstr_printf(&g, " P=%s", r->protocol);
     log_tls_in(&g);
+    if (ps.sender_host_authenticated) {
+        gstr_printf(&g, " A=%s", ps.sender_host_authenticated);
+        if (ps.authenticated_id) {
+            gstr_printf(&g, ":%s", ps.authenticated_id);
+            if (logsel_on(ls, LS_SMTP_MAILAUTH) && ps.authenticated_sender)
+                gstr_printf(&g, ":%s", ps.authenticated_sender);
+        }
+    }
     gstr_printf(&g, " S=%llu", r->size);
     if (logsel_on(ls, LS_RECEIVE_TIME))
         gstr_printf(&g, " RT=%.3fs", r->receive_secs);

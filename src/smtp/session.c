@@ -23,6 +23,7 @@
 #include "smtp/smtp_cmd.h"
 #include "spool/spool.h"
 #include "tls/tls.h"
+#include "auth/auth.h"
 
 #include "core/timefmt.h"
 #include <ctype.h>
@@ -307,8 +308,9 @@ bool ses_acl_reply(session *s, acl_where where, enum main_opt opt, const char *w
         rcpt_response(s, text);          /* the text alone, as Exim records it */
     ses_reply(s, code, text);
     if (temp) {
-        if (st == ST_ERROR)
-            log_write(LOG_MAIN | LOG_PANIC, "%s %s: ACL error: %s", s->peer, what, r.error ? r.error : "unknown");
+        /* an ACL error is logged as Exim does: the "temporarily rejected"
+         * line with its text (the panic log only gets what the condition
+         * itself put there, e.g. an expansion failure) */
         if (logs)
             log_write(logs, "%s temporarily rejected %s%s%s", who, what, why ? ": " : "", why ? why : "");
         return false;
@@ -346,7 +348,7 @@ static bool arg_is(const char *cmd, const char *verb, const char **rest)
 static void had_command(session *s, const char *cmd)
 {
     static const char *const names[] = { "DATA", "BDAT", "EHLO", "EXPN", "HELO", "HELP", "MAIL",
-                                         "NOOP", "QUIT", "RCPT", "RSET", "VRFY" };
+                                         "NOOP", "QUIT", "RCPT", "RSET", "VRFY", "AUTH", "STARTTLS" };
     const char *rest;
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
         if (arg_is(cmd, names[i], &rest)) {
@@ -417,6 +419,33 @@ static void ehlo_keywords(session *s, gstr *g)
         gstr_cat(g, "PIPELINING\n");
     if (s->pipelining && s->pipe_connect)
         gstr_cat(g, "PIPECONNECT\n");
+    /* AUTH: the authenticators with a server side whose
+     * server_advertise_condition allows it, to hosts in auth_advertise_hosts */
+    s->n_auth_offered = 0;
+    if (cfg->drivers[DC_AUTH] && !ps.sender_host_authenticated && ses_host_in(s, MO_auth_advertise_hosts, "*")) {
+        bool first = true;
+        for (const driver_inst *au = cfg->drivers[DC_AUTH]; au && s->n_auth_offered < 16; au = au->next) {
+            if (!auth_has_server(au))
+                continue;
+            const optval *ac = driver_opt(au, "server_advertise_condition");
+            if (ac && ac->s) {
+                char *out = NULL, *err = NULL;
+                status st = expand_string(ac->s, ps.scratch, &out, &err);
+                if (st == ST_ERROR || st == ST_DEFER)
+                    log_write(LOG_MAIN | LOG_PANIC, "failed to expand \"%s\" (%s authenticator): %s", ac->s, au->name,
+                              err ? err : "");
+                if (st != ST_OK || !*out || !strcasecmp(out, "no") || !strcasecmp(out, "false") || !strcmp(out, "0"))
+                    continue;
+            }
+            gstr_printf(g, "%s %s", first ? "AUTH" : "", auth_public_name(au, ps.scratch));
+            first = false;
+            s->auth_offered[s->n_auth_offered++] = au;
+        }
+        if (!first) {
+            gstr_catc(g, '\n');
+            s->auth_advertised = true;
+        }
+    }
     s->chunking = ses_host_in(s, MO_chunking_advertise_hosts, "*");
     if (s->chunking)
         gstr_cat(g, "CHUNKING\n");
@@ -539,8 +568,9 @@ static cmd_rc cmd_helo(session *s, bool ehlo, const char *arg)
  * before it for -bs */
 static void set_protocol(session *s)
 {
-    ps.received_protocol = arena_printf(ps.conn, "%s%s%s", s->p->remote_ip ? "" : "local-", s->esmtp ? "esmtp" : "smtp",
-                                        s->tls ? "s" : "");
+    ps.received_protocol = arena_printf(ps.conn, "%s%s%s%s", s->p->remote_ip ? "" : "local-",
+                                        s->esmtp ? "esmtp" : "smtp", s->tls ? "s" : "",
+                                        ps.sender_host_authenticated ? "a" : "");
 }
 
 /* Start TLS on the connection (after go_ahead, if not NULL); what was
@@ -586,6 +616,107 @@ static bool tls_on_connect_port(int port)
     return false;
 }
 
+/* ---- AUTH ------------------------------------------------------------------ */
+
+/* The authenticator's way to the client: "334 <base64>", then its line. */
+static bool auth_challenge(void *ctx, const char *data, size_t len, const char **line)
+{
+    session *s = ctx;
+    ses_reply(s, "334", auth_b64encode(data, len, ps.scratch));
+    io_flush(&s->io);
+    gstr g;
+    gstr_init(&g, ps.scratch, 256);
+    bool too_long, bare_lf;
+    if (io_read_line(&s->io, &g, SMTP_CMD_MAX, &too_long, &bare_lf) < 0)
+        return false;
+    *line = g.s;
+    return true;
+}
+
+/* AUTH <mechanism> [initial-response] (RFC 4954), Exim's way: only when
+ * advertised, once, outside a transaction; then server_set_id gives
+ * $authenticated_id and the protocol gets its "a". */
+static cmd_rc cmd_auth(session *s, const char *arg)
+{
+    if (!s->auth_advertised)
+        return ses_synprot(s, false, "503", "AUTH command used when not advertised") ? CMD_NEXT : CMD_DROP;
+    if (ps.sender_host_authenticated)
+        return ses_synprot(s, false, "503", "already authenticated") ? CMD_NEXT : CMD_DROP;
+    if (s->mail_given)
+        return ses_synprot(s, false, "503", "not permitted in mail transaction") ? CMD_NEXT : CMD_DROP;
+    size_t n = 0;
+    while (arg[n] && !isspace((unsigned char)arg[n])) {
+        if (!isalnum((unsigned char)arg[n]) && arg[n] != '-' && arg[n] != '_')
+            return ses_synprot(s, true, "501", "invalid character in authentication mechanism name") ? CMD_NEXT
+                                                                                                    : CMD_DROP;
+        n++;
+    }
+    const char *mech = arena_strndup(ps.scratch, arg, n);
+    const char *initial = arg[n] ? arg + n : NULL;
+    while (initial && isspace((unsigned char)*initial))
+        initial++;
+    if (initial && !*initial)
+        initial = NULL;
+    const driver_inst *au = NULL;
+    for (int i = 0; i < s->n_auth_offered && !au; i++)
+        if (!strcasecmp(auth_public_name(s->auth_offered[i], ps.scratch), mech))
+            au = s->auth_offered[i];
+    if (!au)
+        return ses_synprot(s, false, "504", arena_printf(ps.scratch, "%s authentication mechanism not supported", mech))
+                   ? CMD_NEXT : CMD_DROP;
+    auth_chan ch = { auth_challenge, s };
+    const char *why = NULL;
+    auth_rc rc = auth_server(au, initial, &ch, ps.scratch, &why);
+    if (rc == AUTH_LOST)
+        return CMD_DROP;
+    /* server_set_id, with $auth1.. still set */
+    const char *set_id = NULL;
+    const optval *si = driver_opt(au, "server_set_id");
+    if (si && si->s) {
+        char *out = NULL, *err = NULL;
+        if (expand_string(si->s, ps.scratch, &out, &err) == ST_OK)
+            set_id = out;
+        else if (rc == AUTH_OK) {
+            rc = AUTH_DEFER;
+            why = arena_printf(ps.scratch, "failed to expand server_set_id: %s", err ? err : "");
+        }
+    }
+    for (int i = 0; i < 4; i++)
+        ps.auth_vars[i] = NULL;
+    const char *sid = set_id && *set_id ? arena_printf(ps.scratch, " (set_id=%s)", set_id) : "";
+    const char *reply, *logmsg;
+    switch (rc) {
+    case AUTH_OK:
+        ps.authenticated_id = set_id ? arena_strdup(ps.conn_t, set_id) : NULL;
+        ps.sender_host_authenticated = au->name;
+        ps.sender_host_auth_pubname = auth_public_name(au, ps.conn);
+        s->auth_by = au;
+        set_protocol(s);
+        ses_reply(s, "235", "Authentication succeeded");
+        return CMD_NEXT;
+    case AUTH_DEFER:
+        reply = "435 Unable to authenticate at present";
+        logmsg = arena_printf(ps.scratch, "%s%s: %s", reply, sid, why ? why : "");
+        break;
+    case AUTH_BAD64:
+        reply = logmsg = "501 Invalid base64 data";
+        break;
+    case AUTH_CANCELLED:
+        reply = logmsg = "501 Authentication cancelled";
+        break;
+    case AUTH_UNEXPECTED:
+        reply = logmsg = "553 Initial data not expected";
+        break;
+    default:
+        reply = "535 Incorrect authentication data";
+        logmsg = arena_printf(ps.scratch, "%s%s", reply, sid);
+        break;
+    }
+    ses_reply(s, arena_strndup(ps.scratch, reply, 3), reply + 4);
+    log_write(LOG_MAIN | LOG_REJECT, "%s authenticator failed for %s: %s", au->name, s->peer, logmsg);
+    return CMD_NEXT;
+}
+
 /* The answer before the handshake, in clear. */
 static void go_ahead(void *arg)
 {
@@ -607,6 +738,7 @@ static cmd_rc cmd_starttls(session *s, const char *arg)
     io_flush(&s->io);
     status st = ST_OK;
     if (start_tls_go(s, go_ahead, &st)) {
+        ps.sender_host_authenticated = ps.authenticated_id = ps.sender_host_auth_pubname = NULL;   /* (RFC 3207) */
         if (!cfg_bool(MO_tls_remember_esmtp))
             s->helo_seen = s->esmtp = s->pipelining = false;
         if (ps.sender_helo_name) {
@@ -750,6 +882,30 @@ static cmd_rc cmd_mail(session *s, const char *arg)
     }
     if (*ma.address && !strchr(ma.address, '@'))
         ma.address = arena_printf(ps.conn_t, "%s@%s", ma.address, cfg_str(MO_qualify_domain));
+    /* AUTH=: the authenticated sender, from an authenticated client whose
+     * server_mail_auth_condition allows it; otherwise ignored (and logged) */
+    ps.authenticated_sender = NULL;
+    if (ma.auth && strcmp(ma.auth, "<>") != 0) {
+        char *as = NULL;
+        if (smtp_xtext_decode(ma.auth, ps.conn_t, &as) < 0)
+            return ses_synprot(s, true, "501", "invalid data for AUTH") ? CMD_NEXT : CMD_DROP;
+        const char *ignore = NULL;
+        if (!ps.sender_host_authenticated) {
+            ignore = "client not authenticated";
+        } else if (s->auth_by && driver_opt(s->auth_by, "server_mail_auth_condition") &&
+                   driver_opt(s->auth_by, "server_mail_auth_condition")->s) {
+            const char *why = NULL;
+            if (auth_check_condition(s->auth_by, "server_mail_auth_condition", ps.scratch, &why) != AUTH_OK)
+                ignore = ps.authenticated_id
+                    ? arena_printf(ps.scratch, "server_mail_auth_condition failed: authenticated ID=\"%s\"",
+                                   ps.authenticated_id)
+                    : "server_mail_auth_condition failed";
+        }
+        if (ignore)
+            log_write(LOG_MAIN, "ignoring AUTH=%s from %s (%s)", ma.auth, s->peer, ignore);
+        else
+            ps.authenticated_sender = as;
+    }
     s->sender = ps.sender_address = ma.address;
     s->dsn_ret = ma.ret;
     s->dsn_envid = ma.envid;
@@ -881,6 +1037,8 @@ static cmd_rc command(session *s, const char *cmd)
         return cmd_quit(s);
     if (arg_is(cmd, "STARTTLS", &arg))
         return cmd_starttls(s, arg);
+    if (arg_is(cmd, "AUTH", &arg))
+        return cmd_auth(s, arg);
     if (arg_is(cmd, "RSET", &arg)) {
         ses_reset_transaction(s);
         ses_reply(s, "250", "Reset OK");

@@ -39,6 +39,7 @@ void ses_reset_transaction(session *s)
     s->dsn_ret = 0;
     s->dsn_envid = NULL;
     s->smtputf8 = ps.message_smtputf8 = false;
+    ps.authenticated_sender = NULL;
     s->rcpt_count = s->rcpt_rejected = 0;
     s->rcpt_resp = NULL;
     s->rcpt_resp_differs = s->rcpt_in_progress = false;
@@ -80,6 +81,10 @@ static spool_msg *new_message(session *s)
     m->tls_sni = ps.tls_in.sni;
     m->tls_ver = ps.tls_in.ver;
     m->smtputf8 = s->smtputf8;
+    m->host_auth = ps.sender_host_authenticated;
+    m->host_auth_pubname = ps.sender_host_auth_pubname;
+    m->auth_id = ps.authenticated_id;
+    m->auth_sender = ps.authenticated_sender;
     m->ident = s->ident;                 /* -bs: the caller's login (from the passwd file: untainted) */
     m->allow_unqualified_sender = s->unqualified_sender;
     m->allow_unqualified_recipient = s->unqualified_recipient;

@@ -29,6 +29,10 @@ typedef struct session {
     bool esmtp, helo_seen, pipelining, pipe_connect, dsn_advertised, chunking;
     bool tls_advertised;          /* STARTTLS was in an EHLO reply */
     bool smtputf8_advertised;     /* ... and SMTPUTF8 */
+    bool auth_advertised;         /* ... and AUTH */
+    const struct driver_inst *auth_by;   /* the authenticator the client authenticated with */
+    const struct driver_inst *auth_offered[16];   /* the authenticators advertised */
+    int n_auth_offered;
     bool smtputf8;                /* the transaction's MAIL had SMTPUTF8 */
     struct tls_conn *tls;         /* the TLS session after STARTTLS, or NULL */
     bool log_conn, enforce_sync;  /* per connection, from the host lists */

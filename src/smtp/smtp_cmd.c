@@ -85,18 +85,34 @@ static const char *param(const char **pp, arena *a, const char **key, const char
     return NULL;
 }
 
-static bool xtext_ok(const char *s)
+
+
+long smtp_xtext_decode(const char *in, arena *a, char **out)
 {
-    for (const char *p = s; *p; p++) {
-        if (*p < 33 || *p > 126 || *p == '=')
-            return false;
+    char *r = arena_alloc(a, strlen(in) + 1);
+    size_t o = 0;
+    for (const char *p = in; *p; p++) {
         if (*p == '+') {
             if (!isxdigit((unsigned char)p[1]) || !isxdigit((unsigned char)p[2]))
-                return false;
+                return -1;
+            char hex[3] = { p[1], p[2], 0 };
+            r[o++] = (char)strtol(hex, NULL, 16);
             p += 2;
+        } else if (*p < 33 || *p > 126 || *p == '=') {
+            return -1;
+        } else {
+            r[o++] = *p;
         }
     }
-    return true;
+    r[o] = '\0';
+    *out = r;
+    return (long)o;
+}
+
+static bool xtext_ok(const char *s, arena *a)
+{
+    char *x;
+    return smtp_xtext_decode(s, a, &x) >= 0;
 }
 
 const char *smtp_parse_mail(const char *arg, bool esmtp, arena *a, smtp_mail_args *out)
@@ -139,7 +155,7 @@ const char *smtp_parse_mail(const char *arg, bool esmtp, arena *a, smtp_mail_arg
         } else if (!strcasecmp(k, "ENVID")) {
             if (out->envid)
                 return "ENVID given twice";
-            if (!v || !*v || strlen(v) > 100 || !xtext_ok(v))
+            if (!v || !*v || strlen(v) > 100 || !xtext_ok(v, a))
                 return "malformed ENVID";
             out->envid = v;
         } else if (!strcasecmp(k, "AUTH")) {
@@ -193,7 +209,7 @@ const char *smtp_parse_rcpt(const char *arg, arena *a, smtp_rcpt_args *out)
                     s++;
             }
         } else if (!strcasecmp(k, "ORCPT")) {
-            if (out->orcpt || !v || !strchr(v, ';') || strlen(v) > 500 || !xtext_ok(strchr(v, ';') + 1))
+            if (out->orcpt || !v || !strchr(v, ';') || strlen(v) > 500 || !xtext_ok(strchr(v, ';') + 1, a))
                 return "malformed ORCPT";
             out->orcpt = v;
         } else {

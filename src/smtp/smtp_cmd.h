@@ -27,6 +27,9 @@ typedef struct smtp_rcpt_args {
 } smtp_rcpt_args;
 
 const char *smtp_parse_mail(const char *arg, bool esmtp, arena *a, smtp_mail_args *out);
+/* xtext (RFC 3461 4): "+XX" stands for a byte.  The length, or -1 for
+ * malformed text. */
+long smtp_xtext_decode(const char *in, arena *a, char **out);
 const char *smtp_parse_rcpt(const char *arg, arena *a, smtp_rcpt_args *out);
 
 #endif

@@ -248,6 +248,7 @@ status spool_write_header_file(FILE *f, const spool_msg *m)
         var_line(f, "host_name", m->host_name);
     }
     var_line(f, "host_auth", m->host_auth);
+    var_line(f, "host_auth_pubname", m->host_auth_pubname);
     if (m->interface_address)
         fprintf(f, "-%sinterface_address [%s]:%d\n", is_tainted(m->interface_address) ? "-" : "",
                 m->interface_address, m->interface_port);

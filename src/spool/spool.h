@@ -61,7 +61,7 @@ typedef struct spool_msg {
     int host_port, interface_port;
     bool host_lookup_failed;
     const char *ident, *received_protocol, *active_hostname;
-    const char *auth_id, *auth_sender, *host_auth;
+    const char *auth_id, *auth_sender, *host_auth, *host_auth_pubname;
     const char *tls_cipher, *tls_peerdn, *tls_sni, *tls_ver;
     bool tls_certificate_verified;
     bool smtputf8;            /* -smtputf8: an international message (MAIL ... SMTPUTF8) */

@@ -242,6 +242,7 @@ status spool_read_header(const spool_settings *ss, const char *id, arena *a, spo
         else if (NAME("auth_id")) STR(auth_id);
         else if (NAME("auth_sender")) STR(auth_sender);
         else if (NAME("host_auth")) STR(host_auth);
+        else if (NAME("host_auth_pubname")) STR(host_auth_pubname);
         else if (NAME("tls_cipher")) STR(tls_cipher);
         else if (NAME("tls_peerdn")) STR(tls_peerdn);
         else if (NAME("tls_sni")) STR(tls_sni);

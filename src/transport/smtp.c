@@ -20,6 +20,7 @@
 #include "route/route.h"
 #include "smtp/client.h"
 #include "tls/tls.h"
+#include "auth/auth.h"
 #include "transport/smtp_wait.h"
 
 #include <arpa/inet.h>
@@ -310,6 +311,7 @@ static void mark_host(sess *s, address_item *a)
     a->tls_cipher = ti ? ti->cipher : NULL;
     a->tls_peerdn = ti ? ti->peerdn : NULL;
     a->tls_verified = ti && ti->certificate_verified;
+    a->authenticator = s->c.authenticator;
 }
 
 /* Exim's set_errno: every address still open in this attempt gets the
@@ -734,8 +736,86 @@ static status start_tls(sess *s, const char *helo)
     s->helo_response = s->c.helo_response = rp.first_line;
     s->c.pipelining = s->c.size = s->c.eightbit = s->c.dsn = s->c.chunking = s->c.ignorequota = s->c.starttls =
         s->c.smtputf8 = false;
+    s->c.auth_mechs = NULL;
     ehlo_features(s, rp.text);
     return ST_OK;
+}
+
+/* The authenticator's way to the server. */
+static bool auth_command(void *ctx, const char *line, int *code, const char **text)
+{
+    sess *s = ctx;
+    smtp_reply rp;
+    if (smtp_client_send(&s->c, "%s\r\n", line) != ST_OK || smtp_client_read(&s->c, &rp) != ST_OK) {
+        *code = 0;
+        *text = s->c.last_reply;
+        return false;
+    }
+    *code = rp.code;
+    *text = rp.code == 334 ? rp.text : rp.first_line + (strlen(rp.first_line) > 4 ? 4 : 0);
+    return true;
+}
+
+/* Does the server offer mechanism name (in its AUTH keyword)? */
+static bool offers(const char *mechs, const char *name)
+{
+    size_t n = strlen(name);
+    for (const char *p = mechs; p && *p;) {
+        while (*p == ' ')
+            p++;
+        size_t k = strcspn(p, " ");
+        if (k == n && !strncasecmp(p, name, n))
+            return true;
+        p += k;
+    }
+    return false;
+}
+
+/* SMTP AUTH for hosts in hosts_try_auth or hosts_require_auth: each
+ * authenticator with a client side whose mechanism the server offers, in
+ * the configuration's order, until one works.  A 5xx moves on to the next
+ * (logged); a 4xx or a lost connection ends the attempt at this host.
+ * hosts_require_auth and no success: deferred. */
+static status authenticate(sess *s)
+{
+    run *r = s->r;
+    arena *a = r->ctx->a;
+    bool require = host_in(r, "hosts_require_auth", s->h);
+    if (!require && !host_in(r, "hosts_try_auth", s->h))
+        return ST_OK;
+    const char *why = "server did not advertise AUTH support";
+    if (s->c.auth_mechs && s->c.esmtp) {
+        why = "no common mechanisms were found";
+        auth_client_chan ch = { auth_command, s };
+        for (const driver_inst *au = cfg->drivers[DC_AUTH]; au; au = au->next) {
+            if (!auth_has_client(au) || !offers(s->c.auth_mechs, auth_public_name(au, a)))
+                continue;
+            why = "authentication attempt(s) failed";
+            const char *msg = NULL;
+            auth_rc rc = auth_client(au, &ch, a, &msg);
+            if (rc == AUTH_OK) {
+                s->c.authenticator = au->name;
+                return ST_OK;
+            }
+            if (rc == AUTH_ERROR) {
+                set_open(s, ST_DEFER, ERRNO_AUTHPROB, msg, false, true);
+                quit_close(&s->c);
+                return ST_DEFER;
+            }
+            if (rc == AUTH_DEFER) {
+                smtp_reply rp = { .code = s->c.last_code, .text = s->c.last_reply, .first_line = s->c.last_reply };
+                return setup_failed(s, s->c.last_code ? &rp : NULL, F_READ, arena_printf(a, "AUTH %s",
+                                                                                       auth_public_name(au, a)));
+            }
+            log_write(LOG_MAIN, "%s %s authenticator failed H=%s [%s] %s", r->ctx->m->id, au->name, s->h->name,
+                      s->h->address, msg ? msg : "");
+        }
+    }
+    if (!require)
+        return ST_OK;
+    set_open(s, ST_DEFER, ERRNO_AUTHFAIL, arena_printf(a, "authentication required but %s", why), false, true);
+    quit_close(&s->c);
+    return ST_DEFER;
 }
 
 static status open_session(sess *s)
@@ -842,7 +922,8 @@ static status open_session(sess *s)
         if (s->c.ignorequota && !(r->lmtp && tp_opt_bool(r->t, "lmtp_ignore_quota")))
             s->c.ignorequota = false;
     }
-    return r->lmtp ? ST_OK : start_tls(s, helo);
+    status st = r->lmtp ? ST_OK : start_tls(s, helo);
+    return st == ST_OK ? authenticate(s) : st;
 }
 
 /* The MAIL command's text (without CRLF). */
@@ -872,11 +953,22 @@ static const char *mail_command(sess *s)
      * as it is, Exim's utf8_downconvert = -1 for ASCII addresses) */
     if (m->smtputf8 && s->c.smtputf8)
         gstr_cat(&g, " SMTPUTF8");
+    /* (AUTH= goes last, below) */
     if (s->c.dsn) {
         if (m->dsn_ret)
             gstr_printf(&g, " RET=%s", m->dsn_ret == SPOOL_RET_HDRS ? "HDRS" : "FULL");
         if (m->dsn_envid)
             gstr_printf(&g, " ENVID=%s", m->dsn_envid);
+    }
+    /* an authenticated connection passes on the message's authenticated
+     * sender (xtext) */
+    if (s->c.authenticator && ps.authenticated_sender && *ps.authenticated_sender) {
+        gstr_cat(&g, " AUTH=");
+        for (const unsigned char *p = (const unsigned char *)ps.authenticated_sender; *p; p++)
+            if (*p < 33 || *p > 126 || *p == '+' || *p == '=')
+                gstr_printf(&g, "+%02X", *p);
+            else
+                gstr_catc(&g, (char)*p);
     }
     return g.s;
 }

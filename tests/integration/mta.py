@@ -24,6 +24,39 @@ exim_user = root
 """
 
 
+def send_through_smtp_transport(binary, directory, port, transport_opts="", host="localhost", sender="a@sender.example",
+                                tail=""):
+    """Deliver one message at once (-odi) from a postern whose only router
+    sends everything with an smtp transport (options transport_opts) to
+    host:port; tail is added after the retry section (authenticators).
+    Returns that postern's main log."""
+    d = pathlib.Path(directory)
+    d.mkdir(parents=True, exist_ok=True)
+    (d / "c.conf").write_text(f"""\
+primary_hostname = sender.example
+spool_directory = {d}/spool
+log_file_path = {d}/%slog
+exim_user = root
+begin routers
+out:
+  driver = manualroute
+  route_list = * {host} byname
+  transport = t
+  self = send
+begin transports
+t:
+  driver = smtp
+  port = {port}
+  allow_localhost
+{transport_opts}begin retry
+* * F,1h,10m
+{tail}""")
+    r = subprocess.run([binary, "-C", str(d / "c.conf"), "-odi", "-f", sender, "u@remote.example"],
+                       input="Subject: out\n\nhello\n", capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    return (d / "mainlog").read_text()
+
+
 def free_port():
     s = socket.socket()
     s.bind(("127.0.0.1", 0))
@@ -36,6 +69,7 @@ class Daemon:
     def __init__(self, binary, tmp_path, extra_config="acl_smtp_rcpt = accept\n", port=None, queue_only=True):
         self.binary = binary
         self.dir = pathlib.Path(tmp_path)
+        self.dir.mkdir(parents=True, exist_ok=True)
         self.spool = self.dir / "spool"
         self.port = port or free_port()
         self.config = self.dir / "postern.conf"
@@ -83,6 +117,15 @@ class Daemon:
     def data_file(self, msgid):
         return (self.spool / "input" / f"{msgid}-D").read_bytes()
 
+    def wait_log(self, text, limit=10):
+        """Wait (at most limit seconds) until the main log holds text."""
+        deadline = time.time() + limit
+        while time.time() < deadline:
+            if text in self.mainlog():
+                return True
+            time.sleep(0.05)
+        return False
+
     def mainlog(self):
         p = self.spool / "log" / "mainlog"
         return p.read_text(errors="replace") if p.exists() else ""
@@ -123,13 +166,18 @@ class Client:
 def exim_log_as_499(line):
     """Debian's Exim is 4.96; Exim 4.99 (what postern follows) writes a
     failure line's reason after " : " instead of ": ".  Convert a 4.96
-    "**" line (not the retry-timeout form, which did not change), and the
-    "no recipients found in headers" line that 4.96 gave its id twice."""
+    "**" line (not the retry-timeout form, which did not change), the
+    "no recipients found in headers" line that 4.96 gave its id twice, and
+    the client of a failed AUTH, which 4.99 gives its H= or U= flag."""
     import re
     # 4.96 wrote the message id twice in "ID ID no recipients found in headers"
     d = re.match(r"^(.*?)(\S+) \2 ((?:no recipients|bad addresses) found in headers)$", line)
     if d:
         return d.group(1) + d.group(2) + " " + d.group(3)
+    # 4.99 names the client of a failed AUTH with its H=/U= flag
+    a = re.match(r"^(.*? authenticator failed for )(?!H=|U=)(.*?)(: \d{3} .*)$", line)
+    if a:
+        return a.group(1) + ("H=" if "[" in a.group(2) else "U=") + a.group(2) + a.group(3)
     m = re.match(r"^(.*?\*\* )(.*)$", line)
     if not m or line.endswith(": retry timeout exceeded") or ": " not in m.group(2):
         return line

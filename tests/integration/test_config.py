@@ -177,8 +177,8 @@ REFUSED = [
     (ROUTERS + "  include_directory = /etc/lists\n", 5, "option \"include_directory\"", "left unset"),
     # forbid_smtp_code matters only where :fail: or :defer: is allowed
     (ROUTERS + "  forbid_smtp_code = true\n  allow_fail\n", 5, "option \"forbid_smtp_code\"", "false (its default)"),
-    (AUTH + "  public_name = PLAIN\n", 4, "option \"public_name\" (authenticator \"a\", driver plaintext)",
-     "left unset"),
+    (AUTH + "  client_condition = ${if def:tls_out_cipher}\n", 4,
+     "option \"client_condition\" (authenticator \"a\", driver plaintext)", "left unset"),
 ]
 
 

@@ -438,7 +438,7 @@ def run_mta(binary, conf, steps, files, peer_opts, keep_dsn_info=False):
         for lg in ("mainlog", "rejectlog", "paniclog"):
             p = d / lg
             logs[lg] = p.read_text() if p.exists() else ""
-            if binary == EXIM and lg in ("mainlog", "paniclog"):
+            if binary == EXIM and lg in ("mainlog", "paniclog", "rejectlog"):
                 # postern follows Exim 4.99, whose failure lines differ from 4.96's in one separator
                 logs[lg] = "".join(exim_log_as_499(l) + "\n" for l in logs[lg].splitlines())
             norm.learn_ids(logs[lg])

@@ -654,3 +654,39 @@ def test_smtputf8_forwarded_to_a_peer_that_offers_it(postern_bin):
         smtp(postern_bin, [bs("EHLO client.example", "MAIL FROM:<s@test.example> SMTPUTF8", "RCPT TO:<r1@remote.example>",
                               "DATA", "From: s@test.example", "", "body", ".", "QUIT")],
              conf=remote(main="acl_smtp_rcpt = accept\n"), files=OPEN_LOGS, ext=ext)
+
+
+def test_warn_log_message_from_a_local_caller(postern_bin):
+    """A warn verb's log_message in a -bs session names the caller by login (Exim's host_and_ident)."""
+    check(postern_bin, simple("", main="acl_smtp_rcpt = rcpt\n") + """\
+begin acl
+rcpt:
+  warn log_message = checking $local_part
+  accept
+""", [bs("EHLO client.example", "MAIL FROM:<s@test.example>", "RCPT TO:<alice@test.example>", "QUIT")])
+
+
+# --------------------------------------------------------------------------
+# SMTP AUTH
+
+from test_auth import AUTHENTICATORS as AUTHS  # noqa: E402  (PLAIN, LOGIN, CRAM-MD5)
+
+
+def b64(s):
+    import base64
+    return base64.b64encode(s.encode()).decode()
+
+
+def test_auth_plain_and_login_over_bs(postern_bin):
+    """AUTH in -bs sessions: refused, accepted (esmtpa, A= in the log, -H lines), LOGIN's prompts, and the errors."""
+    check(postern_bin, simple("", main="acl_smtp_rcpt = accept\n") + AUTHS,
+          [bs("EHLO client.example", "AUTH PLAIN " + b64("\0bob\0wrong"), "AUTH PLAIN " + b64("\0bob\0s3cret"),
+              "AUTH PLAIN " + b64("\0bob\0s3cret"), "MAIL FROM:<s@test.example> AUTH=bob+40test.example",
+              "RCPT TO:<alice@test.example>",
+              "DATA", "From: s@test.example", "", "body", ".", "QUIT", args=("-odq",)),
+           bs("EHLO client.example", "AUTH LOGIN", b64("bob"), b64("s3cret"), "QUIT"),
+           bs("EHLO client.example", "AUTH PLAIN", "*", "AUTH NOSUCH", "AUTH PLAIN !!!", "AUTH P@AIN",
+              "MAIL FROM:<s@test.example> AUTH=a+zz", "MAIL FROM:<s@test.example> AUTH=x+40y.example", "AUTH PLAIN",
+              "QUIT"),
+           bs("HELO client.example", "AUTH PLAIN " + b64("\0bob\0s3cret"), "QUIT"),
+           cli("-Mvh", "{id0}")])

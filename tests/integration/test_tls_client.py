@@ -15,7 +15,7 @@ import time
 
 import pytest
 
-from mta import Daemon
+from mta import Daemon, send_through_smtp_transport
 
 OPENSSL = shutil.which("openssl") or "openssl"      # (tests/deps.sh installs it)
 
@@ -45,33 +45,9 @@ def receiver(postern_bin, tmp_path, pki, extra=""):
 
 
 def send(postern_bin, tmp_path, port, transport_opts="", host="localhost"):
-    """Deliver one message at once (-odi) through an smtp transport to the
+    """Deliver one message at once through an smtp transport to the
     receiver; returns the sender's main log."""
-    d = tmp_path / "sender"
-    d.mkdir(parents=True, exist_ok=True)
-    (d / "c.conf").write_text(f"""\
-primary_hostname = sender.example
-spool_directory = {d}/spool
-log_file_path = {d}/%slog
-exim_user = root
-begin routers
-out:
-  driver = manualroute
-  route_list = * {host} byname
-  transport = t
-  self = send
-begin transports
-t:
-  driver = smtp
-  port = {port}
-  allow_localhost
-{transport_opts}begin retry
-* * F,1h,10m
-""")
-    r = subprocess.run([postern_bin, "-C", str(d / "c.conf"), "-odi", "-f", "a@sender.example", "u@remote.example"],
-                       input="Subject: out\n\nhello\n", capture_output=True, text=True, timeout=60)
-    assert r.returncode == 0, r.stderr
-    return (d / "mainlog").read_text()
+    return send_through_smtp_transport(postern_bin, tmp_path / "sender", port, transport_opts, host)
 
 
 def received(d, limit=10):

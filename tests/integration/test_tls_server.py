@@ -16,7 +16,6 @@ import smtplib
 import socket
 import ssl
 import subprocess
-import time
 
 import pytest
 
@@ -70,15 +69,6 @@ def send_tls(port, ctx, server_hostname=None, rcpt="u@test.example"):
         after = s.ehlo("client.test.example")[1].decode()
         s.sendmail("a@example.org", [rcpt], MSG)
     return before, after
-
-
-def wait_log(d, text, limit=10):
-    deadline = time.time() + limit
-    while time.time() < deadline:
-        if text in d.mainlog():
-            return True
-        time.sleep(0.05)
-    return False
 
 
 ACL = """\
@@ -147,7 +137,7 @@ def test_a_wrong_certificate_file_gives_454(postern_bin, tmp_path, pki):
             assert (code, text) == (454, b"TLS currently unavailable")
             # the session goes on in clear
             assert s.docmd("NOOP")[0] == 250
-        assert wait_log(d, "TLS error on connection from (client.test.example) [127.0.0.1] "
+        assert d.wait_log("TLS error on connection from (client.test.example) [127.0.0.1] "
                            f"(SSL_CTX_use_certificate_chain_file file={tmp_path}/missing.pem): ")
 
 
@@ -170,7 +160,7 @@ def test_client_certificates(postern_bin, tmp_path, pki):
         h = d.header_file(mid)
         with pytest.raises((ssl.SSLError, smtplib.SMTPException, ConnectionError, OSError)):
             send_tls(d.port, client_ctx())           # no certificate: the handshake fails
-        assert wait_log(d, "TLS error on connection from (client.test.example) [127.0.0.1] (SSL_accept): ")
+        assert d.wait_log("TLS error on connection from (client.test.example) [127.0.0.1] (SSL_accept): ")
         log = d.mainlog()
     assert re.search(r'P=esmtps X=\S+ CV=yes DN="/O=Tests/CN=client\.test\.example" S=', log), log
     assert "verified=1 dn=/O=Tests/CN=client.test.example" in h and "-tls_certificate_verified\n" in h
@@ -218,7 +208,7 @@ def test_a_failed_handshake_leaves_only_quit(postern_bin, tmp_path):
         raw, f = starttls_raw(d.port, b"STARTTLS\r\n")
         assert f.readline() == b"220 TLS go ahead\r\n"
         raw.sendall(b"\x16\x03\x01\x00\x05hello\r\n")         # a TLS record header, then nonsense
-        assert wait_log(d, "TLS error on connection from (client.test.example) [127.0.0.1] (SSL_accept): ")
+        assert d.wait_log("TLS error on connection from (client.test.example) [127.0.0.1] (SSL_accept): ")
         raw.sendall(b"NOOP\r\nMAIL FROM:<a@example.org>\r\nQUIT\r\n")
         replies = []
         while True:
@@ -245,7 +235,7 @@ def test_openssl_s_client(postern_bin, tmp_path, pki):
                                  "DATA\r\nSubject: s\r\n\r\nx\r\n.\r\nQUIT\r\n",
                            capture_output=True, text=True, timeout=30)
         assert "250 OK id=" in r.stdout, r.stdout + r.stderr
-        assert wait_log(d, "P=esmtps X=TLS1.2:ECDHE-ECDSA-AES128-GCM-SHA256:128 S=")
+        assert d.wait_log("P=esmtps X=TLS1.2:ECDHE-ECDSA-AES128-GCM-SHA256:128 S=")
 
 
 def test_tls_on_connect_port(postern_bin, tmp_path):
@@ -269,4 +259,4 @@ def test_tls_on_connect_port(postern_bin, tmp_path):
             got = b""
         assert not got.startswith(b"220")
         raw.close()
-        assert wait_log(d, "TLS error on connection from [127.0.0.1] (SSL_accept): ")
+        assert d.wait_log("TLS error on connection from [127.0.0.1] (SSL_accept): ")

@@ -82,7 +82,7 @@ static void test_errors(void)
         { "log_selector = +subject +nosuch_selector\n", 1, "unknown log_selector setting: +nosuch_selector" },
         { "log_selector = subject\n", 1, "unknown log_selector setting: subject" },
         { "tls_crl = /c.pem\n", 1, "main option \"tls_crl\" is not implemented by postern yet" },
-        { "auth_advertise_hosts = a\n", 1, "its default (\"*\") or left empty" },
+        { "limits_advertise_hosts = a\n", 1, "its default (\"*\") or left empty" },
         { "begin transports\nt1:\n  driver = smtp\n  tls_crl = /c.pem\n", 4,
           "option \"tls_crl\" (transport \"t1\", driver smtp) is not implemented by postern yet" },
         { "begin routers\nr1:\n  driver = redirect\n  allow_defer\n  forbid_smtp_code\n", 5,
